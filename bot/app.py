@@ -1,0 +1,107 @@
+"""Wiring: the PTB Application, its handlers, and the services that live as long as it does."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import BotCommand, BotCommandScopeAllPrivateChats
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.config import Settings
+from bot.i18n import LANGS, t
+from bot.providers.factory import build_provider, make_http_client
+from bot.services.generation import GenerationLimits, GenerationService
+from bot.storage.blobs import BlobStore
+from bot.storage.db import create_engine, create_sessionmaker
+from bot.telegram.context import SERVICES_KEY, ProgressTimings, Services
+from bot.telegram.errors import on_error
+from bot.telegram.handlers import callbacks, commands, private
+
+log = logging.getLogger(__name__)
+
+PRIVATE_COMMANDS = ("start", "help", "new")
+
+
+def build_application(
+    settings: Settings, *, progress: ProgressTimings | None = None, rate_limiter: bool = True
+) -> Application:  # type: ignore[type-arg]
+    """The Application `python -m bot` runs; tests build exactly this one."""
+    root = settings.telegram_api_url
+    builder = (
+        ApplicationBuilder()
+        .token(settings.token)
+        .base_url(f"{root}/bot")
+        .base_file_url(f"{root}/file/bot")
+        .concurrent_updates(True)
+        .media_write_timeout(120.0)
+        .read_timeout(30.0)
+        .post_init(_open_services(settings, progress or ProgressTimings()))
+        .post_shutdown(_close_services)
+    )
+    if rate_limiter:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+    app = builder.build()
+    add_handlers(app)
+    return app
+
+
+def add_handlers(app: Application) -> None:  # type: ignore[type-arg]
+    private_chat = filters.ChatType.PRIVATE
+    app.add_handler(CommandHandler("start", commands.cmd_start, filters=private_chat))
+    app.add_handler(CommandHandler("help", commands.cmd_help, filters=private_chat))
+    app.add_handler(CommandHandler("new", commands.cmd_new, filters=private_chat))
+    app.add_handler(MessageHandler(private_chat & filters.COMMAND, commands.cmd_unknown))
+    app.add_handler(MessageHandler(private_chat & filters.TEXT, private.on_text))
+    app.add_handler(MessageHandler(private_chat & filters.ANIMATION, private.on_animation))
+    app.add_handler(
+        MessageHandler(private_chat & (filters.PHOTO | filters.Document.ALL), private.on_image)
+    )
+    app.add_handler(MessageHandler(private_chat & ~filters.StatusUpdate.ALL,
+                                   private.on_unsupported))
+    app.add_handler(CallbackQueryHandler(callbacks.on_original, pattern=r"^orig:\d+$"))
+    app.add_error_handler(on_error)
+
+
+def _open_services(settings: Settings, progress: ProgressTimings):  # type: ignore[no-untyped-def]
+    async def post_init(app: Application) -> None:  # type: ignore[type-arg]
+        engine = create_engine(settings.database_url)
+        http = make_http_client()
+        blobs = BlobStore(settings.blobs_dir)
+        generation = GenerationService(
+            create_sessionmaker(engine), blobs, build_provider(settings, http),
+            model=settings.image_model, dialect=settings.image_api_dialect,
+            limits=GenerationLimits(max_prompt_chars=settings.max_caption_prompt,
+                                    max_input_side=settings.max_input_side),
+        )
+        app.bot_data[SERVICES_KEY] = Services(settings, generation, blobs, progress)
+        app.bot_data["_closables"] = (engine, http)
+        await _set_commands(app)
+        log.info("bot @%s ready (dialect %s, model %s)", app.bot.username,
+                 settings.image_api_dialect, settings.image_model)
+
+    return post_init
+
+
+async def _set_commands(app: Application) -> None:  # type: ignore[type-arg]
+    scope = BotCommandScopeAllPrivateChats()
+    for lang in LANGS:
+        cmds = [BotCommand(c, t(lang, f"cmd_{c}")) for c in PRIVATE_COMMANDS]
+        await app.bot.set_my_commands(
+            cmds, scope=scope, language_code=None if lang == "en" else lang
+        )
+
+
+async def _close_services(app: Application) -> None:  # type: ignore[type-arg]
+    engine, http = app.bot_data.pop("_closables", (None, None))
+    if http is not None:
+        await http.aclose()
+    if engine is not None:
+        await engine.dispose()

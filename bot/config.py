@@ -1,0 +1,120 @@
+"""Settings from the environment and `.env`. Built once in `__main__`, never at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IdList = Annotated[frozenset[int], NoDecode]
+
+
+def _parse_ids(value: object) -> frozenset[int]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, int):
+        return frozenset({value})
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return frozenset(int(v) for v in value)
+    text = str(value).strip()
+    if not text:
+        return frozenset()
+    ids: set[int] = set()
+    for part in text.replace(";", ",").split(","):
+        part = part.strip()
+        if part:
+            ids.add(int(part))  # ValueError becomes a validation error naming the setting
+    return frozenset(ids)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    telegram_bot_token: SecretStr
+    telegram_api_url: str = "https://api.telegram.org"
+
+    image_api_dialect: Literal["openai-chat", "openai-images", "gemini"] = "openai-chat"
+    image_api_base_url: str = ""
+    image_api_key: SecretStr = SecretStr("")
+    image_api_auth: Literal["bearer", "raw", "x-goog-api-key", "query-key"] = "bearer"
+    image_model: str = "gemini-2.5-flash-image"
+    image_api_timeout: float = Field(default=180.0, gt=0)
+    image_providers_file: Path | None = None
+
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+
+    allowed_user_ids: IdList = frozenset()
+    allowed_chat_ids: IdList = frozenset()
+    admin_user_ids: IdList = frozenset()
+
+    max_input_side: int = Field(default=2048, ge=256, le=8192)
+    max_caption_prompt: int = Field(default=4000, ge=1)
+    log_level: str = "INFO"
+
+    @field_validator("allowed_user_ids", "allowed_chat_ids", "admin_user_ids", mode="before")
+    @classmethod
+    def _ids(cls, value: object) -> frozenset[int]:
+        return _parse_ids(value)
+
+    @field_validator("telegram_api_url", "image_api_base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token(cls, value: SecretStr) -> SecretStr:
+        token = value.get_secret_value().strip()
+        head, _, tail = token.partition(":")
+        if not head.isdigit() or not tail:
+            raise ValueError("does not look like a bot token from @BotFather (digits:letters)")
+        return SecretStr(token)
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        if not self.image_api_base_url and self.image_providers_file is None:
+            raise ValueError(
+                "setting IMAGE_API_BASE_URL is required (or IMAGE_PROVIDERS_FILE for several endpoints)"
+            )
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir}/bot.db"
+        return self
+
+    @property
+    def token(self) -> str:
+        return self.telegram_bot_token.get_secret_value()
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.data_dir / "images"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names it and never shows its value."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
+        if err["type"] == "missing":
+            lines.append(f"setting {name} is required but not set")
+        else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            lines.append(msg if msg.startswith("setting ") else f"setting {name} is invalid: {msg}")
+    return "; ".join(lines)

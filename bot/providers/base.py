@@ -1,0 +1,121 @@
+"""Types shared by every upstream dialect: what we ask for, what comes back, where we send it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+AuthStyle = Literal["bearer", "raw", "x-goog-api-key", "query-key"]
+DialectName = Literal["openai-chat", "openai-images", "gemini"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One upstream endpoint: a relay or Google itself. Many endpoints speak one dialect."""
+
+    name: str
+    dialect: DialectName
+    base_url: str
+    api_key: str = field(repr=False)
+    auth_style: AuthStyle = "bearer"
+    models: tuple[str, ...] = ()
+    timeout: float = 120.0
+    price_per_image: float | None = None
+    max_concurrency: int = 4
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+    def auth_headers(self) -> dict[str, str]:
+        if not self.api_key:
+            return {}
+        if self.auth_style == "bearer":
+            return {"Authorization": f"Bearer {self.api_key}"}
+        if self.auth_style == "raw":
+            return {"Authorization": self.api_key}
+        if self.auth_style == "x-goog-api-key":
+            return {"x-goog-api-key": self.api_key}
+        return {}
+
+    def auth_params(self) -> dict[str, str]:
+        if self.api_key and self.auth_style == "query-key":
+            return {"key": self.api_key}
+        return {}
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """An image we send upstream, already normalised (JPEG/PNG/WebP, sane size)."""
+
+    data: bytes = field(repr=False)
+    mime: str
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier turn of a conversation, for dialects that take real history (gemini).
+
+    `parts` are the dialect's own JSON parts, kept verbatim (thought signatures included).
+    """
+
+    role: Literal["user", "model"]
+    parts: list[dict[str, Any]]
+
+
+@dataclass
+class ImageRequest:
+    prompt: str
+    model: str
+    images: list[InputImage] = field(default_factory=list)
+    aspect_ratio: str | None = None
+    image_size: str | None = None
+    n: int = 1
+    history: list[Turn] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image as found in an answer: inline bytes or a URL still to download."""
+
+    data: bytes | None = field(default=None, repr=False)
+    url: str | None = None
+    mime: str | None = None
+
+
+@dataclass
+class ParsedAnswer:
+    """What a dialect's pure parser found in a 200 answer."""
+
+    images: list[ImageRef] = field(default_factory=list)
+    text: str | None = None
+    model_turn: Turn | None = None
+    usage: dict[str, Any] | None = None
+    task_id: str | None = None
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    data: bytes = field(repr=False)
+    mime: str
+
+
+@dataclass
+class ImageResult:
+    """Final answer of one upstream call: image bytes in hand (URLs already downloaded)."""
+
+    images: list[GeneratedImage] = field(default_factory=list)
+    text: str | None = None
+    model_turn: Turn | None = None
+    usage: dict[str, Any] | None = None
+    endpoint: str = ""
+    model: str = ""
+
+
+class ProgressCallback(Protocol):
+    async def __call__(self, note: str) -> None: ...
+
+
+class ImageProvider(Protocol):
+    endpoint: Endpoint
+
+    async def generate(
+        self, request: ImageRequest, progress: ProgressCallback | None = None
+    ) -> ImageResult: ...

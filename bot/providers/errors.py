@@ -1,0 +1,59 @@
+"""Typed upstream errors. Every failure that leaves `bot.providers` is a ProviderError."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ProviderErrorKind(StrEnum):
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    RATE_LIMITED = "rate_limited"
+    SERVER = "server"
+    BAD_REQUEST = "bad_request"
+    AUTH = "auth"
+    NOT_FOUND = "not_found"
+    BLOCKED = "blocked"
+    NO_IMAGE = "no_image"
+    BAD_RESPONSE = "bad_response"
+    QUOTA_EXHAUSTED = "quota_exhausted"
+
+
+TRANSIENT_KINDS = frozenset(
+    {
+        ProviderErrorKind.TIMEOUT,
+        ProviderErrorKind.CONNECTION,
+        ProviderErrorKind.RATE_LIMITED,
+        ProviderErrorKind.SERVER,
+    }
+)
+
+
+class ProviderError(Exception):
+    """An upstream call failed.
+
+    `detail` is for logs and admins (never holds the API key); `reason` is a provider code
+    such as a Gemini finishReason/blockReason; `retry_after` is seconds when the upstream said.
+    """
+
+    def __init__(
+        self,
+        kind: ProviderErrorKind,
+        detail: str,
+        *,
+        status: int | None = None,
+        reason: str | None = None,
+        retry_after: float | None = None,
+        endpoint: str = "",
+    ) -> None:
+        super().__init__(f"{kind.value}: {detail}")
+        self.kind = kind
+        self.detail = detail
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+        self.endpoint = endpoint
+
+    @property
+    def transient(self) -> bool:
+        return self.kind in TRANSIENT_KINDS

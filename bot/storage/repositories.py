@@ -1,0 +1,136 @@
+"""Queries over the models. Repositories never commit: the service owning the unit of work does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.storage.models import (
+    Chat,
+    ChatState,
+    Image,
+    ImageMessage,
+    Job,
+    JobInput,
+    JobStatus,
+    User,
+    utcnow,
+)
+
+
+class Repo:
+    """All queries of one unit of work, bound to its session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    # -- users and chats -------------------------------------------------------------------
+    async def upsert_user(
+        self, user_id: int, first_name: str, username: str | None, language_code: str | None
+    ) -> User:
+        user = await self.s.get(User, user_id)
+        if user is None:
+            user = User(id=user_id)
+            self.s.add(user)
+        user.first_name = first_name[:256]
+        user.username = username
+        user.language_code = language_code
+        user.last_seen_at = utcnow()
+        return user
+
+    async def upsert_chat(self, chat_id: int, chat_type: str, title: str | None) -> Chat:
+        chat = await self.s.get(Chat, chat_id)
+        if chat is None:
+            chat = Chat(id=chat_id, type=chat_type)
+            self.s.add(chat)
+        chat.type = chat_type
+        chat.title = title[:256] if title else None
+        return chat
+
+    async def chat_state(self, chat_id: int, thread_id: int) -> ChatState:
+        state = await self.s.get(ChatState, (chat_id, thread_id))
+        if state is None:
+            state = ChatState(chat_id=chat_id, thread_id=thread_id)
+            self.s.add(state)
+        return state
+
+    # -- images ----------------------------------------------------------------------------
+    async def add_image(self, image: Image) -> Image:
+        self.s.add(image)
+        await self.s.flush()
+        return image
+
+    async def image(self, image_id: int) -> Image | None:
+        return await self.s.get(Image, image_id)
+
+    async def image_by_message(self, chat_id: int, message_id: int) -> Image | None:
+        stmt = (
+            select(Image)
+            .join(ImageMessage, ImageMessage.image_id == Image.id)
+            .where(ImageMessage.chat_id == chat_id, ImageMessage.message_id == message_id)
+        )
+        return (await self.s.execute(stmt)).scalar_one_or_none()
+
+    async def add_image_message(self, chat_id: int, message_id: int, image_id: int) -> None:
+        exists = await self.s.execute(
+            select(ImageMessage.id).where(
+                ImageMessage.chat_id == chat_id, ImageMessage.message_id == message_id
+            )
+        )
+        if exists.scalar_one_or_none() is None:
+            self.s.add(ImageMessage(chat_id=chat_id, message_id=message_id, image_id=image_id))
+
+    async def images_of_chat(self, chat_id: int, limit: int, offset: int = 0) -> Sequence[Image]:
+        stmt = (
+            select(Image)
+            .where(Image.chat_id == chat_id)
+            .order_by(Image.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return (await self.s.execute(stmt)).scalars().all()
+
+    async def count_images_of_chat(self, chat_id: int) -> int:
+        stmt = select(func.count()).select_from(Image).where(Image.chat_id == chat_id)
+        return int((await self.s.execute(stmt)).scalar_one())
+
+    async def outputs_of_job(self, job_id: int) -> Sequence[Image]:
+        stmt = select(Image).where(Image.job_id == job_id).order_by(Image.id)
+        return (await self.s.execute(stmt)).scalars().all()
+
+    # -- jobs ------------------------------------------------------------------------------
+    async def add_job(self, job: Job, input_image_ids: Sequence[int]) -> Job:
+        self.s.add(job)
+        await self.s.flush()
+        for position, image_id in enumerate(input_image_ids):
+            self.s.add(JobInput(job_id=job.id, position=position, image_id=image_id))
+        await self.s.flush()
+        return job
+
+    async def job(self, job_id: int) -> Job | None:
+        return await self.s.get(Job, job_id)
+
+    async def job_input_ids(self, job_id: int) -> list[int]:
+        stmt = select(JobInput.image_id).where(JobInput.job_id == job_id).order_by(JobInput.position)
+        return list((await self.s.execute(stmt)).scalars().all())
+
+    async def jobs_of_chat(self, chat_id: int) -> Sequence[Job]:
+        stmt = select(Job).where(Job.chat_id == chat_id).order_by(Job.id)
+        return (await self.s.execute(stmt)).scalars().all()
+
+    async def count_images_since(
+        self, since: datetime, *, user_id: int | None = None, chat_id: int | None = None
+    ) -> int:
+        stmt = (
+            select(func.count(Image.id))
+            .join(Job, Job.id == Image.job_id)
+            .where(Job.created_at >= since, Job.status == JobStatus.SUCCEEDED)
+        )
+        if user_id is not None:
+            stmt = stmt.where(Job.user_id == user_id)
+        if chat_id is not None:
+            stmt = stmt.where(Job.chat_id == chat_id)
+        return int((await self.s.execute(stmt)).scalar_one())

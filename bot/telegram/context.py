@@ -1,0 +1,62 @@
+"""What handlers receive: the app's long-lived services, and who/where an update is from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from telegram import Message, Update
+from telegram.ext import ContextTypes
+
+from bot.config import Settings
+from bot.i18n import lang_of
+from bot.services.generation import GenerationService, Who
+from bot.storage.blobs import BlobStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    generation: GenerationService
+    blobs: BlobStore
+    progress: ProgressTimings
+
+
+@dataclass(frozen=True)
+class ProgressTimings:
+    status_delay: float = 2.0
+    action_interval: float = 4.0
+    edit_interval: float = 5.0
+
+
+SERVICES_KEY = "services"
+
+
+def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
+    svc: Services = context.application.bot_data[SERVICES_KEY]
+    return svc
+
+
+def thread_of(message: Message | None) -> int:
+    if message is not None and message.is_topic_message and message.message_thread_id:
+        return message.message_thread_id
+    return 0
+
+
+def who_of(update: Update) -> Who:
+    user, chat = update.effective_user, update.effective_chat
+    assert user is not None and chat is not None
+    return Who(
+        user_id=user.id,
+        first_name=user.first_name,
+        username=user.username,
+        language_code=user.language_code,
+        chat_id=chat.id,
+        chat_type=chat.type,
+        chat_title=chat.title,
+        thread_id=thread_of(update.effective_message),
+    )
+
+
+def lang(update: Update) -> str:
+    user = update.effective_user
+    return lang_of(user.language_code if user else None)

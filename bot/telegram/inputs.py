@@ -1,0 +1,46 @@
+"""Getting a user's image out of a message: pick the file, respect the 20 MB limit, download."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from telegram import Bot, Message
+from telegram.error import BadRequest
+
+from bot.services.errors import UserInputError
+
+TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".bmp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class FileRef:
+    file_id: str
+    file_unique_id: str
+    file_size: int | None
+
+
+def image_file_of(message: Message) -> FileRef | None:
+    """The image file a message carries (largest photo size, or an image document)."""
+    if message.photo:
+        best = max(message.photo, key=lambda p: p.width * p.height)
+        return FileRef(best.file_id, best.file_unique_id, best.file_size)
+    doc = message.document
+    if doc is not None and message.animation is None:
+        name = (doc.file_name or "").lower()
+        if (doc.mime_type or "").startswith("image/") or name.endswith(IMAGE_EXTENSIONS):
+            return FileRef(doc.file_id, doc.file_unique_id, doc.file_size)
+        raise UserInputError("not_image_document")
+    return None
+
+
+async def download(bot: Bot, ref: FileRef) -> bytes:
+    if ref.file_size is not None and ref.file_size > TELEGRAM_DOWNLOAD_LIMIT:
+        raise UserInputError("file_too_big")
+    try:
+        tg_file = await bot.get_file(ref.file_id)
+    except BadRequest as exc:
+        if "too big" in exc.message.lower():
+            raise UserInputError("file_too_big") from exc
+        raise
+    return bytes(await tg_file.download_as_bytearray())
