@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import signal
 import sys
-
-from telegram import Update
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.logs import setup_logging
@@ -31,16 +30,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(settings: Settings) -> int:
-    from bot.app import build_application
-
-    app = build_application(settings)
-    app.run_polling(
-        allowed_updates=Update.ALL_TYPES,
-        stop_signals=(signal.SIGINT, signal.SIGTERM),
-        close_loop=False,
-    )
+    asyncio.run(_run(settings))
     logging.getLogger(__name__).info("stopped")
     return 0
+
+
+async def _run(settings: Settings) -> None:
+    from bot.app import build_application, serve
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(build_application(settings), stop)
 
 
 def _secrets(settings: Settings) -> list[str]:

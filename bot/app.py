@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from telegram import BotCommand, BotCommandScopeAllPrivateChats
+from telegram import BotCommand, BotCommandScopeAllPrivateChats, Update
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -32,7 +35,7 @@ PRIVATE_COMMANDS = ("start", "help", "new")
 
 def build_application(
     settings: Settings, *, progress: ProgressTimings | None = None, rate_limiter: bool = True
-) -> Application:  # type: ignore[type-arg]
+) -> Application:
     """The Application `python -m bot` runs; tests build exactly this one."""
     root = settings.telegram_api_url
     builder = (
@@ -46,14 +49,40 @@ def build_application(
         .post_init(_open_services(settings, progress or ProgressTimings()))
         .post_shutdown(_close_services)
     )
-    if rate_limiter:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
-    app = builder.build()
+    app: Application = (
+        builder.rate_limiter(AIORateLimiter(max_retries=3)).build()
+        if rate_limiter
+        else builder.build()
+    )
     add_handlers(app)
     return app
 
 
-def add_handlers(app: Application) -> None:  # type: ignore[type-arg]
+async def serve(app: Application, stop: asyncio.Event) -> None:
+    """Run the bot until `stop` is set: what `python -m bot` does, and what the tests run."""
+    await app.initialize()
+    try:
+        if app.post_init is not None:
+            await app.post_init(app)
+        assert app.updater is not None
+        await app.updater.start_polling(
+            poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES
+        )
+        await app.start()
+        log.info("polling for updates")
+        await stop.wait()
+        log.info("stopping")
+        if app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+    finally:
+        if app.post_shutdown is not None:
+            await app.post_shutdown(app)
+        await app.shutdown()
+
+
+def add_handlers(app: Application) -> None:
     private_chat = filters.ChatType.PRIVATE
     app.add_handler(CommandHandler("start", commands.cmd_start, filters=private_chat))
     app.add_handler(CommandHandler("help", commands.cmd_help, filters=private_chat))
@@ -64,33 +93,44 @@ def add_handlers(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(
         MessageHandler(private_chat & (filters.PHOTO | filters.Document.ALL), private.on_image)
     )
-    app.add_handler(MessageHandler(private_chat & ~filters.StatusUpdate.ALL,
-                                   private.on_unsupported))
+    app.add_handler(
+        MessageHandler(private_chat & ~filters.StatusUpdate.ALL, private.on_unsupported)
+    )
     app.add_handler(CallbackQueryHandler(callbacks.on_original, pattern=r"^orig:\d+$"))
     app.add_error_handler(on_error)
 
 
-def _open_services(settings: Settings, progress: ProgressTimings):  # type: ignore[no-untyped-def]
-    async def post_init(app: Application) -> None:  # type: ignore[type-arg]
+def _open_services(
+    settings: Settings, progress: ProgressTimings
+) -> Callable[[Application], Coroutine[Any, Any, None]]:
+    async def post_init(app: Application) -> None:
         engine = create_engine(settings.database_url)
         http = make_http_client()
         blobs = BlobStore(settings.blobs_dir)
         generation = GenerationService(
-            create_sessionmaker(engine), blobs, build_provider(settings, http),
-            model=settings.image_model, dialect=settings.image_api_dialect,
-            limits=GenerationLimits(max_prompt_chars=settings.max_caption_prompt,
-                                    max_input_side=settings.max_input_side),
+            create_sessionmaker(engine),
+            blobs,
+            build_provider(settings, http),
+            model=settings.image_model,
+            dialect=settings.image_api_dialect,
+            limits=GenerationLimits(
+                max_prompt_chars=settings.max_caption_prompt, max_input_side=settings.max_input_side
+            ),
         )
         app.bot_data[SERVICES_KEY] = Services(settings, generation, blobs, progress)
         app.bot_data["_closables"] = (engine, http)
         await _set_commands(app)
-        log.info("bot @%s ready (dialect %s, model %s)", app.bot.username,
-                 settings.image_api_dialect, settings.image_model)
+        log.info(
+            "bot @%s ready (dialect %s, model %s)",
+            app.bot.username,
+            settings.image_api_dialect,
+            settings.image_model,
+        )
 
     return post_init
 
 
-async def _set_commands(app: Application) -> None:  # type: ignore[type-arg]
+async def _set_commands(app: Application) -> None:
     scope = BotCommandScopeAllPrivateChats()
     for lang in LANGS:
         cmds = [BotCommand(c, t(lang, f"cmd_{c}")) for c in PRIVATE_COMMANDS]
@@ -99,7 +139,7 @@ async def _set_commands(app: Application) -> None:  # type: ignore[type-arg]
         )
 
 
-async def _close_services(app: Application) -> None:  # type: ignore[type-arg]
+async def _close_services(app: Application) -> None:
     engine, http = app.bot_data.pop("_closables", (None, None))
     if http is not None:
         await http.aclose()

@@ -82,7 +82,8 @@ class Settings(BaseSettings):
     def _defaults(self) -> Settings:
         if not self.image_api_base_url and self.image_providers_file is None:
             raise ValueError(
-                "setting IMAGE_API_BASE_URL is required (or IMAGE_PROVIDERS_FILE for several endpoints)"
+                "setting IMAGE_API_BASE_URL is required "
+                "(or IMAGE_PROVIDERS_FILE for several endpoints)"
             )
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir}/bot.db"

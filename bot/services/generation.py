@@ -89,8 +89,14 @@ class GenerationService:
 
     # -- user images ---------------------------------------------------------------------
     async def take_user_image(
-        self, who: Who, data: bytes, *, file_id: str | None, file_unique_id: str | None,
-        message_id: int, make_current: bool,
+        self,
+        who: Who,
+        data: bytes,
+        *,
+        file_id: str | None,
+        file_unique_id: str | None,
+        message_id: int,
+        make_current: bool,
     ) -> StoredImage:
         """Validate and keep an image the user sent; optionally make it the chat's current one."""
         try:
@@ -102,9 +108,15 @@ class GenerationService:
             repo = await self._touch(s, who)
             row = await repo.add_image(
                 Image(
-                    chat_id=who.chat_id, source=ImageSource.USER, sha256=sha,
-                    size_bytes=len(data), mime=info.mime, width=info.width, height=info.height,
-                    tg_file_id=file_id, tg_file_unique_id=file_unique_id,
+                    chat_id=who.chat_id,
+                    source=ImageSource.USER,
+                    sha256=sha,
+                    size_bytes=len(data),
+                    mime=info.mime,
+                    width=info.width,
+                    height=info.height,
+                    tg_file_id=file_id,
+                    tg_file_unique_id=file_unique_id,
                 )
             )
             await repo.add_image_message(who.chat_id, message_id, row.id)
@@ -171,8 +183,10 @@ class GenerationService:
         prompt = self.check_prompt(prompt)
         if len(inputs) > self._limits.max_input_images:
             raise UserInputError("too_many_images", limit=self._limits.max_input_images)
-        kind = JobKind.GENERATE if not inputs else (
-            JobKind.EDIT if len(inputs) == 1 else JobKind.COMPOSE
+        kind = (
+            JobKind.GENERATE
+            if not inputs
+            else (JobKind.EDIT if len(inputs) == 1 else JobKind.COMPOSE)
         )
         job_id = await self._open_job(who, prompt, kind, inputs, message_id)
         started = time.monotonic()
@@ -188,8 +202,12 @@ class GenerationService:
             raise
         await self._finish_job(job_id, who, result, stored, upstream_ms)
         return JobOutcome(
-            job_id=job_id, model=result.model or self._model, prompt=prompt,
-            seconds=time.monotonic() - started, images=stored, text=result.text,
+            job_id=job_id,
+            model=result.model or self._model,
+            prompt=prompt,
+            seconds=time.monotonic() - started,
+            images=stored,
+            text=result.text,
         )
 
     async def _touch(self, s: AsyncSession, who: Who) -> Repo:
@@ -200,15 +218,27 @@ class GenerationService:
         return repo
 
     async def _open_job(
-        self, who: Who, prompt: str, kind: JobKind, inputs: list[StoredImage],
+        self,
+        who: Who,
+        prompt: str,
+        kind: JobKind,
+        inputs: list[StoredImage],
         message_id: int | None,
     ) -> int:
         async with self._sessions.begin() as s:
             repo = await self._touch(s, who)
             job = Job(
-                chat_id=who.chat_id, thread_id=who.thread_id, user_id=who.user_id,
-                request_message_id=message_id, kind=kind, prompt=prompt, dialect=self._dialect,
-                model=self._model, status=JobStatus.RUNNING, started_at=utcnow(), attempts=1,
+                chat_id=who.chat_id,
+                thread_id=who.thread_id,
+                user_id=who.user_id,
+                request_message_id=message_id,
+                kind=kind,
+                prompt=prompt,
+                dialect=self._dialect,
+                model=self._model,
+                status=JobStatus.RUNNING,
+                started_at=utcnow(),
+                attempts=1,
             )
             await repo.add_job(job, [i.id for i in inputs])
             return job.id
@@ -234,17 +264,20 @@ class GenerationService:
                 info = await imaging.avalidate_output(out.data)
             except imaging.ImageInputError as exc:
                 raise ProviderError(
-                    ProviderErrorKind.BAD_RESPONSE, f"upstream image unusable: {exc.code}",
+                    ProviderErrorKind.BAD_RESPONSE,
+                    f"upstream image unusable: {exc.code}",
                     endpoint=result.endpoint,
                 ) from exc
             sha = await self._blobs.put(out.data)
-            stored.append(
-                StoredImage(0, sha, info.mime, info.width, info.height, len(out.data))
-            )
+            stored.append(StoredImage(0, sha, info.mime, info.width, info.height, len(out.data)))
         return stored
 
     async def _finish_job(
-        self, job_id: int, who: Who, result: ImageResult, stored: list[StoredImage],
+        self,
+        job_id: int,
+        who: Who,
+        result: ImageResult,
+        stored: list[StoredImage],
         upstream_ms: int,
     ) -> None:
         async with self._sessions.begin() as s:
@@ -262,9 +295,14 @@ class GenerationService:
             for i, img in enumerate(stored):
                 row = await repo.add_image(
                     Image(
-                        chat_id=who.chat_id, source=ImageSource.BOT, sha256=img.sha256,
-                        size_bytes=img.size_bytes, mime=img.mime, width=img.width,
-                        height=img.height, job_id=job_id,
+                        chat_id=who.chat_id,
+                        source=ImageSource.BOT,
+                        sha256=img.sha256,
+                        size_bytes=img.size_bytes,
+                        mime=img.mime,
+                        width=img.width,
+                        height=img.height,
+                        job_id=job_id,
                     )
                 )
                 stored[i] = StoredImage.of(row)

@@ -99,9 +99,7 @@ class ChatState(Base):
     chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id"), primary_key=True)
     thread_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
     current_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id"))
-    updated_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), default=utcnow, onupdate=utcnow
-    )
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     current_image: Mapped[Image | None] = relationship(lazy="raise")
 
@@ -127,9 +125,7 @@ class Job(Base):
     model_text: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     cost: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[datetime] = mapped_column(
-        UTCDateTime(), default=utcnow, index=True
-    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     upstream_ms: Mapped[int | None] = mapped_column(Integer)

@@ -114,7 +114,9 @@ class Repo:
         return await self.s.get(Job, job_id)
 
     async def job_input_ids(self, job_id: int) -> list[int]:
-        stmt = select(JobInput.image_id).where(JobInput.job_id == job_id).order_by(JobInput.position)
+        stmt = (
+            select(JobInput.image_id).where(JobInput.job_id == job_id).order_by(JobInput.position)
+        )
         return list((await self.s.execute(stmt)).scalars().all())
 
     async def jobs_of_chat(self, chat_id: int) -> Sequence[Job]:

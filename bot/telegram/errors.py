@@ -32,7 +32,9 @@ def message_for(exc: BaseException, lang_code: str) -> str:
     return t(lang_code, "err_internal")
 
 
-async def reply_error(update: Update, context: ContextTypes.DEFAULT_TYPE, exc: BaseException) -> None:
+async def reply_error(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, exc: BaseException
+) -> None:
     """Tell the user what went wrong, in their language; tell admins when they must act."""
     if not isinstance(exc, (UserInputError, imaging.ImageInputError, ProviderError)):
         log.error("unexpected error handling update", exc_info=exc)
@@ -43,7 +45,9 @@ async def reply_error(update: Update, context: ContextTypes.DEFAULT_TYPE, exc: B
     if chat is not None:
         try:
             await context.bot.send_message(
-                chat.id, message_for(exc, lang(update)), parse_mode=ParseMode.HTML,
+                chat.id,
+                message_for(exc, lang(update)),
+                parse_mode=ParseMode.HTML,
                 message_thread_id=thread_of(message) or None,
                 reply_to_message_id=message.message_id if message else None,
                 allow_sending_without_reply=True,
@@ -51,8 +55,9 @@ async def reply_error(update: Update, context: ContextTypes.DEFAULT_TYPE, exc: B
         except TelegramError:
             log.warning("could not send the error message to chat %s", chat.id)
     if isinstance(exc, ProviderError) and exc.kind in ADMIN_KINDS:
-        await notify_admins(context, f"⚠️ upstream {exc.kind.value} at {exc.endpoint or '-'}: "
-                            f"{exc.detail}")
+        await notify_admins(
+            context, f"⚠️ upstream {exc.kind.value} at {exc.endpoint or '-'}: {exc.detail}"
+        )
 
 
 async def notify_admins(context: ContextTypes.DEFAULT_TYPE, text: str) -> None:

@@ -22,8 +22,15 @@ async def run_job(
     try:
         prompt = svc.generation.check_prompt(prompt)
         key = "status_working_edit" if inputs else "status_working"
-        async with Progress(context.bot, who.chat_id, who.thread_id, lang=lng, key=key,
-                            timings=svc.progress, reply_to=message_id):
+        async with Progress(
+            context.bot,
+            who.chat_id,
+            who.thread_id,
+            lang=lng,
+            key=key,
+            timings=svc.progress,
+            reply_to=message_id,
+        ):
             outcome = await svc.generation.run(who, prompt, inputs, message_id=message_id)
         await ResultSender(context.bot, svc.generation).send(who, lng, outcome, message_id)
     except Exception as exc:  # the one place: every failure becomes a message

@@ -1,4 +1,4 @@
-"""While a job runs: the upload_photo chat action kept alive, and one status message with seconds."""
+"""While a job runs: the upload_photo chat action kept alive, one status message with seconds."""
 
 from __future__ import annotations
 
@@ -25,8 +25,15 @@ class Progress:
     """Async context manager; progress calls never fail the job they accompany."""
 
     def __init__(
-        self, bot: Bot, chat_id: int, thread_id: int, *, lang: str, key: str,
-        timings: ProgressTimings, reply_to: int | None = None,
+        self,
+        bot: Bot,
+        chat_id: int,
+        thread_id: int,
+        *,
+        lang: str,
+        key: str,
+        timings: ProgressTimings,
+        reply_to: int | None = None,
     ) -> None:
         self._bot, self._chat_id, self._thread_id = bot, chat_id, thread_id or None
         self._lang, self._key, self._timings, self._reply_to = lang, key, timings, reply_to
@@ -41,7 +48,9 @@ class Progress:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         if self._task is not None:
@@ -62,9 +71,11 @@ class Progress:
         while True:
             elapsed = time.monotonic() - self._started
             if elapsed >= next_action:
-                await self._quietly(self._bot.send_chat_action(
-                    self._chat_id, ChatAction.UPLOAD_PHOTO, message_thread_id=self._thread_id
-                ))
+                await self._quietly(
+                    self._bot.send_chat_action(
+                        self._chat_id, ChatAction.UPLOAD_PHOTO, message_thread_id=self._thread_id
+                    )
+                )
                 next_action = elapsed + tm.action_interval
             if elapsed >= next_edit:
                 await self._show_status()
@@ -73,10 +84,15 @@ class Progress:
 
     async def _show_status(self) -> None:
         if self._status_id is None:
-            msg = await self._quietly(self._bot.send_message(
-                self._chat_id, self._text(), message_thread_id=self._thread_id,
-                reply_to_message_id=self._reply_to, allow_sending_without_reply=True,
-            ))
+            msg = await self._quietly(
+                self._bot.send_message(
+                    self._chat_id,
+                    self._text(),
+                    message_thread_id=self._thread_id,
+                    reply_to_message_id=self._reply_to,
+                    allow_sending_without_reply=True,
+                )
+            )
             if msg is not None:
                 self._status_id = msg.message_id
         else:

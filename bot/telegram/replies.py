@@ -45,7 +45,9 @@ class ResultSender:
         if not outcome.images:
             await self._send_text_only(who, lang, outcome, reply_to)
         elif len(outcome.images) == 1:
-            await self.send_image(who, lang, outcome.images[0], caption_for(outcome, lang), reply_to)
+            await self.send_image(
+                who, lang, outcome.images[0], caption_for(outcome, lang), reply_to
+            )
         else:
             await self._send_album(who, lang, outcome, reply_to)
 
@@ -53,38 +55,66 @@ class ResultSender:
         self, who: Who, lang: str, image: StoredImage, caption: str, reply_to: int | None
     ) -> Message:
         data = await self._gen.image_bytes(image)
-        info = imaging.ImageInfo(mime=image.mime, width=image.width, height=image.height,
-                                 format=image.mime.split("/")[-1].upper())
+        info = imaging.ImageInfo(
+            mime=image.mime,
+            width=image.width,
+            height=image.height,
+            format=image.mime.split("/")[-1].upper(),
+        )
         preview = await imaging.atelegram_photo(data, info)
         thread = who.thread_id or None
         if preview is None:
             msg = await self._bot.send_photo(
-                who.chat_id, data, caption=caption, reply_markup=result_keyboard(image, lang),
-                reply_to_message_id=reply_to, allow_sending_without_reply=True,
+                who.chat_id,
+                data,
+                caption=caption,
+                reply_markup=result_keyboard(image, lang),
+                reply_to_message_id=reply_to,
+                allow_sending_without_reply=True,
                 message_thread_id=thread,
             )
-            await self._gen.record_delivery(who.chat_id, msg.message_id, image.id,
-                                            msg.photo[-1].file_id if msg.photo else None)
+            await self._gen.record_delivery(
+                who.chat_id, msg.message_id, image.id, msg.photo[-1].file_id if msg.photo else None
+            )
             return msg
         msg = await self._bot.send_photo(
-            who.chat_id, preview, caption=shorten(caption, CAPTION_LIMIT),
-            reply_to_message_id=reply_to, allow_sending_without_reply=True,
+            who.chat_id,
+            preview,
+            caption=shorten(caption, CAPTION_LIMIT),
+            reply_to_message_id=reply_to,
+            allow_sending_without_reply=True,
             message_thread_id=thread,
         )
         await self._gen.record_delivery(who.chat_id, msg.message_id, image.id, None)
-        await self.send_original(who, lang, image, data=data, reply_to=msg.message_id,
-                                 caption=t(lang, "large_result_note"))
+        await self.send_original(
+            who,
+            lang,
+            image,
+            data=data,
+            reply_to=msg.message_id,
+            caption=t(lang, "large_result_note"),
+        )
         return msg
 
     async def send_original(
-        self, who: Who, lang: str, image: StoredImage, *, data: bytes | None = None,
-        reply_to: int | None = None, caption: str | None = None,
+        self,
+        who: Who,
+        lang: str,
+        image: StoredImage,
+        *,
+        data: bytes | None = None,
+        reply_to: int | None = None,
+        caption: str | None = None,
     ) -> Message:
         data = data if data is not None else await self._gen.image_bytes(image)
         msg = await self._bot.send_document(
-            who.chat_id, data, filename=file_name(image),
-            caption=caption or t(lang, "original_sent"), reply_to_message_id=reply_to,
-            allow_sending_without_reply=True, message_thread_id=who.thread_id or None,
+            who.chat_id,
+            data,
+            filename=file_name(image),
+            caption=caption or t(lang, "original_sent"),
+            reply_to_message_id=reply_to,
+            allow_sending_without_reply=True,
+            message_thread_id=who.thread_id or None,
             disable_content_type_detection=True,
         )
         await self._gen.record_delivery(who.chat_id, msg.message_id, image.id, None)
@@ -99,10 +129,16 @@ class ResultSender:
             data = await self._gen.image_bytes(image)
             info = imaging.ImageInfo(image.mime, image.width, image.height, image.mime)
             preview = await imaging.atelegram_photo(data, info)
-            media.append(InputMediaPhoto(preview or data,
-                                         caption=caption_for(outcome, lang) if i == 0 else None))
+            media.append(
+                InputMediaPhoto(
+                    preview or data, caption=caption_for(outcome, lang) if i == 0 else None
+                )
+            )
         messages = await self._bot.send_media_group(
-            who.chat_id, media, reply_to_message_id=reply_to, allow_sending_without_reply=True,
+            who.chat_id,
+            media,
+            reply_to_message_id=reply_to,
+            allow_sending_without_reply=True,
             message_thread_id=who.thread_id or None,
         )
         for msg, image in zip(messages, outcome.images, strict=False):
@@ -112,18 +148,26 @@ class ResultSender:
             for i, image in enumerate(outcome.images[:10])
         ]
         await self._bot.send_message(
-            who.chat_id, t(lang, "btn_original"), message_thread_id=who.thread_id or None,
-            reply_markup=InlineKeyboardMarkup([buttons[:5], buttons[5:]] if len(buttons) > 5
-                                              else [buttons]),
+            who.chat_id,
+            t(lang, "btn_original"),
+            message_thread_id=who.thread_id or None,
+            reply_markup=InlineKeyboardMarkup(
+                [buttons[:5], buttons[5:]] if len(buttons) > 5 else [buttons]
+            ),
         )
 
     async def _send_text_only(
         self, who: Who, lang: str, outcome: JobOutcome, reply_to: int | None
     ) -> None:
         text = (outcome.text or "").strip()
-        body = (t(lang, "text_only", text=shorten(text, 3000)) if text
-                else t(lang, "text_only_empty"))
+        body = (
+            t(lang, "text_only", text=shorten(text, 3000)) if text else t(lang, "text_only_empty")
+        )
         await self._bot.send_message(
-            who.chat_id, body, parse_mode=ParseMode.HTML, reply_to_message_id=reply_to,
-            allow_sending_without_reply=True, message_thread_id=who.thread_id or None,
+            who.chat_id,
+            body,
+            parse_mode=ParseMode.HTML,
+            reply_to_message_id=reply_to,
+            allow_sending_without_reply=True,
+            message_thread_id=who.thread_id or None,
         )

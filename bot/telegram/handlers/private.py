@@ -70,8 +70,12 @@ async def take_image(
         return None
     data = await download(context.bot, ref)
     return await services(context).generation.take_user_image(
-        who_of(update), data, file_id=ref.file_id, file_unique_id=ref.file_unique_id,
-        message_id=message.message_id, make_current=make_current,
+        who_of(update),
+        data,
+        file_id=ref.file_id,
+        file_unique_id=ref.file_unique_id,
+        message_id=message.message_id,
+        make_current=make_current,
     )
 
 

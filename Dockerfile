@@ -1,0 +1,16 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 DATA_DIR=/data
+
+WORKDIR /app
+COPY pyproject.toml constraints.txt README.md ./
+COPY bot ./bot
+COPY migrations ./migrations
+RUN pip install -c constraints.txt . \
+    && useradd --create-home --uid 10001 bot \
+    && mkdir -p /data && chown bot:bot /data
+
+USER bot
+VOLUME ["/data"]
+WORKDIR /data
+CMD ["python", "-m", "bot"]

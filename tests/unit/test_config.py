@@ -1,0 +1,68 @@
+"""Settings: names, defaults, and one clear line for a bad value, never showing secrets."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import SettingsError, load_settings
+
+TOKEN = "123456:AAAA-secret-token-value"
+
+
+def test_defaults_and_derived_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("IMAGE_API_BASE_URL", "https://relay.example/v1/")
+    monkeypatch.setenv("DATA_DIR", "/srv/bot")
+    s = load_settings(_env_file=None)
+    assert s.telegram_api_url == "https://api.telegram.org"
+    assert s.image_api_dialect == "openai-chat"
+    assert s.image_model == "gemini-2.5-flash-image"
+    assert s.image_api_base_url == "https://relay.example/v1"
+    assert s.database_url == "sqlite+aiosqlite:////srv/bot/bot.db"
+    assert s.allowed_user_ids == frozenset()
+    assert TOKEN not in repr(s)
+
+
+def test_id_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("IMAGE_API_BASE_URL", "https://relay.example/v1")
+    monkeypatch.setenv("ALLOWED_USER_IDS", "1, 2,3")
+    monkeypatch.setenv("ALLOWED_CHAT_IDS", "-100123")
+    monkeypatch.setenv("ADMIN_USER_IDS", "")
+    s = load_settings(_env_file=None)
+    assert s.allowed_user_ids == {1, 2, 3}
+    assert s.allowed_chat_ids == {-100123}
+    assert s.admin_user_ids == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({}, "TELEGRAM_BOT_TOKEN is required"),
+        ({"TELEGRAM_BOT_TOKEN": "nonsense"}, "TELEGRAM_BOT_TOKEN is invalid"),
+        ({"TELEGRAM_BOT_TOKEN": TOKEN}, "IMAGE_API_BASE_URL is required"),
+        ({"TELEGRAM_BOT_TOKEN": TOKEN, "IMAGE_API_BASE_URL": "ftp://x"}, "IMAGE_API_BASE_URL"),
+        ({"TELEGRAM_BOT_TOKEN": TOKEN, "IMAGE_API_BASE_URL": "https://x/v1",
+          "IMAGE_API_DIALECT": "dall-e"}, "IMAGE_API_DIALECT is invalid"),
+        ({"TELEGRAM_BOT_TOKEN": TOKEN, "IMAGE_API_BASE_URL": "https://x/v1",
+          "ALLOWED_USER_IDS": "12,abc"}, "ALLOWED_USER_IDS is invalid"),
+    ],
+)
+def test_bad_settings_name_the_setting(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], needle: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings(_env_file=None)
+    assert needle in str(info.value)
+    assert "\n" not in str(info.value)
+    assert TOKEN.split(":")[1] not in str(info.value)
+
+
+def test_env_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text(
+        f"TELEGRAM_BOT_TOKEN={TOKEN}\nIMAGE_API_BASE_URL=https://x/v1\nIMAGE_MODEL=m-1\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().image_model == "m-1"
