@@ -1,0 +1,68 @@
+"""The providers file: endpoints, keys from the environment, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.providers.registry import ProvidersFileError, load_providers_file
+
+GOOD = """
+[[endpoint]]
+name = "rainboxs"
+dialect = "openai-chat"
+base_url = "https://api.rainboxs.com/v1/"
+api_key_env = "RB_KEY"
+auth = "raw"
+models = ["gemini-2.5-flash-image", "gemini-2.5-flash-image-hd"]
+price_per_image = 0.028
+extra_body = { group = "default" }
+
+[[endpoint]]
+name = "google"
+dialect = "gemini"
+base_url = "https://generativelanguage.googleapis.com"
+api_key = "AIza-literal"
+auth = "x-goog-api-key"
+"""
+
+
+def test_loads_endpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RB_KEY", "sk-from-env")
+    path = tmp_path / "providers.toml"
+    path.write_text(GOOD)
+    rb, google = load_providers_file(path)
+    assert rb.base_url == "https://api.rainboxs.com/v1"
+    assert rb.auth_headers() == {"Authorization": "sk-from-env"}
+    assert rb.models == ("gemini-2.5-flash-image", "gemini-2.5-flash-image-hd")
+    assert rb.price_per_image == 0.028 and rb.extra_body == {"group": "default"}
+    assert google.auth_headers() == {"x-goog-api-key": "AIza-literal"}
+    assert "sk-from-env" not in repr(rb)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("", "no [[endpoint]]"),
+        ("[[endpoint]]\nname='a'\ndialect='dalle'\nbase_url='https://x'", "dialect"),
+        ("[[endpoint]]\nname='a'\ndialect='gemini'\nbase_url='x'", "base_url"),
+        ("[[endpoint]]\nname='a'\ndialect='gemini'\nbase_url='https://x'\napi_key_env='NOPE_X'",
+         "NOPE_X is not set"),
+        ("[[endpoint]]\nname='a'\ndialect='gemini'\nbase_url='https://x'\n"
+         "[[endpoint]]\nname='a'\ndialect='gemini'\nbase_url='https://y'", "unique"),
+        ("[[endpoint]\n", "not valid TOML"),
+        ("[[endpoint]]\nname='a'\ndialect='gemini'\nbase_url='https://x'\ncolour='red'", "colour"),
+    ],
+)
+def test_errors_say_what_is_wrong(tmp_path: Path, text: str, needle: str) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(ProvidersFileError) as info:
+        load_providers_file(path)
+    assert needle in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ProvidersFileError, match="cannot read"):
+        load_providers_file(tmp_path / "nope.toml")
