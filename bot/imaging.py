@@ -1,0 +1,534 @@
+"""Every Pillow operation the bot needs: probing, normalising inputs, checking outputs, previews.
+
+The functions here are synchronous and pure (bytes in, bytes out). Images can be 4K and 16 MB,
+so async code must call the ``a*`` wrappers, which run the work in a thread.
+
+Safety rules applied to all decoding:
+* only a whitelist of Pillow plugins is used to decode (no EPS/Ghostscript, PSD, ICO, ...);
+* the pixel count from the header is checked against ``max_pixels`` BEFORE pixel data is
+  decoded (Pillow's own ``DecompressionBombError``/``Warning`` are mapped to the same code);
+* truncated or corrupt files fail with ``ImageInputError("not_image")``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import struct
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from PIL import Image, ImageCms, ImageOps, ImageStat
+
+# --- constants -----------------------------------------------------------------------------
+
+MIME_PNG: Final = "image/png"
+MIME_JPEG: Final = "image/jpeg"
+MIME_WEBP: Final = "image/webp"
+MIME_GIF: Final = "image/gif"
+MIME_HEIC: Final = "image/heic"
+MIME_HEIF: Final = "image/heif"
+MIME_AVIF: Final = "image/avif"
+MIME_BMP: Final = "image/bmp"
+MIME_TIFF: Final = "image/tiff"
+
+EXT_BY_MIME: Final[dict[str, str]] = {
+    MIME_PNG: "png",
+    MIME_JPEG: "jpg",
+    MIME_WEBP: "webp",
+    MIME_GIF: "gif",
+    MIME_HEIC: "heic",
+    MIME_HEIF: "heif",
+    MIME_AVIF: "avif",
+    MIME_BMP: "bmp",
+    MIME_TIFF: "tiff",
+}
+
+#: Formats Gemini (and the relays) accept as-is; everything else is converted first.
+UPSTREAM_MIMES: Final = frozenset({MIME_PNG, MIME_JPEG, MIME_WEBP})
+
+#: Decompression-bomb guard (pixels), checked from the header before decoding.
+MAX_PIXELS: Final = 64_000_000
+
+JPEG_QUALITY: Final = 92
+
+#: Telegram ``sendPhoto`` limits (PROTOCOLS §5).
+TG_PHOTO_MAX_BYTES: Final = 10_000_000
+TG_PHOTO_MAX_SIDE_SUM: Final = 10_000
+TG_PHOTO_MAX_RATIO: Final = 20
+#: Preview produced when an image cannot go to ``sendPhoto`` as-is.
+PREVIEW_MAX_SIDE: Final = 2560
+PREVIEW_TARGET_BYTES: Final = 9_000_000
+PREVIEW_QUALITIES: Final = (90, 82, 75, 65, 50)
+
+# Pillow plugin names allowed to decode user input / upstream output.
+_INPUT_FORMATS: Final = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "AVIF")
+_OUTPUT_FORMATS: Final = ("PNG", "JPEG", "MPO", "WEBP", "GIF")
+# Formats that can hold an animation; other multi-frame files (MPO stereo/depth JPEGs,
+# multi-page TIFF, HEIF collections) are decoded from their first/primary image.
+_ANIMATED_FORMATS: Final = frozenset({"GIF", "PNG", "WEBP"})
+# Plain 8-bit modes that upstream decoders read without surprises (passthrough allowed);
+# palette, 1-bit, LA, CMYK and 16-bit files are converted to RGB/RGBA.
+_PASSTHROUGH_MODES: Final = frozenset({"L", "RGB", "RGBA"})
+_PASSTHROUGH_FORMATS: Final = frozenset({"JPEG", "PNG", "WEBP"})
+_ALPHA_MODES: Final = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_EXIF_ORIENTATION: Final = 0x0112
+
+# Exceptions Pillow and its plugins raise on corrupt or truncated data.
+_DECODE_ERRORS: Final = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    RuntimeError,
+    ZeroDivisionError,
+    struct.error,
+)
+
+
+class ImageInputError(Exception):
+    """An image we cannot use. ``code`` is one of:
+
+    ``empty``, ``not_image``, ``animated``, ``too_large_pixels``, ``unsupported``.
+    """
+
+    def __init__(self, code: str, message: str | None = None) -> None:
+        super().__init__(message or code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    mime: str
+    width: int
+    height: int
+    format: str  # Pillow format name: "JPEG", "PNG", "WEBP", "HEIF", ...
+
+
+# --- HEIF opener ---------------------------------------------------------------------------
+
+_heif_lock = threading.Lock()
+_heif_registered = False
+
+
+def _ensure_heif() -> None:
+    """Register pillow-heif's opener once, on first use."""
+    global _heif_registered
+    if _heif_registered:
+        return
+    with _heif_lock:
+        if not _heif_registered:
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+            _heif_registered = True
+
+
+# --- sniffing ------------------------------------------------------------------------------
+
+_HEIC_BRANDS: Final = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm"})
+_HEIF_BRANDS: Final = frozenset({b"mif1", b"msf1", b"mif2"})
+_AVIF_BRANDS: Final = frozenset({b"avif", b"avis"})
+
+
+def sniff_mime(data: bytes) -> str | None:
+    """MIME type from magic bytes, or None when the signature is not one we know."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return MIME_PNG
+    if data.startswith(b"\xff\xd8\xff"):
+        return MIME_JPEG
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return MIME_GIF
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return MIME_WEBP
+    if data.startswith((b"II*\x00", b"MM\x00*")):
+        return MIME_TIFF
+    if data.startswith(b"BM"):
+        return MIME_BMP
+    if data[4:8] == b"ftyp":
+        return _sniff_isobmff(data)
+    return None
+
+
+def _sniff_isobmff(data: bytes) -> str | None:
+    box_size = int.from_bytes(data[:4], "big")
+    end = min(max(box_size, 16), 64, len(data))
+    major = data[8:12]
+    compatible = {data[i : i + 4] for i in range(16, end - 3, 4)}
+    brands = {major} | compatible
+    if major in _AVIF_BRANDS or (major not in _HEIC_BRANDS and brands & _AVIF_BRANDS):
+        return MIME_AVIF
+    if major in _HEIC_BRANDS or brands & _HEIC_BRANDS:
+        return MIME_HEIC
+    if brands & _HEIF_BRANDS:
+        return MIME_HEIF
+    return None
+
+
+def _mime_of(data: bytes, im: Image.Image) -> str:
+    sniffed = sniff_mime(data)
+    if sniffed is not None:
+        return sniffed
+    fmt = im.format or ""
+    return Image.MIME.get(fmt, f"image/{fmt.lower() or 'unknown'}")
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+
+def _available(formats: Iterable[str]) -> list[str]:
+    Image.init()
+    return [f for f in formats if f in Image.OPEN]
+
+
+def _open_header(data: bytes, formats: Iterable[str], max_pixels: int) -> Image.Image:
+    """Open (header only) with a plugin whitelist and apply the pixel guard."""
+    if not data:
+        raise ImageInputError("empty", "no bytes")
+    _ensure_heif()
+    try:
+        im = Image.open(io.BytesIO(data), formats=_available(formats))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageInputError("too_large_pixels", str(exc)) from exc
+    except Image.UnidentifiedImageError as exc:
+        raise ImageInputError(_unknown_code(data), str(exc)) from exc
+    except _DECODE_ERRORS as exc:
+        raise ImageInputError("not_image", f"{type(exc).__name__}: {exc}") from exc
+    width, height = im.size
+    if width <= 0 or height <= 0:
+        im.close()
+        raise ImageInputError("not_image", f"bad size {width}x{height}")
+    if width * height > max_pixels:
+        im.close()
+        raise ImageInputError("too_large_pixels", f"{width}x{height} exceeds {max_pixels} pixels")
+    return im
+
+
+def _unknown_code(data: bytes) -> str:
+    """Not in our whitelist: "unsupported" if Pillow knows the format at all, else "not_image".
+
+    Only the header is parsed here (no ``load()``), so no risky decoder runs.
+    """
+    try:
+        with Image.open(io.BytesIO(data)):
+            return "unsupported"
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return "unsupported"
+    except _DECODE_ERRORS:
+        return "not_image"
+
+
+def _is_animated(im: Image.Image) -> bool:
+    if im.format not in _ANIMATED_FORMATS:
+        return False
+    try:
+        return bool(getattr(im, "is_animated", False))
+    except _DECODE_ERRORS as exc:
+        raise ImageInputError("not_image", f"{type(exc).__name__}: {exc}") from exc
+
+
+def _load_first_frame(im: Image.Image) -> None:
+    """Decode the first frame fully; truncation or corruption becomes "not_image"."""
+    try:
+        if getattr(im, "n_frames", 1) > 1:
+            im.seek(0)
+        im.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageInputError("too_large_pixels", str(exc)) from exc
+    except _DECODE_ERRORS as exc:
+        raise ImageInputError("not_image", f"{type(exc).__name__}: {exc}") from exc
+
+
+def _decode(data: bytes, formats: Iterable[str], max_pixels: int) -> tuple[Image.Image, bool]:
+    """Open, guard, detect animation, decode the first frame. Returns (image, animated)."""
+    im = _open_header(data, formats, max_pixels)
+    try:
+        animated = _is_animated(im)
+        _load_first_frame(im)
+    except ImageInputError:
+        im.close()
+        raise
+    return im, animated
+
+
+def _info(data: bytes, im: Image.Image) -> ImageInfo:
+    return ImageInfo(_mime_of(data, im), im.width, im.height, im.format or "")
+
+
+# --- probe / validate ----------------------------------------------------------------------
+
+
+def probe(data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageInfo:
+    """Identify an input image and check that its (first frame) pixel data fully decodes.
+
+    Animation is not an error here (``normalise_input`` decides); unsupported formats are.
+    """
+    im, _animated = _decode(data, _INPUT_FORMATS, max_pixels)
+    with im:
+        return _info(data, im)
+
+
+def validate_output(data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageInfo:
+    """Check an image returned by upstream: PNG/JPEG/WebP/GIF magic, decodable, within guard."""
+    if not data:
+        raise ImageInputError("empty", "no bytes")
+    mime = sniff_mime(data)
+    if mime not in (MIME_PNG, MIME_JPEG, MIME_WEBP, MIME_GIF):
+        raise ImageInputError("not_image", f"unexpected signature {data[:12]!r}")
+    im, _animated = _decode(data, _OUTPUT_FORMATS, max_pixels)
+    with im:
+        return ImageInfo(mime, im.width, im.height, im.format or "")
+
+
+# --- normalise -----------------------------------------------------------------------------
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except _DECODE_ERRORS:
+        return 1
+    return value if isinstance(value, int) and 2 <= value <= 8 else 1
+
+
+def _png_bit_depth(data: bytes) -> int:
+    # IHDR is always the first chunk: signature(8) len(4) "IHDR"(4) w(4) h(4) depth(1)
+    return data[24] if len(data) > 24 and data[12:16] == b"IHDR" else 8
+
+
+def _can_pass_through(data: bytes, im: Image.Image, animated: bool, max_side: int) -> bool:
+    if im.format not in _PASSTHROUGH_FORMATS or animated:
+        return False
+    if im.mode not in _PASSTHROUGH_MODES or _orientation(im) != 1:
+        return False
+    if im.format == "PNG" and _png_bit_depth(data) > 8:
+        return False
+    return max(im.size) <= max_side
+
+
+def _has_alpha(im: Image.Image) -> bool:
+    return im.mode in _ALPHA_MODES or "transparency" in im.info
+
+
+def _wide_to_8bit(im: Image.Image) -> Image.Image:
+    """I;16*/I/F → L, scaling 16-bit ranges down instead of clipping them at 255."""
+    if im.mode == "F":
+        _lo, hi = im.getextrema()
+        scale = 255.0 / hi if isinstance(hi, float) and hi > 255.0 else 1.0
+        return im.point(lambda v: v * scale).convert("L")
+    wide = im.convert("I") if im.mode != "I" else im
+    _lo, hi = wide.getextrema()
+    if im.mode.startswith("I;16") or (isinstance(hi, int) and hi > 255):
+        wide = wide.point(lambda v: v * (1 / 257))
+    return wide.convert("L")
+
+
+def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
+    icc = im.info.get("icc_profile")
+    if icc:
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            converted = ImageCms.profileToProfile(
+                im, src, ImageCms.createProfile("sRGB"), outputMode="RGB"
+            )
+            if converted is not None:
+                return converted
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass
+    return im.convert("RGB")
+
+
+def _to_rgb_or_rgba(im: Image.Image) -> Image.Image:
+    """Convert any decoded mode to RGB, or RGBA when the alpha channel is really used."""
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+        im = _wide_to_8bit(im)
+    if im.mode == "CMYK":
+        return _cmyk_to_rgb(im)
+    if _has_alpha(im):
+        rgba = im.convert("RGBA")
+        alpha_min, _alpha_max = rgba.getchannel("A").getextrema()
+        return rgba if isinstance(alpha_min, int) and alpha_min < 255 else rgba.convert("RGB")
+    try:
+        return im if im.mode == "RGB" else im.convert("RGB")
+    except ValueError as exc:
+        raise ImageInputError("unsupported", f"cannot convert mode {im.mode}") from exc
+
+
+def _scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _fit(im: Image.Image, max_side: int) -> Image.Image:
+    if max(im.size) <= max_side:
+        return im
+    size = _scaled_size(im.width, im.height, max_side)
+    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _encode(im: Image.Image, icc: bytes | None) -> tuple[bytes, str, str]:
+    out = io.BytesIO()
+    extra = {"icc_profile": icc} if icc else {}
+    if im.mode == "RGBA":
+        im.save(out, "PNG", **extra)
+        return out.getvalue(), MIME_PNG, "PNG"
+    im.save(out, "JPEG", quality=JPEG_QUALITY, **extra)
+    return out.getvalue(), MIME_JPEG, "JPEG"
+
+
+def _rgb_icc(im: Image.Image) -> bytes | None:
+    """Keep an ICC profile only if it describes RGB data (e.g. Display P3 from iPhones)."""
+    icc = im.info.get("icc_profile")
+    return icc if isinstance(icc, bytes) and im.mode in ("RGB", "RGBA") else None
+
+
+def normalise_input(
+    data: bytes,
+    *,
+    max_side: int = 2048,
+    first_frame: bool = False,
+    max_pixels: int = MAX_PIXELS,
+) -> tuple[bytes, ImageInfo]:
+    """Prepare an image for upstream: upright, RGB(A), long side ≤ max_side, JPEG/PNG.
+
+    Already-suitable JPEG/PNG/WebP files come back as the ORIGINAL bytes. Animated files
+    raise ``animated`` unless ``first_frame`` is true, in which case frame 0 is used.
+    Re-encoded output carries no EXIF (so no GPS) but keeps an RGB ICC profile.
+    """
+    im, animated = _decode(data, _INPUT_FORMATS, max_pixels)
+    with im:
+        if animated and not first_frame:
+            frames = getattr(im, "n_frames", "?")
+            raise ImageInputError("animated", f"animated {im.format} ({frames} frames)")
+        if _can_pass_through(data, im, animated, max_side):
+            return data, _info(data, im)
+        icc = _rgb_icc(im)
+        return _reencode(im, icc, max_side)
+
+
+def _reencode(im: Image.Image, icc: bytes | None, max_side: int) -> tuple[bytes, ImageInfo]:
+    try:
+        upright = ImageOps.exif_transpose(im)
+        converted = _fit(_to_rgb_or_rgba(upright), max_side)
+    except ImageInputError:
+        raise
+    except _DECODE_ERRORS as exc:
+        raise ImageInputError("unsupported", f"{type(exc).__name__}: {exc}") from exc
+    payload, mime, fmt = _encode(converted, icc)
+    return payload, ImageInfo(mime, converted.width, converted.height, fmt)
+
+
+# --- Telegram preview, thumbnails, colour --------------------------------------------------
+
+
+def fits_telegram_photo(size_bytes: int, width: int, height: int) -> bool:
+    """Whether ``sendPhoto`` accepts these numbers (PROTOCOLS §5)."""
+    if size_bytes > TG_PHOTO_MAX_BYTES or width + height > TG_PHOTO_MAX_SIDE_SUM:
+        return False
+    return max(width, height) <= TG_PHOTO_MAX_RATIO * min(width, height)
+
+
+def _flatten(im: Image.Image) -> Image.Image:
+    """RGB for JPEG: transparent areas go onto white instead of black."""
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+        im = _wide_to_8bit(im)
+    if im.mode == "CMYK":
+        return _cmyk_to_rgb(im)
+    if not _has_alpha(im):
+        return im if im.mode == "RGB" else im.convert("RGB")
+    rgba = im.convert("RGBA")
+    background = Image.new("RGB", rgba.size, (255, 255, 255))
+    background.paste(rgba, mask=rgba.getchannel("A"))
+    return background
+
+
+def _jpeg(im: Image.Image, quality: int) -> bytes:
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def _preview(im: Image.Image) -> bytes:
+    rgb = _fit(_flatten(im), PREVIEW_MAX_SIDE)
+    while True:
+        for quality in PREVIEW_QUALITIES:
+            payload = _jpeg(rgb, quality)
+            if len(payload) <= PREVIEW_TARGET_BYTES:
+                return payload
+        smaller = max(1, int(max(rgb.size) * 0.75))
+        rgb = _fit(rgb, smaller)
+
+
+def telegram_photo(data: bytes, info: ImageInfo, *, max_pixels: int = MAX_PIXELS) -> bytes | None:
+    """None if ``data`` can go to ``sendPhoto`` as-is; otherwise a JPEG preview that fits.
+
+    Only JPEG and PNG are sent as-is; other formats always get a JPEG preview. The preview is
+    only scaled (long side ≤ 2560, bytes ≤ 9 MB), never padded or cropped. For ratio > 20
+    scaling cannot help, so such images still get a preview and Telegram may refuse it;
+    send the original as a document in that case.
+    """
+    if info.mime in (MIME_JPEG, MIME_PNG) and fits_telegram_photo(
+        len(data), info.width, info.height
+    ):
+        return None
+    im, _animated = _decode(data, _INPUT_FORMATS, max_pixels)
+    with im:
+        return _preview(im)
+
+
+def thumbnail(data: bytes, size: int = 320, *, max_pixels: int = MAX_PIXELS) -> bytes:
+    """JPEG thumbnail with the long side ≤ ``size``."""
+    im = _open_header(data, _INPUT_FORMATS, max_pixels)
+    with im:
+        if im.format == "JPEG":
+            im.draft("RGB", (size, size))  # decode at a reduced scale: much faster
+        _load_first_frame(im)
+        rgb = _flatten(im)
+    rgb.thumbnail((size, size), Image.Resampling.LANCZOS)
+    return _jpeg(rgb, 85)
+
+
+def mean_color(data: bytes, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int, int]:
+    """Average (R, G, B) of the first frame, alpha ignored."""
+    im, _animated = _decode(data, _INPUT_FORMATS, max_pixels)
+    with im:
+        rgb = _to_rgb_or_rgba(im).convert("RGB")
+    r, g, b = (round(v) for v in ImageStat.Stat(rgb).mean[:3])
+    return r, g, b
+
+
+# --- async wrappers ------------------------------------------------------------------------
+
+
+async def aprobe(data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageInfo:
+    return await asyncio.to_thread(probe, data, max_pixels=max_pixels)
+
+
+async def anormalise_input(
+    data: bytes,
+    *,
+    max_side: int = 2048,
+    first_frame: bool = False,
+    max_pixels: int = MAX_PIXELS,
+) -> tuple[bytes, ImageInfo]:
+    return await asyncio.to_thread(
+        normalise_input, data, max_side=max_side, first_frame=first_frame, max_pixels=max_pixels
+    )
+
+
+async def avalidate_output(data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageInfo:
+    return await asyncio.to_thread(validate_output, data, max_pixels=max_pixels)
+
+
+async def atelegram_photo(data: bytes, info: ImageInfo) -> bytes | None:
+    return await asyncio.to_thread(telegram_photo, data, info)
+
+
+async def athumbnail(data: bytes, size: int = 320) -> bytes:
+    return await asyncio.to_thread(thumbnail, data, size)
