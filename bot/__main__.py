@@ -1,4 +1,9 @@
-"""`python -m bot [run|migrate]`: apply migrations, then long-poll until SIGTERM/SIGINT."""
+"""`python -m bot [run|migrate|check]`.
+
+run (default): apply migrations, then long-poll until SIGTERM/SIGINT.
+migrate: apply migrations and exit.
+check: call each configured image endpoint once with a tiny prompt and print a table.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +15,31 @@ import sys
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.logs import setup_logging
+from bot.providers.factory import endpoints_from_settings
+from bot.providers.registry import ProvidersFileError
 from bot.storage import db
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
-    parser.add_argument("command", nargs="?", default="run", choices=["run", "migrate"])
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "migrate", "check"])
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level, secrets=_secrets(settings))
+    try:
+        endpoints = endpoints_from_settings(settings)
+    except (ProvidersFileError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    secrets = [settings.token, *(e.api_key for e in endpoints)]
+    setup_logging(settings.log_level, secrets=[s for s in secrets if s])
+    if args.command == "check":
+        from bot.check import main as check_main
+
+        return check_main(settings)
     db.upgrade(settings.database_url)
     if args.command == "migrate":
         return 0
@@ -43,10 +60,6 @@ async def _run(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await serve(build_application(settings), stop)
-
-
-def _secrets(settings: Settings) -> list[str]:
-    return [s for s in (settings.token, settings.image_api_key.get_secret_value()) if s]
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     image_api_auth: Literal["bearer", "raw", "x-goog-api-key", "query-key"] = "bearer"
     image_model: str = "gemini-2.5-flash-image"
     image_api_timeout: float = Field(default=180.0, gt=0)
+    image_api_extra_body: dict[str, Any] = Field(default_factory=dict)
     image_providers_file: Path | None = None
 
     data_dir: Path = Path("./data")

@@ -1,4 +1,4 @@
-"""Build the upstream provider from settings."""
+"""Build upstream providers from settings: one endpoint or a providers file, behind a pool."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import httpx
 from bot.config import Settings
 from bot.providers.base import Endpoint, ImageProvider
 from bot.providers.openai_chat import OpenAIChatProvider
+from bot.providers.pool import EndpointFaultHook, ProviderPool
+from bot.providers.registry import load_providers_file
 
 
 def endpoint_from_settings(settings: Settings) -> Endpoint:
@@ -17,16 +19,33 @@ def endpoint_from_settings(settings: Settings) -> Endpoint:
         base_url=settings.image_api_base_url,
         api_key=settings.image_api_key.get_secret_value(),
         auth_style=settings.image_api_auth,
-        models=(settings.image_model,),
+        models=(),
         timeout=settings.image_api_timeout,
+        extra_body=dict(settings.image_api_extra_body),
     )
 
 
-def build_provider(settings: Settings, http: httpx.AsyncClient) -> ImageProvider:
-    endpoint = endpoint_from_settings(settings)
+def endpoints_from_settings(settings: Settings) -> list[Endpoint]:
+    """The providers file's endpoints when IMAGE_PROVIDERS_FILE is set, else the single one."""
+    if settings.image_providers_file is not None:
+        return load_providers_file(settings.image_providers_file)
+    return [endpoint_from_settings(settings)]
+
+
+def provider_for(endpoint: Endpoint, http: httpx.AsyncClient) -> ImageProvider:
     if endpoint.dialect == "openai-chat":
         return OpenAIChatProvider(endpoint, http)
     raise ValueError(f"dialect {endpoint.dialect} is not available yet")
+
+
+def build_provider(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    *,
+    on_endpoint_fault: EndpointFaultHook | None = None,
+) -> ProviderPool:
+    providers = [provider_for(e, http) for e in endpoints_from_settings(settings)]
+    return ProviderPool(providers, on_endpoint_fault=on_endpoint_fault)
 
 
 def make_http_client() -> httpx.AsyncClient:

@@ -97,14 +97,20 @@ class ProviderPool:
                     if uncertain_left <= 0:
                         raise last from None
                     uncertain_left -= 1
-                log.warning("endpoint %s gave up (%s); trying the next", provider.endpoint.name,
-                            last.kind.value)
+                log.warning(
+                    "endpoint %s gave up (%s); trying the next",
+                    provider.endpoint.name,
+                    last.kind.value,
+                )
         assert last is not None
         raise last
 
     async def _on_endpoint(
-        self, provider: ImageProvider, request: ImageRequest,
-        progress: ProgressCallback | None, uncertain_left: int,
+        self,
+        provider: ImageProvider,
+        request: ImageRequest,
+        progress: ProgressCallback | None,
+        uncertain_left: int,
     ) -> ImageResult:
         name = provider.endpoint.name
         for attempt in range(self.policy.attempts_per_endpoint):

@@ -63,10 +63,16 @@ class _EndpointSpec(BaseModel):
                     f"endpoint {self.name}: environment variable {self.api_key_env} is not set"
                 )
         return Endpoint(
-            name=self.name, dialect=self.dialect, base_url=self.base_url.rstrip("/"),
-            api_key=key, auth_style=self.auth, models=tuple(self.models),
-            timeout=self.timeout, price_per_image=self.price_per_image,
-            max_concurrency=self.max_concurrency, extra_body=dict(self.extra_body),
+            name=self.name,
+            dialect=self.dialect,
+            base_url=self.base_url.rstrip("/"),
+            api_key=key,
+            auth_style=self.auth,
+            models=tuple(self.models),
+            timeout=self.timeout,
+            price_per_image=self.price_per_image,
+            max_concurrency=self.max_concurrency,
+            extra_body=dict(self.extra_body),
         )
 
 

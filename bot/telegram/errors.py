@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Iterable
 
-from telegram import Update
+from telegram import Bot, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import imaging
 from bot.i18n import t
-from bot.providers.errors import ProviderError, ProviderErrorKind
+from bot.providers.errors import ProviderError
+from bot.providers.pool import EndpointFaultHook
 from bot.services.errors import UserInputError
-from bot.telegram.context import lang, services, thread_of
+from bot.telegram.context import lang, thread_of
 
 log = logging.getLogger(__name__)
-
-# Failures the bot's owner must act on: the user is told, the admins get the detail.
-ADMIN_KINDS = frozenset({ProviderErrorKind.AUTH, ProviderErrorKind.NOT_FOUND})
 
 
 def message_for(exc: BaseException, lang_code: str) -> str:
@@ -35,7 +34,7 @@ def message_for(exc: BaseException, lang_code: str) -> str:
 async def reply_error(
     update: Update, context: ContextTypes.DEFAULT_TYPE, exc: BaseException
 ) -> None:
-    """Tell the user what went wrong, in their language; tell admins when they must act."""
+    """Tell the user what went wrong, in their language (admins hear from the pool)."""
     if not isinstance(exc, (UserInputError, imaging.ImageInputError, ProviderError)):
         log.error("unexpected error handling update", exc_info=exc)
     elif isinstance(exc, ProviderError):
@@ -54,18 +53,27 @@ async def reply_error(
             )
         except TelegramError:
             log.warning("could not send the error message to chat %s", chat.id)
-    if isinstance(exc, ProviderError) and exc.kind in ADMIN_KINDS:
-        await notify_admins(
-            context, f"⚠️ upstream {exc.kind.value} at {exc.endpoint or '-'}: {exc.detail}"
-        )
 
 
-async def notify_admins(context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
-    for admin_id in services(context).settings.admin_user_ids:
+async def notify_admins(bot: Bot, admin_ids: Iterable[int], text: str) -> None:
+    """Tell the bot's admins something they must act on (detail allowed, secrets never)."""
+    for admin_id in admin_ids:
         try:
-            await context.bot.send_message(admin_id, html.escape(text)[:4000])
+            await bot.send_message(admin_id, html.escape(text)[:4000])
         except TelegramError:
             log.info("could not notify admin %s", admin_id)
+
+
+def endpoint_fault_notifier(bot: Bot, admin_ids: Iterable[int]) -> EndpointFaultHook:
+    """The provider pool calls this when an endpoint's key, model or quota fails."""
+    ids = tuple(admin_ids)
+
+    async def notify(err: ProviderError) -> None:
+        await notify_admins(
+            bot, ids, f"⚠️ endpoint {err.endpoint or '-'}: {err.kind.value} — {err.detail}"
+        )
+
+    return notify
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -42,10 +42,22 @@ def test_id_lists(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"TELEGRAM_BOT_TOKEN": "nonsense"}, "TELEGRAM_BOT_TOKEN is invalid"),
         ({"TELEGRAM_BOT_TOKEN": TOKEN}, "IMAGE_API_BASE_URL is required"),
         ({"TELEGRAM_BOT_TOKEN": TOKEN, "IMAGE_API_BASE_URL": "ftp://x"}, "IMAGE_API_BASE_URL"),
-        ({"TELEGRAM_BOT_TOKEN": TOKEN, "IMAGE_API_BASE_URL": "https://x/v1",
-          "IMAGE_API_DIALECT": "dall-e"}, "IMAGE_API_DIALECT is invalid"),
-        ({"TELEGRAM_BOT_TOKEN": TOKEN, "IMAGE_API_BASE_URL": "https://x/v1",
-          "ALLOWED_USER_IDS": "12,abc"}, "ALLOWED_USER_IDS is invalid"),
+        (
+            {
+                "TELEGRAM_BOT_TOKEN": TOKEN,
+                "IMAGE_API_BASE_URL": "https://x/v1",
+                "IMAGE_API_DIALECT": "dall-e",
+            },
+            "IMAGE_API_DIALECT is invalid",
+        ),
+        (
+            {
+                "TELEGRAM_BOT_TOKEN": TOKEN,
+                "IMAGE_API_BASE_URL": "https://x/v1",
+                "ALLOWED_USER_IDS": "12,abc",
+            },
+            "ALLOWED_USER_IDS is invalid",
+        ),
     ],
 )
 def test_bad_settings_name_the_setting(

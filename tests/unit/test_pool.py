@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import pytest
 
 from bot.providers.base import Endpoint, GeneratedImage, ImageRequest, ImageResult
-from bot.providers.errors import ProviderError, ProviderErrorKind as K
+from bot.providers.errors import ProviderError
+from bot.providers.errors import ProviderErrorKind as K
 from bot.providers.pool import ProviderPool, RetryPolicy
 
 
@@ -15,8 +16,9 @@ class Scripted:
     """A provider that answers from a script: an exception kind or 'ok'."""
 
     def __init__(self, name: str, script: Sequence[K | str], models: tuple[str, ...] = ()) -> None:
-        self.endpoint = Endpoint(name=name, dialect="openai-chat", base_url="http://x",
-                                 api_key="k", models=models)
+        self.endpoint = Endpoint(
+            name=name, dialect="openai-chat", base_url="http://x", api_key="k", models=models
+        )
         self.script = list(script)
         self.calls = 0
 

@@ -47,10 +47,15 @@ def test_loads_endpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         ("", "no [[endpoint]]"),
         ("[[endpoint]]\nname='a'\ndialect='dalle'\nbase_url='https://x'", "dialect"),
         ("[[endpoint]]\nname='a'\ndialect='gemini'\nbase_url='x'", "base_url"),
-        ("[[endpoint]]\nname='a'\ndialect='gemini'\nbase_url='https://x'\napi_key_env='NOPE_X'",
-         "NOPE_X is not set"),
-        ("[[endpoint]]\nname='a'\ndialect='gemini'\nbase_url='https://x'\n"
-         "[[endpoint]]\nname='a'\ndialect='gemini'\nbase_url='https://y'", "unique"),
+        (
+            "[[endpoint]]\nname='a'\ndialect='gemini'\nbase_url='https://x'\napi_key_env='NOPE_X'",
+            "NOPE_X is not set",
+        ),
+        (
+            "[[endpoint]]\nname='a'\ndialect='gemini'\nbase_url='https://x'\n"
+            "[[endpoint]]\nname='a'\ndialect='gemini'\nbase_url='https://y'",
+            "unique",
+        ),
         ("[[endpoint]\n", "not valid TOML"),
         ("[[endpoint]]\nname='a'\ndialect='gemini'\nbase_url='https://x'\ncolour='red'", "colour"),
     ],

@@ -1,0 +1,41 @@
+"""Small helpers for end-to-end tests."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from bot.config import Settings
+
+
+def png(color: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def jpeg(color: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "JPEG", quality=95)
+    return buf.getvalue()
+
+
+def mean(data: bytes) -> tuple[int, int, int]:
+    with Image.open(io.BytesIO(data)) as im:
+        small = im.convert("RGB").resize((1, 1), Image.Resampling.BOX)
+        r, g, b = small.getpixel((0, 0))  # type: ignore[misc]
+        return int(r), int(g), int(b)
+
+
+def close(a: tuple[int, int, int], b: tuple[int, int, int], tol: int = 6) -> bool:
+    return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
+
+
+def db_rows(settings: Settings, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    path = settings.database_url.split("///", 1)[1]
+    with sqlite3.connect(Path(path)) as conn:
+        return conn.execute(sql, args).fetchall()
