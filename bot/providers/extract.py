@@ -1,0 +1,414 @@
+"""Pure helpers shared by the dialects: find images in answers, decode them, classify errors.
+
+No I/O here. See PROTOCOLS.md §1D (where images hide in an answer) and §2 (error bodies).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import json
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from bot.providers.base import ImageRef
+from bot.providers.errors import ProviderError, ProviderErrorKind
+
+DETAIL_LIMIT = 300
+
+_DATA_URI_HEAD = re.compile(r"data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+(?:=[^;,]*)?)*),", re.ASCII)
+_NON_B64 = re.compile(rb"[^A-Za-z0-9+/=]")
+# Base64 openings of PNG, JPEG, WebP (RIFF) and GIF files, for bare base64 without "data:".
+_BARE_B64_HEADS = ("iVBORw0KGgo", "/9j/", "UklGR", "R0lGOD")
+
+_IMAGE_PART_TYPES = frozenset({"image_url", "output_image", "image", "input_image"})
+_SECRET_PATTERNS = (
+    (re.compile(r"\bsk-[A-Za-z0-9_\-]{4,}"), "sk-***"),
+    (re.compile(r"\bAIza[0-9A-Za-z_\-]{10,}"), "AIza***"),
+    (re.compile(r"(?i)\bBearer\s+[^\s\"',;]+"), "Bearer ***"),
+    (re.compile(r"(?i)\b((?:api[_-]?)?key\s*[=:]\s*)[\"']?[^\s&\"',;]+"), r"\1***"),
+)
+_HTML_TITLE = re.compile(r"(?is)<title[^>]*>(.*?)</title>")
+_HTML_TAG = re.compile(r"(?s)<(script|style)\b.*?</\1>|<[^>]+>")
+
+
+def bad_response(detail: str, **kw: Any) -> ProviderError:
+    return ProviderError(ProviderErrorKind.BAD_RESPONSE, detail, **kw)
+
+
+# --- images -------------------------------------------------------------------------------
+
+
+def sniff_mime(data: bytes) -> str | None:
+    """The image type by magic bytes: PNG, JPEG, WebP or GIF; None for anything else."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    return None
+
+
+def looks_truncated(data: bytes, mime: str) -> bool:
+    """A PNG without its IEND chunk or a JPEG without its end marker was cut short."""
+    if mime == "image/png":
+        return b"IEND" not in data[-256:]
+    if mime == "image/jpeg":
+        return b"\xff\xd9" not in data[-4096:]
+    return False
+
+
+def checked_mime(data: bytes, declared: str | None = None) -> str:
+    """The sniffed mime of bytes that must be a whole image; else BAD_RESPONSE."""
+    mime = sniff_mime(data)
+    if mime is None:
+        head = data[:16].hex(" ")
+        raise bad_response(f"answer holds bytes that are not an image ({declared}; {head})")
+    if looks_truncated(data, mime):
+        raise bad_response(f"answer image is truncated ({mime}, {len(data)} bytes)")
+    return mime
+
+
+def decode_base64(payload: str) -> bytes:
+    """Strict base64 (standard alphabet, whitespace and missing padding tolerated)."""
+    raw = payload.encode("ascii", "replace")
+    if _NON_B64.search(raw):
+        raw = b"".join(raw.split())
+        if _NON_B64.search(raw):
+            raise bad_response("invalid base64 in image data")
+    raw = raw.rstrip(b"=")
+    if len(raw) % 4 == 1:
+        raise bad_response("truncated base64 in image data")
+    try:
+        return base64.b64decode(raw + b"=" * (-len(raw) % 4), validate=True)
+    except binascii.Error as exc:
+        raise bad_response(f"invalid base64 in image data: {exc}") from None
+
+
+def split_data_uri(uri: str) -> tuple[bytes, str] | None:
+    """(bytes, declared mime) of a `data:<mime>;base64,...` URI; None if `uri` is no data URI."""
+    if uri[:5].lower() != "data:":
+        return None
+    head = _DATA_URI_HEAD.match(uri, 0, 300)
+    if head is None:
+        raise bad_response(f"malformed data URI {uri[:40]!r}")
+    params = head.group(2).lower().split(";")
+    if "base64" not in params:
+        raise bad_response("data URI is not base64")
+    data = decode_base64(uri[head.end() :])
+    if not data:
+        raise bad_response("empty data URI")
+    return data, (head.group(1) or "application/octet-stream").lower()
+
+
+def ref_from_url_or_data(s: str) -> ImageRef:
+    """An ImageRef for a data URI (decoded), an http(s) URL, or bare base64 of an image."""
+    s = s.strip()
+    split = split_data_uri(s)
+    if split is not None:
+        return ImageRef(data=split[0], mime=split[1])
+    if s[:8].lower().startswith(("http://", "https://")):
+        return ImageRef(url=s)
+    if s.startswith(_BARE_B64_HEADS):
+        data = decode_base64(s)
+        return ImageRef(data=data, mime=sniff_mime(data))
+    raise bad_response(f"image reference is neither a data URI nor an http(s) URL: {s[:40]!r}")
+
+
+def _link_target(inner: str) -> str | None:
+    """The target inside `(...)`: `url`, `<url>` or `url "title"`; None if it is no link."""
+    inner = inner.strip()
+    if inner.startswith("data:"):  # base64 may be wrapped over lines; decode_base64 copes
+        return inner
+    parts = inner.split(None, 1)
+    if len(parts) == 2 and not (len(parts[1]) >= 2 and parts[1][0] == parts[1][-1] == '"'):
+        return None
+    target = parts[0] if parts else ""
+    return target[1:-1] if target.startswith("<") and target.endswith(">") else target
+
+
+def _markdown_links(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, target) of each `![alt](target)`, found with str.find: answers can hold
+    a 30 MB data URI, and a regex walking it char by char costs ~0.5 s."""
+    pos = 0
+    while (start := text.find("![", pos)) >= 0:
+        alt_end = text.find("]", start + 2)
+        if alt_end < 0:
+            return
+        end = text.find(")", alt_end + 2) if text.startswith("(", alt_end + 1) else -1
+        target = _link_target(text[alt_end + 2 : end]) if end >= 0 else None
+        if target is None:
+            pos = start + 2
+            continue
+        yield start, end + 1, target
+        pos = end + 1
+
+
+def markdown_image_targets(text: str) -> list[str]:
+    """Targets of `![..](target)` links, in order; empty targets (`![image]()`) left out."""
+    return [target for _, _, target in _markdown_links(text) if target]
+
+
+def text_without_images(content: str) -> str:
+    """The model's words with markdown image links removed, stripped."""
+    pieces, pos = [], 0
+    for start, end, _ in _markdown_links(content):
+        pieces.append(content[pos:start])
+        pos = end
+    pieces.append(content[pos:])
+    return "".join(pieces).strip()
+
+
+def _part_ref(part: Mapping[str, Any]) -> ImageRef | None:
+    """An image content part: OpenAI `image_url` and the cheap look-alikes relays use."""
+    target = part.get("image_url") or part.get("url")
+    if isinstance(target, Mapping):
+        target = target.get("url")
+    if isinstance(target, str) and target:
+        return ref_from_url_or_data(target)
+    source = part.get("source")
+    if isinstance(source, Mapping) and isinstance(source.get("data"), str):
+        data = decode_base64(source["data"])
+        return ImageRef(data=data, mime=source.get("media_type") or sniff_mime(data))
+    b64 = part.get("b64_json") or part.get("data")
+    if isinstance(b64, str) and b64:
+        data = decode_base64(b64)
+        return ImageRef(data=data, mime=part.get("mime_type") or sniff_mime(data))
+    return None
+
+
+def _refs_from_parts(parts: Iterable[Any]) -> list[ImageRef]:
+    refs = []
+    for part in parts:
+        if isinstance(part, Mapping) and part.get("type") in _IMAGE_PART_TYPES:
+            ref = _part_ref(part)
+            if ref is not None:
+                refs.append(ref)
+    return refs
+
+
+def _texts(content: Any) -> list[str]:
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        return [
+            p["text"]
+            for p in content
+            if isinstance(p, Mapping) and p.get("type") in ("text", "output_text")
+            and isinstance(p.get("text"), str)
+        ]
+    return []
+
+
+def _as_image_part(item: Any) -> Any:
+    if isinstance(item, str):
+        return {"type": "image_url", "image_url": item}
+    return {"type": "image_url", **item} if isinstance(item, Mapping) else None
+
+
+def images_from_chat_message(message: Mapping[str, Any]) -> list[ImageRef]:
+    """Images of an OpenAI chat message, from the first place that has any (§1D order):
+    `images[]`, then image parts of a content array, then markdown links in the text."""
+    images = message.get("images")
+    if isinstance(images, list):
+        refs = _refs_from_parts(_as_image_part(i) for i in images)
+        if refs:
+            return refs
+    content = message.get("content")
+    if isinstance(content, list):
+        refs = _refs_from_parts(content)
+        if refs:
+            return refs
+    targets = [t for text in _texts(content) for t in markdown_image_targets(text)]
+    return [ref_from_url_or_data(t) for t in targets]
+
+
+def text_of_chat_message(message: Mapping[str, Any]) -> str | None:
+    """The words of a chat message (string content or text parts), image links removed."""
+    words = [text_without_images(t) for t in _texts(message.get("content"))]
+    joined = "\n".join(w for w in words if w)
+    return joined or None
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Text with API keys and anything that looks like one replaced by `***`."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def clean_detail(text: str, secrets: Iterable[str] = (), limit: int = DETAIL_LIMIT) -> str:
+    text = " ".join(redact(text, secrets).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json_error(body: bytes) -> dict[str, Any] | None:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(data, list) and data:  # Google sometimes wraps the error in a list
+        data = data[0]
+    if not isinstance(data, dict):
+        return None
+    err = data.get("error", data)
+    if isinstance(err, str):
+        return {"message": err}
+    return err if isinstance(err, dict) else None
+
+
+def _html_text(body: bytes) -> str:
+    text = body[:65536].decode("utf-8", "replace")
+    title = _HTML_TITLE.search(text)
+    if title:
+        return html.unescape(title.group(1))
+    return html.unescape(_HTML_TAG.sub(" ", text))
+
+
+def _details(err: Mapping[str, Any], type_suffix: str) -> list[Mapping[str, Any]]:
+    details = err.get("details")
+    if not isinstance(details, list):
+        return []
+    return [
+        d for d in details
+        if isinstance(d, Mapping) and str(d.get("@type", "")).endswith(type_suffix)
+    ]
+
+
+def _duration(value: Any) -> float | None:
+    """A google.protobuf.Duration: JSON "27s"/"1.5s", or {"seconds":..,"nanos":..}."""
+    try:
+        if isinstance(value, str) and value.endswith("s"):
+            return max(0.0, float(value[:-1]))
+        if isinstance(value, Mapping):
+            return float(value.get("seconds", 0)) + float(value.get("nanos", 0)) / 1e9
+    except (TypeError, ValueError):
+        pass
+    return None
+
+
+def _is_per_day(err: Mapping[str, Any]) -> bool:
+    for failure in _details(err, "google.rpc.QuotaFailure"):
+        for v in failure.get("violations") or []:
+            if isinstance(v, Mapping) and "perday" in str(v.get("quotaId", "")).lower():
+                return True
+    return False
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds from `retry-after-ms`, or `Retry-After` as seconds or an HTTP date."""
+    ms = _header(headers, "retry-after-ms")
+    if ms is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = _header(headers, "retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def _retry_after(headers: Mapping[str, str], err: Mapping[str, Any] | None) -> float | None:
+    seconds = parse_retry_after(headers)
+    if seconds is None and err is not None:
+        for info in _details(err, "google.rpc.RetryInfo"):
+            seconds = _duration(info.get("retryDelay"))
+    return seconds
+
+
+_QUOTA_CODES = frozenset({"insufficient_quota", "insufficient_user_quota", "billing_not_active"})
+_AUTH_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED"})
+_STATUS_KINDS = {
+    400: ProviderErrorKind.BAD_REQUEST,
+    422: ProviderErrorKind.BAD_REQUEST,
+    401: ProviderErrorKind.AUTH,
+    403: ProviderErrorKind.AUTH,
+    404: ProviderErrorKind.NOT_FOUND,
+    408: ProviderErrorKind.TIMEOUT,
+    504: ProviderErrorKind.TIMEOUT,
+}
+
+
+def _reason(err: Mapping[str, Any] | None) -> str | None:
+    if not err:
+        return None
+    for info in _details(err, "google.rpc.ErrorInfo"):
+        if info.get("reason"):
+            return str(info["reason"])
+    for key in ("code", "type", "status"):
+        value = err.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _kind(status: int, err: Mapping[str, Any] | None, reason: str | None) -> ProviderErrorKind:
+    if reason in _QUOTA_CODES or status == 402:
+        return ProviderErrorKind.QUOTA_EXHAUSTED
+    if reason in _AUTH_REASONS:  # Google answers a bad key with 400 INVALID_ARGUMENT
+        return ProviderErrorKind.AUTH
+    if reason == "model_not_found":  # one-api/new-api say so with 503 as well
+        return ProviderErrorKind.NOT_FOUND
+    if status == 429:
+        if err is not None and _is_per_day(err):
+            return ProviderErrorKind.QUOTA_EXHAUSTED
+        return ProviderErrorKind.RATE_LIMITED
+    if status in _STATUS_KINDS:
+        return _STATUS_KINDS[status]
+    transient = status >= 500 or status == 409
+    return ProviderErrorKind.SERVER if transient else ProviderErrorKind.BAD_REQUEST
+
+
+def error_from_http(
+    status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    endpoint: str,
+    *,
+    secrets: Iterable[str] = (),
+) -> ProviderError:
+    """A typed error for a non-2xx answer, from OpenAI or Gemini error bodies or any text."""
+    err = _json_error(body)
+    if err is not None:
+        said = [err[k] for k in ("message", "detail", "msg") if isinstance(err.get(k), str)]
+        message = said[0] if said else json.dumps(err, ensure_ascii=False)[:1000]
+    else:
+        message = _html_text(body) or "(empty body)"
+    reason = _reason(err)
+    return ProviderError(
+        _kind(status, err, reason),
+        clean_detail(f"HTTP {status}: {message}", secrets),
+        status=status,
+        reason=reason,
+        retry_after=_retry_after(headers, err),
+        endpoint=endpoint,
+    )

@@ -1,0 +1,185 @@
+"""HTTP mechanics every dialect shares: post JSON, map failures, fetch the images an answer names.
+
+The httpx client is shared and owned by the app: nothing here creates or closes one. The client
+must carry no auth headers of its own, because image links are fetched with it from any host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from bot.providers.base import Endpoint, GeneratedImage, ImageRef
+from bot.providers.errors import ProviderError, ProviderErrorKind
+from bot.providers.extract import bad_response, checked_mime, clean_detail, error_from_http
+
+log = logging.getLogger(__name__)
+
+JSON_IN_THREAD_CHARS = 256_000  # bodies with more string data than this are encoded off-loop
+MAX_ANSWER_BYTES = 300_000_000  # a 4K answer is ~30 MB of base64; anything this big is broken
+ERROR_BODY_BYTES = 65_536
+CONNECT_TIMEOUT = 15.0
+_EXPIRED_STATUSES = frozenset({403, 404, 410})
+
+
+def _string_chars(obj: Any) -> int:
+    """Roughly how big `obj` is as JSON: the total length of its strings (cheap, no copy)."""
+    total, stack = 0, [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return total
+
+
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def encode_json(body: Any) -> bytes:
+    """JSON bytes of a request body; big bodies (inline images) are encoded in a thread."""
+    if _string_chars(body) > JSON_IN_THREAD_CHARS:
+        return await asyncio.to_thread(_dumps, body)
+    return _dumps(body)
+
+
+@contextlib.contextmanager
+def tagged(endpoint: str) -> Iterator[None]:
+    """Stamp the endpoint's name on any ProviderError leaving the block without one."""
+    try:
+        yield
+    except ProviderError as exc:
+        if not exc.endpoint:
+            exc.endpoint = endpoint
+        raise
+
+
+def _timeouts(total: float) -> httpx.Timeout:
+    return httpx.Timeout(total, connect=min(total, CONNECT_TIMEOUT))
+
+
+def transport_error(
+    exc: BaseException, what: str, endpoint: str = "", secrets: Iterable[str] = ()
+) -> ProviderError:
+    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):  # never sent: safe to resend
+        detail = f"{what} timed out before the request was sent ({type(exc).__name__})"
+        return ProviderError(ProviderErrorKind.CONNECTION, detail, endpoint=endpoint)
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):  # maybe done (and billed)
+        return ProviderError(ProviderErrorKind.TIMEOUT, f"{what} timed out", endpoint=endpoint)
+    detail = clean_detail(f"{what} failed: {type(exc).__name__}: {exc}", secrets)
+    return ProviderError(ProviderErrorKind.CONNECTION, detail, endpoint=endpoint)
+
+
+async def _read_capped(resp: httpx.Response, max_bytes: int, what: str) -> bytes:
+    declared = resp.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise bad_response(f"{what} too large ({declared} bytes > {max_bytes})")
+    chunks, size = [], 0
+    async for chunk in resp.aiter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise bad_response(f"{what} too large (> {max_bytes} bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_head(resp: httpx.Response, limit: int = ERROR_BODY_BYTES) -> bytes:
+    chunks, size = [], 0
+    async for chunk in resp.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
+
+
+async def post_json(
+    http: httpx.AsyncClient,
+    endpoint: Endpoint,
+    url: str,
+    body: Any,
+    *,
+    max_bytes: int = MAX_ANSWER_BYTES,
+) -> bytes:
+    """POST `body` as JSON with the endpoint's auth; the 2xx answer's bytes, else ProviderError.
+
+    `endpoint.timeout` bounds the whole call (upload, generation, download of the answer).
+    """
+    content = await encode_json(body)
+    headers = {**endpoint.auth_headers(), "Content-Type": "application/json"}
+    secrets = (endpoint.api_key,)
+    log.debug("POST %s to %s (%d bytes)", urlsplit(url).path, endpoint.name, len(content))
+    try:
+        async with (
+            asyncio.timeout(endpoint.timeout),
+            http.stream(
+                "POST", url, content=content, headers=headers,
+                params=endpoint.auth_params(), timeout=_timeouts(endpoint.timeout),
+            ) as resp,
+        ):
+            if not resp.is_success:
+                head = await _read_head(resp)
+                raise error_from_http(
+                    resp.status_code, head, resp.headers, endpoint.name, secrets=secrets
+                )
+            return await _read_capped(resp, max_bytes, "answer")
+    except (httpx.HTTPError, TimeoutError) as exc:
+        raise transport_error(exc, f"POST to {endpoint.name}", endpoint.name, secrets) from None
+
+
+async def download_image(
+    http: httpx.AsyncClient, url: str, *, max_bytes: int, timeout: float  # noqa: ASYNC109
+) -> GeneratedImage:
+    """Fetch an image link from an answer (no auth sent), capped in bytes and total time."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise bad_response(f"image link has scheme {parts.scheme!r}, not http(s)")
+    where = parts.hostname or "?"
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            http.stream("GET", url, timeout=_timeouts(timeout), follow_redirects=True) as resp,
+        ):
+            if resp.status_code in _EXPIRED_STATUSES:
+                raise bad_response(f"image link expired (HTTP {resp.status_code} from {where})")
+            if not resp.is_success:
+                raise bad_response(f"image download failed (HTTP {resp.status_code} from {where})")
+            data = await _read_capped(resp, max_bytes, "image")
+            content_type = resp.headers.get("content-type")
+    except (httpx.HTTPError, TimeoutError) as exc:
+        raise transport_error(exc, f"image download from {where}") from None
+    return GeneratedImage(data=data, mime=checked_mime(data, content_type))
+
+
+async def resolve_images(
+    http: httpx.AsyncClient,
+    refs: list[ImageRef],
+    *,
+    max_bytes: int,
+    timeout: float,  # noqa: ASYNC109 - total budget per download, applied with asyncio.timeout
+) -> list[GeneratedImage]:
+    """Bytes for every ref: inline data checked by magic bytes, links downloaded at once."""
+    images = []
+    for ref in refs:
+        if ref.data is not None:
+            if len(ref.data) > max_bytes:
+                raise bad_response(f"image too large ({len(ref.data)} bytes > {max_bytes})")
+            images.append(GeneratedImage(data=ref.data, mime=checked_mime(ref.data, ref.mime)))
+        elif ref.url:
+            images.append(
+                await download_image(http, ref.url, max_bytes=max_bytes, timeout=timeout)
+            )
+        else:
+            raise bad_response("empty image reference in answer")
+    return images

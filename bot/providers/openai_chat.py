@@ -1,0 +1,178 @@
+"""The `openai-chat` dialect: images over /v1/chat/completions (S0, S1, S4, OpenRouter; §1B)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from bot.providers.base import (
+    Endpoint,
+    ImageRequest,
+    ImageResult,
+    InputImage,
+    ParsedAnswer,
+    ProgressCallback,
+)
+from bot.providers.errors import ProviderError, ProviderErrorKind
+from bot.providers.extract import (
+    bad_response,
+    clean_detail,
+    error_from_http,
+    images_from_chat_message,
+    text_of_chat_message,
+)
+from bot.providers.http import post_json, resolve_images, tagged
+
+# --- request ------------------------------------------------------------------------------
+
+
+def data_uri(image: InputImage) -> str:
+    return f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
+
+
+def _user_content(req: ImageRequest) -> str | list[dict[str, Any]]:
+    if not req.images:
+        return req.prompt
+    return [{"type": "text", "text": req.prompt}] + [
+        {"type": "image_url", "image_url": {"url": data_uri(image)}} for image in req.images
+    ]
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        old = merged.get(key)
+        if isinstance(old, dict) and isinstance(value, Mapping):
+            merged[key] = _deep_merge(old, value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _image_config(req: ImageRequest) -> dict[str, Any]:
+    config = {}
+    if req.aspect_ratio:
+        config["aspect_ratio"] = req.aspect_ratio
+    if req.image_size:
+        config["image_size"] = req.image_size
+    return {"extra_body": {"google": {"image_config": config}}} if config else {}
+
+
+def build_request(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
+    """The JSON body. `endpoint.extra_body` is merged at top level (S4's `group`, OpenRouter's
+    `modalities`); aspect ratio/size go in `extra_body.google.image_config` (S0/S1, Google's
+    OpenAI-compat convention). `req.n` is left out: one chat call yields one answer.
+    History turns (if any) are sent as earlier messages; their parts are OpenAI content parts."""
+    history = [
+        {"role": "assistant" if turn.role == "model" else "user", "content": turn.parts}
+        for turn in req.history
+    ]
+    core = {
+        "model": req.model,
+        "messages": [*history, {"role": "user", "content": _user_content(req)}],
+        "stream": False,
+    }
+    return {**_deep_merge(endpoint.extra_body, _image_config(req)), **core}
+
+
+# --- response -----------------------------------------------------------------------------
+
+
+def _error_in_200(data: Mapping[str, Any], body: bytes) -> ProviderError:
+    """Some relays answer 200 with an error object: classify it like the HTTP status it names."""
+    err = data.get("error")
+    if isinstance(err, Mapping):
+        status = err.get("code") if isinstance(err.get("code"), int) else err.get("status")
+        if isinstance(status, int) and 400 <= status <= 599:
+            return error_from_http(status, body, {}, "")
+        message = err.get("message") or json.dumps(err, ensure_ascii=False)[:500]
+        reason = err.get("code") or err.get("type")
+        return bad_response(
+            clean_detail(f"error in a 200 answer: {message}"),
+            reason=str(reason) if reason else None,
+        )
+    if err:
+        return bad_response(clean_detail(f"error in a 200 answer: {err}"))
+    return bad_response(clean_detail(f"answer has no choices: {body[:200]!r}"))
+
+
+def _first_message(data: Mapping[str, Any], body: bytes) -> tuple[Mapping[str, Any], str | None]:
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise _error_in_200(data, body)
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice, Mapping) else None
+    if not isinstance(message, Mapping):
+        raise bad_response("answer's first choice has no message")
+    reason = choice.get("finish_reason")
+    return message, reason if isinstance(reason, str) else None
+
+
+def parse_response(body: bytes) -> ParsedAnswer:
+    """Images (decoded, or URLs still to fetch), words and usage of a 200 chat answer.
+
+    CPU-heavy for big answers (JSON + base64 of 20+ MB): run it in a thread."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_response(f"answer is not JSON ({exc.__class__.__name__}: {exc})"[:300]) from None
+    if not isinstance(data, dict):
+        raise bad_response(f"answer is JSON {type(data).__name__}, not an object")
+    message, finish_reason = _first_message(data, body)
+    images = images_from_chat_message(message)
+    text = text_of_chat_message(message)
+    if not images and finish_reason == "content_filter":
+        raise ProviderError(
+            ProviderErrorKind.BLOCKED,
+            clean_detail(f"upstream content filter: {text or 'no text'}"),
+            reason="content_filter",
+        )
+    if not images and not text:
+        raise ProviderError(
+            ProviderErrorKind.NO_IMAGE,
+            f"answer has neither image nor text (finish_reason={finish_reason})",
+            reason=finish_reason,
+        )
+    usage = data.get("usage")
+    return ParsedAnswer(images=images, text=text, usage=usage if isinstance(usage, dict) else None)
+
+
+# --- provider -----------------------------------------------------------------------------
+
+
+class OpenAIChatProvider:
+    """One endpoint speaking openai-chat. Uses, never creates or closes, the shared client."""
+
+    def __init__(
+        self, endpoint: Endpoint, http: httpx.AsyncClient, *, max_download_bytes: int = 50_000_000
+    ) -> None:
+        self.endpoint = endpoint
+        self._http = http
+        self._max_download_bytes = max_download_bytes
+
+    @property
+    def url(self) -> str:
+        return f"{self.endpoint.base_url.rstrip('/')}/chat/completions"
+
+    async def generate(
+        self, request: ImageRequest, progress: ProgressCallback | None = None
+    ) -> ImageResult:
+        """One call; `progress` is accepted for the ImageProvider protocol (chat has no stages)."""
+        with tagged(self.endpoint.name):
+            body = await asyncio.to_thread(build_request, request, self.endpoint)
+            raw = await post_json(self._http, self.endpoint, self.url, body)
+            parsed = await asyncio.to_thread(parse_response, raw)
+            images = await resolve_images(
+                self._http, parsed.images,
+                max_bytes=self._max_download_bytes, timeout=self.endpoint.timeout,
+            )
+        return ImageResult(
+            images=images, text=parsed.text, usage=parsed.usage,
+            endpoint=self.endpoint.name, model=request.model,
+        )

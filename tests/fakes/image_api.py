@@ -1,0 +1,446 @@
+"""A fake image API that behaves like the relays of PROTOCOLS.md §1B (and later §1A/§1C).
+
+It is an aiohttp server on 127.0.0.1 (port 0) running in the test's own event loop:
+
+    api = FakeImageAPI(api_key="sk-test", auth_style="bearer")
+    await api.start()                       # -> "http://127.0.0.1:PORT"
+    ... Endpoint(base_url=api.openai_base, ...)   # f"{api.root}/v1"
+    await api.stop()
+
+Routes now: `POST /v1/chat/completions` (openai-chat) and `GET /files/<id>.<ext>` (expiring image
+links). To add a dialect, add a route whose handler calls `self._serve(request, dialect, answer)`:
+auth, recording, input-image decoding, latency and `fail_next` are shared; add the dialect's
+image sources to `_image_sources` and its error shape to `_error`.
+
+Every generated image is a solid colour taken from a deterministic sequence (`next_color()`
+peeks at it, `outputs` records what was sent), so a test can check *by pixels* that a later
+request carries an earlier output: compare `requests[i].input_images[j].color` to `outputs[k]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import io
+import json
+import math
+import os
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+from PIL import Image, ImageStat
+
+Color = tuple[int, int, int]
+Answer = Callable[[dict[str, Any], "_Failure | None"], Awaitable[web.Response]]
+
+ANSWER_SHAPES = (
+    "markdown-data", "markdown-url", "images-field", "content-array", "text-only",
+    "empty-markdown",
+)
+FAIL_KINDS = (
+    "500", "503-html", "429", "hang", "malformed-json", "truncated-base64", "401", "400",
+    "404-model", "content-filter",
+)
+LEADING_TEXT = "这是修改后的图片:"
+TEXT_ONLY_ANSWER = "抱歉,我无法生成这张图片。我可以用文字描述:一只橙色的小猫坐在彩虹桥上。"
+BIG_NOISE_COLOR: Color = (128, 128, 128)  # what `outputs` records for a big (noise) output
+
+_CLOUDFLARE_503 = """<!DOCTYPE html>
+<html lang="en-US"><head><title>api.example.com | 503: Service temporarily unavailable</title>
+<meta charset="UTF-8" /><style>body{font-family:sans-serif}</style></head>
+<body><div id="cf-wrapper"><h1>Service temporarily unavailable</h1>
+<p>The web server reported a temporary error. Cloudflare Ray ID: 8f1e2d3c4b5a6978</p>
+</div></body></html>"""
+_MIMES = {"png": "image/png", "jpeg": "image/jpeg"}
+_FORMAT_MIMES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
+
+
+@dataclass(frozen=True)
+class SeenImage:
+    """An image found in a request, decoded with Pillow."""
+
+    data: bytes = field(repr=False)
+    mime: str | None
+    width: int
+    height: int
+    color: Color  # mean RGB, rounded
+
+
+@dataclass
+class Recorded:
+    path: str
+    headers: dict[str, str]  # names lower-cased
+    query: dict[str, str]
+    json: Any  # None when the body was not JSON
+    input_images: list[SeenImage]
+    at: float  # time.monotonic()
+
+
+@dataclass
+class _Failure:
+    kind: str
+    kw: dict[str, Any]
+
+
+@dataclass
+class _File:
+    data: bytes
+    mime: str
+    created: float
+
+
+# --- images (run in threads) ----------------------------------------------------------------
+
+
+def color_at(index: int) -> Color:
+    """The index-th colour of the sequence: distinct, channels well apart from each other."""
+    return (
+        (index * 53 + 40) % 216 + 20,
+        (index * 97 + 90) % 216 + 20,
+        (index * 151 + 150) % 216 + 20,
+    )
+
+
+def solid_image(size: tuple[int, int], color: Color, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG" if fmt == "png" else "JPEG", quality=95)
+    return buf.getvalue()
+
+
+@functools.lru_cache(maxsize=2)
+def noise_png(min_bytes: int) -> bytes:
+    """A square PNG of random pixels at least `min_bytes` long (random data doesn't compress)."""
+    side = math.isqrt(min_bytes // 3) + 16
+    im = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+    buf = io.BytesIO()
+    im.save(buf, "PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def describe_image(data: bytes) -> SeenImage:
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        mean = ImageStat.Stat(im.convert("RGB")).mean
+        return SeenImage(
+            data=data, mime=_FORMAT_MIMES.get(im.format or ""), width=im.width, height=im.height,
+            color=(round(mean[0]), round(mean[1]), round(mean[2])),
+        )
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _dumps(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False).encode()
+
+
+# --- the server -----------------------------------------------------------------------------
+
+
+class FakeImageAPI:
+    def __init__(self, *, api_key: str = "sk-test", auth_style: str = "bearer") -> None:
+        self.api_key = api_key
+        self.auth_style = auth_style  # bearer | raw | x-goog-api-key | query-key
+        self.root = ""
+        self.requests: list[Recorded] = []
+        self.outputs: list[Color] = []
+        self.answer_shape = "markdown-data"
+        self.output_size: tuple[int, int] = (1024, 1024)
+        self.output_format = "png"  # png | jpeg
+        self.images_per_answer = 1
+        self.latency = 0.0
+        self.url_ttl = 3600.0
+        self.big_output_bytes: int | None = None
+        self.leading_text = LEADING_TEXT
+        self._failures: deque[_Failure] = deque()
+        self._files: dict[str, _File] = {}
+        self._color_index = 0
+        self._closing = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> str:
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat_completions)
+        app.router.add_get("/files/{name}", self._file)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.root = f"http://127.0.0.1:{port}"
+        return self.root
+
+    async def stop(self) -> None:
+        self._closing.set()  # wakes "hang" and latency sleeps
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeImageAPI:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def openai_base(self) -> str:
+        return f"{self.root}/v1"
+
+    # -- knobs ---------------------------------------------------------------------------------
+    def next_color(self) -> Color:
+        """The colour the next generated image will have (does not advance the sequence)."""
+        return color_at(self._color_index)
+
+    def fail_next(self, kind: str, times: int = 1, **kw: Any) -> None:
+        """Make the next `times` authorised API calls fail as `kind` (see FAIL_KINDS).
+
+        kw: retry_after (429, seconds), seconds (hang, default 60), status (404-model: 404 or
+        the 503 one-api/new-api use), message (400)."""
+        if kind not in FAIL_KINDS:
+            raise ValueError(f"unknown failure kind {kind!r}")
+        self._failures.extend(_Failure(kind, kw) for _ in range(times))
+
+    def file_url(self, file_id: str, ext: str) -> str:
+        return f"{self.root}/files/{file_id}.{ext}"
+
+    # -- shared pipeline -----------------------------------------------------------------------
+    async def _serve(self, request: web.Request, dialect: str, answer: Answer) -> web.Response:
+        body = await self._read_json(request)
+        seen, bad_image = await self._input_images(dialect, body)
+        self.requests.append(
+            Recorded(
+                path=request.path,
+                headers={k.lower(): v for k, v in request.headers.items()},
+                query=dict(request.query), json=body, input_images=seen, at=time.monotonic(),
+            )
+        )
+        if not self._authorized(request):
+            return self._error(
+                dialect, 401, "Incorrect API key provided.", "invalid_request_error",
+                "invalid_api_key",
+            )
+        if body is None:
+            return self._error(dialect, 400, "request body is not valid JSON",
+                               "invalid_request_error", "invalid_json")
+        if bad_image:
+            return self._error(dialect, 400, "Unable to process input image. Please retry.",
+                               "invalid_request_error", "invalid_image")
+        failure = self._failures.popleft() if self._failures else None
+        if self.latency:
+            await self._sleep(self.latency)
+        if failure is not None and failure.kind not in ("truncated-base64", "content-filter"):
+            return await self._fail(dialect, failure, body)
+        return await answer(body, failure)
+
+    async def _read_json(self, request: web.Request) -> Any:
+        raw = await request.read()
+        try:
+            return await asyncio.to_thread(json.loads, raw)
+        except ValueError:
+            return None
+
+    def _authorized(self, request: web.Request) -> bool:
+        if self.auth_style == "bearer":
+            return request.headers.get("Authorization") == f"Bearer {self.api_key}"
+        if self.auth_style == "raw":
+            return request.headers.get("Authorization") == self.api_key
+        if self.auth_style == "x-goog-api-key":
+            return request.headers.get("x-goog-api-key") == self.api_key
+        if self.auth_style == "query-key":
+            return request.query.get("key") == self.api_key
+        raise ValueError(f"unknown auth style {self.auth_style!r}")
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), seconds)
+
+    def _error(
+        self, dialect: str, status: int, message: str, type_: str, code: str | None,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        """An error in the dialect's own shape (openai family: {"error":{message,type,...}})."""
+        body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
+        return web.json_response(body, status=status, headers=headers)
+
+    async def _fail(self, dialect: str, failure: _Failure, body: Any) -> web.Response:
+        kind, kw = failure.kind, failure.kw
+        if kind == "hang":
+            await self._sleep(kw.get("seconds", 60.0))
+            return self._error(dialect, 504, "Gateway Timeout", "server_error", None)
+        if kind == "503-html":
+            return web.Response(status=503, text=_CLOUDFLARE_503, content_type="text/html")
+        if kind == "malformed-json":
+            return web.Response(
+                body=b'{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,'
+                     b'"message":{"role":"assistant","content":"\xe8\xbf\x99',
+                content_type="application/json",
+            )
+        if kind == "429":
+            return self._error(
+                dialect, 429, "Rate limit reached for requests. Please try again in 1s.",
+                "requests", "rate_limit_exceeded",
+                headers={"Retry-After": str(kw.get("retry_after", 1))},
+            )
+        if kind == "404-model":
+            model = body.get("model") if isinstance(body, dict) else None
+            return self._error(
+                dialect, kw.get("status", 404),
+                f"The model `{model}` does not exist or you do not have access to it.",
+                "invalid_request_error", "model_not_found",
+            )
+        return self._simple_failure(dialect, kind, kw)
+
+    def _simple_failure(self, dialect: str, kind: str, kw: dict[str, Any]) -> web.Response:
+        if kind == "401":
+            return self._error(dialect, 401, "Incorrect API key provided.",
+                               "invalid_request_error", "invalid_api_key")
+        if kind == "400":
+            return self._error(dialect, 400, kw.get("message", "Invalid value for 'messages'."),
+                               "invalid_request_error", "invalid_value")
+        return self._error(
+            dialect, 500, "The server had an error while processing your request.",
+            "server_error", None,
+        )
+
+    # -- input images --------------------------------------------------------------------------
+    def _image_sources(self, dialect: str, body: Any) -> list[str]:
+        """Data URIs and URLs of the images a request carries (openai-chat: image_url parts)."""
+        sources: list[str] = []
+        if dialect == "openai-chat" and isinstance(body, dict):
+            for message in body.get("messages") or []:
+                content = message.get("content") if isinstance(message, dict) else None
+                for part in content if isinstance(content, list) else []:
+                    url = (part.get("image_url") or {}) if isinstance(part, dict) else {}
+                    url = url.get("url") if isinstance(url, dict) else url
+                    if isinstance(url, str):
+                        sources.append(url)
+        return sources
+
+    async def _input_images(self, dialect: str, body: Any) -> tuple[list[SeenImage], bool]:
+        """(decoded images, whether one could not be decoded)."""
+        seen, bad = [], False
+        for source in self._image_sources(dialect, body):
+            data = await self._fetch_source(source)
+            if data is None:
+                continue
+            try:
+                seen.append(await asyncio.to_thread(describe_image, data))
+            except (OSError, ValueError, Image.DecompressionBombError):
+                bad = True
+        return seen, bad
+
+    async def _fetch_source(self, source: str) -> bytes | None:
+        if source.startswith("data:"):
+            _, _, payload = source.partition(",")
+            try:
+                return base64.b64decode(payload, validate=True)
+            except ValueError:
+                return b""
+        if urlsplit(source).hostname in ("127.0.0.1", "localhost"):
+            async with aiohttp.ClientSession() as session, session.get(source) as resp:
+                return await resp.read() if resp.status == 200 else b""
+        return None  # a real public URL: not fetched in tests
+
+    # -- outputs -------------------------------------------------------------------------------
+    async def _make_output(self) -> tuple[bytes, str]:
+        """One generated image (bytes, mime); its colour goes to `outputs`."""
+        if self.big_output_bytes:
+            self.outputs.append(BIG_NOISE_COLOR)
+            return await asyncio.to_thread(noise_png, self.big_output_bytes), "image/png"
+        color = color_at(self._color_index)
+        self._color_index += 1
+        self.outputs.append(color)
+        data = await asyncio.to_thread(solid_image, self.output_size, color, self.output_format)
+        return data, _MIMES[self.output_format]
+
+    async def _image_targets(self, *, as_url: bool, truncate: bool) -> list[str]:
+        """Data URIs (or /files/ links) of freshly generated images."""
+        targets = []
+        for _ in range(self.images_per_answer):
+            data, mime = await self._make_output()
+            if as_url:
+                file_id = uuid.uuid4().hex
+                self._files[file_id] = _File(data, mime, time.monotonic())
+                targets.append(self.file_url(file_id, mime.split("/")[1]))
+                continue
+            uri = await asyncio.to_thread(data_uri, data, mime)
+            if truncate:  # cut inside the base64, at a length that is not a multiple of 4
+                head = uri.index(",") + 1
+                uri = uri[: head + ((len(uri) - head) // 2) // 4 * 4 + 2]
+            targets.append(uri)
+        return targets
+
+    async def _file(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["name"].rsplit(".", 1)[0]
+        file = self._files.get(file_id)
+        if file is None or time.monotonic() - file.created > self.url_ttl:
+            return web.Response(status=404, text="404 Not Found: the link has expired")
+        return web.Response(body=file.data, content_type=file.mime)
+
+    # -- openai-chat ---------------------------------------------------------------------------
+    async def _chat_completions(self, request: web.Request) -> web.Response:
+        return await self._serve(request, "openai-chat", self._chat_answer)
+
+    async def _chat_answer(self, body: dict[str, Any], failure: _Failure | None) -> web.Response:
+        model = str(body.get("model", ""))
+        if failure is not None and failure.kind == "content-filter":
+            return _json(chat_payload(model, None, finish_reason="content_filter"))
+        shape = self.answer_shape
+        if shape == "text-only":
+            return _json(chat_payload(model, TEXT_ONLY_ANSWER))
+        if shape == "empty-markdown":
+            return _json(chat_payload(model, "这是您的小猫:![image]()"))
+        truncate = failure is not None and failure.kind == "truncated-base64"
+        if truncate and shape == "markdown-url":
+            shape = "markdown-data"
+        targets = await self._image_targets(as_url=shape == "markdown-url", truncate=truncate)
+        message = chat_message(shape, targets, self.leading_text)
+        payload = chat_payload(model, message.pop("content"), extra=message)
+        return web.Response(body=await asyncio.to_thread(_dumps, payload),
+                            content_type="application/json")
+
+
+def chat_message(shape: str, targets: list[str], leading: str) -> dict[str, Any]:
+    """The assistant message of an answer with images, in one of the §1B shapes."""
+    parts = [{"type": "image_url", "image_url": {"url": t}} for t in targets]
+    if shape == "images-field":
+        return {"content": "Here is the image you asked for.", "images": parts}
+    if shape == "content-array":
+        return {"content": [{"type": "text", "text": leading}, *parts]}
+    links = "\n\n".join(f"![image]({t})" for t in targets)
+    return {"content": leading + links if shape == "markdown-data" else links}
+
+
+def chat_payload(
+    model: str, content: Any, *, finish_reason: str = "stop", extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, **(extra or {})},
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }
+
+
+def _json(payload: dict[str, Any]) -> web.Response:
+    return web.Response(body=_dumps(payload), content_type="application/json")
