@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     image_api_timeout: float = Field(default=180.0, gt=0)
     image_api_extra_body: dict[str, Any] = Field(default_factory=dict)
     image_providers_file: Path | None = None
+    image_retry_attempts: int = Field(default=3, ge=1, le=10)
+    image_retry_base_delay: float = Field(default=1.0, ge=0)
 
     data_dir: Path = Path("./data")
     database_url: str = ""

@@ -7,7 +7,7 @@ import httpx
 from bot.config import Settings
 from bot.providers.base import Endpoint, ImageProvider
 from bot.providers.openai_chat import OpenAIChatProvider
-from bot.providers.pool import EndpointFaultHook, ProviderPool
+from bot.providers.pool import EndpointFaultHook, ProviderPool, RetryPolicy
 from bot.providers.registry import load_providers_file
 
 
@@ -45,7 +45,11 @@ def build_provider(
     on_endpoint_fault: EndpointFaultHook | None = None,
 ) -> ProviderPool:
     providers = [provider_for(e, http) for e in endpoints_from_settings(settings)]
-    return ProviderPool(providers, on_endpoint_fault=on_endpoint_fault)
+    policy = RetryPolicy(
+        attempts_per_endpoint=settings.image_retry_attempts,
+        base_delay=settings.image_retry_base_delay,
+    )
+    return ProviderPool(providers, policy, on_endpoint_fault=on_endpoint_fault)
 
 
 def make_http_client() -> httpx.AsyncClient:

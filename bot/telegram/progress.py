@@ -38,6 +38,7 @@ class Progress:
         self._bot, self._chat_id, self._thread_id = bot, chat_id, thread_id or None
         self._lang, self._key, self._timings, self._reply_to = lang, key, timings, reply_to
         self._status_id: int | None = None
+        self._shown = ""
         self._task: asyncio.Task[None] | None = None
         self._started = 0.0
         self.note = ""
@@ -83,11 +84,15 @@ class Progress:
             await asyncio.sleep(max(0.05, min(next_action, next_edit) - elapsed))
 
     async def _show_status(self) -> None:
+        text = self._text()
+        if text == self._shown:
+            return
+        self._shown = text
         if self._status_id is None:
             msg = await self._quietly(
                 self._bot.send_message(
                     self._chat_id,
-                    self._text(),
+                    text,
                     message_thread_id=self._thread_id,
                     reply_to_message_id=self._reply_to,
                     allow_sending_without_reply=True,
@@ -97,7 +102,7 @@ class Progress:
                 self._status_id = msg.message_id
         else:
             await self._quietly(
-                self._bot.edit_message_text(self._text(), self._chat_id, self._status_id)
+                self._bot.edit_message_text(text, self._chat_id, self._status_id)
             )
 
     @staticmethod

@@ -54,6 +54,7 @@ def settings_factory(
             "image_api_key": "sk-test",
             "data_dir": tmp_path / "data",
             "admin_user_ids": "9999",
+            "image_retry_base_delay": 0.05,
         }
         values.update(overrides)
         return load_settings(_env_file=None, **values)

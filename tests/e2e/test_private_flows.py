@@ -24,7 +24,7 @@ async def test_text_becomes_a_photo(tg: FakeTelegram, upstream: FakeImageAPI, bo
     assert keyboard[0][0]["callback_data"].startswith("orig:")
     [req] = upstream.requests
     assert req.json["messages"][0]["content"] == "a red panda reading a newspaper"
-    assert req.headers["Authorization"] == "Bearer sk-test"
+    assert req.headers["authorization"] == "Bearer sk-test"
     assert tg.calls_of("sendChatAction")[0].params["action"] == "upload_photo"
     jobs = db_rows(bot.settings, "select status, kind, prompt, dialect from jobs")
     assert jobs == [("succeeded", "generate", "a red panda reading a newspaper", "openai-chat")]
@@ -155,7 +155,7 @@ async def test_start_and_help_speak_the_users_language(tg: FakeTelegram, bot: Ru
 async def test_upstream_failure_is_explained_recorded_and_the_next_works(
     tg: FakeTelegram, upstream: FakeImageAPI, bot: RunningBot
 ):
-    upstream.fail_next("500")
+    upstream.fail_next("500", times=3)  # every attempt the pool makes
     tg.send_text(CHAT, "a boat")
     [err] = await tg.wait_for("sendMessage", lambda c: "internal error" in c.params.get("text", ""))
     rows = db_rows(bot.settings, "select status, error_code, error_detail from jobs")

@@ -154,6 +154,7 @@ class FakeImageAPI:
         self.root = ""
         self.requests: list[Recorded] = []
         self.outputs: list[Color] = []
+        self.output_bytes: list[bytes] = []  # every generated image, in order
         self.answer_shape = "markdown-data"
         self.output_size: tuple[int, int] = (1024, 1024)
         self.output_format = "png"  # png | jpeg
@@ -358,11 +359,14 @@ class FakeImageAPI:
         """One generated image (bytes, mime); its colour goes to `outputs`."""
         if self.big_output_bytes:
             self.outputs.append(BIG_NOISE_COLOR)
-            return await asyncio.to_thread(noise_png, self.big_output_bytes), "image/png"
+            big = await asyncio.to_thread(noise_png, self.big_output_bytes)
+            self.output_bytes.append(big)
+            return big, "image/png"
         color = color_at(self._color_index)
         self._color_index += 1
         self.outputs.append(color)
         data = await asyncio.to_thread(solid_image, self.output_size, color, self.output_format)
+        self.output_bytes.append(data)
         return data, _MIMES[self.output_format]
 
     async def _image_targets(self, *, as_url: bool, truncate: bool) -> list[str]:

@@ -1,0 +1,577 @@
+"""The fake Telegram server works with the real python-telegram-bot, as the real server does."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScopeAllPrivateChats,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, InvalidToken, NetworkError, RetryAfter
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from tests.fakes.telegram_api import FakeTelegram, _parse_html, _parse_markdown_v2
+
+CHAT = 1001
+
+
+def ci(text: str) -> re.Pattern[str]:
+    """PTB strips "Bad Request: " and capitalize()s the rest, so match case-insensitively."""
+    return re.compile(re.escape(text), re.IGNORECASE)
+
+
+def png(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (64, 48)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    tg = FakeTelegram()
+    await tg.start()
+    yield tg
+    await tg.stop()
+
+
+@pytest.fixture
+async def bot(fake: FakeTelegram) -> AsyncIterator[Bot]:
+    b = Bot(fake.token, base_url=f"{fake.root}/bot", base_file_url=f"{fake.root}/file/bot")
+    async with b:
+        yield b
+
+
+@pytest.fixture
+async def start_app(
+    fake: FakeTelegram,
+) -> AsyncIterator[Callable[..., Awaitable[Application[Any, Any, Any, Any, Any, Any]]]]:
+    apps: list[Application[Any, Any, Any, Any, Any, Any]] = []
+    errors: list[BaseException] = []
+
+    async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert context.error is not None
+        errors.append(context.error)
+
+    async def start(
+        *handlers: BaseHandler[Any, Any, Any],
+    ) -> Application[Any, Any, Any, Any, Any, Any]:
+        app = (
+            ApplicationBuilder()
+            .token(fake.token)
+            .base_url(f"{fake.root}/bot")
+            .base_file_url(f"{fake.root}/file/bot")
+            .build()
+        )
+        for handler in handlers:
+            app.add_handler(handler)
+        app.add_error_handler(on_error)
+        await app.initialize()
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_polling(poll_interval=0, timeout=1)
+        apps.append(app)
+        return app
+
+    yield start
+    for app in apps:
+        assert app.updater is not None
+        await app.updater.stop()
+        await app.stop()
+        await app.shutdown()
+    assert errors == []
+
+
+async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    assert update.message is not None and update.message.text is not None
+    await update.message.reply_text(f"echo: {update.message.text}")
+
+
+async def photo_back(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.message
+    assert message is not None
+    largest = max(message.photo, key=lambda s: s.width * s.height)
+    data = await (await largest.get_file()).download_as_bytearray()
+    await message.reply_photo(bytes(data), caption=f"got {len(data)} bytes")
+
+
+# ------------------------------------------------------------------ with a polling Application
+
+
+async def test_text_roundtrip(fake: FakeTelegram, start_app: Any) -> None:
+    await start_app(MessageHandler(filters.TEXT & ~filters.COMMAND, echo))
+    sent = fake.send_text(CHAT, "hello there")
+    [call] = await fake.wait_for("sendMessage")
+    assert call.ok
+    assert call.params["chat_id"] == CHAT
+    assert call.params["text"] == "echo: hello there"
+    reply = call.result
+    assert reply["from"]["id"] == fake.bot_id and reply["from"]["is_bot"] is True
+    assert reply["chat"]["id"] == CHAT and reply["chat"]["type"] == "private"
+    assert reply["message_id"] > sent["message_id"]
+    assert fake.messages[(CHAT, reply["message_id"])]["text"] == "echo: hello there"
+    assert [c.method for c in fake.calls_of("getMe", "deleteWebhook")] == [
+        "getMe",
+        "deleteWebhook",
+    ]
+
+
+async def test_photo_roundtrip_downloads_and_sends_back_the_bytes(
+    fake: FakeTelegram, start_app: Any
+) -> None:
+    await start_app(MessageHandler(filters.PHOTO, photo_back))
+    image = png((10, 200, 10), (300, 200))
+    sent = fake.send_photo(CHAT, image, caption="look")
+    sizes = sent["photo"]
+    assert len(sizes) == 2
+    assert len({s["file_id"] for s in sizes}) == len({s["file_unique_id"] for s in sizes}) == 2
+    assert (sizes[-1]["width"], sizes[-1]["height"]) == (300, 200)
+    assert max(sizes[0]["width"], sizes[0]["height"]) <= 90
+
+    [call] = await fake.wait_for("sendPhoto")
+    assert call.files["photo"] == image
+    assert call.params["caption"] == f"got {len(image)} bytes"
+    # PTB quotes only in groups by default, so a private reply carries no reply_parameters
+    assert "reply_parameters" not in call.params
+    result_sizes = call.result["photo"]
+    assert fake.file_bytes(result_sizes[-1]["file_id"]) == image
+    assert result_sizes[-1]["file_id"] not in {s["file_id"] for s in sizes}
+    [get_file] = fake.calls_of("getFile")
+    assert get_file.params["file_id"] == sizes[-1]["file_id"]
+
+
+async def test_callback_button_reaches_callback_query_handler(
+    fake: FakeTelegram, start_app: Any
+) -> None:
+    async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.message is not None
+        keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Go", callback_data="go:1")]])
+        await update.message.reply_text("pick one", reply_markup=keyboard)
+
+    pressed: list[str] = []
+
+    async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        assert query is not None and query.data is not None
+        pressed.append(query.data)
+        await query.answer("done")
+        await query.edit_message_text(f"pressed {query.data}")
+
+    await start_app(CommandHandler("start", start), CallbackQueryHandler(on_press))
+    fake.send_text(CHAT, "/start")
+    [menu] = await fake.wait_for("sendMessage")
+    assert menu.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "go:1"
+    message_id = menu.result["message_id"]
+    assert fake.messages[(CHAT, message_id)]["reply_markup"]["inline_keyboard"]
+
+    query = fake.press_button(CHAT, message_id, "go:1")
+    [answer] = await fake.wait_for("answerCallbackQuery")
+    [edit] = await fake.wait_for("editMessageText")
+    assert pressed == ["go:1"]
+    assert answer.ok and answer.params["callback_query_id"] == query["id"]
+    assert fake.callback_answers[query["id"]]["text"] == "done"
+    assert edit.ok
+    edited = fake.messages[(CHAT, message_id)]
+    assert edited["text"] == "pressed go:1"
+    assert "reply_markup" not in edited  # editing without reply_markup drops the keyboard
+    assert "edit_date" in edited
+
+
+async def test_no_update_is_delivered_twice(fake: FakeTelegram, start_app: Any) -> None:
+    seen: list[int] = []
+
+    async def record(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        seen.append(update.update_id)
+        assert update.message is not None
+        await update.message.reply_text("ok")
+
+    await start_app(MessageHandler(filters.TEXT, record))
+    for n in range(5):
+        fake.send_text(CHAT, f"message {n}")
+    await fake.wait_for("sendMessage", count=5)
+    fake.send_text(CHAT, "one more")
+    await fake.wait_for("sendMessage", count=6)
+    await asyncio.sleep(0.1)
+    assert len(seen) == len(set(seen)) == 6
+    assert seen == sorted(seen)
+
+
+async def test_command_entity_with_bot_name(fake: FakeTelegram, start_app: Any) -> None:
+    got: list[list[str]] = []
+
+    async def cmd(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        got.append(list(context.args or []))
+        assert update.message is not None
+        await update.message.reply_text("cmd")
+
+    await start_app(CommandHandler("imagine", cmd))
+    msg = fake.send_text(-100123, "/imagine@nano_test_bot a cat", chat_type="supergroup")
+    assert msg["entities"] == [{"type": "bot_command", "offset": 0, "length": 22}]
+    await fake.wait_for("sendMessage")
+    assert got == [["a", "cat"]]
+
+
+# ------------------------------------------------------------------ direct Bot calls
+
+
+async def test_get_file_refuses_files_over_20_mb(fake: FakeTelegram, bot: Bot) -> None:
+    file_id, _ = fake.add_file(b"tiny", file_size=25 * 1024 * 1024)
+    with pytest.raises(BadRequest, match=ci("file is too big")):
+        await bot.get_file(file_id)
+    small_id, unique = fake.add_file(b"tiny")
+    file = await bot.get_file(small_id)
+    assert file.file_unique_id == unique and file.file_size == 4
+    assert bytes(await file.download_as_bytearray()) == b"tiny"
+    with pytest.raises(BadRequest, match=ci("invalid file_id")):
+        await bot.get_file("nope")
+
+
+async def test_set_file_size_rewrites_the_pending_update(fake: FakeTelegram, bot: Bot) -> None:
+    msg = fake.send_document(CHAT, png(), file_name="a.png", mime_type="image/png")
+    fake.set_file_size(msg["document"]["file_id"], 25 * 1024 * 1024)
+    [update] = await bot.get_updates(timeout=0)
+    assert update.message is not None and update.message.document is not None
+    assert update.message.document.file_size == 25 * 1024 * 1024
+    with pytest.raises(BadRequest, match=ci("file is too big")):
+        await update.message.document.get_file()
+
+
+async def test_caption_limits(bot: Bot) -> None:
+    with pytest.raises(BadRequest, match=ci("message caption is too long")):
+        await bot.send_photo(CHAT, png(), caption="x" * 1025)
+    ok = await bot.send_photo(CHAT, png(), caption="x" * 1024)
+    assert ok.caption == "x" * 1024
+    # the limit applies after entity parsing
+    ok = await bot.send_photo(CHAT, png(), caption="<b>" + "x" * 1024 + "</b>", parse_mode="HTML")
+    assert ok.caption_entities[0].type == "bold"
+
+
+async def test_text_limits(bot: Bot) -> None:
+    with pytest.raises(BadRequest, match=ci("message text is empty")):
+        await bot.send_message(CHAT, "   ")
+    with pytest.raises(BadRequest, match=ci("message is too long")):
+        await bot.send_message(CHAT, "x" * 4097)
+    assert (await bot.send_message(CHAT, "é" * 4096)).text == "é" * 4096
+
+
+async def test_retry_after(fake: FakeTelegram, bot: Bot) -> None:
+    fake.fail_next("sendMessage", times=2)
+    for _ in range(2):
+        with pytest.raises(RetryAfter):
+            await bot.send_message(CHAT, "hi")
+    assert (await bot.send_message(CHAT, "hi")).text == "hi"
+    failed = [c for c in fake.calls_of("sendMessage") if not c.ok]
+    assert len(failed) == 2
+    assert failed[0].response == {
+        "ok": False,
+        "error_code": 429,
+        "description": "Too Many Requests: retry after 1",
+        "parameters": {"retry_after": 1},
+    }
+    fake.fail_next("sendPhoto", error_code=400, description="Bad Request: boom", retry_after=None)
+    with pytest.raises(BadRequest, match=ci("boom")):
+        await bot.send_photo(CHAT, png())
+
+
+async def test_flood_limit(fake: FakeTelegram, bot: Bot) -> None:
+    fake.flood_limit = True
+    for _ in range(3):
+        await bot.send_message(CHAT, "burst")
+    with pytest.raises(RetryAfter):
+        await bot.send_message(CHAT, "too fast")
+    await bot.send_message(CHAT + 1, "another chat is fine")
+
+
+async def test_offset_semantics(fake: FakeTelegram, bot: Bot) -> None:
+    fake.send_text(CHAT, "one")
+    fake.send_text(CHAT, "two")
+    first = await bot.get_updates(timeout=0)
+    assert [u.message.text for u in first if u.message] == ["one", "two"]
+    again = await bot.get_updates(timeout=0)  # not confirmed yet: delivered again
+    assert [u.update_id for u in again] == [u.update_id for u in first]
+    assert await bot.get_updates(offset=first[-1].update_id + 1, timeout=0) == ()
+    fake.send_text(CHAT, "three")
+    [third] = await bot.get_updates(offset=first[-1].update_id + 1, timeout=0)
+    assert third.update_id == first[-1].update_id + 1
+    assert len(await bot.get_updates(offset=first[0].update_id, limit=1, timeout=0)) == 1
+
+
+async def test_long_poll_returns_when_an_update_arrives(fake: FakeTelegram, bot: Bot) -> None:
+    async def later() -> None:
+        await asyncio.sleep(0.3)
+        fake.send_text(CHAT, "wake up")
+
+    task = asyncio.create_task(later())
+    started = time.monotonic()
+    updates = await bot.get_updates(timeout=5)
+    await task
+    assert 0.2 < time.monotonic() - started < 2
+    assert [u.message.text for u in updates if u.message] == ["wake up"]
+    started = time.monotonic()
+    assert await bot.get_updates(offset=updates[-1].update_id + 1, timeout=1) == ()
+    assert time.monotonic() - started >= 0.9
+
+
+async def test_entity_parsing_errors_match_telegram(bot: Bot) -> None:
+    with pytest.raises(BadRequest, match=ci('Unsupported start tag "prompt" at byte offset 4')):
+        await bot.send_message(CHAT, "use <prompt>", parse_mode=ParseMode.HTML)
+    with pytest.raises(BadRequest, match=ci("Character '.' is reserved")):
+        await bot.send_message(CHAT, "v1.5", parse_mode=ParseMode.MARKDOWN_V2)
+    with pytest.raises(BadRequest, match=ci("Can't find end tag corresponding to start tag b")):
+        await bot.send_message(CHAT, "<b>cut", parse_mode=ParseMode.HTML)
+    msg = await bot.send_message(
+        CHAT, "<b>bold</b> &lt;tag&gt; <a href='https://x.org'>link</a>", parse_mode="HTML"
+    )
+    assert msg.text == "bold <tag> link"
+    assert [(e.type, e.offset, e.length) for e in msg.entities] == [
+        ("bold", 0, 4),
+        ("text_link", 11, 4),
+    ]
+    msg = await bot.send_message(CHAT, r"*hi* v1\.5", parse_mode=ParseMode.MARKDOWN_V2)
+    assert msg.text == "hi v1.5"
+
+
+async def test_button_data_limit(bot: Bot) -> None:
+    too_long = InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data="é" * 33)]])
+    with pytest.raises(BadRequest, match=ci("BUTTON_DATA_INVALID")):
+        await bot.send_message(CHAT, "hi", reply_markup=too_long)
+    fits = InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data="é" * 32)]])
+    assert (await bot.send_message(CHAT, "hi", reply_markup=fits)).reply_markup == fits
+
+
+async def test_edit_and_delete_errors(fake: FakeTelegram, bot: Bot) -> None:
+    msg = await bot.send_message(CHAT, "same")
+    with pytest.raises(BadRequest, match=ci("message is not modified: specified new message")):
+        await bot.edit_message_text("same", chat_id=CHAT, message_id=msg.message_id)
+    with pytest.raises(BadRequest, match=ci("message to edit not found")):
+        await bot.edit_message_text("x", chat_id=CHAT, message_id=9999)
+    edited = await bot.edit_message_text("changed", chat_id=CHAT, message_id=msg.message_id)
+    assert isinstance(edited, object) and fake.messages[(CHAT, msg.message_id)]["text"] == "changed"
+    photo = await bot.send_photo(CHAT, png(), caption="a")
+    with pytest.raises(BadRequest, match=ci("there is no text in the message to edit")):
+        await bot.edit_message_text("x", chat_id=CHAT, message_id=photo.message_id)
+    await bot.edit_message_caption(chat_id=CHAT, message_id=photo.message_id, caption="b")
+    assert fake.messages[(CHAT, photo.message_id)]["caption"] == "b"
+    assert await bot.delete_message(CHAT, msg.message_id) is True
+    assert (CHAT, msg.message_id) not in fake.messages
+    with pytest.raises(BadRequest, match=ci("message to delete not found")):
+        await bot.delete_message(CHAT, msg.message_id)
+
+
+async def test_chat_action_callback_answer_and_reply_errors(fake: FakeTelegram, bot: Bot) -> None:
+    assert await bot.send_chat_action(CHAT, "upload_photo", message_thread_id=7) is True
+    assert fake.calls_of("sendChatAction")[-1].params["message_thread_id"] == 7
+    with pytest.raises(BadRequest, match=ci("wrong parameter action in request")):
+        await bot.send_chat_action(CHAT, "painting")
+    with pytest.raises(BadRequest, match=ci("query is too old")):
+        await bot.answer_callback_query("12345")
+    with pytest.raises(BadRequest, match=ci("message to be replied not found")):
+        await bot.send_message(CHAT, "hi", reply_parameters=ReplyParameters(message_id=777))
+    ok = await bot.send_message(
+        CHAT, "hi", reply_parameters=ReplyParameters(777, allow_sending_without_reply=True)
+    )
+    assert ok.reply_to_message is None
+    user_msg = fake.send_text(CHAT, "original")
+    reply = await bot.send_message(
+        CHAT, "re", reply_to_message_id=user_msg["message_id"], message_thread_id=3
+    )
+    assert reply.reply_to_message is not None
+    assert reply.reply_to_message.text == "original"
+    assert reply.message_thread_id == 3
+
+
+async def test_photo_dimension_and_size_limits(bot: Bot) -> None:
+    with pytest.raises(BadRequest, match=ci("PHOTO_INVALID_DIMENSIONS")):
+        await bot.send_photo(CHAT, png(size=(2100, 100)))  # ratio 21
+    with pytest.raises(BadRequest, match=ci("PHOTO_INVALID_DIMENSIONS")):
+        await bot.send_photo(CHAT, png(size=(6000, 4001)))  # sum 10001
+    with pytest.raises(BadRequest, match=ci("IMAGE_PROCESS_FAILED")):
+        await bot.send_photo(CHAT, b"not an image at all")
+    with pytest.raises(BadRequest, match=ci("file is too big")):
+        await bot.send_photo(CHAT, png() + bytes(10_000_001))
+
+
+async def test_documents(fake: FakeTelegram, bot: Bot) -> None:
+    data = b"%PDF-1.4 hello"
+    msg = await bot.send_document(CHAT, data, filename="report.pdf", caption="here")
+    assert msg.document is not None
+    assert (msg.document.file_name, msg.document.mime_type) == ("report.pdf", "application/pdf")
+    assert msg.document.file_size == len(data)
+    assert fake.file_bytes(msg.document.file_id) == data
+    again = await bot.send_document(CHAT, msg.document.file_id)
+    assert again.document is not None and again.document.file_id == msg.document.file_id
+    with pytest.raises(NetworkError, match=ci("Request Entity Too Large")):
+        await bot.send_document(CHAT, bytes(50_000_001), filename="big.bin")
+    user_doc = fake.send_document(CHAT, b"user bytes", file_name="u.txt", mime_type="text/plain")
+    file = await bot.get_file(user_doc["document"]["file_id"])
+    assert bytes(await file.download_as_bytearray()) == b"user bytes"
+
+
+async def test_media_group(fake: FakeTelegram, bot: Bot) -> None:
+    images = [png((i * 40, 0, 0)) for i in range(3)]
+    sent = await bot.send_media_group(
+        CHAT,
+        [InputMediaPhoto(img, caption=f"#{i}") for i, img in enumerate(images)],
+    )
+    assert len(sent) == 3
+    assert len({m.media_group_id for m in sent}) == 1 and sent[0].media_group_id
+    assert [m.caption for m in sent] == ["#0", "#1", "#2"]
+    for message, image in zip(sent, images, strict=True):
+        assert fake.file_bytes(message.photo[-1].file_id) == image
+    [call] = fake.calls_of("sendMediaGroup")
+    assert all(item["media"].startswith("attach://") for item in call.params["media"])
+    assert sorted(call.files.values()) == sorted(images)
+    # resend by file_id keeps the file_id
+    resent = await bot.send_media_group(
+        CHAT, [InputMediaPhoto(m.photo[-1].file_id) for m in sent[:2]]
+    )
+    assert [m.photo[-1].file_id for m in resent] == [m.photo[-1].file_id for m in sent[:2]]
+    with pytest.raises(BadRequest, match=ci("too many messages to send as an album")):
+        await bot.send_media_group(CHAT, [InputMediaPhoto(images[0])] * 11)
+
+
+async def test_commands_are_stored_per_scope_and_language(fake: FakeTelegram, bot: Bot) -> None:
+    await bot.set_my_commands([BotCommand("new", "Start over")])
+    await bot.set_my_commands(
+        [BotCommand("new", "重新开始")],
+        scope=BotCommandScopeAllPrivateChats(),
+        language_code="zh",
+    )
+    assert fake.commands[("default", "")] == [{"command": "new", "description": "Start over"}]
+    assert fake.commands[("all_private_chats", "zh")][0]["description"] == "重新开始"
+    got = await bot.get_my_commands(scope=BotCommandScopeAllPrivateChats(), language_code="zh")
+    assert [c.command for c in got] == ["new"]
+    await bot.delete_my_commands()
+    assert ("default", "") not in fake.commands
+
+
+async def test_wait_for_times_out_with_a_summary(fake: FakeTelegram, bot: Bot) -> None:
+    await bot.send_message(CHAT, "something else")
+    with pytest.raises(AssertionError, match=r"(?s)sendPhoto.*sendMessage"):
+        await fake.wait_for("sendPhoto", timeout=0.2)
+
+
+# ------------------------------------------------------------------ raw HTTP encodings
+
+
+async def test_raw_encodings_tokens_and_methods(fake: FakeTelegram) -> None:
+    base = f"{fake.root}/bot{fake.token}"
+    markup = {"inline_keyboard": [[{"text": "a", "callback_data": "1"}]]}
+    async with httpx.AsyncClient() as client:
+        as_json = await client.post(
+            f"{base}/sendMessage", json={"chat_id": CHAT, "text": "j", "reply_markup": markup}
+        )
+        as_form = await client.post(
+            f"{base}/sendmessage",  # method names are case-insensitive
+            data={"chat_id": str(CHAT), "text": "123", "reply_markup": json.dumps(markup)},
+        )
+        as_query = await client.get(f"{base}/sendMessage", params={"chat_id": CHAT, "text": "q"})
+        unauthorized = await client.post(f"{fake.root}/bot1:WRONG/getMe")
+        unknown = await client.post(f"{base}/sendTelepathy")
+        download = await client.get(f"{fake.root}/file/bot{fake.token}/nope/nothing.jpg")
+    assert as_json.status_code == as_form.status_code == as_query.status_code == 200
+    assert as_json.json()["result"]["reply_markup"] == markup
+    assert as_form.json()["result"]["text"] == "123"  # strings stay strings
+    json_call, form_call, query_call = fake.calls_of("sendMessage")[-3:]
+    assert json_call.params == form_call.params | {"text": "j"}
+    assert form_call.params == {"chat_id": CHAT, "text": "123", "reply_markup": markup}
+    assert query_call.params == {"chat_id": CHAT, "text": "q"}
+    assert unauthorized.status_code == 401
+    assert unauthorized.json() == {"ok": False, "error_code": 401, "description": "Unauthorized"}
+    assert unknown.status_code == 404
+    assert unknown.json() == {"ok": False, "error_code": 404, "description": "Not Found"}
+    assert download.status_code == 404
+
+
+async def test_wrong_token_raises_invalid_token(fake: FakeTelegram) -> None:
+    bad = Bot("1:WRONG", base_url=f"{fake.root}/bot", base_file_url=f"{fake.root}/file/bot")
+    with pytest.raises(InvalidToken):
+        await bad.initialize()
+
+
+# ------------------------------------------------------------------ TDLib parser test vectors
+
+# From TDLib's test/message_entities.cpp: (text, expected error) and (text, plain text, entities).
+HTML_ERRORS = [
+    ("🏟 🏟&lt;<abacaba", "Unclosed start tag at byte offset 13"),
+    ("🏟 🏟&lt;<abac aba>", 'Unsupported start tag "abac" at byte offset 13'),
+    ("🏟 🏟&lt;<i   =aba>", 'Empty attribute name in the tag "i" at byte offset 13'),
+    ("🏟 🏟&lt;<i    aba  =  190azAz-.,", "Unexpected end of name token at byte offset 27"),
+    ("🏟 🏟&lt;<b></b></", "Unexpected end tag at byte offset 20"),
+    ("🏟 🏟&lt;<i>a</i   ", "Unclosed end tag at byte offset 17"),
+    ("🏟 🏟&lt;<i>a</em   >", 'Unmatched end tag at byte offset 17, expected "</i>", found "</em>"'),
+]
+MARKDOWN_V2_ERRORS = [
+    ("🏟 🏟_abac * asd ", "Can't find end of Bold entity at byte offset 15"),
+    ("🏟 🏟```a ", "Can't find end of PreCode entity at byte offset 9"),
+    ("🏟 🏟_🏟 🏟__", "Can't find end of Underline entity at byte offset 19"),
+    ("[telegram\\.org](asd\\)", "Can't find end of a URL at byte offset 16"),
+    ("a-b", "Character '-' is reserved and must be escaped with the preceding '\\'"),
+]
+PARSED = [
+    (
+        _parse_html,
+        "🏟 🏟<i>🏟 &gt;<b aba   =   caba>&lt🏟</b></i>",
+        "🏟 🏟🏟 ><🏟",
+        {("italic", 5, 7), ("bold", 9, 3)},
+    ),
+    (_parse_html, '<pre><code class="language-py">x</code></pre>', "x", {("pre", 0, 1)}),
+    (_parse_markdown_v2, "🏟 🏟__🏟 _🏟_\\___", "🏟 🏟🏟 🏟_", {("underline", 5, 6), ("italic", 8, 2)}),
+    (
+        _parse_markdown_v2,
+        "`_* *_`__*` `*__",
+        "_* *_ ",
+        {("code", 0, 5), ("code", 5, 1), ("bold", 5, 1), ("underline", 5, 1)},
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "error"), HTML_ERRORS)
+def test_html_errors_match_tdlib(text: str, error: str) -> None:
+    with pytest.raises(ValueError) as exc:
+        _parse_html(text)
+    assert str(exc.value) == error
+
+
+@pytest.mark.parametrize(("text", "error"), MARKDOWN_V2_ERRORS)
+def test_markdown_v2_errors_match_tdlib(text: str, error: str) -> None:
+    with pytest.raises(ValueError) as exc:
+        _parse_markdown_v2(text)
+    assert str(exc.value) == error
+
+
+@pytest.mark.parametrize(("parser", "text", "plain", "entities"), PARSED)
+def test_parsed_entities_match_tdlib(
+    parser: Callable[[str], tuple[str, list[dict[str, Any]]]],
+    text: str,
+    plain: str,
+    entities: set[tuple[str, int, int]],
+) -> None:
+    got_text, got = parser(text)
+    assert got_text == plain
+    assert {(e["type"], e["offset"], e["length"]) for e in got} == entities
