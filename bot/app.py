@@ -14,23 +14,29 @@ from telegram.ext import (
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
+    ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
 from bot.config import Settings
 from bot.i18n import LANGS, t
-from bot.providers.factory import build_provider, make_http_client
+from bot.providers.factory import build_provider, endpoints_from_settings, make_http_client
 from bot.services.generation import GenerationLimits, GenerationService
+from bot.services.images import ImageLibrary
+from bot.services.ordering import ChatQueue
+from bot.services.prefs import PrefsService
 from bot.storage.blobs import BlobStore
 from bot.storage.db import create_engine, create_sessionmaker
-from bot.telegram.context import SERVICES_KEY, ProgressTimings, Services
-from bot.telegram.errors import on_error
+from bot.telegram.albums import AlbumCollector
+from bot.telegram.context import SERVICES_KEY, ProgressTimings, Services, services
+from bot.telegram.errors import endpoint_fault_notifier, on_error
 from bot.telegram.handlers import callbacks, commands, private
 
 log = logging.getLogger(__name__)
 
-PRIVATE_COMMANDS = ("start", "help", "new")
+PRIVATE_COMMANDS = ("start", "help", "new", "ratio", "history", "undo", "settings")
 
 
 def build_application(
@@ -84,9 +90,17 @@ async def serve(app: Application, stop: asyncio.Event) -> None:
 
 def add_handlers(app: Application) -> None:
     private_chat = filters.ChatType.PRIVATE
-    app.add_handler(CommandHandler("start", commands.cmd_start, filters=private_chat))
-    app.add_handler(CommandHandler("help", commands.cmd_help, filters=private_chat))
-    app.add_handler(CommandHandler("new", commands.cmd_new, filters=private_chat))
+    app.add_handler(TypeHandler(Update, _load_prefs), group=-1)
+    for name, callback in (
+        ("start", commands.cmd_start),
+        ("help", commands.cmd_help),
+        ("new", commands.cmd_new),
+        ("ratio", commands.cmd_ratio),
+        ("history", commands.cmd_history),
+        ("undo", commands.cmd_undo),
+        ("settings", commands.cmd_settings),
+    ):
+        app.add_handler(CommandHandler(name, callback, filters=private_chat))
     app.add_handler(MessageHandler(private_chat & filters.COMMAND, commands.cmd_unknown))
     app.add_handler(MessageHandler(private_chat & filters.TEXT, private.on_text))
     app.add_handler(MessageHandler(private_chat & filters.ANIMATION, private.on_animation))
@@ -96,8 +110,22 @@ def add_handlers(app: Application) -> None:
     app.add_handler(
         MessageHandler(private_chat & ~filters.StatusUpdate.ALL, private.on_unsupported)
     )
-    app.add_handler(CallbackQueryHandler(callbacks.on_original, pattern=r"^orig:\d+$"))
+    for pattern, callback in (
+        (r"^orig:\d+$", callbacks.on_original),
+        (r"^(regen|var):\d+$", callbacks.on_regenerate),
+        (r"^new$", callbacks.on_new),
+        (r"^ratio:", callbacks.on_ratio),
+        (r"^(hist|histp):\d+$", callbacks.on_history),
+        (r"^set:", callbacks.on_settings),
+    ):
+        app.add_handler(CallbackQueryHandler(callback, pattern=pattern))
     app.add_error_handler(on_error)
+
+
+async def _load_prefs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Before any handler: this chat's preferences in the cache (its language is needed)."""
+    if update.effective_chat is not None:
+        await services(context).prefs.get(update.effective_chat.id)
 
 
 def _open_services(
@@ -105,25 +133,45 @@ def _open_services(
 ) -> Callable[[Application], Coroutine[Any, Any, None]]:
     async def post_init(app: Application) -> None:
         engine = create_engine(settings.database_url)
+        sessions = create_sessionmaker(engine)
         http = make_http_client()
         blobs = BlobStore(settings.blobs_dir)
+        endpoints = endpoints_from_settings(settings)
+        dialects = {e.dialect for e in endpoints}
+        notifier = endpoint_fault_notifier(app.bot, settings.admin_user_ids)
         generation = GenerationService(
-            create_sessionmaker(engine),
+            sessions,
             blobs,
-            build_provider(settings, http),
+            build_provider(settings, http, on_endpoint_fault=notifier),
             model=settings.image_model,
-            dialect=settings.image_api_dialect,
+            dialect=endpoints[0].dialect,
+            real_history=dialects == {"gemini"},
+            supports_n=dialects == {"openai-images"},
             limits=GenerationLimits(
-                max_prompt_chars=settings.max_caption_prompt, max_input_side=settings.max_input_side
+                max_prompt_chars=settings.max_caption_prompt,
+                max_input_side=settings.max_input_side,
+                history_window=settings.history_window,
             ),
         )
-        app.bot_data[SERVICES_KEY] = Services(settings, generation, blobs, progress)
+        models = tuple(
+            dict.fromkeys([settings.image_model, *(m for e in endpoints for m in e.models)])
+        )
+        app.bot_data[SERVICES_KEY] = Services(
+            settings,
+            generation,
+            ImageLibrary(sessions, blobs),
+            PrefsService(sessions),
+            ChatQueue(),
+            progress,
+            models,
+        )
+        app.bot_data[private.ALBUMS_KEY] = AlbumCollector(progress.album_quiet, private.on_album)
         app.bot_data["_closables"] = (engine, http)
         await _set_commands(app)
         log.info(
-            "bot @%s ready (dialect %s, model %s)",
+            "bot @%s ready (%s, model %s)",
             app.bot.username,
-            settings.image_api_dialect,
+            ", ".join(sorted(dialects)),
             settings.image_model,
         )
 

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
 
     max_input_side: int = Field(default=2048, ge=256, le=8192)
     max_caption_prompt: int = Field(default=4000, ge=1)
+    history_window: int = Field(default=2, ge=1, le=10)
     log_level: str = "INFO"
 
     @field_validator("allowed_user_ids", "allowed_chat_ids", "admin_user_ids", mode="before")

@@ -1,71 +1,48 @@
-"""The use cases around one image job: take in user images, run a job, record everything."""
+"""Running one image job end to end, and recording every step of it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import imaging
-from bot.providers.base import ImageProvider, ImageRequest, ImageResult, InputImage
+from bot.providers.base import (
+    ImageProvider,
+    ImageRequest,
+    ImageResult,
+    InputImage,
+    ProgressCallback,
+)
 from bot.providers.errors import ProviderError, ProviderErrorKind
+from bot.services.conversation import history_for, pack_model_turn
 from bot.services.errors import UserInputError
+from bot.services.images import touch
+from bot.services.prefs import MATCH_INPUT, Prefs
+from bot.services.prompts import PromptFlags, nearest_ratio
+from bot.services.types import JobOptions, JobOutcome, StoredImage, Who
 from bot.storage.blobs import BlobStore
-from bot.storage.models import ChatState, Image, ImageSource, Job, JobKind, JobStatus, utcnow
+from bot.storage.models import Image, ImageSource, Job, JobKind, JobStatus, utcnow
 from bot.storage.repositories import Repo
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Who:
-    """Who asks, and where: enough to record the request and answer in the right place."""
-
-    user_id: int
-    first_name: str
-    username: str | None
-    language_code: str | None
-    chat_id: int
-    chat_type: str
-    chat_title: str | None = None
-    thread_id: int = 0
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    id: int
-    sha256: str
-    mime: str
-    width: int
-    height: int
-    size_bytes: int
-    tg_file_id: str | None = None
-
-    @classmethod
-    def of(cls, row: Image) -> StoredImage:
-        return cls(
-            row.id, row.sha256, row.mime, row.width, row.height, row.size_bytes, row.tg_file_id
-        )
-
-
-@dataclass
-class JobOutcome:
-    job_id: int
-    model: str
-    prompt: str
-    seconds: float
-    images: list[StoredImage] = field(default_factory=list)
-    text: str | None = None
-
-
-@dataclass(frozen=True)
 class GenerationLimits:
-    max_prompt_chars: int = 4000
-    max_input_side: int = 2048
-    max_input_images: int = 10
+    def __init__(
+        self,
+        max_prompt_chars: int = 4000,
+        max_input_side: int = 2048,
+        max_input_images: int = 10,
+        history_window: int = 2,
+    ) -> None:
+        self.max_prompt_chars = max_prompt_chars
+        self.max_input_side = max_input_side
+        self.max_input_images = max_input_images
+        self.history_window = history_window
 
 
 class GenerationService:
@@ -77,94 +54,19 @@ class GenerationService:
         *,
         model: str,
         dialect: str,
+        real_history: bool = False,
+        supports_n: bool = False,
         limits: GenerationLimits | None = None,
     ) -> None:
+        self.supports_n = supports_n
         self._sessions = sessions
         self._blobs = blobs
         self._provider = provider
-        self._model = model
+        self.default_model = model
         self._dialect = dialect
+        self._real_history = real_history
         self._limits = limits or GenerationLimits()
-        self._chat_locks: dict[tuple[int, int], asyncio.Lock] = {}
 
-    # -- user images ---------------------------------------------------------------------
-    async def take_user_image(
-        self,
-        who: Who,
-        data: bytes,
-        *,
-        file_id: str | None,
-        file_unique_id: str | None,
-        message_id: int,
-        make_current: bool,
-    ) -> StoredImage:
-        """Validate and keep an image the user sent; optionally make it the chat's current one."""
-        try:
-            info = await imaging.aprobe(data)
-        except imaging.ImageInputError as exc:
-            raise UserInputError(f"image_{exc.code}") from exc
-        sha = await self._blobs.put(data)
-        async with self._sessions.begin() as s:
-            repo = await self._touch(s, who)
-            row = await repo.add_image(
-                Image(
-                    chat_id=who.chat_id,
-                    source=ImageSource.USER,
-                    sha256=sha,
-                    size_bytes=len(data),
-                    mime=info.mime,
-                    width=info.width,
-                    height=info.height,
-                    tg_file_id=file_id,
-                    tg_file_unique_id=file_unique_id,
-                )
-            )
-            await repo.add_image_message(who.chat_id, message_id, row.id)
-            if make_current:
-                (await repo.chat_state(who.chat_id, who.thread_id)).current_image_id = row.id
-            return StoredImage.of(row)
-
-    async def current_image(self, chat_id: int, thread_id: int = 0) -> StoredImage | None:
-        async with self._sessions() as s:
-            state = await s.get(ChatState, (chat_id, thread_id))
-            if state is None or state.current_image_id is None:
-                return None
-            row = await s.get(Image, state.current_image_id)
-            return StoredImage.of(row) if row else None
-
-    async def start_over(self, chat_id: int, thread_id: int = 0) -> None:
-        """Forget the current image: the next text draws anew."""
-        async with self._sessions.begin() as s:
-            state = await s.get(ChatState, (chat_id, thread_id))
-            if state is not None:
-                state.current_image_id = None
-
-    async def image_for_message(self, chat_id: int, message_id: int) -> StoredImage | None:
-        async with self._sessions() as s:
-            row = await Repo(s).image_by_message(chat_id, message_id)
-            return StoredImage.of(row) if row else None
-
-    async def image(self, image_id: int, chat_id: int) -> StoredImage | None:
-        """An image by id, only if it belongs to this chat."""
-        async with self._sessions() as s:
-            row = await Repo(s).image(image_id)
-            return StoredImage.of(row) if row and row.chat_id == chat_id else None
-
-    async def image_bytes(self, image: StoredImage) -> bytes:
-        return await self._blobs.get(image.sha256)
-
-    async def record_delivery(
-        self, chat_id: int, message_id: int, image_id: int, file_id: str | None
-    ) -> None:
-        """Remember where we showed an image (reply-to-edit) and Telegram's id for resending."""
-        async with self._sessions.begin() as s:
-            repo = Repo(s)
-            await repo.add_image_message(chat_id, message_id, image_id)
-            row = await repo.image(image_id)
-            if row is not None and file_id and not row.tg_file_id:
-                row.tg_file_id = file_id
-
-    # -- jobs ------------------------------------------------------------------------------
     def check_prompt(self, prompt: str) -> str:
         prompt = prompt.strip()
         if not prompt:
@@ -173,60 +75,134 @@ class GenerationService:
             raise UserInputError("prompt_too_long", limit=self._limits.max_prompt_chars)
         return prompt
 
-    def chat_lock(self, chat_id: int, thread_id: int = 0) -> asyncio.Lock:
-        return self._chat_locks.setdefault((chat_id, thread_id), asyncio.Lock())
+    def check_inputs(self, inputs: list[StoredImage], model: str | None = None) -> None:
+        limit = max_input_images(model or self.default_model, self._limits.max_input_images)
+        if len(inputs) > limit:
+            raise UserInputError("too_many_images", limit=limit, model=model or self.default_model)
+
+    def options_for(
+        self, prefs: Prefs, flags: PromptFlags, inputs: list[StoredImage]
+    ) -> JobOptions:
+        """Chat preferences, overridden by flags in the prompt."""
+        ratio = flags.aspect_ratio or prefs.aspect_ratio
+        if ratio == MATCH_INPUT:
+            ratio = nearest_ratio(inputs[0].width, inputs[0].height) if inputs else None
+        return JobOptions(
+            model=prefs.model or self.default_model,
+            aspect_ratio=ratio,
+            image_size=flags.image_size or prefs.image_size,
+            n=flags.n or 1,
+        )
+
+    async def job_spec(
+        self, job_id: int, chat_id: int
+    ) -> tuple[str, list[StoredImage], JobOptions] | None:
+        """Prompt, inputs and options of an earlier job of this chat (for Regenerate)."""
+        async with self._sessions() as s:
+            repo = Repo(s)
+            job = await repo.job(job_id)
+            if job is None or job.chat_id != chat_id:
+                return None
+            inputs = []
+            for image_id in await repo.job_input_ids(job.id):
+                row = await repo.image(image_id)
+                if row is not None:
+                    inputs.append(StoredImage.of(row))
+            options = JobOptions(job.model, job.aspect_ratio, job.image_size, job.n)
+            return job.prompt, inputs, options
 
     async def run(
-        self, who: Who, prompt: str, inputs: list[StoredImage], *, message_id: int | None
+        self,
+        who: Who,
+        prompt: str,
+        inputs: list[StoredImage],
+        *,
+        message_id: int | None,
+        options: JobOptions | None = None,
+        progress: ProgressCallback | None = None,
     ) -> JobOutcome:
         """Run one job end to end. Failures are recorded on the job, then raised."""
         prompt = self.check_prompt(prompt)
-        if len(inputs) > self._limits.max_input_images:
-            raise UserInputError("too_many_images", limit=self._limits.max_input_images)
-        kind = (
-            JobKind.GENERATE
-            if not inputs
-            else (JobKind.EDIT if len(inputs) == 1 else JobKind.COMPOSE)
-        )
-        job_id = await self._open_job(who, prompt, kind, inputs, message_id)
+        options = options or JobOptions(model=self.default_model)
+        self.check_inputs(inputs, options.model)
+        job_id = await self._open_job(who, prompt, inputs, message_id, options)
         started = time.monotonic()
         try:
-            request = ImageRequest(
-                prompt=prompt, model=self._model, images=await self._upload_inputs(inputs)
-            )
-            result = await self._provider.generate(request)
+            request = await self._request(prompt, inputs, options)
+            result = await self._generate(request, progress)
             upstream_ms = int((time.monotonic() - started) * 1000)
-            stored = await self._store_outputs(who, result)
+            stored = await self._store_outputs(result)
+            await self._finish_job(job_id, who, result, stored, upstream_ms)
         except BaseException as exc:
             await self._fail_job(job_id, exc, started)
             raise
-        await self._finish_job(job_id, who, result, stored, upstream_ms)
         return JobOutcome(
             job_id=job_id,
-            model=result.model or self._model,
+            model=result.model or options.model,
             prompt=prompt,
             seconds=time.monotonic() - started,
             images=stored,
             text=result.text,
         )
 
-    async def _touch(self, s: AsyncSession, who: Who) -> Repo:
-        repo = Repo(s)
-        await repo.upsert_user(who.user_id, who.first_name, who.username, who.language_code)
-        await repo.upsert_chat(who.chat_id, who.chat_type, who.chat_title)
-        await s.flush()
-        return repo
+    async def _generate(
+        self, request: ImageRequest, progress: ProgressCallback | None
+    ) -> ImageResult:
+        """One call, or n calls at once where the dialect cannot ask for n images."""
+        if request.n <= 1 or self.supports_n:
+            return await self._provider.generate(request, progress)
+        single = replace(request, n=1)
+        results = await asyncio.gather(
+            *(self._provider.generate(single, progress) for _ in range(request.n)),
+            return_exceptions=True,
+        )
+        good = [r for r in results if isinstance(r, ImageResult)]
+        if not good:
+            error = results[0]
+            assert isinstance(error, BaseException)
+            raise error
+        merged = good[0]
+        for extra in good[1:]:
+            merged.images.extend(extra.images)
+        merged.model_turn = None  # several answers: no single model turn to continue from
+        return merged
+
+    async def _request(
+        self, prompt: str, inputs: list[StoredImage], options: JobOptions
+    ) -> ImageRequest:
+        request = ImageRequest(
+            prompt=prompt,
+            model=options.model,
+            aspect_ratio=options.aspect_ratio,
+            image_size=options.image_size,
+            n=options.n,
+        )
+        if self._real_history and len(inputs) == 1 and inputs[0].job_id is not None:
+            async with self._sessions() as s:
+                history = await history_for(
+                    s, self._blobs, inputs[0].id, self._limits.history_window
+                )
+            if history:
+                request.history = history  # the current image travels inside the history
+                return request
+        request.images = await self._upload_inputs(inputs)
+        return request
 
     async def _open_job(
         self,
         who: Who,
         prompt: str,
-        kind: JobKind,
         inputs: list[StoredImage],
         message_id: int | None,
+        options: JobOptions,
     ) -> int:
+        kind = (
+            JobKind.GENERATE
+            if not inputs
+            else (JobKind.EDIT if len(inputs) == 1 else JobKind.COMPOSE)
+        )
         async with self._sessions.begin() as s:
-            repo = await self._touch(s, who)
+            repo = await touch(s, who)
             job = Job(
                 chat_id=who.chat_id,
                 thread_id=who.thread_id,
@@ -235,7 +211,10 @@ class GenerationService:
                 kind=kind,
                 prompt=prompt,
                 dialect=self._dialect,
-                model=self._model,
+                model=options.model,
+                aspect_ratio=options.aspect_ratio,
+                image_size=options.image_size,
+                n=options.n,
                 status=JobStatus.RUNNING,
                 started_at=utcnow(),
                 attempts=1,
@@ -256,8 +235,8 @@ class GenerationService:
             prepared.append(InputImage(data=data, mime=info.mime))
         return prepared
 
-    async def _store_outputs(self, who: Who, result: ImageResult) -> list[StoredImage]:
-        """Validate and keep every returned image (files first, rows with the job's finish)."""
+    async def _store_outputs(self, result: ImageResult) -> list[StoredImage]:
+        """Validate and keep every returned image file (rows come with the job's finish)."""
         stored = []
         for out in result.images:
             try:
@@ -289,9 +268,10 @@ class GenerationService:
             job.upstream_ms = upstream_ms
             job.model_text = result.text
             job.endpoint = result.endpoint
-            if result.model:
-                job.model = result.model
-            last_id = None
+            if result.model_turn is not None and stored:
+                job.model_parts = pack_model_turn(
+                    result.model_turn, result.images, [i.sha256 for i in stored]
+                )
             for i, img in enumerate(stored):
                 row = await repo.add_image(
                     Image(
@@ -306,9 +286,9 @@ class GenerationService:
                     )
                 )
                 stored[i] = StoredImage.of(row)
-                last_id = row.id
-            if last_id is not None:
-                (await repo.chat_state(who.chat_id, who.thread_id)).current_image_id = last_id
+            if stored:
+                state = await repo.chat_state(who.chat_id, who.thread_id)
+                state.current_image_id = stored[-1].id
 
     async def _fail_job(self, job_id: int, exc: BaseException, started: float) -> None:
         code, detail = describe_failure(exc)
@@ -324,6 +304,16 @@ class GenerationService:
             job.error_detail = detail[:2000]
 
 
+def max_input_images(model: str, default: int) -> int:
+    """How many input images a model takes (GI: 2.5 Flash Image works with up to 3, 3 Pro 14)."""
+    name = model.lower()
+    if "2.5-flash-image" in name:
+        return 3
+    if name.startswith("gemini-3"):
+        return 14
+    return default
+
+
 def describe_failure(exc: BaseException) -> tuple[str, str]:
     """(short code, detail) for the job row. Details never carry secrets."""
     if isinstance(exc, ProviderError):
@@ -332,4 +322,6 @@ def describe_failure(exc: BaseException) -> tuple[str, str]:
         return exc.code, exc.code
     if isinstance(exc, imaging.ImageInputError):
         return f"image_{exc.code}", str(exc)
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled", "the bot stopped while the job ran"
     return "internal", type(exc).__name__

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -91,6 +92,21 @@ class Chat(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class ChatPrefs(Base):
+    """Per-chat choices made with /settings and /ratio (NULL = the bot's default)."""
+
+    __tablename__ = "chat_prefs"
+
+    chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id"), primary_key=True)
+    refine: Mapped[bool] = mapped_column(Boolean, default=True)
+    aspect_ratio: Mapped[str | None] = mapped_column(String(8))
+    image_size: Mapped[str | None] = mapped_column(String(4))
+    reply_mode: Mapped[str] = mapped_column(String(8), default="photo")
+    model: Mapped[str | None] = mapped_column(String(128))
+    language: Mapped[str | None] = mapped_column(String(8))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
 class ChatState(Base):
     """Conversation state of one chat (or one forum topic: thread_id 0 is the chat itself)."""
 
@@ -99,6 +115,8 @@ class ChatState(Base):
     chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id"), primary_key=True)
     thread_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
     current_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id"))
+    # An album sent without a caption: its image ids (JSON list) wait for the next text.
+    pending_album: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     current_image: Mapped[Image | None] = relationship(lazy="raise")
@@ -129,6 +147,9 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     upstream_ms: Mapped[int | None] = mapped_column(Integer)
+    n: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The model's turn (gemini parts, inline images replaced by {"blob": sha256}) for history.
+    model_parts: Mapped[str | None] = mapped_column(Text)
 
     inputs: Mapped[list[JobInput]] = relationship(
         back_populates="job", order_by="JobInput.position", lazy="raise"

@@ -119,6 +119,12 @@ class Repo:
         )
         return list((await self.s.execute(stmt)).scalars().all())
 
+    async def prompts_of_jobs(self, job_ids: Sequence[int]) -> dict[int, str]:
+        if not job_ids:
+            return {}
+        stmt = select(Job.id, Job.prompt).where(Job.id.in_(job_ids))
+        return {job_id: prompt for job_id, prompt in (await self.s.execute(stmt)).all()}
+
     async def jobs_of_chat(self, chat_id: int) -> Sequence[Job]:
         stmt = select(Job).where(Job.chat_id == chat_id).order_by(Job.id)
         return (await self.s.execute(stmt)).scalars().all()

@@ -9,16 +9,11 @@ from telegram.ext import ContextTypes
 
 from bot.config import Settings
 from bot.i18n import lang_of
-from bot.services.generation import GenerationService, Who
-from bot.storage.blobs import BlobStore
-
-
-@dataclass
-class Services:
-    settings: Settings
-    generation: GenerationService
-    blobs: BlobStore
-    progress: ProgressTimings
+from bot.services.generation import GenerationService
+from bot.services.images import ImageLibrary
+from bot.services.ordering import ChatQueue
+from bot.services.prefs import PrefsService
+from bot.services.types import Who
 
 
 @dataclass(frozen=True)
@@ -26,6 +21,18 @@ class ProgressTimings:
     status_delay: float = 2.0
     action_interval: float = 4.0
     edit_interval: float = 5.0
+    album_quiet: float = 1.5
+
+
+@dataclass
+class Services:
+    settings: Settings
+    generation: GenerationService
+    images: ImageLibrary
+    prefs: PrefsService
+    queue: ChatQueue
+    progress: ProgressTimings
+    models: tuple[str, ...]
 
 
 SERVICES_KEY = "services"
@@ -57,6 +64,10 @@ def who_of(update: Update) -> Who:
     )
 
 
-def lang(update: Update) -> str:
-    user = update.effective_user
+def lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
+    """The chat's chosen language (/settings), else the user's Telegram language."""
+    chat, user = update.effective_chat, update.effective_user
+    prefs = services(context).prefs.cached(chat.id) if chat else None
+    if prefs is not None and prefs.language:
+        return prefs.language
     return lang_of(user.language_code if user else None)

@@ -45,7 +45,7 @@ async def reply_error(
         try:
             await context.bot.send_message(
                 chat.id,
-                message_for(exc, lang(update)),
+                message_for(exc, lang(update, context)),
                 parse_mode=ParseMode.HTML,
                 message_thread_id=thread_of(message) or None,
                 reply_to_message_id=message.message_id if message else None,

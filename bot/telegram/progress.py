@@ -101,9 +101,7 @@ class Progress:
             if msg is not None:
                 self._status_id = msg.message_id
         else:
-            await self._quietly(
-                self._bot.edit_message_text(text, self._chat_id, self._status_id)
-            )
+            await self._quietly(self._bot.edit_message_text(text, self._chat_id, self._status_id))
 
     @staticmethod
     async def _quietly(call: Awaitable[T]) -> T | None:
@@ -112,3 +110,18 @@ class Progress:
         except TelegramError as exc:
             log.debug("progress call failed: %s", exc)
             return None
+
+
+def note_text(lang: str, code: str) -> str:
+    """A provider's progress code (`retry:rate_limited`, `task:processing`) in words."""
+    kind, _, value = code.partition(":")
+    if kind == "task":
+        return t(
+            lang, "note_task", status=t(lang, f"task_{value}") if value in TASK_STATES else value
+        )
+    if kind == "retry":
+        return t(lang, "note_retry")
+    return ""
+
+
+TASK_STATES = ("submitted", "processing", "succeed", "failed")

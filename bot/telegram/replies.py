@@ -7,7 +7,8 @@ from telegram.constants import ParseMode
 
 from bot import imaging
 from bot.i18n import t
-from bot.services.generation import GenerationService, JobOutcome, StoredImage, Who
+from bot.services.images import ImageLibrary
+from bot.services.types import JobOutcome, StoredImage, Who
 
 CAPTION_LIMIT = 1024
 PROMPT_IN_CAPTION = 300
@@ -24,76 +25,97 @@ def caption_for(outcome: JobOutcome, lang: str) -> str:
     return f"{prompt}\n\n{footer}"
 
 
-def result_keyboard(image: StoredImage, lang: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(t(lang, "btn_original"), callback_data=f"orig:{image.id}")]]
-    )
+def result_keyboard(
+    job_id: int, image: StoredImage | None, lang: str, *, variations: bool
+) -> InlineKeyboardMarkup:
+    """Regenerate · Original / New · Variations. Callback data names rows, not state."""
+    first = [InlineKeyboardButton(t(lang, "btn_regenerate"), callback_data=f"regen:{job_id}")]
+    if image is not None:
+        first.append(
+            InlineKeyboardButton(t(lang, "btn_original"), callback_data=f"orig:{image.id}")
+        )
+    second = [InlineKeyboardButton(t(lang, "btn_new"), callback_data="new")]
+    if variations:
+        second.append(
+            InlineKeyboardButton(t(lang, "btn_variations"), callback_data=f"var:{job_id}")
+        )
+    return InlineKeyboardMarkup([first, second])
 
 
 def file_name(image: StoredImage) -> str:
     return f"image-{image.id}.{imaging.EXT_BY_MIME.get(image.mime, 'png')}"
 
 
+def _info(image: StoredImage) -> imaging.ImageInfo:
+    return imaging.ImageInfo(image.mime, image.width, image.height, image.mime.split("/")[-1])
+
+
 class ResultSender:
     """Puts a job's outcome into the chat and records where each image was shown."""
 
-    def __init__(self, bot: Bot, generation: GenerationService) -> None:
+    def __init__(self, bot: Bot, images: ImageLibrary, variations: bool = False) -> None:
         self._bot = bot
-        self._gen = generation
+        self._images = images
+        self._variations = variations
 
-    async def send(self, who: Who, lang: str, outcome: JobOutcome, reply_to: int | None) -> None:
+    async def send(
+        self,
+        who: Who,
+        lang: str,
+        outcome: JobOutcome,
+        reply_to: int | None,
+        *,
+        reply_mode: str = "photo",
+    ) -> None:
         if not outcome.images:
             await self._send_text_only(who, lang, outcome, reply_to)
         elif len(outcome.images) == 1:
-            await self.send_image(
-                who, lang, outcome.images[0], caption_for(outcome, lang), reply_to
-            )
+            image = outcome.images[0]
+            keyboard = result_keyboard(outcome.job_id, image, lang, variations=self._variations)
+            caption = caption_for(outcome, lang)
+            if reply_mode == "document":
+                await self.send_original(
+                    who, lang, image, reply_to=reply_to, caption=caption, keyboard=keyboard
+                )
+                return
+            msg = await self.send_image(who, lang, image, caption, reply_to, keyboard)
+            if reply_mode == "both":
+                await self.send_original(who, lang, image, reply_to=msg.message_id)
         else:
             await self._send_album(who, lang, outcome, reply_to)
 
     async def send_image(
-        self, who: Who, lang: str, image: StoredImage, caption: str, reply_to: int | None
+        self,
+        who: Who,
+        lang: str,
+        image: StoredImage,
+        caption: str,
+        reply_to: int | None,
+        keyboard: InlineKeyboardMarkup | None,
     ) -> Message:
-        data = await self._gen.image_bytes(image)
-        info = imaging.ImageInfo(
-            mime=image.mime,
-            width=image.width,
-            height=image.height,
-            format=image.mime.split("/")[-1].upper(),
-        )
-        preview = await imaging.atelegram_photo(data, info)
-        thread = who.thread_id or None
-        if preview is None:
-            msg = await self._bot.send_photo(
-                who.chat_id,
-                data,
-                caption=caption,
-                reply_markup=result_keyboard(image, lang),
-                reply_to_message_id=reply_to,
-                allow_sending_without_reply=True,
-                message_thread_id=thread,
-            )
-            await self._gen.record_delivery(
-                who.chat_id, msg.message_id, image.id, msg.photo[-1].file_id if msg.photo else None
-            )
-            return msg
+        """As a photo; over Telegram's photo limits, a preview photo plus the file."""
+        data = await self._images.data(image)
+        preview = await imaging.atelegram_photo(data, _info(image))
         msg = await self._bot.send_photo(
             who.chat_id,
-            preview,
+            preview or data,
             caption=shorten(caption, CAPTION_LIMIT),
+            reply_markup=keyboard,
             reply_to_message_id=reply_to,
             allow_sending_without_reply=True,
-            message_thread_id=thread,
+            message_thread_id=who.thread_id or None,
         )
-        await self._gen.record_delivery(who.chat_id, msg.message_id, image.id, None)
-        await self.send_original(
-            who,
-            lang,
-            image,
-            data=data,
-            reply_to=msg.message_id,
-            caption=t(lang, "large_result_note"),
-        )
+        file_id = msg.photo[-1].file_id if msg.photo and preview is None else None
+        await self._images.record_delivery(who.chat_id, msg.message_id, image.id, file_id)
+        if preview is not None:
+            await self.send_original(
+                who,
+                lang,
+                image,
+                data=data,
+                reply_to=msg.message_id,
+                caption=t(lang, "large_result_note"),
+            )
         return msg
 
     async def send_original(
@@ -105,30 +127,32 @@ class ResultSender:
         data: bytes | None = None,
         reply_to: int | None = None,
         caption: str | None = None,
+        keyboard: InlineKeyboardMarkup | None = None,
     ) -> Message:
-        data = data if data is not None else await self._gen.image_bytes(image)
+        data = data if data is not None else await self._images.data(image)
         msg = await self._bot.send_document(
             who.chat_id,
             data,
             filename=file_name(image),
-            caption=caption or t(lang, "original_sent"),
+            caption=shorten(caption or t(lang, "original_sent"), CAPTION_LIMIT),
+            reply_markup=keyboard,
             reply_to_message_id=reply_to,
             allow_sending_without_reply=True,
             message_thread_id=who.thread_id or None,
             disable_content_type_detection=True,
         )
-        await self._gen.record_delivery(who.chat_id, msg.message_id, image.id, None)
+        await self._images.record_delivery(who.chat_id, msg.message_id, image.id, None)
         return msg
 
     async def _send_album(
         self, who: Who, lang: str, outcome: JobOutcome, reply_to: int | None
     ) -> None:
-        """Several images in one answer: one album, then a row of original-file buttons."""
+        """Several images in one answer: one album, then the buttons with one 📎 per image."""
+        shown = outcome.images[:10]
         media = []
-        for i, image in enumerate(outcome.images[:10]):
-            data = await self._gen.image_bytes(image)
-            info = imaging.ImageInfo(image.mime, image.width, image.height, image.mime)
-            preview = await imaging.atelegram_photo(data, info)
+        for i, image in enumerate(shown):
+            data = await self._images.data(image)
+            preview = await imaging.atelegram_photo(data, _info(image))
             media.append(
                 InputMediaPhoto(
                     preview or data, caption=caption_for(outcome, lang) if i == 0 else None
@@ -141,19 +165,19 @@ class ResultSender:
             allow_sending_without_reply=True,
             message_thread_id=who.thread_id or None,
         )
-        for msg, image in zip(messages, outcome.images, strict=False):
-            await self._gen.record_delivery(who.chat_id, msg.message_id, image.id, None)
-        buttons = [
+        for msg, image in zip(messages, shown, strict=False):
+            await self._images.record_delivery(who.chat_id, msg.message_id, image.id, None)
+        keyboard = result_keyboard(outcome.job_id, None, lang, variations=self._variations)
+        originals = [
             InlineKeyboardButton(f"📎 {i + 1}", callback_data=f"orig:{image.id}")
-            for i, image in enumerate(outcome.images[:10])
+            for i, image in enumerate(shown)
         ]
+        rows = [originals[:5], originals[5:]] if len(originals) > 5 else [originals]
         await self._bot.send_message(
             who.chat_id,
-            t(lang, "btn_original"),
+            t(lang, "album_buttons"),
             message_thread_id=who.thread_id or None,
-            reply_markup=InlineKeyboardMarkup(
-                [buttons[:5], buttons[5:]] if len(buttons) > 5 else [buttons]
-            ),
+            reply_markup=InlineKeyboardMarkup([*rows, *keyboard.inline_keyboard]),
         )
 
     async def _send_text_only(
@@ -170,4 +194,5 @@ class ResultSender:
             reply_to_message_id=reply_to,
             allow_sending_without_reply=True,
             message_thread_id=who.thread_id or None,
+            reply_markup=result_keyboard(outcome.job_id, None, lang, variations=False),
         )

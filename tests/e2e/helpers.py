@@ -39,3 +39,12 @@ def db_rows(settings: Settings, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     path = settings.database_url.split("///", 1)[1]
     with sqlite3.connect(Path(path)) as conn:
         return conn.execute(sql, args).fetchall()
+
+
+def button(call: Any, prefix: str) -> str:
+    """The callback data of the button under a sent message whose data starts with prefix."""
+    for row in call.params["reply_markup"]["inline_keyboard"]:
+        for b in row:
+            if b.get("callback_data", "").startswith(prefix):
+                return str(b["callback_data"])
+    raise AssertionError(f"no {prefix} button in {call.params.get('reply_markup')}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.e2e.conftest import RunningBot
-from tests.e2e.helpers import close, db_rows, jpeg, mean, png
+from tests.e2e.helpers import button, close, db_rows, jpeg, mean, png
 from tests.fakes.image_api import FakeImageAPI
 from tests.fakes.telegram_api import FakeTelegram
 
@@ -20,8 +20,7 @@ async def test_text_becomes_a_photo(tg: FakeTelegram, upstream: FakeImageAPI, bo
     assert "a red panda reading a newspaper" in photo.params["caption"]
     assert "gemini-2.5-flash-image" in photo.params["caption"]
     assert mean(photo.files["photo"]) == upstream.outputs[0]
-    keyboard = photo.params["reply_markup"]["inline_keyboard"]
-    assert keyboard[0][0]["callback_data"].startswith("orig:")
+    assert button(photo, "orig:") and button(photo, "regen:") and button(photo, "new")
     [req] = upstream.requests
     assert req.json["messages"][0]["content"] == "a red panda reading a newspaper"
     assert req.headers["authorization"] == "Bearer sk-test"
@@ -107,7 +106,7 @@ async def test_original_button_sends_the_exact_file(
 ):
     tg.send_text(CHAT, "a tree")
     [photo] = await tg.wait_for("sendPhoto")
-    data = photo.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    data = button(photo, "orig:")
     await bot.restart()  # buttons keep working after a restart
     tg.press_button(CHAT, photo.result["message_id"], data)
     [doc] = await tg.wait_for("sendDocument")

@@ -1,4 +1,4 @@
-"""Commands: /start, /help, /new, and the answer to commands we do not know."""
+"""Commands: /start /help /new /ratio /history /undo /settings, and unknown ones."""
 
 from __future__ import annotations
 
@@ -10,33 +10,83 @@ from bot.i18n import t
 from bot.services.errors import UserInputError
 from bot.telegram.context import lang, services, who_of
 from bot.telegram.errors import reply_error
+from bot.telegram.keyboards import (
+    history_keyboard,
+    ratio_keyboard,
+    settings_keyboard,
+    settings_text,
+)
+from bot.telegram.replies import ResultSender
+
+
+async def _reply(update: Update, text: str, **kwargs: object) -> None:
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(text, parse_mode=ParseMode.HTML, **kwargs)  # type: ignore[arg-type]
 
 
 async def cmd_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Greet and explain in the user's language."""
-    user = update.effective_user
-    name = user.first_name if user else ""
-    assert update.effective_message is not None
-    await update.effective_message.reply_text(
-        t(lang(update), "start", name=name), parse_mode=ParseMode.HTML
-    )
+    name = update.effective_user.first_name if update.effective_user else ""
+    await _reply(update, t(lang(update, context), "start", name=name))
 
 
 async def cmd_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """How to use the bot, with examples."""
-    assert update.effective_message is not None
-    await update.effective_message.reply_text(
-        t(lang(update), "help", model=services(context).settings.image_model),
-        parse_mode=ParseMode.HTML,
-    )
+    model = services(context).generation.default_model
+    await _reply(update, t(lang(update, context), "help", model=model))
 
 
 async def cmd_new(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Forget the current image: the next text draws a new picture."""
     who = who_of(update)
-    await services(context).generation.start_over(who.chat_id, who.thread_id)
-    assert update.effective_message is not None
-    await update.effective_message.reply_text(t(lang(update), "new_session"))
+    await services(context).images.start_over(who.chat_id, who.thread_id)
+    await _reply(update, t(lang(update, context), "new_session"))
+
+
+async def cmd_ratio(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Choose the aspect ratio kept for this chat."""
+    lng, prefs = lang(update, context), await services(context).prefs.get(who_of(update).chat_id)
+    await _reply(update, t(lng, "ratio_pick"), reply_markup=ratio_keyboard(lng, prefs.aspect_ratio))
+
+
+async def cmd_history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The chat's images, newest first, paged."""
+    lng = lang(update, context)
+    page = await services(context).images.history(who_of(update).chat_id, 0)
+    if not page.total:
+        await _reply(update, t(lng, "history_empty"))
+        return
+    await _reply(
+        update,
+        t(lng, "history", total=page.total, page=1, pages=page.pages),
+        reply_markup=history_keyboard(lng, page),
+    )
+
+
+async def cmd_undo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Step back one result: the picture before it becomes the current one again."""
+    svc, who, lng = services(context), who_of(update), lang(update, context)
+    stepped, image = await svc.images.undo(who.chat_id, who.thread_id)
+    if not stepped:
+        await _reply(update, t(lng, "undo_nothing"))
+    elif image is None:
+        await _reply(update, t(lng, "undo_to_start"))
+    else:
+        message = update.effective_message
+        await ResultSender(context.bot, svc.images).send_image(
+            who, lng, image, t(lng, "undo_done"), message.message_id if message else None, None
+        )
+
+
+async def cmd_settings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Model, ratio, size, reply format, language and refine mode for this chat."""
+    svc, lng = services(context), lang(update, context)
+    prefs = await svc.prefs.get(who_of(update).chat_id)
+    await _reply(
+        update,
+        settings_text(lng, prefs, svc.generation.default_model),
+        reply_markup=settings_keyboard(lng),
+    )
 
 
 async def cmd_unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

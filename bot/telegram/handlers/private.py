@@ -1,4 +1,4 @@
-"""Private chat: text draws or refines, photos are edited or kept, everything else is explained."""
+"""Private chat: text draws or refines, photos are edited or kept, albums are composed."""
 
 from __future__ import annotations
 
@@ -8,36 +8,55 @@ from telegram.ext import ContextTypes
 
 from bot.i18n import t
 from bot.services.errors import UserInputError
-from bot.services.generation import StoredImage
-from bot.telegram.context import lang, services, who_of
+from bot.services.types import StoredImage
+from bot.telegram.context import lang, services, thread_of, who_of
 from bot.telegram.errors import reply_error
-from bot.telegram.flow import run_job
+from bot.telegram.flow import chat_turn, run_job
 from bot.telegram.inputs import download, image_file_of
+
+ALBUMS_KEY = "albums"
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A text: edit the image it replies to, else refine the current image, else draw anew."""
+    """A text: edit the image it replies to, else a waiting album or the current image."""
     message = update.effective_message
     assert message is not None and message.text is not None
-    gen, who = services(context).generation, who_of(update)
-    async with gen.chat_lock(who.chat_id, who.thread_id):
+    async with chat_turn(update, context):
         try:
-            target = await replied_image(update, context, message)
-            if target is None:
-                target = await gen.current_image(who.chat_id, who.thread_id)
+            inputs = await inputs_for_text(update, context, message)
         except Exception as exc:
             await reply_error(update, context, exc)
             return
-        await run_job(update, context, message.text, [target] if target else [])
+        await run_job(update, context, message.text, inputs)
+
+
+async def inputs_for_text(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, message: Message
+) -> list[StoredImage]:
+    """What a text works on: a replied-to image, a waiting album, or the current image."""
+    svc, who = services(context), who_of(update)
+    replied = await replied_image(update, context, message)
+    if replied is not None:
+        return [replied]
+    album = await svc.images.take_pending_album(who.chat_id, who.thread_id)
+    if album:
+        return album
+    if not (await svc.prefs.get(who.chat_id)).refine:
+        return []
+    current = await svc.images.current(who.chat_id, who.thread_id)
+    return [current] if current else []
 
 
 async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A photo or image file: with a caption it is edited; without, it is kept for the next text."""
+    """A photo or image file: with a caption it is edited; without, it waits for the next text."""
     message = update.effective_message
     assert message is not None
-    gen, who = services(context).generation, who_of(update)
+    if message.media_group_id:
+        key = (message.chat.id, thread_of(message), message.media_group_id)
+        context.application.bot_data[ALBUMS_KEY].add(key, update, context)
+        return
     caption = (message.caption or "").strip()
-    async with gen.chat_lock(who.chat_id, who.thread_id):
+    async with chat_turn(update, context):
         try:
             image = await take_image(update, context, message, make_current=not caption)
             if image is None:
@@ -48,7 +67,50 @@ async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if caption:
             await run_job(update, context, caption, [image])
         else:
-            await message.reply_text(t(lang(update), "photo_kept"), parse_mode=ParseMode.HTML)
+            await message.reply_text(
+                t(lang(update, context), "photo_kept"), parse_mode=ParseMode.HTML
+            )
+
+
+async def on_album(updates: list[Update], context: ContextTypes.DEFAULT_TYPE) -> None:
+    """All photos of one album: with a caption (on any item) they are composed at once."""
+    first = updates[0]
+    caption = (
+        next(
+            (
+                u.effective_message.caption
+                for u in updates
+                if u.effective_message and u.effective_message.caption
+            ),
+            "",
+        )
+        or ""
+    )
+    async with chat_turn(first, context):
+        try:
+            images = []
+            for update in updates:
+                assert update.effective_message is not None
+                image = await take_image(
+                    update, context, update.effective_message, make_current=False
+                )
+                if image is not None:
+                    images.append(image)
+            if not images:
+                raise UserInputError("not_image_document")
+            services(context).generation.check_inputs(images)
+            if not caption.strip():
+                await services(context).images.keep_album(who_of(first), images)
+                assert first.effective_message is not None
+                await first.effective_message.reply_text(
+                    t(lang(first, context), "album_kept", count=len(images)),
+                    parse_mode=ParseMode.HTML,
+                )
+                return
+        except Exception as exc:
+            await reply_error(first, context, exc)
+            return
+        await run_job(first, context, caption, images)
 
 
 async def on_animation(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -69,7 +131,7 @@ async def take_image(
     if ref is None:
         return None
     data = await download(context.bot, ref)
-    return await services(context).generation.take_user_image(
+    return await services(context).images.take_user_image(
         who_of(update),
         data,
         file_id=ref.file_id,
@@ -82,12 +144,11 @@ async def take_image(
 async def replied_image(
     update: Update, context: ContextTypes.DEFAULT_TYPE, message: Message
 ) -> StoredImage | None:
-    """The image of the message this one replies to: ours from the database, or the user's."""
+    """The image of the message this one replies to: known from the database, or the user's."""
     replied = message.reply_to_message
     if replied is None:
         return None
-    gen = services(context).generation
-    known = await gen.image_for_message(replied.chat.id, replied.message_id)
+    known = await services(context).images.for_message(replied.chat.id, replied.message_id)
     if known is not None:
         return known
     return await take_image(update, context, replied, make_current=False)

@@ -1,0 +1,105 @@
+"""Real multi-turn history for dialects that take it (gemini).
+
+A job keeps the model's turn with inline images swapped for blob references, so the database
+holds no base64; building the next request walks back from the current image through the jobs
+that made it, within a window of earlier exchanges, and puts the images back in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.providers.base import GeneratedImage, Turn
+from bot.storage.blobs import BlobStore
+from bot.storage.models import Image, Job
+from bot.storage.repositories import Repo
+
+_INLINE_KEYS = ("inlineData", "inline_data")
+
+
+def _inline(part: dict[str, Any]) -> dict[str, Any] | None:
+    for key in _INLINE_KEYS:
+        value = part.get(key)
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def pack_model_turn(turn: Turn, images: list[GeneratedImage], shas: list[str]) -> str:
+    """The model turn as JSON with each inline image replaced by {"blob": sha256}."""
+    by_image = iter(zip(images, shas, strict=True))
+    parts = []
+    for part in turn.parts:
+        inline = _inline(part)
+        if inline is None:
+            parts.append(part)
+            continue
+        image, sha = next(by_image, (None, None))
+        if image is None or sha is None:
+            continue  # an image we did not keep (unusable): leave it out of the history
+        rest = {k: v for k, v in part.items() if k not in _INLINE_KEYS}
+        parts.append({**rest, "inlineData": {"mimeType": image.mime, "blob": sha}})
+    return json.dumps(parts, ensure_ascii=False)
+
+
+async def unpack_model_turn(packed: str, blobs: BlobStore) -> Turn:
+    parts: list[dict[str, Any]] = json.loads(packed)
+    out = []
+    for part in parts:
+        inline = part.get("inlineData")
+        if isinstance(inline, dict) and "blob" in inline:
+            data = await blobs.get(inline["blob"])
+            encoded = await asyncio.to_thread(base64.b64encode, data)
+            part = {
+                **part,
+                "inlineData": {"mimeType": inline["mimeType"], "data": encoded.decode("ascii")},
+            }
+        out.append(part)
+    return Turn("model", out)
+
+
+async def _image_part(image: Image, blobs: BlobStore) -> dict[str, Any]:
+    data = await blobs.get(image.sha256)
+    encoded = await asyncio.to_thread(base64.b64encode, data)
+    return {"inlineData": {"mimeType": image.mime, "data": encoded.decode("ascii")}}
+
+
+async def history_for(
+    s: AsyncSession, blobs: BlobStore, current_image_id: int, window: int
+) -> list[Turn] | None:
+    """Turns leading to the current image, oldest first; None when it has no model history."""
+    repo = Repo(s)
+    image = await repo.image(current_image_id)
+    turns: list[Turn] = []
+    while image is not None and image.job_id is not None and len(turns) < 2 * window:
+        job: Job | None = await repo.job(image.job_id)
+        if job is None or not job.model_parts:
+            break
+        model_turn = await unpack_model_turn(job.model_parts, blobs)
+        parent_ids = await repo.job_input_ids(job.id)
+        parent = await repo.image(parent_ids[0]) if len(parent_ids) == 1 else None
+        continues = (
+            parent is not None
+            and parent.job_id is not None
+            and len(turns) + 2 < 2 * window
+            and await _has_model_parts(repo, parent.job_id)
+        )
+        user_parts: list[dict[str, Any]] = [{"text": job.prompt}]
+        if not continues:
+            for image_id in parent_ids:
+                row = await repo.image(image_id)
+                if row is not None:
+                    user_parts.append(await _image_part(row, blobs))
+        turns[:0] = [Turn("user", user_parts), model_turn]
+        image = parent if continues else None
+    return turns or None
+
+
+async def _has_model_parts(repo: Repo, job_id: int) -> bool:
+    job = await repo.job(job_id)
+    return job is not None and bool(job.model_parts)

@@ -1,0 +1,168 @@
+"""The chat's images: taking in user images, the current image, undo, history, deliveries."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot import imaging
+from bot.services.errors import UserInputError
+from bot.services.types import HistoryEntry, HistoryPage, StoredImage, Who
+from bot.storage.blobs import BlobStore
+from bot.storage.models import ChatState, Image, ImageSource
+from bot.storage.repositories import Repo
+
+
+async def touch(s: AsyncSession, who: Who) -> Repo:
+    """Upsert the user and chat rows of a request; returns the repository for the session."""
+    repo = Repo(s)
+    await repo.upsert_user(who.user_id, who.first_name, who.username, who.language_code)
+    await repo.upsert_chat(who.chat_id, who.chat_type, who.chat_title)
+    await s.flush()
+    return repo
+
+
+class ImageLibrary:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore) -> None:
+        self._sessions = sessions
+        self._blobs = blobs
+
+    async def take_user_image(
+        self,
+        who: Who,
+        data: bytes,
+        *,
+        file_id: str | None,
+        file_unique_id: str | None,
+        message_id: int,
+        make_current: bool,
+    ) -> StoredImage:
+        """Validate and keep an image the user sent; optionally make it the chat's current one."""
+        try:
+            info = await imaging.aprobe(data)
+        except imaging.ImageInputError as exc:
+            raise UserInputError(f"image_{exc.code}") from exc
+        sha = await self._blobs.put(data)
+        async with self._sessions.begin() as s:
+            repo = await touch(s, who)
+            row = await repo.add_image(
+                Image(
+                    chat_id=who.chat_id,
+                    source=ImageSource.USER,
+                    sha256=sha,
+                    size_bytes=len(data),
+                    mime=info.mime,
+                    width=info.width,
+                    height=info.height,
+                    tg_file_id=file_id,
+                    tg_file_unique_id=file_unique_id,
+                )
+            )
+            await repo.add_image_message(who.chat_id, message_id, row.id)
+            if make_current:
+                state = await repo.chat_state(who.chat_id, who.thread_id)
+                state.current_image_id, state.pending_album = row.id, None
+            return StoredImage.of(row)
+
+    async def current(self, chat_id: int, thread_id: int = 0) -> StoredImage | None:
+        async with self._sessions() as s:
+            state = await s.get(ChatState, (chat_id, thread_id))
+            if state is None or state.current_image_id is None:
+                return None
+            row = await s.get(Image, state.current_image_id)
+            return StoredImage.of(row) if row else None
+
+    async def set_current(self, who: Who, image_id: int | None) -> None:
+        async with self._sessions.begin() as s:
+            repo = await touch(s, who)
+            state = await repo.chat_state(who.chat_id, who.thread_id)
+            state.current_image_id = image_id
+            state.pending_album = None
+
+    async def keep_album(self, who: Who, images: list[StoredImage]) -> None:
+        """An album without a caption: its images wait for the next text, which composes them."""
+        async with self._sessions.begin() as s:
+            repo = await touch(s, who)
+            state = await repo.chat_state(who.chat_id, who.thread_id)
+            state.pending_album = json.dumps([i.id for i in images])
+
+    async def take_pending_album(self, chat_id: int, thread_id: int = 0) -> list[StoredImage]:
+        """The images of a waiting album, in order (and forget it); [] when none waits."""
+        async with self._sessions.begin() as s:
+            state = await s.get(ChatState, (chat_id, thread_id))
+            if state is None or not state.pending_album:
+                return []
+            ids = json.loads(state.pending_album)
+            state.pending_album = None
+            rows = [await s.get(Image, i) for i in ids]
+            return [StoredImage.of(r) for r in rows if r is not None]
+
+    async def start_over(self, chat_id: int, thread_id: int = 0) -> None:
+        """Forget the current image: the next text draws anew."""
+        async with self._sessions.begin() as s:
+            state = await s.get(ChatState, (chat_id, thread_id))
+            if state is not None:
+                state.current_image_id = state.pending_album = None
+
+    async def undo(self, chat_id: int, thread_id: int = 0) -> tuple[bool, StoredImage | None]:
+        """Step back one result: the current image becomes the one it was made from.
+
+        Returns (stepped, new current). Nothing to undo when the current image is not a result.
+        """
+        async with self._sessions.begin() as s:
+            state = await s.get(ChatState, (chat_id, thread_id))
+            if state is None or state.current_image_id is None:
+                return False, None
+            repo = Repo(s)
+            current = await repo.image(state.current_image_id)
+            if current is None or current.job_id is None:
+                return False, None
+            parents = await repo.job_input_ids(current.job_id)
+            parent = await repo.image(parents[0]) if parents else None
+            state.current_image_id = parent.id if parent else None
+            return True, StoredImage.of(parent) if parent else None
+
+    async def for_message(self, chat_id: int, message_id: int) -> StoredImage | None:
+        async with self._sessions() as s:
+            row = await Repo(s).image_by_message(chat_id, message_id)
+            return StoredImage.of(row) if row else None
+
+    async def get(self, image_id: int, chat_id: int) -> StoredImage | None:
+        """An image by id, only if it belongs to this chat."""
+        async with self._sessions() as s:
+            row = await Repo(s).image(image_id)
+            return StoredImage.of(row) if row and row.chat_id == chat_id else None
+
+    async def data(self, image: StoredImage) -> bytes:
+        return await self._blobs.get(image.sha256)
+
+    async def record_delivery(
+        self, chat_id: int, message_id: int, image_id: int, file_id: str | None
+    ) -> None:
+        """Remember where we showed an image (reply-to-edit) and Telegram's id for resending."""
+        async with self._sessions.begin() as s:
+            repo = Repo(s)
+            await repo.add_image_message(chat_id, message_id, image_id)
+            row = await repo.image(image_id)
+            if row is not None and file_id and not row.tg_file_id:
+                row.tg_file_id = file_id
+
+    async def history(self, chat_id: int, page: int, per_page: int = 6) -> HistoryPage:
+        """The chat's images, newest first, one page of them."""
+        async with self._sessions() as s:
+            repo = Repo(s)
+            total = await repo.count_images_of_chat(chat_id)
+            pages = max(1, -(-total // per_page))
+            page = min(max(page, 0), pages - 1)
+            rows = await repo.images_of_chat(chat_id, per_page, page * per_page)
+            prompts = await repo.prompts_of_jobs([r.job_id for r in rows if r.job_id])
+        entries = [
+            HistoryEntry(
+                StoredImage.of(r),
+                prompts.get(r.job_id) if r.job_id else None,
+                r.created_at.strftime("%m-%d %H:%M"),
+            )
+            for r in rows
+        ]
+        return HistoryPage(entries, page, pages, total)

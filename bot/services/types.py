@@ -1,0 +1,81 @@
+"""Plain data passed between the Telegram layer and the services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.storage.models import Image
+
+
+@dataclass(frozen=True)
+class Who:
+    """Who asks, and where: enough to record the request and answer in the right place."""
+
+    user_id: int
+    first_name: str
+    username: str | None
+    language_code: str | None
+    chat_id: int
+    chat_type: str
+    chat_title: str | None = None
+    thread_id: int = 0
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    id: int
+    sha256: str
+    mime: str
+    width: int
+    height: int
+    size_bytes: int
+    tg_file_id: str | None = None
+    job_id: int | None = None
+
+    @classmethod
+    def of(cls, row: Image) -> StoredImage:
+        return cls(
+            row.id,
+            row.sha256,
+            row.mime,
+            row.width,
+            row.height,
+            row.size_bytes,
+            row.tg_file_id,
+            row.job_id,
+        )
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How to run a job: model and output shape. None means the model's own default."""
+
+    model: str
+    aspect_ratio: str | None = None
+    image_size: str | None = None
+    n: int = 1
+
+
+@dataclass
+class JobOutcome:
+    job_id: int
+    model: str
+    prompt: str
+    seconds: float
+    images: list[StoredImage] = field(default_factory=list)
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    image: StoredImage
+    prompt: str | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    entries: list[HistoryEntry]
+    page: int
+    pages: int
+    total: int
