@@ -68,10 +68,7 @@ class PrefsService:
         async with self._sessions.begin() as s:
             await Repo(s).upsert_chat(chat_id, chat_type, title)
             await s.flush()
-            row = await s.get(ChatPrefs, chat_id)
-            if row is None:
-                row = ChatPrefs(chat_id=chat_id, refine=True, reply_mode="photo")
-                s.add(row)
+            row = await Repo(s).chat_prefs(chat_id)
             for field, value in changes.items():
                 setattr(row, field, value)
             await s.flush()

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.models import (
     Chat,
+    ChatPrefs,
     ChatState,
     Image,
     ImageMessage,
@@ -28,34 +32,49 @@ class Repo:
         self.s = session
 
     # -- users and chats -------------------------------------------------------------------
+    async def _insert_ignore(self, model: type[Any], **values: Any) -> None:
+        """INSERT … ON CONFLICT DO NOTHING: concurrent first requests of a chat don't collide."""
+        bind = self.s.get_bind()
+        insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+        await self.s.execute(insert(model).values(**values).on_conflict_do_nothing())
+
     async def upsert_user(
         self, user_id: int, first_name: str, username: str | None, language_code: str | None
     ) -> User:
+        now = utcnow()
+        await self._insert_ignore(User, id=user_id, first_name="", created_at=now, last_seen_at=now)
         user = await self.s.get(User, user_id)
-        if user is None:
-            user = User(id=user_id)
-            self.s.add(user)
+        assert user is not None
         user.first_name = first_name[:256]
         user.username = username
         user.language_code = language_code
-        user.last_seen_at = utcnow()
+        user.last_seen_at = now
         return user
 
     async def upsert_chat(self, chat_id: int, chat_type: str, title: str | None) -> Chat:
+        await self._insert_ignore(Chat, id=chat_id, type=str(chat_type), created_at=utcnow())
         chat = await self.s.get(Chat, chat_id)
-        if chat is None:
-            chat = Chat(id=chat_id, type=chat_type)
-            self.s.add(chat)
-        chat.type = chat_type
+        assert chat is not None
+        chat.type = str(chat_type)
         chat.title = title[:256] if title else None
         return chat
 
     async def chat_state(self, chat_id: int, thread_id: int) -> ChatState:
+        """The chat's state row (created if missing; the chat row must exist)."""
+        await self._insert_ignore(
+            ChatState, chat_id=chat_id, thread_id=thread_id, updated_at=utcnow()
+        )
         state = await self.s.get(ChatState, (chat_id, thread_id))
-        if state is None:
-            state = ChatState(chat_id=chat_id, thread_id=thread_id)
-            self.s.add(state)
+        assert state is not None
         return state
+
+    async def chat_prefs(self, chat_id: int) -> ChatPrefs:
+        await self._insert_ignore(
+            ChatPrefs, chat_id=chat_id, refine=True, reply_mode="photo", updated_at=utcnow()
+        )
+        prefs = await self.s.get(ChatPrefs, chat_id)
+        assert prefs is not None
+        return prefs
 
     # -- images ----------------------------------------------------------------------------
     async def add_image(self, image: Image) -> Image:
