@@ -65,7 +65,7 @@ async def test_regenerate_after_restart_repeats_prompt_and_inputs(
     await bot.restart()
     tg.press_button(CHAT, photo.result["message_id"], button(photo, "regen:"))
     await tg.wait_for("sendPhoto", count=2)
-    first, second = upstream.requests
+    _, second = upstream.requests
     assert second.json["messages"][0]["content"][0]["text"] == "make it a painting"
     assert close(second.input_images[0].color, RED)
     assert db_rows(bot.settings, "select count(*) from jobs") == [(2,)]
