@@ -7,7 +7,12 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import BotCommand, BotCommandScopeAllPrivateChats, Update
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    Update,
+)
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -23,20 +28,26 @@ from telegram.ext import (
 from bot.config import Settings
 from bot.i18n import LANGS, t
 from bot.providers.factory import build_provider, endpoints_from_settings, make_http_client
+from bot.providers.pricing import price_per_image
+from bot.services.access import AccessLists, AccessService
 from bot.services.generation import GenerationLimits, GenerationService
 from bot.services.images import ImageLibrary
-from bot.services.ordering import ChatQueue
+from bot.services.ordering import ChatQueue, FairScheduler
 from bot.services.prefs import PrefsService
+from bot.services.quotas import QuotaService
+from bot.services.stats import StatsService
 from bot.storage.blobs import BlobStore
 from bot.storage.db import create_engine, create_sessionmaker
+from bot.telegram import gate
 from bot.telegram.albums import AlbumCollector
 from bot.telegram.context import SERVICES_KEY, ProgressTimings, Services, services
 from bot.telegram.errors import endpoint_fault_notifier, on_error
-from bot.telegram.handlers import callbacks, commands, private
+from bot.telegram.handlers import admin, callbacks, commands, group, private
 
 log = logging.getLogger(__name__)
 
-PRIVATE_COMMANDS = ("start", "help", "new", "ratio", "history", "undo", "settings")
+PRIVATE_COMMANDS = ("start", "help", "new", "ratio", "history", "undo", "settings", "usage")
+GROUP_COMMANDS = ("imagine", "edit", "new", "ratio", "history", "usage", "help")
 
 
 def build_application(
@@ -89,8 +100,9 @@ async def serve(app: Application, stop: asyncio.Event) -> None:
 
 
 def add_handlers(app: Application) -> None:
-    private_chat = filters.ChatType.PRIVATE
-    app.add_handler(TypeHandler(Update, _load_prefs), group=-1)
+    private_chat, groups = filters.ChatType.PRIVATE, filters.ChatType.GROUPS
+    app.add_handler(TypeHandler(Update, _load_prefs), group=-2)
+    app.add_handler(TypeHandler(Update, gate.access_gate), group=-1)
     for name, callback in (
         ("start", commands.cmd_start),
         ("help", commands.cmd_help),
@@ -99,8 +111,25 @@ def add_handlers(app: Application) -> None:
         ("history", commands.cmd_history),
         ("undo", commands.cmd_undo),
         ("settings", commands.cmd_settings),
+        ("usage", admin.cmd_usage),
+        ("allow", admin.cmd_allow),
+        ("deny", admin.cmd_deny),
+        ("quota", admin.cmd_quota),
+        ("stats", admin.cmd_stats),
     ):
-        app.add_handler(CommandHandler(name, callback, filters=private_chat))
+        app.add_handler(CommandHandler(name, callback))
+    app.add_handler(CommandHandler("imagine", group.cmd_imagine, filters=groups))
+    app.add_handler(CommandHandler("edit", group.cmd_edit, filters=groups))
+    request_caption = filters.CaptionRegex(r"^/(imagine|edit)(@\w+)?(\s|$)")
+    app.add_handler(
+        MessageHandler(groups & filters.PHOTO & request_caption, group.on_captioned_photo)
+    )
+    app.add_handler(
+        MessageHandler(groups & filters.PHOTO & ~filters.CAPTION, group.on_album_photo_if_any)
+    )
+    app.add_handler(
+        MessageHandler(groups & filters.TEXT & ~filters.COMMAND, group.on_reply_or_mention)
+    )
     app.add_handler(MessageHandler(private_chat & filters.COMMAND, commands.cmd_unknown))
     app.add_handler(MessageHandler(private_chat & filters.TEXT, private.on_text))
     app.add_handler(MessageHandler(private_chat & filters.ANIMATION, private.on_animation))
@@ -139,6 +168,19 @@ def _open_services(
         endpoints = endpoints_from_settings(settings)
         dialects = {e.dialect for e in endpoints}
         notifier = endpoint_fault_notifier(app.bot, settings.admin_user_ids)
+        access = AccessService(
+            sessions,
+            AccessLists(
+                settings.allowed_user_ids, settings.allowed_chat_ids, settings.admin_user_ids
+            ),
+        )
+        quotas = QuotaService(
+            sessions,
+            per_user=settings.daily_images_per_user,
+            per_chat=settings.daily_images_per_chat,
+            exempt=settings.admin_user_ids,
+        )
+        by_name = {e.name: e for e in endpoints}
         generation = GenerationService(
             sessions,
             blobs,
@@ -147,6 +189,9 @@ def _open_services(
             dialect=endpoints[0].dialect,
             real_history=dialects == {"gemini"},
             supports_n=dialects == {"openai-images"},
+            quotas=quotas,
+            scheduler=FairScheduler(settings.max_concurrent_jobs, settings.max_jobs_per_user),
+            pricing=lambda name, model, size: price_per_image(by_name.get(name), model, size),
             limits=GenerationLimits(
                 max_prompt_chars=settings.max_caption_prompt,
                 max_input_side=settings.max_input_side,
@@ -164,6 +209,9 @@ def _open_services(
             ChatQueue(),
             progress,
             models,
+            access,
+            quotas,
+            StatsService(sessions),
         )
         app.bot_data[private.ALBUMS_KEY] = AlbumCollector(progress.album_quiet, private.on_album)
         app.bot_data["_closables"] = (engine, http)
@@ -179,12 +227,17 @@ def _open_services(
 
 
 async def _set_commands(app: Application) -> None:
-    scope = BotCommandScopeAllPrivateChats()
-    for lang in LANGS:
-        cmds = [BotCommand(c, t(lang, f"cmd_{c}")) for c in PRIVATE_COMMANDS]
-        await app.bot.set_my_commands(
-            cmds, scope=scope, language_code=None if lang == "en" else lang
-        )
+    """Command menus for private chats and for groups, in every language we speak."""
+    menus = (
+        (BotCommandScopeAllPrivateChats(), PRIVATE_COMMANDS),
+        (BotCommandScopeAllGroupChats(), GROUP_COMMANDS),
+    )
+    for scope, names in menus:
+        for lang in LANGS:
+            cmds = [BotCommand(c, t(lang, f"cmd_{c}")) for c in names]
+            await app.bot.set_my_commands(
+                cmds, scope=scope, language_code=None if lang == "en" else lang
+            )
 
 
 async def _close_services(app: Application) -> None:

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     image_api_timeout: float = Field(default=180.0, gt=0)
     image_api_extra_body: dict[str, Any] = Field(default_factory=dict)
     image_providers_file: Path | None = None
+    image_price_per_image: float | None = Field(default=None, ge=0)
+    image_prices: dict[str, float] = Field(default_factory=dict)
+    daily_images_per_user: int = Field(default=0, ge=0)
+    daily_images_per_chat: int = Field(default=0, ge=0)
+    max_concurrent_jobs: int = Field(default=8, ge=1)
+    max_jobs_per_user: int = Field(default=2, ge=1)
     image_retry_attempts: int = Field(default=3, ge=1, le=10)
     image_retry_base_delay: float = Field(default=1.0, ge=0)
 

@@ -23,6 +23,7 @@ class Endpoint:
     price_per_image: float | None = None
     max_concurrency: int = 4
     extra_body: dict[str, Any] = field(default_factory=dict)
+    prices: dict[str, float] = field(default_factory=dict)  # per model; else price_per_image
 
     def auth_headers(self) -> dict[str, str]:
         if not self.api_key:

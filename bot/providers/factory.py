@@ -22,6 +22,8 @@ def endpoint_from_settings(settings: Settings) -> Endpoint:
         models=(),
         timeout=settings.image_api_timeout,
         extra_body=dict(settings.image_api_extra_body),
+        price_per_image=settings.image_price_per_image,
+        prices=dict(settings.image_prices),
     )
 
 

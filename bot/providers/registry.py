@@ -8,7 +8,7 @@ base_url = "https://api.rainboxs.com/v1"
 api_key_env = "RAINBOXS_KEY"      # or api_key = "sk-..." (the file then holds a secret)
 auth = "raw"                      # bearer (default) | raw | x-goog-api-key | query-key
 models = ["gemini-2.5-flash-image", "gemini-2.5-flash-image-hd"]
-price_per_image = 0.028
+price_per_image = 0.028          # or per model: prices = { "gemini-2.5-flash-image-hd" = 0.05 }
 timeout = 180
 max_concurrency = 4
 extra_body = { group = "default" } # merged into every request body
@@ -42,6 +42,7 @@ class _EndpointSpec(BaseModel):
     auth: Literal["bearer", "raw", "x-goog-api-key", "query-key"] = "bearer"
     models: list[str] = Field(default_factory=list)
     price_per_image: float | None = Field(default=None, ge=0)
+    prices: dict[str, float] = Field(default_factory=dict)
     timeout: float = Field(default=180.0, gt=0)
     max_concurrency: int = Field(default=4, ge=1, le=100)
     extra_body: dict[str, Any] = Field(default_factory=dict)
@@ -73,6 +74,7 @@ class _EndpointSpec(BaseModel):
             price_per_image=self.price_per_image,
             max_concurrency=self.max_concurrency,
             extra_body=dict(self.extra_body),
+            prices=dict(self.prices),
         )
 
 

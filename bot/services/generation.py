@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,14 +22,18 @@ from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.services.conversation import history_for, pack_model_turn
 from bot.services.errors import UserInputError
 from bot.services.images import touch
+from bot.services.ordering import FairScheduler
 from bot.services.prefs import MATCH_INPUT, Prefs
 from bot.services.prompts import PromptFlags, nearest_ratio
+from bot.services.quotas import QuotaService
 from bot.services.types import JobOptions, JobOutcome, StoredImage, Who
 from bot.storage.blobs import BlobStore
 from bot.storage.models import Image, ImageSource, Job, JobKind, JobStatus, utcnow
 from bot.storage.repositories import Repo
 
 log = logging.getLogger(__name__)
+
+Pricing = Callable[[str, str, str | None], float | None]  # (endpoint, model, size) -> per image
 
 
 class GenerationLimits:
@@ -57,8 +62,14 @@ class GenerationService:
         real_history: bool = False,
         supports_n: bool = False,
         limits: GenerationLimits | None = None,
+        quotas: QuotaService | None = None,
+        scheduler: FairScheduler | None = None,
+        pricing: Pricing | None = None,
     ) -> None:
         self.supports_n = supports_n
+        self._quotas = quotas
+        self._scheduler = scheduler or FairScheduler(total=8, per_user=2)
+        self._pricing = pricing
         self._sessions = sessions
         self._blobs = blobs
         self._provider = provider
@@ -94,6 +105,11 @@ class GenerationService:
             n=flags.n or 1,
         )
 
+    async def job_owner(self, job_id: int) -> int | None:
+        async with self._sessions() as s:
+            job = await Repo(s).job(job_id)
+            return job.user_id if job else None
+
     async def job_spec(
         self, job_id: int, chat_id: int
     ) -> tuple[str, list[StoredImage], JobOptions] | None:
@@ -125,11 +141,19 @@ class GenerationService:
         prompt = self.check_prompt(prompt)
         options = options or JobOptions(model=self.default_model)
         self.check_inputs(inputs, options.model)
-        job_id = await self._open_job(who, prompt, inputs, message_id, options)
+        job_id = await self._admit(who, prompt, inputs, message_id, options)
         started = time.monotonic()
         try:
             request = await self._request(prompt, inputs, options)
-            result = await self._generate(request, progress)
+            on_wait = None
+            if progress is not None:
+                report = progress
+
+                async def on_wait(position: int) -> None:
+                    await report(f"queue:{position}")
+
+            async with self._scheduler.slot(who.user_id, on_wait):
+                result = await self._generate(request, progress)
             upstream_ms = int((time.monotonic() - started) * 1000)
             stored = await self._store_outputs(result)
             await self._finish_job(job_id, who, result, stored, upstream_ms)
@@ -144,6 +168,21 @@ class GenerationService:
             images=stored,
             text=result.text,
         )
+
+    async def _admit(
+        self,
+        who: Who,
+        prompt: str,
+        inputs: list[StoredImage],
+        message_id: int | None,
+        options: JobOptions,
+    ) -> int:
+        """Check the quota and open the job as one step, so two requests can't both squeeze in."""
+        if self._quotas is None:
+            return await self._open_job(who, prompt, inputs, message_id, options)
+        async with self._quotas.lock:
+            await self._quotas.check(who, options.n)
+            return await self._open_job(who, prompt, inputs, message_id, options)
 
     async def _generate(
         self, request: ImageRequest, progress: ProgressCallback | None
@@ -268,6 +307,9 @@ class GenerationService:
             job.upstream_ms = upstream_ms
             job.model_text = result.text
             job.endpoint = result.endpoint
+            if self._pricing is not None and stored:
+                price = self._pricing(result.endpoint, job.model, job.image_size)
+                job.cost = None if price is None else round(price * len(stored), 6)
             if result.model_turn is not None and stored:
                 job.model_parts = pack_model_turn(
                     result.model_turn, result.images, [i.sha256 for i in stored]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 
 
@@ -28,3 +28,62 @@ class ChatQueue:
             if self._count[key] == 0:
                 del self._count[key]
                 self._locks.pop(key, None)
+
+
+WaitCallback = Callable[[int], Awaitable[None]]
+
+
+class FairScheduler:
+    """Caps upstream calls: at most `total` at once and `per_user` per person.
+
+    Waiters are served first come, first served among those whose user is under the cap, so
+    one person's burst cannot starve everyone else; each waiter hears its place in the queue.
+    """
+
+    def __init__(self, total: int, per_user: int) -> None:
+        self._total, self._per_user = total, per_user
+        self._running = 0
+        self._by_user: dict[int, int] = {}
+        self._waiting: list[tuple[object, int]] = []
+        self._cond = asyncio.Condition()
+
+    def _eligible(self, user_id: int) -> bool:
+        return self._by_user.get(user_id, 0) < self._per_user
+
+    def _my_turn(self, me: object) -> bool:
+        if self._running >= self._total:
+            return False
+        for token, user_id in self._waiting:
+            if self._eligible(user_id):
+                return token is me
+        return False
+
+    def _position(self, me: object) -> int:
+        return next(i for i, (token, _) in enumerate(self._waiting) if token is me) + 1
+
+    @asynccontextmanager
+    async def slot(self, user_id: int, on_wait: WaitCallback | None = None) -> AsyncIterator[None]:
+        me = object()
+        async with self._cond:
+            self._waiting.append((me, user_id))
+            try:
+                told = 0
+                while not self._my_turn(me):
+                    position = self._position(me)
+                    if on_wait is not None and position != told:
+                        told = position
+                        await on_wait(position)
+                    await self._cond.wait()
+            finally:
+                self._waiting = [w for w in self._waiting if w[0] is not me]
+            self._running += 1
+            self._by_user[user_id] = self._by_user.get(user_id, 0) + 1
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._running -= 1
+                self._by_user[user_id] -= 1
+                if not self._by_user[user_id]:
+                    del self._by_user[user_id]
+                self._cond.notify_all()

@@ -196,3 +196,21 @@ class ImageMessage(Base):
     message_id: Mapped[int] = mapped_column(BigInteger)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SubjectKind(StrEnum):
+    USER = "user"
+    CHAT = "chat"
+
+
+class SubjectRule(Base):
+    """What admins set at run time for one user or chat: allowed/denied, daily image limit."""
+
+    __tablename__ = "subject_rules"
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    subject_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    allowed: Mapped[bool | None] = mapped_column(Boolean)
+    daily_limit: Mapped[int | None] = mapped_column(Integer)
+    updated_by: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -9,10 +9,13 @@ from telegram.ext import ContextTypes
 
 from bot.config import Settings
 from bot.i18n import lang_of
+from bot.services.access import AccessService
 from bot.services.generation import GenerationService
 from bot.services.images import ImageLibrary
 from bot.services.ordering import ChatQueue
 from bot.services.prefs import PrefsService
+from bot.services.quotas import QuotaService
+from bot.services.stats import StatsService
 from bot.services.types import Who
 
 
@@ -33,6 +36,9 @@ class Services:
     queue: ChatQueue
     progress: ProgressTimings
     models: tuple[str, ...]
+    access: AccessService
+    quotas: QuotaService
+    stats: StatsService
 
 
 SERVICES_KEY = "services"

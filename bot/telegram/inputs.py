@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from telegram import Bot, Message
 from telegram.error import BadRequest
 
 from bot.services.errors import UserInputError
+
+_COMMAND = re.compile(r"^/(\w+)(@\w+)?", re.ASCII)
+GROUP_REQUEST_COMMANDS = ("imagine", "edit")
+
+
+def strip_command(text: str) -> str:
+    """The text after a leading /command or /command@bot."""
+    return _COMMAND.sub("", text.strip(), count=1).strip()
+
+
+def leading_command(text: str) -> str | None:
+    match = _COMMAND.match(text.strip())
+    return match.group(1).lower() if match else None
+
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".bmp", ".tif", ".tiff")

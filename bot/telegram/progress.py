@@ -121,6 +121,8 @@ def note_text(lang: str, code: str) -> str:
         )
     if kind == "retry":
         return t(lang, "note_retry")
+    if kind == "queue" and value.isdigit():
+        return t(lang, "note_queue", position=int(value))
     return ""
 
 

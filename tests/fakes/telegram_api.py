@@ -1018,6 +1018,7 @@ class FakeTelegram:
         # When True, group messages reach the bot only as under Telegram's privacy mode:
         # commands, replies to the bot's messages, and messages mentioning the bot.
         self.privacy_mode = False
+        self.chat_admins: dict[int, list[int]] = {}  # for getChatMember; first id is the owner
         self.descriptions: dict[tuple[str, str], str] = {}
         # Exceptions raised inside the fake while answering (should stay empty).
         self.server_errors: list[BaseException] = []
@@ -1070,6 +1071,7 @@ class FakeTelegram:
                 "answerCallbackQuery": self._answer_callback_query,
                 "setMessageReaction": self._set_message_reaction,
                 "getFile": self._get_file,
+                "getChatMember": self._get_chat_member,
             }.items()
         }
 
@@ -1935,6 +1937,28 @@ class FakeTelegram:
             "can_connect_to_business": False,
             "has_main_web_app": False,
         }
+
+    def _get_chat_member(self, p: _Params, uploads: dict[str, _Upload]) -> dict[str, Any]:
+        """A member's status: `chat_admins[chat_id]` holds the admins' ids (the first the owner)."""
+        chat_id, user_id = p.get_int("chat_id"), p.get_int("user_id")
+        if chat_id is None or user_id is None:
+            raise _bad("chat_id and user_id are required")
+        admins = self.chat_admins.get(chat_id, [])
+        status = "member"
+        if admins and admins[0] == user_id:
+            status = "creator"
+        elif user_id in admins:
+            status = "administrator"
+        member: dict[str, Any] = {"status": status, "user": self.user(user_id)}
+        if status == "administrator":
+            member.update(can_be_edited=False, is_anonymous=False, can_manage_chat=True,
+                          can_delete_messages=True, can_manage_video_chats=True,
+                          can_restrict_members=True, can_promote_members=False,
+                          can_change_info=True, can_invite_users=True, can_post_stories=False,
+                          can_edit_stories=False, can_delete_stories=False)
+        elif status == "creator":
+            member["is_anonymous"] = False
+        return member
 
     def _delete_webhook(self, p: _Params, uploads: dict[str, _Upload]) -> bool:
         if p.get_bool("drop_pending_updates"):

@@ -12,7 +12,13 @@ from bot.services.types import StoredImage
 from bot.telegram.context import lang, services, thread_of, who_of
 from bot.telegram.errors import reply_error
 from bot.telegram.flow import chat_turn, run_job
-from bot.telegram.inputs import download, image_file_of
+from bot.telegram.inputs import (
+    GROUP_REQUEST_COMMANDS,
+    download,
+    image_file_of,
+    leading_command,
+    strip_command,
+)
 
 ALBUMS_KEY = "albums"
 
@@ -86,6 +92,10 @@ async def on_album(updates: list[Update], context: ContextTypes.DEFAULT_TYPE) ->
         )
         or ""
     )
+    if first.effective_chat is not None and first.effective_chat.type != "private":
+        if leading_command(caption) not in GROUP_REQUEST_COMMANDS:
+            return  # a group album not addressed to the bot
+        caption = strip_command(caption)
     async with chat_turn(first, context):
         try:
             images = []

@@ -1,0 +1,70 @@
+"""Who may use the bot: allow-lists from settings, plus /allow and /deny kept in the database.
+
+Rules, in order: a denied user or chat is refused; an admin is allowed; with both allow-lists
+empty the bot is open; otherwise the user or the chat must be allowed (by settings or /allow).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.storage.models import SubjectKind, SubjectRule
+
+
+@dataclass(frozen=True)
+class AccessLists:
+    allowed_users: frozenset[int]
+    allowed_chats: frozenset[int]
+    admins: frozenset[int]
+
+    @property
+    def open(self) -> bool:
+        return not self.allowed_users and not self.allowed_chats
+
+
+class AccessService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], lists: AccessLists) -> None:
+        self._sessions = sessions
+        self.lists = lists
+        self._rules: dict[tuple[str, int], bool] | None = None
+
+    def is_admin(self, user_id: int) -> bool:
+        return user_id in self.lists.admins
+
+    async def _load(self) -> dict[tuple[str, int], bool]:
+        if self._rules is None:
+            async with self._sessions() as s:
+                rows = (
+                    await s.execute(
+                        SubjectRule.__table__.select().where(SubjectRule.allowed.is_not(None))
+                    )
+                ).all()
+            self._rules = {(r.kind, r.subject_id): bool(r.allowed) for r in rows}
+        return self._rules
+
+    async def allowed(self, user_id: int, chat_id: int) -> bool:
+        rules = await self._load()
+        if rules.get((SubjectKind.USER, user_id)) is False:
+            return False
+        if rules.get((SubjectKind.CHAT, chat_id)) is False:
+            return False
+        if self.is_admin(user_id) or self.lists.open:
+            return True
+        return (
+            user_id in self.lists.allowed_users
+            or chat_id in self.lists.allowed_chats
+            or rules.get((SubjectKind.USER, user_id)) is True
+            or rules.get((SubjectKind.CHAT, chat_id)) is True
+        )
+
+    async def set_allowed(self, kind: SubjectKind, subject_id: int, allowed: bool, by: int) -> None:
+        async with self._sessions.begin() as s:
+            rule = await s.get(SubjectRule, (kind.value, subject_id))
+            if rule is None:
+                rule = SubjectRule(kind=kind.value, subject_id=subject_id)
+                s.add(rule)
+            rule.allowed, rule.updated_by = allowed, by
+        rules = await self._load()
+        rules[(kind.value, subject_id)] = allowed
