@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from telegram import Message, Update
-from telegram.constants import ChatMemberStatus, ChatType, MessageEntityType, ParseMode
+from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.i18n import t
 from bot.telegram.context import lang, services
+from bot.telegram.inputs import mentions
 
 GROUP_ADMIN = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
 
@@ -22,8 +23,7 @@ def addressed_to_bot(message: Message, bot_id: int, username: str) -> bool:
     if text.startswith("/"):
         command = text.split(maxsplit=1)[0]
         return "@" not in command or command.lower().endswith(f"@{username.lower()}")
-    entities = message.parse_entities([MessageEntityType.MENTION]) if message.text else {}
-    return any(v.lower() == f"@{username.lower()}" for v in entities.values())
+    return mentions(message.text or "", username)
 
 
 async def access_gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -24,6 +24,11 @@ def leading_command(text: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
+def mentions(text: str, username: str) -> bool:
+    """Whether the text @mentions this username (as a word, any case)."""
+    return re.search(rf"(?<![\w@])@{re.escape(username)}\b", text, re.IGNORECASE) is not None
+
+
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".bmp", ".tif", ".tiff")
 

@@ -96,8 +96,9 @@ async def test_ratio_choice_is_kept_and_a_prompt_flag_overrides_it(
 ):
     tg.send_text(CHAT, "/ratio")
     [menu] = await tg.wait_for("sendMessage")
-    labels = [b["callback_data"] for row in menu.params["reply_markup"]["inline_keyboard"]
-              for b in row]
+    labels = [
+        b["callback_data"] for row in menu.params["reply_markup"]["inline_keyboard"] for b in row
+    ]
     assert {"ratio:1:1", "ratio:21:9", "ratio:9:16", "ratio:match", "ratio:auto"} <= set(labels)
     tg.press_button(CHAT, menu.result["message_id"], "ratio:16:9")
     await tg.wait_for("editMessageReplyMarkup")
@@ -138,11 +139,11 @@ async def test_history_pages_and_bringing_an_image_back(
         tg.send_text(CHAT, f"picture {i}")
         await tg.wait_for("sendPhoto", count=i + 1)
         tg.send_text(CHAT, "/new")
-        await tg.wait_for("sendMessage", lambda c: "fresh" in c.params.get("text", ""),
-                          count=i + 1)
+        await tg.wait_for("sendMessage", lambda c: "fresh" in c.params.get("text", ""), count=i + 1)
     tg.send_text(CHAT, "/history")
-    [hist] = await tg.wait_for("sendMessage", lambda c: "Pictures of this chat" in
-                               c.params.get("text", ""))
+    [hist] = await tg.wait_for(
+        "sendMessage", lambda c: "Pictures of this chat" in c.params.get("text", "")
+    )
     rows = hist.params["reply_markup"]["inline_keyboard"]
     assert rows[0][0]["text"].startswith("#8") and "picture 7" in rows[0][0]["text"]
     assert rows[-1][0]["callback_data"] == "histp:1"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from telegram import Message, Update
-from telegram.constants import MessageEntityType, ParseMode
+from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
 from bot.i18n import t
@@ -17,7 +17,7 @@ from bot.telegram.context import lang, services, thread_of
 from bot.telegram.errors import reply_error
 from bot.telegram.flow import chat_turn, run_job
 from bot.telegram.handlers.private import ALBUMS_KEY, replied_image, take_image
-from bot.telegram.inputs import strip_command
+from bot.telegram.inputs import mentions, strip_command
 
 
 def command_args(message: Message) -> str:
@@ -26,8 +26,7 @@ def command_args(message: Message) -> str:
 
 
 def _bot_mentioned(message: Message, username: str) -> bool:
-    entities = message.parse_entities([MessageEntityType.MENTION])
-    return any(v.lower() == f"@{username.lower()}" for v in entities.values())
+    return mentions(message.text or "", username)
 
 
 async def cmd_imagine(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -105,11 +104,11 @@ async def on_reply_or_mention(update: Update, context: ContextTypes.DEFAULT_TYPE
     replied = message.reply_to_message
     bot = context.bot
     if replied is not None and replied.from_user is not None and replied.from_user.id == bot.id:
-        image = await services(context).images.for_message(replied.chat.id, replied.message_id)
-        if image is not None:
-            async with chat_turn(update, context):
+        async with chat_turn(update, context):  # the job that sent that image has finished
+            image = await services(context).images.for_message(replied.chat.id, replied.message_id)
+            if image is not None:
                 await run_job(update, context, message.text, [image])
-            return
+                return
     if _bot_mentioned(message, bot.username):
         prompt = re.sub(
             rf"@{re.escape(bot.username)}\b", "", message.text, flags=re.IGNORECASE
