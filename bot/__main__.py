@@ -47,7 +47,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(settings: Settings) -> int:
-    asyncio.run(_run(settings))
+    from telegram.error import InvalidToken, NetworkError
+
+    try:
+        asyncio.run(_run(settings))
+    except InvalidToken:
+        print(
+            "error: Telegram refused TELEGRAM_BOT_TOKEN (check it with @BotFather)", file=sys.stderr
+        )
+        return 2
+    except NetworkError as exc:
+        print(
+            f"error: cannot reach the Bot API at {settings.telegram_api_url}: {type(exc).__name__}",
+            file=sys.stderr,
+        )
+        return 1
     logging.getLogger(__name__).info("stopped")
     return 0
 

@@ -1,0 +1,89 @@
+"""The runtime contract: `python -m bot` as a process, configured only by the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.e2e.helpers import close, jpeg
+from tests.fakes.image_api import FakeImageAPI
+from tests.fakes.telegram_api import FakeTelegram
+
+API_KEY = "sk-test"
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "IMAGE_", "ALLOWED_", "ADMIN_"))
+    }
+    env.update({"DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}, **extra)
+    return env
+
+
+async def _spawn(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_python_m_bot_answers_then_stops_on_sigterm(
+    tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI
+) -> None:
+    env = _env(
+        tmp_path,
+        TELEGRAM_BOT_TOKEN=tg.token,
+        TELEGRAM_API_URL=tg.root,
+        IMAGE_API_BASE_URL=f"{upstream.root}/v1",
+        IMAGE_API_KEY=API_KEY,
+        LOG_LEVEL="DEBUG",
+    )
+    proc = await _spawn(env, tmp_path)
+    try:
+        tg.send_text(1001, "a paper boat")
+        await tg.wait_for("sendPhoto", timeout=30)
+        tg.send_photo(1001, jpeg((10, 120, 240)), caption="make it red")
+        await tg.wait_for("sendPhoto", count=2, timeout=30)
+        assert close(upstream.requests[1].input_images[0].color, (10, 120, 240))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    logs = (out + err).decode()
+    assert "stopped" in logs
+    assert tg.token not in logs and tg.token.split(":")[1] not in logs
+    assert API_KEY not in logs
+    assert (tmp_path / "data" / "bot.db").exists()
+
+
+async def test_a_missing_setting_stops_the_bot_with_one_clear_line(tmp_path: Path) -> None:
+    env = _env(tmp_path, IMAGE_API_KEY="sk-very-secret-value")
+    proc = await _spawn(env, tmp_path)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    lines = err.decode().strip().splitlines()
+    assert lines == ["error: setting TELEGRAM_BOT_TOKEN is required but not set"]
+    assert b"sk-very-secret-value" not in out + err
+
+
+async def test_a_malformed_setting_is_named(tmp_path: Path) -> None:
+    env = _env(
+        tmp_path,
+        TELEGRAM_BOT_TOKEN="123:abc",
+        IMAGE_API_BASE_URL="https://x/v1",
+        ALLOWED_USER_IDS="12,twelve",
+    )
+    proc = await _spawn(env, tmp_path)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert "ALLOWED_USER_IDS" in err.decode() and len(err.decode().strip().splitlines()) == 1
