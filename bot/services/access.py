@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.storage.models import SubjectKind, SubjectRule
+from bot.storage.repositories import Repo
 
 
 @dataclass(frozen=True)
@@ -61,10 +62,7 @@ class AccessService:
 
     async def set_allowed(self, kind: SubjectKind, subject_id: int, allowed: bool, by: int) -> None:
         async with self._sessions.begin() as s:
-            rule = await s.get(SubjectRule, (kind.value, subject_id))
-            if rule is None:
-                rule = SubjectRule(kind=kind.value, subject_id=subject_id)
-                s.add(rule)
+            rule = await Repo(s).subject_rule(kind.value, subject_id)
             rule.allowed, rule.updated_by = allowed, by
         rules = await self._load()
         rules[(kind.value, subject_id)] = allowed

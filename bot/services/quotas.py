@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.services.errors import UserInputError
 from bot.services.types import Who
 from bot.storage.models import Image, Job, JobStatus, SubjectKind, SubjectRule
+from bot.storage.repositories import Repo
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,7 @@ class QuotaService:
         self, kind: SubjectKind, subject_id: int, limit: int | None, by: int
     ) -> None:
         async with self._sessions.begin() as s:
-            rule = await s.get(SubjectRule, (kind.value, subject_id))
-            if rule is None:
-                rule = SubjectRule(kind=kind.value, subject_id=subject_id)
-                s.add(rule)
+            rule = await Repo(s).subject_rule(kind.value, subject_id)
             rule.daily_limit, rule.updated_by = limit, by
 
     async def used(self, kind: SubjectKind, subject_id: int) -> int:

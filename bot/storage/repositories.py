@@ -20,6 +20,7 @@ from bot.storage.models import (
     Job,
     JobInput,
     JobStatus,
+    SubjectRule,
     User,
     utcnow,
 )
@@ -75,6 +76,15 @@ class Repo:
         prefs = await self.s.get(ChatPrefs, chat_id)
         assert prefs is not None
         return prefs
+
+    async def subject_rule(self, kind: str, subject_id: int) -> SubjectRule:
+        """The admin rule row of a user or chat (created empty if missing)."""
+        await self._insert_ignore(
+            SubjectRule, kind=kind, subject_id=subject_id, updated_at=utcnow()
+        )
+        rule = await self.s.get(SubjectRule, (kind, subject_id))
+        assert rule is not None
+        return rule
 
     # -- images ----------------------------------------------------------------------------
     async def add_image(self, image: Image) -> Image:
