@@ -70,6 +70,7 @@ class ImageRequest:
     image_size: str | None = None
     n: int = 1
     history: list[Turn] = field(default_factory=list)
+    mask: InputImage | None = None  # openai-images edits: white = change, black = keep
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ import httpx
 
 from bot.config import Settings
 from bot.providers.base import Endpoint, ImageProvider
+from bot.providers.gemini import GeminiProvider
 from bot.providers.openai_chat import OpenAIChatProvider
+from bot.providers.openai_images import OpenAIImagesProvider
 from bot.providers.pool import EndpointFaultHook, ProviderPool, RetryPolicy
 from bot.providers.registry import load_providers_file
 
@@ -37,7 +39,11 @@ def endpoints_from_settings(settings: Settings) -> list[Endpoint]:
 def provider_for(endpoint: Endpoint, http: httpx.AsyncClient) -> ImageProvider:
     if endpoint.dialect == "openai-chat":
         return OpenAIChatProvider(endpoint, http)
-    raise ValueError(f"dialect {endpoint.dialect} is not available yet")
+    if endpoint.dialect == "openai-images":
+        return OpenAIImagesProvider(endpoint, http)
+    if endpoint.dialect == "gemini":
+        return GeminiProvider(endpoint, http)
+    raise ValueError(f"unknown dialect {endpoint.dialect}")
 
 
 def build_provider(

@@ -138,6 +138,29 @@ async def post_json(
         raise transport_error(exc, f"POST to {endpoint.name}", endpoint.name, secrets) from None
 
 
+async def get_json(
+    http: httpx.AsyncClient, endpoint: Endpoint, url: str, *, max_bytes: int = 5_000_000
+) -> bytes:
+    """GET with the endpoint's auth (task polling); the 2xx answer's bytes, else ProviderError."""
+    secrets = (endpoint.api_key,)
+    try:
+        async with (
+            asyncio.timeout(endpoint.timeout),
+            http.stream(
+                "GET", url, headers=endpoint.auth_headers(), params=endpoint.auth_params(),
+                timeout=_timeouts(endpoint.timeout),
+            ) as resp,
+        ):
+            if not resp.is_success:
+                head = await _read_head(resp)
+                raise error_from_http(
+                    resp.status_code, head, resp.headers, endpoint.name, secrets=secrets
+                )
+            return await _read_capped(resp, max_bytes, "answer")
+    except (httpx.HTTPError, TimeoutError) as exc:
+        raise transport_error(exc, f"GET from {endpoint.name}", endpoint.name, secrets) from None
+
+
 async def download_image(
     http: httpx.AsyncClient, url: str, *, max_bytes: int, timeout: float  # noqa: ASYNC109
 ) -> GeneratedImage:

@@ -43,8 +43,10 @@ async def upstream() -> AsyncIterator[FakeImageAPI]:
 
 @pytest.fixture
 def settings_factory(
-    tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI
+    tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., Settings]:
+    """Settings as `python -m bot` reads them: from environment variables (strings)."""
+
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "telegram_bot_token": tg.token,
@@ -57,7 +59,9 @@ def settings_factory(
             "image_retry_base_delay": 0.05,
         }
         values.update(overrides)
-        return load_settings(_env_file=None, **values)
+        for name, value in values.items():
+            monkeypatch.setenv(name.upper(), str(value))
+        return load_settings(_env_file=None)
 
     return make
 

@@ -43,13 +43,32 @@ Color = tuple[int, int, int]
 Answer = Callable[[dict[str, Any], "_Failure | None"], Awaitable[web.Response]]
 
 ANSWER_SHAPES = (
-    "markdown-data", "markdown-url", "images-field", "content-array", "text-only",
+    "markdown-data",
+    "markdown-url",
+    "images-field",
+    "content-array",
+    "text-only",
     "empty-markdown",
 )
 FAIL_KINDS = (
-    "500", "503-html", "429", "hang", "malformed-json", "truncated-base64", "401", "400",
-    "404-model", "content-filter",
+    "500",
+    "503-html",
+    "429",
+    "hang",
+    "malformed-json",
+    "truncated-base64",
+    "401",
+    "400",
+    "404-model",
+    "content-filter",
+    "task-failed",
+    "quota-per-day",
+    "safety-block",
+    "finish-IMAGE_SAFETY",
+    "finish-NO_IMAGE",
+    "finish-RECITATION",
 )
+ANSWER_TIME_FAULTS = ("truncated-base64", "content-filter", "task-failed")
 LEADING_TEXT = "这是修改后的图片:"
 TEXT_ONLY_ANSWER = "抱歉,我无法生成这张图片。我可以用文字描述:一只橙色的小猫坐在彩虹桥上。"
 BIG_NOISE_COLOR: Color = (128, 128, 128)  # what `outputs` records for a big (noise) output
@@ -131,7 +150,10 @@ def describe_image(data: bytes) -> SeenImage:
         im.load()
         mean = ImageStat.Stat(im.convert("RGB")).mean
         return SeenImage(
-            data=data, mime=_FORMAT_MIMES.get(im.format or ""), width=im.width, height=im.height,
+            data=data,
+            mime=_FORMAT_MIMES.get(im.format or ""),
+            width=im.width,
+            height=im.height,
             color=(round(mean[0]), round(mean[1]), round(mean[2])),
         )
 
@@ -163,6 +185,11 @@ class FakeImageAPI:
         self.url_ttl = 3600.0
         self.big_output_bytes: int | None = None
         self.leading_text = LEADING_TEXT
+        self.images_answer = "b64"  # openai-images: b64 (Qiniu) | url (Rainboxs) | task (kling)
+        self.task_steps = 2  # polls a task answers "processing" before "succeed"
+        self.gemini_answer = "image"  # gemini: image | snake | thinking | text-only
+        self.signatures_seen: list[str] = []  # every thoughtSignature sent back to us
+        self._tasks: dict[str, dict[str, Any]] = {}
         self._failures: deque[_Failure] = deque()
         self._files: dict[str, _File] = {}
         self._color_index = 0
@@ -173,6 +200,10 @@ class FakeImageAPI:
     async def start(self) -> str:
         app = web.Application(client_max_size=256 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat_completions)
+        app.router.add_post("/v1/images/generations", self._images)
+        app.router.add_post("/v1/images/edits", self._images)
+        app.router.add_get("/v1/images/tasks/{task_id}", self._task)
+        app.router.add_post("/v1beta/models/{model_action}", self._generate_content)
         app.router.add_get("/files/{name}", self._file)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -224,24 +255,40 @@ class FakeImageAPI:
             Recorded(
                 path=request.path,
                 headers={k.lower(): v for k, v in request.headers.items()},
-                query=dict(request.query), json=body, input_images=seen, at=time.monotonic(),
+                query=dict(request.query),
+                json=body,
+                input_images=seen,
+                at=time.monotonic(),
             )
         )
         if not self._authorized(request):
             return self._error(
-                dialect, 401, "Incorrect API key provided.", "invalid_request_error",
+                dialect,
+                401,
+                "Incorrect API key provided.",
+                "invalid_request_error",
                 "invalid_api_key",
             )
         if body is None:
-            return self._error(dialect, 400, "request body is not valid JSON",
-                               "invalid_request_error", "invalid_json")
+            return self._error(
+                dialect,
+                400,
+                "request body is not valid JSON",
+                "invalid_request_error",
+                "invalid_json",
+            )
         if bad_image:
-            return self._error(dialect, 400, "Unable to process input image. Please retry.",
-                               "invalid_request_error", "invalid_image")
+            return self._error(
+                dialect,
+                400,
+                "Unable to process input image. Please retry.",
+                "invalid_request_error",
+                "invalid_image",
+            )
         failure = self._failures.popleft() if self._failures else None
         if self.latency:
             await self._sleep(self.latency)
-        if failure is not None and failure.kind not in ("truncated-base64", "content-filter"):
+        if failure is not None and failure.kind not in ANSWER_TIME_FAULTS:
             return await self._fail(dialect, failure, body)
         return await answer(body, failure)
 
@@ -268,10 +315,17 @@ class FakeImageAPI:
             await asyncio.wait_for(self._closing.wait(), seconds)
 
     def _error(
-        self, dialect: str, status: int, message: str, type_: str, code: str | None,
+        self,
+        dialect: str,
+        status: int,
+        message: str,
+        type_: str,
+        code: str | None,
         headers: dict[str, str] | None = None,
     ) -> web.Response:
         """An error in the dialect's own shape (openai family: {"error":{message,type,...}})."""
+        if dialect == "gemini":
+            return google_error(status, message, headers=headers)
         body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
         return web.json_response(body, status=status, headers=headers)
 
@@ -285,40 +339,84 @@ class FakeImageAPI:
         if kind == "malformed-json":
             return web.Response(
                 body=b'{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,'
-                     b'"message":{"role":"assistant","content":"\xe8\xbf\x99',
+                b'"message":{"role":"assistant","content":"\xe8\xbf\x99',
                 content_type="application/json",
+            )
+        if kind in GEMINI_REFUSALS:
+            return _json(gemini_refusal(kind))
+        if kind == "quota-per-day" or (kind == "429" and dialect == "gemini"):
+            return google_error(
+                429,
+                "Resource has been exhausted (e.g. check quota).",
+                per_day=kind == "quota-per-day",
+                retry_delay=f"{kw.get('retry_after', 1)}s",
             )
         if kind == "429":
             return self._error(
-                dialect, 429, "Rate limit reached for requests. Please try again in 1s.",
-                "requests", "rate_limit_exceeded",
+                dialect,
+                429,
+                "Rate limit reached for requests. Please try again in 1s.",
+                "requests",
+                "rate_limit_exceeded",
                 headers={"Retry-After": str(kw.get("retry_after", 1))},
             )
         if kind == "404-model":
             model = body.get("model") if isinstance(body, dict) else None
             return self._error(
-                dialect, kw.get("status", 404),
+                dialect,
+                kw.get("status", 404),
                 f"The model `{model}` does not exist or you do not have access to it.",
-                "invalid_request_error", "model_not_found",
+                "invalid_request_error",
+                "model_not_found",
             )
         return self._simple_failure(dialect, kind, kw)
 
     def _simple_failure(self, dialect: str, kind: str, kw: dict[str, Any]) -> web.Response:
         if kind == "401":
-            return self._error(dialect, 401, "Incorrect API key provided.",
-                               "invalid_request_error", "invalid_api_key")
+            return self._error(
+                dialect,
+                401,
+                "Incorrect API key provided.",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
         if kind == "400":
-            return self._error(dialect, 400, kw.get("message", "Invalid value for 'messages'."),
-                               "invalid_request_error", "invalid_value")
+            return self._error(
+                dialect,
+                400,
+                kw.get("message", "Invalid value for 'messages'."),
+                "invalid_request_error",
+                "invalid_value",
+            )
         return self._error(
-            dialect, 500, "The server had an error while processing your request.",
-            "server_error", None,
+            dialect,
+            500,
+            "The server had an error while processing your request.",
+            "server_error",
+            None,
         )
 
     # -- input images --------------------------------------------------------------------------
     def _image_sources(self, dialect: str, body: Any) -> list[str]:
         """Data URIs and URLs of the images a request carries (openai-chat: image_url parts)."""
         sources: list[str] = []
+        if dialect == "openai-images" and isinstance(body, dict):
+            image = body.get("image")
+            sources.extend(
+                i
+                for i in (image if isinstance(image, list) else [image])
+                if isinstance(i, str) and i
+            )
+        if dialect == "gemini" and isinstance(body, dict):
+            for turn in body.get("contents") or []:
+                for part in turn.get("parts") or [] if isinstance(turn, dict) else []:
+                    inline = part.get("inlineData") or part.get("inline_data") or {}
+                    if isinstance(inline, dict) and inline.get("data"):
+                        mime = inline.get("mimeType") or inline.get("mime_type") or "image/png"
+                        sources.append(f"data:{mime};base64,{inline['data']}")
+                    signature = part.get("thoughtSignature") or part.get("thought_signature")
+                    if signature:
+                        self.signatures_seen.append(signature)
         if dialect == "openai-chat" and isinstance(body, dict):
             for message in body.get("messages") or []:
                 content = message.get("content") if isinstance(message, dict) else None
@@ -393,6 +491,119 @@ class FakeImageAPI:
             return web.Response(status=404, text="404 Not Found: the link has expired")
         return web.Response(body=file.data, content_type=file.mime)
 
+    # -- openai-images -------------------------------------------------------------------------
+    async def _images(self, request: web.Request) -> web.Response:
+        return await self._serve(request, "openai-images", self._images_answer)
+
+    async def _images_answer(self, body: dict[str, Any], failure: _Failure | None) -> web.Response:
+        n = max(1, min(int(body.get("n") or 1), 10))
+        if self.images_answer == "task":
+            task_id = f"image-{uuid.uuid4().hex[:16]}"
+            failed = failure is not None and failure.kind == "task-failed"
+            self._tasks[task_id] = {"polls": 0, "failed": failed, "n": n}
+            return _json({"task_id": task_id})
+        as_url = self.images_answer == "url"
+        items = []
+        for _ in range(n):
+            [target] = await self._image_targets(
+                as_url=as_url, truncate=failure is not None and failure.kind == "truncated-base64"
+            )
+            if as_url:
+                items.append(
+                    {"url": target, "revised_prompt": f"{body.get('prompt')}: ![image]({target})"}
+                )
+            else:
+                items.append({"b64_json": target.partition(",")[2]})
+        usage = {"total_tokens": 1300, "input_tokens": 10, "output_tokens": 1290}
+        return _json(
+            {"created": int(time.time()), "data": items, "output_format": "png", "usage": usage}
+        )
+
+    async def _task(self, request: web.Request) -> web.Response:
+        self.requests.append(
+            Recorded(
+                path=request.path,
+                headers={k.lower(): v for k, v in request.headers.items()},
+                query=dict(request.query),
+                json=None,
+                input_images=[],
+                at=time.monotonic(),
+            )
+        )
+        if not self._authorized(request):
+            return self._error(
+                "openai-images",
+                401,
+                "Incorrect API key provided.",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
+        task_id = request.match_info["task_id"]
+        task = self._tasks.get(task_id)
+        if task is None:
+            return self._error(
+                "openai-images", 404, "task not found", "invalid_request_error", "not_found"
+            )
+        task["polls"] += 1
+        answer: dict[str, Any] = {"task_id": task_id, "created": int(time.time())}
+        if task["polls"] == 1:
+            return _json({**answer, "status": "submitted", "status_message": "已提交"})
+        if task["polls"] <= self.task_steps:
+            return _json({**answer, "status": "processing", "status_message": "处理中"})
+        if task["failed"]:
+            return _json({**answer, "status": "failed", "status_message": "图片内容审核未通过"})
+        if "data" not in task:
+            urls = [
+                (await self._image_targets(as_url=True, truncate=False))[0]
+                for _ in range(task["n"])
+            ]
+            task["data"] = [{"index": i, "url": u} for i, u in enumerate(urls)]
+        return _json(
+            {
+                **answer,
+                "status": "succeed",
+                "status_message": "成功",
+                "data": task["data"],
+                "quantity": len(task["data"]),
+            }
+        )
+
+    # -- gemini ----------------------------------------------------------------------------------
+    async def _generate_content(self, request: web.Request) -> web.Response:
+        _, _, action = request.match_info["model_action"].partition(":")
+        if action != "generateContent":
+            return google_error(404, f"Method {action} not found.")
+        return await self._serve(request, "gemini", self._gemini_answer)
+
+    async def _gemini_answer(self, body: dict[str, Any], failure: _Failure | None) -> web.Response:
+        if self.gemini_answer == "text-only":
+            return _json(gemini_payload([{"text": TEXT_ONLY_ANSWER}]))
+        [target] = await self._image_targets(
+            as_url=False, truncate=failure is not None and failure.kind == "truncated-base64"
+        )
+        mime, _, data = target.partition(";base64,")
+        mime = mime.removeprefix("data:")
+        if self.gemini_answer == "snake":
+            parts = [{"text": "Here you go."}, {"inline_data": {"mime_type": mime, "data": data}}]
+        else:
+            parts = [
+                {"text": "Here is your image."},
+                {"inlineData": {"mimeType": mime, "data": data}},
+            ]
+        if self.gemini_answer == "thinking":
+            draft = {"inlineData": {"mimeType": mime, "data": data}, "thought": True}
+            n = len(self.requests)
+            parts = [
+                {"text": "Planning the scene", "thought": True},
+                draft,
+                dict(draft),
+                {**parts[1], "thoughtSignature": f"sig-{n}"},
+            ]
+        return web.Response(
+            body=await asyncio.to_thread(_dumps, gemini_payload(parts)),
+            content_type="application/json",
+        )
+
     # -- openai-chat ---------------------------------------------------------------------------
     async def _chat_completions(self, request: web.Request) -> web.Response:
         return await self._serve(request, "openai-chat", self._chat_answer)
@@ -412,8 +623,9 @@ class FakeImageAPI:
         targets = await self._image_targets(as_url=shape == "markdown-url", truncate=truncate)
         message = chat_message(shape, targets, self.leading_text)
         payload = chat_payload(model, message.pop("content"), extra=message)
-        return web.Response(body=await asyncio.to_thread(_dumps, payload),
-                            content_type="application/json")
+        return web.Response(
+            body=await asyncio.to_thread(_dumps, payload), content_type="application/json"
+        )
 
 
 def chat_message(shape: str, targets: list[str], leading: str) -> dict[str, Any]:
@@ -444,6 +656,87 @@ def chat_payload(
         ],
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
     }
+
+
+GEMINI_REFUSALS = ("safety-block", "finish-IMAGE_SAFETY", "finish-NO_IMAGE", "finish-RECITATION")
+_GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def gemini_payload(parts: list[dict[str, Any]], finish: str = "STOP") -> dict[str, Any]:
+    return {
+        "candidates": [
+            {"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}
+        ],
+        "usageMetadata": {
+            "promptTokenCount": 10,
+            "candidatesTokenCount": 1290,
+            "totalTokenCount": 1300,
+        },
+        "modelVersion": "gemini-fake",
+    }
+
+
+def gemini_refusal(kind: str) -> dict[str, Any]:
+    """A 200 answer refusing: a blocked prompt, or a candidate that stopped without an image."""
+    if kind == "safety-block":
+        return {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {}}
+    reason = kind.removeprefix("finish-")
+    return {
+        "candidates": [
+            {
+                "finishReason": reason,
+                "index": 0,
+                "finishMessage": f"Unable to show the generated image ({reason}).",
+            }
+        ]
+    }
+
+
+def google_error(
+    status: int,
+    message: str,
+    *,
+    per_day: bool = False,
+    retry_delay: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """An error in Google's shape: {"error":{code,message,status,details}}."""
+    error: dict[str, Any] = {
+        "code": status,
+        "message": message,
+        "status": _GOOGLE_STATUS.get(status, "UNKNOWN"),
+    }
+    if status == 429:
+        quota = (
+            "GenerateRequestsPerDayPerProjectPerModel"
+            if per_day
+            else "GenerateRequestsPerMinutePerProjectPerModel"
+        )
+        error["details"] = [
+            {
+                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "violations": [
+                    {
+                        "quotaMetric": "generativelanguage.googleapis.com/generate_requests",
+                        "quotaId": quota,
+                    }
+                ],
+            },
+            {
+                "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                "retryDelay": "52758s" if per_day else (retry_delay or "1s"),
+            },
+        ]
+    return web.json_response({"error": error}, status=status, headers=headers)
 
 
 def _json(payload: dict[str, Any]) -> web.Response:
