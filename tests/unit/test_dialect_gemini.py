@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from bot.providers.base import Endpoint, ImageRequest, InputImage, Turn
-from bot.providers.errors import ProviderError, ProviderErrorKind as K
+from bot.providers.errors import ProviderError
+from bot.providers.errors import ProviderErrorKind as K
 from bot.providers.extract import error_from_http
 from bot.providers.gemini import build_request, model_takes_image_size, parse_response
 

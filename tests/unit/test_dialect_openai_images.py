@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from bot.providers.base import Endpoint, ImageRequest, InputImage
-from bot.providers.errors import ProviderError, ProviderErrorKind as K
+from bot.providers.errors import ProviderError
+from bot.providers.errors import ProviderErrorKind as K
 from bot.providers.openai_images import build_request, parse_response, parse_task
 
 EP = Endpoint(name="q", dialect="openai-images", base_url="https://x/v1", api_key="k")
