@@ -346,7 +346,9 @@ def _retry_after(headers: Mapping[str, str], err: Mapping[str, Any] | None) -> f
 
 
 _QUOTA_CODES = frozenset({"insufficient_quota", "insufficient_user_quota", "billing_not_active"})
-_AUTH_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED"})
+# Faults of the endpoint's account, not of the request: another endpoint may serve it.
+# FAILED_PRECONDITION: "free tier not available in your country" / billing not enabled.
+_AUTH_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED", "FAILED_PRECONDITION"})
 _STATUS_KINDS = {
     400: ProviderErrorKind.BAD_REQUEST,
     422: ProviderErrorKind.BAD_REQUEST,

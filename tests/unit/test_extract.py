@@ -400,3 +400,10 @@ def test_other_json_error_shapes() -> None:
     err = error_from_http(500, b'{"error":{"code":"x1"}}', {}, "r")
     assert err.detail == 'HTTP 500: {"code": "x1"}'
     assert err.reason == "x1"
+
+
+def test_failed_precondition_is_an_endpoint_fault() -> None:
+    body = json.dumps({"error": {"code": 400, "status": "FAILED_PRECONDITION",
+                                 "message": "User location is not supported for the API use."}})
+    err = error_from_http(400, body.encode(), {}, "google")
+    assert err.kind == ProviderErrorKind.AUTH
