@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 #: Upper edges (ms) of the histogram buckets; the last bucket is open-ended.
 BUCKETS_MS: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 WORST_KEPT = 10
+SECONDS_KEPT = 900  # per-second maxima of the last 15 minutes
 
 
 def proc_status_kb(field: str, pid: int | str = "self") -> int | None:
@@ -56,11 +58,16 @@ class LoopMonitor:
         self.total_lag = 0.0
         self.histogram = [0] * (len(BUCKETS_MS) + 1)
         self.worst: list[tuple[float, float]] = []  # (lag s, seconds since start)
+        # The worst lag of each second: `per_second[i]` is second `first_second + i` after start.
+        self.per_second: deque[float] = deque(maxlen=SECONDS_KEPT)
+        self.first_second = 0
         self._started = 0.0
+        self._started_wall = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._started = time.monotonic()
+        self._started_wall = time.time()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-monitor")
 
     async def stop(self) -> None:
@@ -77,10 +84,18 @@ class LoopMonitor:
         self.total_lag += lag
         self.max_lag = max(self.max_lag, lag)
         ms = lag * 1000
-        index = next((i for i, edge in enumerate(BUCKETS_MS) if ms <= edge), len(BUCKETS_MS))
-        self.histogram[index] += 1
+        bucket = next((i for i, edge in enumerate(BUCKETS_MS) if ms <= edge), len(BUCKETS_MS))
+        self.histogram[bucket] += 1
+        at = time.monotonic() - self._started
+        second = int(at)
+        while self.first_second + len(self.per_second) <= second:
+            if len(self.per_second) == self.per_second.maxlen:
+                self.first_second += 1
+            self.per_second.append(0.0)
+        slot = second - self.first_second
+        self.per_second[slot] = max(self.per_second[slot], lag)
         if len(self.worst) < WORST_KEPT or lag > self.worst[-1][0]:
-            self.worst.append((lag, time.monotonic() - self._started))
+            self.worst.append((lag, at))
             self.worst.sort(reverse=True)
             del self.worst[WORST_KEPT:]
 
@@ -88,6 +103,8 @@ class LoopMonitor:
         labels = [f"<={edge:g}ms" for edge in BUCKETS_MS] + [f">{BUCKETS_MS[-1]:g}ms"]
         return {
             "pid": os.getpid(),
+            "started_monotonic": self._started,
+            "started_unix": self._started_wall,
             "interval_ms": self.interval * 1000,
             "seconds": round(time.monotonic() - self._started, 3),
             "samples": self.samples,
@@ -97,6 +114,8 @@ class LoopMonitor:
             "worst": [
                 {"lag_ms": round(lag * 1000, 3), "at_s": round(at, 3)} for lag, at in self.worst
             ],
+            "first_second": self.first_second,
+            "per_second_max_ms": [round(v * 1000, 2) for v in self.per_second],
             "vm_hwm_kb": proc_status_kb("VmHWM"),
             "vm_rss_kb": proc_status_kb("VmRSS"),
         }

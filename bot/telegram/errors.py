@@ -13,7 +13,7 @@ from telegram.ext import ContextTypes
 
 from bot import imaging
 from bot.i18n import t
-from bot.providers.errors import ProviderError
+from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.pool import EndpointFaultHook
 from bot.services.errors import UserInputError
 from bot.telegram.context import lang, thread_of
@@ -27,6 +27,8 @@ def message_for(exc: BaseException, lang_code: str) -> str:
     if isinstance(exc, imaging.ImageInputError):
         return t(lang_code, f"err_image_{exc.code}")
     if isinstance(exc, ProviderError):
+        if exc.kind is ProviderErrorKind.BLOCKED and "RECITATION" in (exc.reason or ""):
+            return t(lang_code, "err_recitation")
         return t(lang_code, f"err_{exc.kind.value}")
     return t(lang_code, "err_internal")
 

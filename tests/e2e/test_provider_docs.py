@@ -137,3 +137,21 @@ async def test_gemini_safety_block_is_explained(
     await tg.wait_for("sendMessage", lambda c: "safety filters" in c.params.get("text", ""))
     tg.send_text(CHAT, "something fine")
     await tg.wait_for("sendPhoto", timeout=30)
+
+
+@pytest.mark.parametrize("relay", [("AIza-google", "x-goog-api-key")], indirect=True)
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [("finish-IMAGE_SAFETY", "safety filters"), ("finish-NO_IMAGE", "didn't produce a picture"),
+     ("finish-RECITATION", "existing (copyrighted) content"), ("quota-per-day", "quota")],
+)
+async def test_gemini_refusals_are_explained(
+    fault: str, words: str, tg: FakeTelegram, relay: FakeImageAPI, start_bot: StartBot
+):
+    await start_bot(image_api_dialect="gemini", image_api_base_url=relay.root,
+                    image_api_key="AIza-google", image_api_auth="x-goog-api-key")
+    relay.fail_next(fault)
+    tg.send_text(CHAT, "a picture")
+    await tg.wait_for("sendMessage", lambda c: words in c.params.get("text", ""))
+    tg.send_text(CHAT, "another picture")
+    await tg.wait_for("sendPhoto", timeout=30)
