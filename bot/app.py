@@ -26,6 +26,7 @@ from telegram.ext import (
 )
 
 from bot.config import Settings
+from bot.diagnostics import LoopMonitor
 from bot.i18n import LANGS, t
 from bot.providers.factory import build_provider, endpoints_from_settings, make_http_client
 from bot.providers.pricing import price_per_image
@@ -45,6 +46,10 @@ from bot.telegram.errors import endpoint_fault_notifier, on_error
 from bot.telegram.handlers import admin, callbacks, commands, group, private
 
 log = logging.getLogger(__name__)
+DIAGNOSTICS_KEY = "_diagnostics_file"
+# Updates handled at once. Most of them wait for the upstream (seconds) and hold little, so
+# this is far above PTB's default of 256: chat 257 must not wait for chat 1's image.
+MAX_CONCURRENT_UPDATES = 4096
 
 PRIVATE_COMMANDS = ("start", "help", "new", "ratio", "history", "undo", "settings", "usage")
 GROUP_COMMANDS = ("imagine", "edit", "new", "ratio", "history", "usage", "help")
@@ -60,7 +65,7 @@ def build_application(
         .token(settings.token)
         .base_url(f"{root}/bot")
         .base_file_url(f"{root}/file/bot")
-        .concurrent_updates(True)
+        .concurrent_updates(MAX_CONCURRENT_UPDATES)
         .media_write_timeout(120.0)
         .read_timeout(30.0)
         .post_init(_open_services(settings, progress or ProgressTimings()))
@@ -68,15 +73,20 @@ def build_application(
     )
     app: Application = (
         builder.rate_limiter(AIORateLimiter(max_retries=3)).build()
-        if rate_limiter
+        if rate_limiter and settings.telegram_rate_limiter
         else builder.build()
     )
     add_handlers(app)
+    app.bot_data[DIAGNOSTICS_KEY] = settings.bot_diagnostics_file
     return app
 
 
 async def serve(app: Application, stop: asyncio.Event) -> None:
     """Run the bot until `stop` is set: what `python -m bot` does, and what the tests run."""
+    path = app.bot_data.get(DIAGNOSTICS_KEY)
+    monitor = LoopMonitor(path) if path is not None else None
+    if monitor is not None:
+        monitor.start()
     await app.initialize()
     try:
         if app.post_init is not None:
@@ -97,6 +107,8 @@ async def serve(app: Application, stop: asyncio.Event) -> None:
         if app.post_shutdown is not None:
             await app.post_shutdown(app)
         await app.shutdown()
+        if monitor is not None:
+            await monitor.stop()
 
 
 def add_handlers(app: Application) -> None:

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
 
     telegram_bot_token: SecretStr
     telegram_api_url: str = "https://api.telegram.org"
+    telegram_rate_limiter: bool = True
 
     image_api_dialect: Literal["openai-chat", "openai-images", "gemini"] = "openai-chat"
     image_api_base_url: str = ""
@@ -45,6 +46,7 @@ class Settings(BaseSettings):
     image_api_timeout: float = Field(default=180.0, gt=0)
     image_api_extra_body: dict[str, Any] = Field(default_factory=dict)
     image_providers_file: Path | None = None
+    image_api_max_concurrency: int = Field(default=4, ge=1)
     image_price_per_image: float | None = Field(default=None, ge=0)
     image_prices: dict[str, float] = Field(default_factory=dict)
     daily_images_per_user: int = Field(default=0, ge=0)
@@ -65,6 +67,7 @@ class Settings(BaseSettings):
     max_caption_prompt: int = Field(default=4000, ge=1)
     history_window: int = Field(default=2, ge=1, le=10)
     log_level: str = "INFO"
+    bot_diagnostics_file: Path | None = None
 
     @field_validator("allowed_user_ids", "allowed_chat_ids", "admin_user_ids", mode="before")
     @classmethod
