@@ -193,7 +193,8 @@ class Call:
     ``params`` are decoded: form strings holding JSON (reply_markup, media, entities, ...) are
     parsed back into objects and numbers into ints. ``files`` holds multipart uploads by field
     name. ``at`` is ``time.monotonic()`` on arrival. ``response`` is the full JSON answer and
-    ``result`` its ``result`` (``None`` for an error answer); both are set once answered.
+    ``result`` its ``result`` (``None`` for an error answer); both are set once answered, and
+    ``answered`` is ``time.monotonic()`` at that moment.
     """
 
     method: str
@@ -203,6 +204,7 @@ class Call:
     response: dict[str, Any] | None = None
     result: Any = None
     filenames: dict[str, str] = field(default_factory=dict)
+    answered: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -983,6 +985,15 @@ class _Flood:
         self.global_sends.extend([now] * count)
 
 
+def _tiny_jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (128, 128, 128)).save(buf, "JPEG", quality=50)
+    return buf.getvalue()
+
+
+_TINY_JPEG = _tiny_jpeg()
+
+
 def _too_many(retry_after: int) -> ApiError:
     return ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
 
@@ -1022,6 +1033,13 @@ class FakeTelegram:
         self.descriptions: dict[tuple[str, str], str] = {}
         # Exceptions raised inside the fake while answering (should stay empty).
         self.server_errors: list[BaseException] = []
+        # When False, photos the bot sends are not decoded to make their thumbnail size (the
+        # dimensions still come from the header): for benchmarks, where the fake's own CPU
+        # must stay small next to the bot's.
+        self.photo_thumbnails = True
+        # (chat_id, message_id) of each message update -> time.monotonic() when a getUpdates
+        # answer first carried it to the bot.
+        self.delivered_at: dict[tuple[int, int], float] = {}
 
         self._all: dict[tuple[int, int], dict[str, Any]] = {}  # user and bot messages
         self._next_mid: dict[int, int] = {}
@@ -1454,6 +1472,8 @@ class FakeTelegram:
 
     def _make_photo_sizes(self, image: bytes) -> list[dict[str, Any]]:
         """A small thumbnail size and the full size (the exact bytes given)."""
+        if not self.photo_thumbnails:
+            return self._photo_sizes_cheap(image)
         try:
             with Image.open(io.BytesIO(image)) as im:
                 width, height = im.size
@@ -1471,6 +1491,30 @@ class FakeTelegram:
         for s in sizes:
             self._photo_sizes[s["file_id"]] = sizes
         return copy.deepcopy(sizes)
+
+    def _photo_sizes_cheap(self, image: bytes) -> list[dict[str, Any]]:
+        """Like `_make_photo_sizes` without decoding pixels: the thumbnail is a stand-in."""
+        try:
+            with Image.open(io.BytesIO(image)) as im:
+                width, height = im.size
+        except Exception:
+            width, height = 512, 512
+        scale = THUMB_SIDE / max(width, height, 1)
+        thumb_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = self._store_file(_TINY_JPEG, "photo", width=thumb_size[0], height=thumb_size[1])
+        full = self._store_file(image, "photo", width=width, height=height)
+        sizes = [self._photo_size(small), self._photo_size(full)]
+        for s in sizes:
+            self._photo_sizes[s["file_id"]] = sizes
+        return copy.deepcopy(sizes)
+
+    def _note_delivery(self, updates: list[dict[str, Any]]) -> None:
+        now = time.monotonic()
+        for update in updates:
+            msg = update.get("message") or update.get("edited_message")
+            if isinstance(msg, dict):
+                key = (int(msg["chat"]["id"]), int(msg["message_id"]))
+                self.delivered_at.setdefault(key, now)
 
     def _add_caption(self, content: dict[str, Any], caption: str | None) -> None:
         if caption is None:
@@ -1655,6 +1699,7 @@ class FakeTelegram:
             status = 500
         call.response = response
         call.result = response.get("result")
+        call.answered = time.monotonic()
         self._kick_calls()
         return web.json_response(response, status=status)
 
@@ -2016,6 +2061,7 @@ class FakeTelegram:
             updates = self._available_updates(limit)
             remaining = deadline - loop.time()
             if updates or remaining <= 0:
+                self._note_delivery(updates)
                 return updates
             event = self._updates_event
             with contextlib.suppress(TimeoutError):

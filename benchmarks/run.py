@@ -1,0 +1,643 @@
+"""What the bot costs per image, and how it scales with chats.
+
+    python -m benchmarks.run [--quick] [--latency 5] [--out benchmarks/results.json]
+
+Starts the real bot (`python -m bot`, a subprocess) against the fake Telegram Bot API and the
+fake image API (aiohttp servers on 127.0.0.1, in this process), drives it like users would,
+and prints one table: metric | target | measured | ok?. Nothing leaves 127.0.0.1. Not a test:
+it never fails the suite; it reports. Results also go to `benchmarks/results.json`.
+
+Scenarios (each with fresh fakes, a fresh bot process and a temp DATA_DIR):
+
+* overhead-1k / overhead-4k: photo + caption edits arriving at a steady pace in fresh chats,
+  upstream latency 2.5 s (so the "Drawing… N s" status message appears and must be removed), answers
+  of 1024x1024 PNG (~1.4 MB) or 4096x4096 PNG (~16.5 MB). Per job: update delivered ->
+  upstream request arrives, plus upstream answer ready -> photo upload starts. Then the same
+  jobs through `benchmarks/floor.py` (only the HTTP calls the work needs) on the same fakes.
+* burst-4k: 10 chats ask for a 4K image at the same moment: worst loop stall, RSS per job.
+* chats-K-off / chats-K-on: K chats (1, 10, 100, 500) each send a prompt at once, upstream
+  latency L. "off": the fake enforces no flood limits and the bot is told to switch its rate
+  limiter off (TELEGRAM_RATE_LIMITER=off); "on": the fake enforces Telegram's limits (30
+  messages/s per bot, 1/s per chat with a burst of 3) and the bot runs its limiter.
+* storage: `benchmarks/storage.py` in its own process.
+
+Measurement points: the fake Telegram notes when a getUpdates answer carries each update and
+when each call arrives and is answered; the fake image API notes when each request arrives
+and when its answer is ready. The bot reports its event-loop lag through BOT_DIAGNOSTICS_FILE
+(`bot/diagnostics.py`); peak RSS is VmHWM from /proc/<pid>/status. CLOCK_MONOTONIC is shared
+by all processes, so the timestamps compare directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.fakes import AnswerImage, TimedImageAPI, answer_image, user_photo
+from bot.diagnostics import LoopMonitor, proc_status_kb
+from tests.fakes.telegram_api import FakeTelegram
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "sk-bench"
+MODEL = "gemini-2.5-flash-image"
+FLOOD_PER_SECOND = 30
+# What Telegram counts as messages (flood limits); everything else is "other calls".
+MESSAGE_METHODS = frozenset(
+    {
+        "sendMessage",
+        "sendPhoto",
+        "sendDocument",
+        "sendMediaGroup",
+        "sendAnimation",
+        "sendSticker",
+        "copyMessage",
+        "forwardMessage",
+        "editMessageText",
+        "editMessageCaption",
+        "editMessageMedia",
+        "editMessageReplyMarkup",
+    }
+)
+SETUP_METHODS = frozenset(
+    {"getMe", "getUpdates", "deleteWebhook", "setMyCommands", "getMyCommands", "close", "logOut"}
+)
+PROMPT = "a red panda reading a newspaper in a café, watercolor"
+CAPTION = "make the sky purple and add a tiny hot-air balloon"
+
+
+@dataclass
+class Scenario:
+    name: str
+    answer: str  # "1k" | "4k"
+    jobs: int
+    latency: float
+    gap: float = 0.0  # seconds between job arrivals; 0 = all at once
+    photo: bool = False  # photo + caption (edit) instead of a text prompt
+    flood: bool = False  # the fake enforces Telegram's flood limits; the bot's limiter is on
+    floor: bool = False  # also run the floor on the same fakes
+    timeout: float = 120.0
+
+
+@dataclass
+class Phase:
+    """One run of one program (the bot or the floor) through a scenario."""
+
+    who: str
+    jobs: int = 0
+    done: int = 0
+    wall: float | None = None  # first update queued -> last result answered
+    overhead_ms: list[float] = field(default_factory=list)
+    pre_ms: list[float] = field(default_factory=list)
+    post_ms: list[float] = field(default_factory=list)
+    calls: dict[str, int] = field(default_factory=dict)  # per method, for the job chats
+    too_many: int = 0  # 429 answers drawn
+    too_many_unretried: int = 0  # 429s not followed by a success of the same call
+    errors: list[str] = field(default_factory=list)
+    peak_rss_mb: float | None = None
+    idle_rss_mb: float | None = None
+    loop_max_ms: float | None = None  # worst loop stall in the measured window
+    loop_max_ms_all: float | None = None  # including start-up
+    fakes_loop_max_ms: float | None = None
+    upstream_parallel: int = 0  # most upstream requests in flight at once
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = math.floor(k), math.ceil(k)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def machine() -> dict[str, Any]:
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    osname = platform.platform()
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                osname = f"{line.split('=', 1)[1].strip(chr(34))} (kernel {platform.release()})"
+    mem = proc_meminfo_mb()
+    versions = {}
+    for dist in ("python-telegram-bot", "httpx", "SQLAlchemy", "aiosqlite", "Pillow", "aiohttp"):
+        with contextlib.suppress(Exception):
+            from importlib.metadata import version
+
+            versions[dist] = version(dist)
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_mb": mem,
+        "python": platform.python_version(),
+        "os": osname,
+        "packages": versions,
+    }
+
+
+def proc_meminfo_mb() -> int | None:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class Runner:
+    def __init__(self, scenario: Scenario, tmp: Path) -> None:
+        self.sc = scenario
+        self.tmp = tmp
+        self.photo = user_photo() if scenario.photo else b""
+
+    async def run(self) -> dict[str, Any]:
+        answer = answer_image(self.sc.answer)
+        tg = FakeTelegram()
+        tg.photo_thumbnails = False
+        api = TimedImageAPI(answer, api_key=API_KEY)
+        await tg.start()
+        await api.start()
+        api.latency = self.sc.latency
+        tg.flood_limit = self.sc.flood
+        try:
+            phases = [await self.phase(tg, api, answer, "bot", chat_base=1_000_000)]
+            if self.sc.floor:
+                phases.append(await self.phase(tg, api, answer, "floor", chat_base=2_000_000))
+        finally:
+            await api.stop()
+            await tg.stop()
+        return {"scenario": asdict(self.sc), "answer_bytes": answer.size, "phases": phases}
+
+    def _env(self, tg: FakeTelegram, api: TimedImageAPI, data: Path) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+        env.update(
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            PYTHONUNBUFFERED="1",
+            TELEGRAM_BOT_TOKEN=tg.token,
+            TELEGRAM_API_URL=tg.root,
+            IMAGE_API_DIALECT="openai-chat",
+            IMAGE_API_BASE_URL=f"{api.root}/v1",
+            IMAGE_API_KEY=API_KEY,
+            IMAGE_MODEL=MODEL,
+            DATA_DIR=str(data),
+            LOG_LEVEL="WARNING",
+            BOT_DIAGNOSTICS_FILE=str(data / "diagnostics.json"),
+            TELEGRAM_RATE_LIMITER="on" if self.sc.flood else "off",
+            # Caps on upstream calls in flight are for the relay's sake (defaults 8 jobs, 4 per
+            # endpoint); the fake takes any number, and here we measure the bot, not the caps.
+            MAX_CONCURRENT_JOBS="1000",
+            IMAGE_API_MAX_CONCURRENCY="1000",
+        )
+        return env
+
+    async def phase(
+        self, tg: FakeTelegram, api: TimedImageAPI, answer: AnswerImage, who: str, chat_base: int
+    ) -> dict[str, Any]:
+        sc = self.sc
+        data = self.tmp / f"{who}-data"
+        data.mkdir()
+        log = open(self.tmp / f"{who}.log", "wb")  # noqa: SIM115 - closed below
+        if who == "bot":
+            cmd = [sys.executable, "-m", "bot"]
+        else:
+            cmd = [sys.executable, "-m", "benchmarks.floor", tg.root, tg.token,
+                   f"{api.root}/v1", API_KEY, MODEL]
+        polls_before = len(tg.calls_of("getUpdates"))
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, env=self._env(tg, api, data), cwd=str(data), stdout=log, stderr=log
+        )
+        result = Phase(who=who, jobs=sc.jobs)
+        fakes_monitor = LoopMonitor(None)
+        try:
+            await self._wait_ready(tg, proc, polls_before)
+            # One warm-up job: first-use costs (imports, connections) are paid once per process.
+            await self._jobs(tg, [chat_base - 1], gap=0.0)
+            await self._wait_done(tg, [chat_base - 1], answer, timeout=60)
+            await asyncio.sleep(0.5)
+            result.idle_rss_mb = _mb(proc_status_kb("VmRSS", proc.pid))
+            chats = [chat_base + i for i in range(sc.jobs)]
+            fakes_monitor.start()
+            t0 = time.monotonic()
+            await self._jobs(tg, chats, gap=sc.gap)
+            ends = await self._wait_done(tg, chats, answer, timeout=sc.timeout)
+            t_end = max(ends.values()) if ends else time.monotonic()
+            await asyncio.sleep(1.0)  # trailing calls (status removal) land in the count
+            await fakes_monitor.stop()
+            result.fakes_loop_max_ms = round(fakes_monitor.max_lag * 1000, 1)
+            result.peak_rss_mb = _mb(proc_status_kb("VmHWM", proc.pid))
+            result.done = len(ends)
+            if len(ends) == len(chats):
+                result.wall = round(t_end - t0, 3)
+            self._measure(result, tg, api, chats)
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 20)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+            log.close()
+        if who == "bot":
+            self._loop_stats(result, data / "diagnostics.json", t0, t_end)
+        tail = (self.tmp / f"{who}.log").read_text(errors="replace").strip().splitlines()
+        result.errors += [line[:300] for line in tail if "ERROR" in line or "Traceback" in line][:10]
+        return asdict(result)
+
+    async def _wait_ready(
+        self, tg: FakeTelegram, proc: asyncio.subprocess.Process, polls_before: int
+    ) -> None:
+        deadline = time.monotonic() + 60
+        while len(tg.calls_of("getUpdates")) <= polls_before:
+            if proc.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the program did not start (exit {proc.returncode})")
+            await asyncio.sleep(0.05)
+
+    async def _jobs(self, tg: FakeTelegram, chats: list[int], gap: float) -> None:
+        start = time.monotonic()
+        for i, chat in enumerate(chats):
+            if gap:
+                delay = start + i * gap - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            user = tg.user(chat, first_name=f"U{chat}")
+            if self.sc.photo:
+                tg.send_photo(chat, self.photo, caption=f"job-{chat} {CAPTION}", user=user)
+            else:
+                tg.send_text(chat, f"job-{chat} {PROMPT}", user=user)
+
+    async def _wait_done(
+        self, tg: FakeTelegram, chats: list[int], answer: AnswerImage, timeout: float
+    ) -> dict[int, float]:
+        """chat -> when its result was answered (4K: the original file after the preview)."""
+        final = "sendDocument" if answer.size > 10_000_000 else "sendPhoto"
+        wanted = set(chats)
+        ends: dict[int, float] = {}
+        scanned = 0
+        deadline = time.monotonic() + timeout
+        while len(ends) < len(wanted) and time.monotonic() < deadline:
+            calls = tg.calls
+            # calls are appended on arrival; answered in any order: rescan from the first open
+            i = scanned
+            while i < len(calls):
+                c = calls[i]
+                if c.answered is None:
+                    break
+                chat = _chat_of(c)
+                if c.method == final and c.ok and chat in wanted:
+                    ends.setdefault(chat, c.answered)
+                i += 1
+            scanned = i
+            for c in calls[scanned:]:
+                chat = _chat_of(c)
+                if c.answered is not None and c.method == final and c.ok and chat in wanted:
+                    ends.setdefault(chat, c.answered)
+            await asyncio.sleep(0.05)
+        return ends
+
+    def _measure(
+        self, result: Phase, tg: FakeTelegram, api: TimedImageAPI, chats: list[int]
+    ) -> None:
+        wanted = set(chats)
+        by_chat: dict[int, list[Any]] = {c: [] for c in chats}
+        methods: Counter[str] = Counter()
+        for c in tg.calls:
+            chat = _chat_of(c)
+            if chat in wanted:
+                by_chat[chat].append(c)
+                methods[c.method] += 1
+            elif c.method == "getFile":
+                methods["getFile"] += 0  # counted below per photo job
+        if self.sc.photo:
+            methods["getFile"] = len(chats)  # one per photo job (getFile has no chat_id)
+        result.calls = dict(sorted(methods.items()))
+        for chat, calls in by_chat.items():
+            for i, c in enumerate(calls):
+                if c.response and c.response.get("error_code") == 429:
+                    result.too_many += 1
+                    if not any(d.method == c.method and d.ok for d in calls[i + 1 :]):
+                        result.too_many_unretried += 1
+        spans = sorted((t.arrived, t.answered or t.arrived) for t in api.jobs.values())
+        result.upstream_parallel = _max_overlap(spans)
+        for chat in chats:
+            times = api.jobs.get(chat)
+            delivered = next(
+                (t for (cid, _), t in tg.delivered_at.items() if cid == chat), None
+            )
+            if times is None or times.answered is None or delivered is None:
+                continue
+            upload = next(
+                (c.at for c in by_chat[chat] if c.method == "sendPhoto" and c.at >= times.answered),
+                None,
+            )
+            if upload is None:
+                continue
+            pre = (times.arrived - delivered) * 1000
+            post = (upload - times.answered) * 1000
+            result.pre_ms.append(round(pre, 2))
+            result.post_ms.append(round(post, 2))
+            result.overhead_ms.append(round(pre + post, 2))
+
+    def _loop_stats(self, result: Phase, path: Path, t0: float, t_end: float) -> None:
+        try:
+            diag = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return  # the bot has no diagnostics hook
+        result.loop_max_ms_all = diag.get("max_lag_ms")
+        start = diag.get("started_monotonic", 0.0)
+        first = diag.get("first_second", 0)
+        per_second = diag.get("per_second_max_ms") or []
+        lo, hi = int(t0 - start) - first, int(t_end - start) - first
+        window = per_second[max(0, lo) : max(0, hi + 1)]
+        result.loop_max_ms = max(window) if window else None
+
+
+def _chat_of(call: Any) -> int | None:
+    value = call.params.get("chat_id")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _max_overlap(spans: list[tuple[float, float]]) -> int:
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    best = cur = 0
+    for _, d in events:
+        cur += d
+        best = max(best, cur)
+    return best
+
+
+def _mb(kb: int | None) -> float | None:
+    return round(kb / 1024, 1) if kb is not None else None
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def scenarios(quick: bool, latency: float) -> list[Scenario]:
+    n1k, n4k = (40, 8) if quick else (150, 24)
+    out = [
+        Scenario("overhead-1k", "1k", n1k, 2.5, gap=0.25, photo=True, floor=True),
+        Scenario("overhead-4k", "4k", n4k, 2.5, gap=1.5, photo=True, floor=True),
+        Scenario("burst-4k", "4k", 10, latency, timeout=120),
+    ]
+    for flood in (False, True):
+        for k in (1, 10, 100, 500):
+            bound = latency + k / FLOOD_PER_SECOND
+            out.append(
+                Scenario(
+                    f"chats-{k}-{'on' if flood else 'off'}", "flat", k, latency, flood=flood,
+                    timeout=max(60.0, 6 * bound),
+                )
+            )
+    # The same 500 chats with answers of a real 1K image's size (~1.4 MB each).
+    out.append(Scenario("chats-500-off-big", "1k", 500, latency, timeout=180))
+    return out
+
+
+def run_storage(quick: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for chats, jobs in ((1, 60), (500, 2 if quick else 4)):
+        proc = subprocess.run(
+            [sys.executable, "-m", "benchmarks.storage", "--chats", str(chats), "--jobs", str(jobs)],
+            cwd=ROOT, capture_output=True, text=True, timeout=600,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
+        )
+        key = "sequential" if chats == 1 else "concurrent"
+        try:
+            out[key] = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            out[key] = {"error": proc.stderr[-500:]}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def table(results: dict[str, Any], latency: float) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    sc = {r["scenario"]["name"]: r for r in results["scenarios"]}
+
+    def phase(name: str, who: str = "bot") -> dict[str, Any] | None:
+        r = sc.get(name)
+        return next((p for p in r["phases"] if p["who"] == who), None) if r else None
+
+    def ok(flag: bool | None) -> str:
+        return "—" if flag is None else ("yes" if flag else "NO")
+
+    def fmt(v: float | None, unit: str = "", nd: int = 1) -> str:
+        return "n/a" if v is None else f"{v:.{nd}f}{unit}"
+
+    for kind, label in (("1k", "1024² PNG"), ("4k", "4K PNG")):
+        bot, floor = phase(f"overhead-{kind}"), phase(f"overhead-{kind}", "floor")
+        if bot is None:
+            continue
+        b50, b99 = pct(bot["overhead_ms"], 0.5), pct(bot["overhead_ms"], 0.99)
+        f50 = pct(floor["overhead_ms"], 0.5) if floor else None
+        f99 = pct(floor["overhead_ms"], 0.99) if floor else None
+        n = len(bot["overhead_ms"])
+        if kind == "1k":
+            rows.append((f"overhead p50, {label} (n={n})", "≤ 10 ms", fmt(b50, " ms"),
+                         ok(b50 <= 10 if b50 is not None else None)))
+            rows.append((f"overhead p99, {label}", "≤ 50 ms", fmt(b99, " ms"),
+                         ok(b99 <= 50 if b99 is not None else None)))
+        else:
+            rows.append((f"overhead p50 / p99, {label} (n={n})", "—",
+                         f"{fmt(b50, ' ms')} / {fmt(b99, ' ms')}", "—"))
+        rows.append((f"  floor p50 / p99, {label}", "—", f"{fmt(f50, ' ms')} / {fmt(f99, ' ms')}",
+                     "—"))
+        r50 = b50 / f50 if b50 is not None and f50 else None
+        r99 = b99 / f99 if b99 is not None and f99 else None
+        rows.append((f"  bot / floor p50 · p99, {label}", "≤ 1.3×",
+                     f"{fmt(r50, '×', 2)} · {fmt(r99, '×', 2)}",
+                     ok(None if r50 is None else (r50 <= 1.3 and (r99 or 0) <= 1.3))))
+    one = phase("chats-1-off") or phase("chats-1-on")
+    many = phase("chats-500-off")
+    if one:
+        calls = {m: n for m, n in one["calls"].items() if m not in SETUP_METHODS}
+        total = sum(calls.values())
+        msgs = sum(n for m, n in calls.items() if m in MESSAGE_METHODS)
+        detail = ", ".join(f"{m} {n}" for m, n in sorted(calls.items()))
+        rows.append((f"Bot API calls per image, all (L = {latency:g} s)", "≤ 3",
+                     f"{total} ({detail})", ok(total <= 3)))
+        rows.append(("  of which messages (what the 30/s limit counts)", "≤ 3", str(msgs),
+                     ok(msgs <= 3)))
+    if many and many["done"]:
+        calls = {m: n for m, n in many["calls"].items() if m not in SETUP_METHODS}
+        per = sum(calls.values()) / many["jobs"]
+        per_msg = sum(n for m, n in calls.items() if m in MESSAGE_METHODS) / many["jobs"]
+        rows.append(("  at 500 chats: all calls; messages per image", "≤ 3",
+                     f"{per:.2f}; {per_msg:.2f}", ok(per_msg <= 3)))
+    for k in (1, 10, 100, 500):
+        p = phase(f"chats-{k}-off")
+        if p is None:
+            continue
+        target = latency + 2
+        wall = p["wall"]
+        shown = fmt(wall, " s", 2) if wall is not None else f"{p['done']}/{p['jobs']} done"
+        rows.append((f"{k} chats at once, limiter off: wall", f"≤ L+2 = {target:g} s", shown,
+                     ok(wall is not None and wall <= target) if k == 500 or wall is None
+                     else ok(wall <= target)))
+    for k in (1, 10, 100, 500):
+        p = phase(f"chats-{k}-on")
+        if p is None:
+            continue
+        bound = latency + k / FLOOD_PER_SECOND
+        wall = p["wall"]
+        shown = fmt(wall, " s", 2) if wall is not None else f"{p['done']}/{p['jobs']} done"
+        extra = f"; 429s {p['too_many']} (unretried {p['too_many_unretried']})"
+        rows.append((f"{k} chats at once, limiter on: wall", f"≤ 1.05 × {bound:.2f} s",
+                     shown + extra,
+                     ok(wall is not None and wall <= 1.05 * bound and not p["too_many_unretried"])))
+    stalls = [(n, phase(n)) for n in ("overhead-4k", "burst-4k")]
+    for name, p in stalls:
+        if p is not None:
+            v = p["loop_max_ms"]
+            rows.append((f"worst event-loop stall, {name}", "≤ 50 ms", fmt(v, " ms"),
+                         ok(v <= 50 if v is not None else None)))
+    worst_any = [
+        (p["loop_max_ms"], n)
+        for n in sc
+        for p in sc[n]["phases"]
+        if p["who"] == "bot" and p["loop_max_ms"] is not None
+    ]
+    if worst_any:
+        v, n = max(worst_any)
+        rows.append(("worst event-loop stall, any scenario", "≤ 50 ms", f"{v:.1f} ms ({n})",
+                     ok(v <= 50)))
+    for k in (1, 10, 100, 500):
+        p = phase(f"chats-{k}-off")
+        if p is not None:
+            v = p["peak_rss_mb"]
+            target = "≤ 200 MB" if k == 500 else "—"
+            rows.append((f"peak RSS, {k} chats (1024² answers)", target, fmt(v, " MB"),
+                         ok(v <= 200 if v is not None else None) if k == 500 else "—"))
+    big = phase("chats-500-off-big")
+    if big is not None:
+        wall = big["wall"]
+        shown = fmt(wall, " s", 2) if wall is not None else f"{big['done']}/{big['jobs']} done"
+        rows.append(("500 chats, 1.4 MB answers, limiter off: wall; peak RSS", "—",
+                     f"{shown}; {fmt(big['peak_rss_mb'], ' MB')}", "—"))
+    burst, one4k = phase("burst-4k"), phase("overhead-4k")
+    if burst and burst["peak_rss_mb"] and burst["idle_rss_mb"]:
+        per = (burst["peak_rss_mb"] - burst["idle_rss_mb"]) / burst["jobs"]
+        rows.append(("peak RSS, 10 × 4K at once; per 4K job in flight", "—",
+                     f"{burst['peak_rss_mb']:.0f} MB; {per:.0f} MB/job", "—"))
+    if one4k and one4k["peak_rss_mb"]:
+        rows.append(("peak RSS, 4K jobs at a steady pace", "—", fmt(one4k["peak_rss_mb"], " MB"),
+                     "—"))
+    st = results.get("storage", {})
+    conc, seq = st.get("concurrent", {}), st.get("sequential", {})
+    if "jobs_per_second" in conc:
+        jps = conc["jobs_per_second"]
+        errs = sum(conc.get("errors", {}).values())
+        rows.append((f"storage: jobs/s, {conc['chats']} chats writing at once", "≥ 100 jobs/s",
+                     f"{jps:.0f} jobs/s ({errs} errors)", ok(jps >= 100 and not errs)))
+    if "jobs_per_second" in seq:
+        rows.append(("  one chat alone: jobs/s; p50 per job", "—",
+                     f"{seq['jobs_per_second']:.0f} jobs/s; {seq['job_ms_p50']:.1f} ms", "—"))
+    return rows
+
+
+def render(rows: list[tuple[str, str, str, str]], info: dict[str, Any]) -> str:
+    head = ("metric", "target", "measured", "ok?")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |"]
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
+    pk = ", ".join(f"{k} {v}" for k, v in info["packages"].items())
+    lines.append("")
+    lines.append(
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_mb']} MB RAM; "
+        f"{info['os']}; Python {info['python']}; {pk}."
+    )
+    return "\n".join(lines)
+
+
+async def run_all(args: argparse.Namespace) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "quick": args.quick,
+        "latency": args.latency,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "scenarios": [],
+    }
+    chosen = [s for s in scenarios(args.quick, args.latency)
+              if not args.only or any(o in s.name for o in args.only)]
+    for sc in chosen:
+        t = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix=f"bench-{sc.name}-") as tmp:
+            try:
+                res = await Runner(sc, Path(tmp)).run()
+            except Exception as exc:  # report and go on: a benchmark, not a test
+                res = {"scenario": asdict(sc), "error": repr(exc), "phases": []}
+            if args.keep:
+                kept = Path(tempfile.mkdtemp(prefix=f"bench-kept-{sc.name}-"))
+                for log in Path(tmp).glob("*.log"):
+                    log.rename(kept / log.name)
+                print(f"logs kept in {kept}", file=sys.stderr)
+        results["scenarios"].append(res)
+        summary = "; ".join(
+            f"{p['who']}: {p['done']}/{p['jobs']} done, wall {p['wall']}, "
+            f"p50 {pct(p['overhead_ms'], 0.5)}, loop {p['loop_max_ms']} ms, "
+            f"rss {p['peak_rss_mb']} MB, fakes lag {p['fakes_loop_max_ms']} ms"
+            for p in res["phases"]
+        ) or res.get("error", "")
+        print(f"[{time.monotonic() - t:6.1f} s] {sc.name}: {summary}", file=sys.stderr, flush=True)
+    if not args.only or "storage" in args.only:
+        t = time.monotonic()
+        results["storage"] = await asyncio.to_thread(run_storage, args.quick)
+        print(f"[{time.monotonic() - t:6.1f} s] storage: {results['storage']}", file=sys.stderr)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer samples: about 2-3 minutes")
+    parser.add_argument("--latency", type=float, default=5.0, help="upstream latency L (s)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
+    parser.add_argument("--only", nargs="*", help="run only scenarios whose name contains these")
+    parser.add_argument("--keep", action="store_true", help="keep the programs' logs")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    results = asyncio.run(run_all(args))
+    rows = table(results, args.latency)
+    results["table"] = [dict(zip(("metric", "target", "measured", "ok"), r, strict=True))
+                        for r in rows]
+    results["seconds"] = round(time.monotonic() - started, 1)
+    args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    print(render(rows, results["machine"]))
+    print(f"\n{results['seconds']:.0f} s; details in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
