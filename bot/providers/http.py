@@ -117,14 +117,30 @@ async def post_json(
     `endpoint.timeout` bounds the whole call (upload, generation, download of the answer).
     """
     content = await encode_json(body)
-    headers = {**endpoint.auth_headers(), "Content-Type": "application/json"}
-    secrets = (endpoint.api_key,)
     log.debug("POST %s to %s (%d bytes)", urlsplit(url).path, endpoint.name, len(content))
+    return await _call(http, endpoint, "POST", url, content, max_bytes)
+
+
+async def get_json(
+    http: httpx.AsyncClient, endpoint: Endpoint, url: str, *, max_bytes: int = 5_000_000
+) -> bytes:
+    """GET with the endpoint's auth (task polling); the 2xx answer's bytes, else ProviderError."""
+    return await _call(http, endpoint, "GET", url, None, max_bytes)
+
+
+async def _call(
+    http: httpx.AsyncClient, endpoint: Endpoint, method: str, url: str, content: bytes | None,
+    max_bytes: int,
+) -> bytes:
+    headers = endpoint.auth_headers()
+    if content is not None:
+        headers = {**headers, "Content-Type": "application/json"}
+    secrets = (endpoint.api_key,)
     try:
         async with (
             asyncio.timeout(endpoint.timeout),
             http.stream(
-                "POST", url, content=content, headers=headers,
+                method, url, content=content, headers=headers,
                 params=endpoint.auth_params(), timeout=_timeouts(endpoint.timeout),
             ) as resp,
         ):
@@ -135,30 +151,8 @@ async def post_json(
                 )
             return await _read_capped(resp, max_bytes, "answer")
     except (httpx.HTTPError, TimeoutError) as exc:
-        raise transport_error(exc, f"POST to {endpoint.name}", endpoint.name, secrets) from None
-
-
-async def get_json(
-    http: httpx.AsyncClient, endpoint: Endpoint, url: str, *, max_bytes: int = 5_000_000
-) -> bytes:
-    """GET with the endpoint's auth (task polling); the 2xx answer's bytes, else ProviderError."""
-    secrets = (endpoint.api_key,)
-    try:
-        async with (
-            asyncio.timeout(endpoint.timeout),
-            http.stream(
-                "GET", url, headers=endpoint.auth_headers(), params=endpoint.auth_params(),
-                timeout=_timeouts(endpoint.timeout),
-            ) as resp,
-        ):
-            if not resp.is_success:
-                head = await _read_head(resp)
-                raise error_from_http(
-                    resp.status_code, head, resp.headers, endpoint.name, secrets=secrets
-                )
-            return await _read_capped(resp, max_bytes, "answer")
-    except (httpx.HTTPError, TimeoutError) as exc:
-        raise transport_error(exc, f"GET from {endpoint.name}", endpoint.name, secrets) from None
+        where = f"{method} {'to' if content is not None else 'from'} {endpoint.name}"
+        raise transport_error(exc, where, endpoint.name, secrets) from None
 
 
 async def download_image(
