@@ -27,6 +27,8 @@ MAX_ANSWER_BYTES = 300_000_000  # a 4K answer is ~30 MB of base64; anything this
 ERROR_BODY_BYTES = 65_536
 CONNECT_TIMEOUT = 15.0
 _EXPIRED_STATUSES = frozenset({403, 404, 410})
+DOWNLOAD_ATTEMPTS = 2  # an image link that fails to download is fetched once more
+DOWNLOAD_RETRY_PAUSE = 0.5
 
 
 def _string_chars(obj: Any) -> int:
@@ -122,26 +124,32 @@ async def post_json(
 
 
 async def get_json(
-    http: httpx.AsyncClient, endpoint: Endpoint, url: str, *, max_bytes: int = 5_000_000
+    http: httpx.AsyncClient,
+    endpoint: Endpoint,
+    url: str,
+    *,
+    max_bytes: int = 5_000_000,
+    timeout: float | None = None,  # noqa: ASYNC109 - total budget, default endpoint.timeout
 ) -> bytes:
     """GET with the endpoint's auth (task polling); the 2xx answer's bytes, else ProviderError."""
-    return await _call(http, endpoint, "GET", url, None, max_bytes)
+    return await _call(http, endpoint, "GET", url, None, max_bytes, timeout)
 
 
 async def _call(
     http: httpx.AsyncClient, endpoint: Endpoint, method: str, url: str, content: bytes | None,
-    max_bytes: int,
+    max_bytes: int, total: float | None = None,
 ) -> bytes:
     headers = endpoint.auth_headers()
     if content is not None:
         headers = {**headers, "Content-Type": "application/json"}
     secrets = (endpoint.api_key,)
+    total = endpoint.timeout if total is None else total
     try:
         async with (
-            asyncio.timeout(endpoint.timeout),
+            asyncio.timeout(total),
             http.stream(
                 method, url, content=content, headers=headers,
-                params=endpoint.auth_params(), timeout=_timeouts(endpoint.timeout),
+                params=endpoint.auth_params(), timeout=_timeouts(total),
             ) as resp,
         ):
             if not resp.is_success:
@@ -194,9 +202,28 @@ async def resolve_images(
                 raise bad_response(f"image too large ({len(ref.data)} bytes > {max_bytes})")
             images.append(GeneratedImage(data=ref.data, mime=checked_mime(ref.data, ref.mime)))
         elif ref.url:
-            images.append(
-                await download_image(http, ref.url, max_bytes=max_bytes, timeout=timeout)
-            )
+            images.append(await _download_paid(http, ref.url, max_bytes, timeout))
         else:
             raise bad_response("empty image reference in answer")
     return images
+
+
+async def _download_paid(
+    http: httpx.AsyncClient, url: str, max_bytes: int, timeout: float  # noqa: ASYNC109
+) -> GeneratedImage:
+    """Download an image the upstream already made (and billed). Fetching again is free, so a
+    transient failure is tried again; if it persists, resending the request would pay twice,
+    so the failure is reported as TIMEOUT ("maybe charged"), which the pool caps."""
+    for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+        try:
+            return await download_image(http, url, max_bytes=max_bytes, timeout=timeout)
+        except ProviderError as exc:
+            if not exc.transient:
+                raise
+            if attempt == DOWNLOAD_ATTEMPTS:
+                raise ProviderError(
+                    ProviderErrorKind.TIMEOUT, f"{exc.detail} (image already made)"
+                ) from exc
+            log.info("image download failed (%s), trying again", exc.kind.value)
+            await asyncio.sleep(DOWNLOAD_RETRY_PAUSE)
+    raise AssertionError("unreachable")

@@ -1,14 +1,23 @@
 """The `openai-images` dialect: /images/generations and /images/edits as JSON (S2, S4; §1C),
-with kling-style async tasks polled at /images/tasks/{id}."""
+with kling-style async tasks polled at /images/tasks/{id}.
+
+Qiniu (S2) takes edits as a JSON body with `image` a data URI or a list of them, not the
+multipart form of official OpenAI; Rainboxs (S4) answers `data[].url` plus a `revised_prompt`
+holding a markdown link. Kling models on Qiniu answer `{"task_id"}`; the task is then polled
+(free) until it succeeds or fails. Resubmitting is never free, so once a task exists every
+failure to learn its outcome is reported as TIMEOUT ("maybe charged"), which the pool caps.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
-import time
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -22,83 +31,190 @@ from bot.providers.base import (
     ProgressCallback,
 )
 from bot.providers.errors import ProviderError, ProviderErrorKind
-from bot.providers.extract import bad_response, ref_from_url_or_data, text_without_images
+from bot.providers.extract import (
+    bad_response,
+    clean_detail,
+    decode_base64,
+    error_from_http,
+    ref_from_url_or_data,
+    sniff_mime,
+    text_without_images,
+)
 from bot.providers.http import get_json, post_json, resolve_images, tagged
 
+log = logging.getLogger(__name__)
+
+TaskStatus = Literal["submitted", "processing", "succeed", "failed"]
+MAX_N = 10  # S2: n is 1-10
+POLL_ATTEMPTS = 4  # consecutive failed polls (5xx, connection, 429) before giving up
+PARSE_IN_THREAD_BYTES = 64_000
 _RESERVED = frozenset({"model", "prompt", "image", "mask", "n"})
-TASK_DONE, TASK_FAILED = "succeed", "failed"
+# Words relays use for a task's state, mapped to the four of S2.
+_STATUS_WORDS: dict[str, TaskStatus] = {
+    "submitted": "submitted", "queued": "submitted", "pending": "submitted",
+    "processing": "processing", "running": "processing", "in_progress": "processing",
+    "succeed": "succeed", "succeeded": "succeed", "success": "succeed", "completed": "succeed",
+    "failed": "failed", "failure": "failed", "error": "failed", "cancelled": "failed",
+    "canceled": "failed",
+}
+_BLOCKED_WORDS = ("审核", "违规", "敏感", "moderation", "safety", "sensitive", "inappropriate")
+_INVALID_WORDS = ("参数", "invalid", "parameter", "not support", "不支持", "尺寸", "宽高", "size")
+
+T = TypeVar("T")
 
 
-def _data_uri(image: InputImage) -> str:
+# --- request ------------------------------------------------------------------------------
+
+
+def data_uri(image: InputImage) -> str:
     return f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
 
 
 def build_request(req: ImageRequest, endpoint: Endpoint) -> tuple[str, dict[str, Any]]:
-    """(path, JSON body). No images: a generation; with images: an edit (JSON, as S2 takes)."""
+    """(path, JSON body). No images: a generation; with images: an edit, JSON as S2 takes it
+    (`image` a string for one image, a list for several). `endpoint.extra_body` is merged at top
+    level but cannot replace model, prompt, images, mask or n. `aspect_ratio` is documented for
+    kling models only (S2), so it is sent only to those; `req.mask` only goes with an edit."""
     body: dict[str, Any] = {k: v for k, v in endpoint.extra_body.items() if k not in _RESERVED}
     body.update(model=req.model, prompt=req.prompt)
     if req.n > 1:
-        body["n"] = min(req.n, 10)
+        body["n"] = min(req.n, MAX_N)
     if req.aspect_ratio and req.model.lower().startswith("kling"):
-        body["aspect_ratio"] = req.aspect_ratio  # S2 documents it for kling models only
+        body["aspect_ratio"] = req.aspect_ratio
     if not req.images:
         return "/images/generations", body
-    uris = [_data_uri(i) for i in req.images]
+    uris = [data_uri(image) for image in req.images]
     body["image"] = uris[0] if len(uris) == 1 else uris
     if req.mask is not None:
-        body["mask"] = _data_uri(req.mask)
+        body["mask"] = data_uri(req.mask)
     return "/images/edits", body
+
+
+# --- response -----------------------------------------------------------------------------
+
+
+def _error_in_200(err: Any, body: bytes) -> ProviderError:
+    """A relay's error object in a 200 answer, classified like the HTTP status it names."""
+    if isinstance(err, Mapping):
+        status = err.get("code") if isinstance(err.get("code"), int) else err.get("status")
+        if isinstance(status, int) and 400 <= status <= 599:
+            return error_from_http(status, body, {}, "")
+        message = err.get("message") or json.dumps(err, ensure_ascii=False)[:500]
+        reason = err.get("code") or err.get("type")
+        return bad_response(
+            clean_detail(f"error in a 200 answer: {message}"),
+            reason=str(reason) if reason else None,
+        )
+    return bad_response(clean_detail(f"error in a 200 answer: {err}"))
 
 
 def _load(body: bytes) -> dict[str, Any]:
     try:
         answer = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise bad_response(f"answer is not JSON: {body[:80]!r}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_response(f"answer is not JSON ({type(exc).__name__}: {exc})"[:300]) from None
     if not isinstance(answer, dict):
-        raise bad_response("answer is not a JSON object")
-    error = answer.get("error")
-    if isinstance(error, dict) and not answer.get("data"):
-        raise bad_response(f"relay error in a 200 answer: {str(error.get('message'))[:200]}")
+        raise bad_response(f"answer is JSON {type(answer).__name__}, not an object")
+    if answer.get("error") and not answer.get("data"):
+        raise _error_in_200(answer["error"], body)
     return answer
 
 
-def _refs(items: Any) -> tuple[list[ImageRef], str | None]:
-    refs, texts = [], []
-    for item in items if isinstance(items, list) else []:
-        if not isinstance(item, dict):
+def _b64_ref(payload: str) -> ImageRef:
+    """`b64_json` is bare base64 by the spec; some relays put a data URI there instead."""
+    if payload.lstrip()[:5].lower() == "data:":
+        return ref_from_url_or_data(payload)
+    data = decode_base64(payload)
+    return ImageRef(data=data, mime=sniff_mime(data))
+
+
+def _item_ref(item: Mapping[str, Any]) -> ImageRef | None:
+    b64, url = item.get("b64_json"), item.get("url")
+    if isinstance(b64, str) and b64.strip():
+        return _b64_ref(b64)
+    if isinstance(url, str) and url.strip():
+        return ref_from_url_or_data(url)
+    return None
+
+
+def _items(data: Any) -> tuple[list[ImageRef], str | None]:
+    """Images of `data[]` (b64_json first, else url) and the words of its revised prompts."""
+    refs, words = [], []
+    for item in data if isinstance(data, list) else []:
+        if not isinstance(item, Mapping):
             continue
-        if isinstance(item.get("b64_json"), str) and item["b64_json"]:
-            refs.append(ref_from_url_or_data(item["b64_json"]))
-        elif isinstance(item.get("url"), str) and item["url"]:
-            refs.append(ref_from_url_or_data(item["url"]))
-        if isinstance(item.get("revised_prompt"), str):
-            texts.append(text_without_images(item["revised_prompt"]))
-    return refs, "\n".join(t for t in texts if t) or None
+        ref = _item_ref(item)
+        if ref is not None:
+            refs.append(ref)
+        revised = item.get("revised_prompt")
+        if isinstance(revised, str) and (text := text_without_images(revised)):
+            words.append(text)
+    return refs, "\n".join(words) or None
 
 
 def parse_response(body: bytes) -> ParsedAnswer:
+    """Images (decoded, or URLs still to fetch), revised-prompt words and usage of a 200 answer,
+    or the task id of an async (kling) answer. CPU-heavy for big answers: run it in a thread.
+
+    `text` holds the revised prompt (markdown image links removed) whether or not there are
+    images; the bot shows it only when no image came back."""
     answer = _load(body)
-    if answer.get("task_id") and not answer.get("data"):
-        return ParsedAnswer(task_id=str(answer["task_id"]))
-    images, text = _refs(answer.get("data"))
+    task_id = answer.get("task_id")
+    if task_id and not answer.get("data"):
+        return ParsedAnswer(task_id=str(task_id))
+    images, text = _items(answer.get("data"))
     if not images and not text:
         raise ProviderError(ProviderErrorKind.NO_IMAGE, "answer has no images")
-    return ParsedAnswer(images=images, text=text, usage=answer.get("usage"))
+    usage = answer.get("usage")
+    return ParsedAnswer(images=images, text=text, usage=usage if isinstance(usage, dict) else None)
 
 
 @dataclass
 class TaskState:
-    status: str
+    """One poll of an async task: its status, the images once it succeeded, the relay's note."""
+
+    status: TaskStatus
     images: list[ImageRef] = field(default_factory=list)
     message: str | None = None
 
 
+def task_status(word: Any) -> TaskStatus:
+    """S2's four states; the synonyms relays use mapped onto them, anything unknown is
+    'processing' (so it is polled again until done or out of time)."""
+    return _STATUS_WORDS.get(str(word or "").strip().lower(), "processing")
+
+
 def parse_task(body: bytes) -> TaskState:
+    """A `GET /images/tasks/{id}` answer (S2): status, `data[].url` when it succeeded,
+    `status_message`."""
     answer = _load(body)
-    status = str(answer.get("status") or "processing").lower()
-    images, _ = _refs(answer.get("data")) if status == TASK_DONE else ([], None)
-    return TaskState(status, images, answer.get("status_message"))
+    status = task_status(answer.get("status"))
+    images = _items(answer.get("data"))[0] if status == "succeed" else []
+    message = answer.get("status_message")
+    return TaskState(status, images, message if isinstance(message, str) and message else None)
+
+
+def task_failure(state: TaskState) -> ProviderError:
+    """The error for a failed task: the relay's message decides blocked / bad request / none."""
+    message = state.message or "no reason given"
+    lowered = message.lower()
+    if any(word in lowered for word in _BLOCKED_WORDS):
+        kind = ProviderErrorKind.BLOCKED
+    elif any(word in lowered for word in _INVALID_WORDS):
+        kind = ProviderErrorKind.BAD_REQUEST
+    else:
+        kind = ProviderErrorKind.NO_IMAGE
+    return ProviderError(kind, clean_detail(f"task failed: {message}"), reason="task_failed")
+
+
+# --- provider -----------------------------------------------------------------------------
+
+
+async def _parse(parse: Callable[[bytes], T], raw: bytes) -> T:
+    """Parse off the event loop when the body is big (base64 images)."""
+    if len(raw) > PARSE_IN_THREAD_BYTES:
+        return await asyncio.to_thread(parse, raw)
+    return parse(raw)
 
 
 class OpenAIImagesProvider:
@@ -119,17 +235,25 @@ class OpenAIImagesProvider:
         self._poll_interval = poll_interval
         self._max_task_wait = max_task_wait
 
+    @property
+    def base(self) -> str:
+        return self.endpoint.base_url.rstrip("/")
+
+    def task_url(self, task_id: str) -> str:
+        return f"{self.base}/images/tasks/{quote(task_id, safe='')}"
+
     async def generate(
         self, request: ImageRequest, progress: ProgressCallback | None = None
     ) -> ImageResult:
-        base = self.endpoint.base_url.rstrip("/")
+        """Submit; for a task answer poll it (reporting `task:<status>` to `progress`); then
+        fetch any image links at once (relay links expire)."""
         with tagged(self.endpoint.name):
             path, body = await asyncio.to_thread(build_request, request, self.endpoint)
-            raw = await post_json(self._http, self.endpoint, base + path, body)
-            parsed = await asyncio.to_thread(parse_response, raw)
+            raw = await post_json(self._http, self.endpoint, self.base + path, body)
+            parsed = await _parse(parse_response, raw)
             refs = parsed.images
             if parsed.task_id is not None:
-                refs = await self._wait_for_task(f"{base}/images/tasks/{parsed.task_id}", progress)
+                refs = await self._wait_for_task(parsed.task_id, progress)
             images = await resolve_images(
                 self._http, refs, max_bytes=self._max_download_bytes, timeout=self.endpoint.timeout
             )
@@ -141,32 +265,67 @@ class OpenAIImagesProvider:
             model=request.model,
         )
 
-    async def _wait_for_task(self, url: str, progress: ProgressCallback | None) -> list[ImageRef]:
-        """Poll until the task succeeds or fails; polling again is free, unlike resubmitting."""
-        deadline = time.monotonic() + self._max_task_wait
-        last, misses = "", 0
-        while time.monotonic() < deadline:
-            try:
-                state = await asyncio.to_thread(
-                    parse_task, await get_json(self._http, self.endpoint, url)
-                )
-                misses = 0
-            except ProviderError as exc:
-                misses += 1
-                if not exc.transient or misses > 3:
-                    raise
-                await asyncio.sleep(self._poll_interval)
-                continue
-            if state.status != last and progress is not None:
-                await progress(f"task:{state.status}")
-            last = state.status
-            if state.status == TASK_DONE:
+    async def _wait_for_task(
+        self, task_id: str, progress: ProgressCallback | None
+    ) -> list[ImageRef]:
+        """Poll every `poll_interval` until the task succeeds or fails, or `max_task_wait` ends."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._max_task_wait
+        url, last = self.task_url(task_id), ""
+        while True:
+            state = await self._poll(url, deadline)
+            if state.status != last:
+                last = state.status
+                await _notify(progress, f"task:{state.status}")
+            if state.status == "succeed":
+                if not state.images:
+                    raise ProviderError(ProviderErrorKind.NO_IMAGE, "task succeeded without images")
                 return state.images
-            if state.status == TASK_FAILED:
-                raise ProviderError(
-                    ProviderErrorKind.NO_IMAGE, f"task failed: {state.message or 'no reason given'}"
+            if state.status == "failed":
+                raise task_failure(state)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise self._still_running()
+            await asyncio.sleep(min(self._poll_interval, remaining))
+
+    async def _poll(self, url: str, deadline: float) -> TaskState:
+        """One task state. Transient failures are polled again (free) a few times; when they
+        persist, or time runs out, the outcome is unknown: TIMEOUT ("maybe charged")."""
+        loop = asyncio.get_running_loop()
+        for attempt in range(1, POLL_ATTEMPTS + 1):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise self._still_running()
+            try:
+                raw = await get_json(
+                    self._http, self.endpoint, url, timeout=min(self.endpoint.timeout, remaining)
                 )
-            await asyncio.sleep(self._poll_interval)
-        raise ProviderError(
-            ProviderErrorKind.TIMEOUT, f"task still running after {self._max_task_wait:.0f} s"
+                return await _parse(parse_task, raw)
+            except ProviderError as exc:
+                if not exc.transient:
+                    raise
+                if attempt == POLL_ATTEMPTS:
+                    raise ProviderError(
+                        ProviderErrorKind.TIMEOUT,
+                        f"task status unknown after {attempt} polls: {exc.detail}",
+                        status=exc.status,
+                    ) from exc
+                log.info("polling %s: %s (attempt %d)", self.endpoint.name, exc.kind, attempt)
+                wait = max(self._poll_interval, exc.retry_after or 0.0)
+                await asyncio.sleep(max(0.0, min(wait, deadline - loop.time())))
+        raise AssertionError("unreachable")
+
+    def _still_running(self) -> ProviderError:
+        return ProviderError(
+            ProviderErrorKind.TIMEOUT, f"task still running after {self._max_task_wait:g} s"
         )
+
+
+async def _notify(progress: ProgressCallback | None, code: str) -> None:
+    """Report a structured progress code; a failing report never loses a paid task."""
+    if progress is None:
+        return
+    try:
+        await progress(code)
+    except Exception:
+        log.warning("progress callback failed for %s", code, exc_info=True)

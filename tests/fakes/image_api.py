@@ -1,4 +1,4 @@
-"""A fake image API that behaves like the relays of PROTOCOLS.md §1B (and later §1A/§1C).
+"""A fake image API that behaves like the relays of PROTOCOLS.md §1A, §1B and §1C.
 
 It is an aiohttp server on 127.0.0.1 (port 0) running in the test's own event loop:
 
@@ -7,10 +7,27 @@ It is an aiohttp server on 127.0.0.1 (port 0) running in the test's own event lo
     ... Endpoint(base_url=api.openai_base, ...)   # f"{api.root}/v1"
     await api.stop()
 
-Routes now: `POST /v1/chat/completions` (openai-chat) and `GET /files/<id>.<ext>` (expiring image
-links). To add a dialect, add a route whose handler calls `self._serve(request, dialect, answer)`:
-auth, recording, input-image decoding, latency and `fail_next` are shared; add the dialect's
-image sources to `_image_sources` and its error shape to `_error`.
+Routes:
+- `POST /v1/chat/completions` (openai-chat; answer shape `answer_shape`);
+- `POST /v1/images/generations`, `POST /v1/images/edits` (openai-images, JSON bodies; `image` a
+  data URI / URL or a list of them, `mask`, `n`; answer by `images_answer`: "b64" (Qiniu
+  `data[].b64_json`), "url" (Rainboxs `data[].url` + `revised_prompt` with a markdown link) or
+  "task" (kling: `{"task_id"}`, then `GET /v1/images/tasks/{id}` says submitted, processing ...
+  for `task_steps` polls, then succeed with `data[].url`, or failed after fail_next("task-failed"));
+  `fail_next_poll` makes task polls fail;
+- `POST /v1beta/models/{model}:generateContent` (gemini native; answer by `gemini_answer`:
+  "image", "snake", "thinking", "text-only"; refusals via fail_next);
+- `GET /files/<id>.<ext>` (image links, expiring after `url_ttl`).
+Errors come in each dialect's own shape: OpenAI `{"error":{message,type,param,code}}` for /v1,
+Google `{"error":{code,message,status,details}}` for /v1beta (a bad key is Google's 400
+API_KEY_INVALID there). To add a dialect, add a route whose handler calls
+`self._serve(request, dialect, answer)`: auth, recording, input-image decoding, latency and
+`fail_next` are shared; add the dialect's image sources to `_image_sources` and its error shape
+to `_error`.
+
+Every request records its input images (`requests[i].input_images`: all images of all turns,
+in order, then an edit's mask) and `turns` (gemini `contents`, chat `messages`); thought
+signatures sent back to a gemini route are collected in `signatures_seen`.
 
 Every generated image is a solid colour taken from a deterministic sequence (`next_color()`
 peeks at it, `outputs` records what was sent), so a test can check *by pixels* that a later
@@ -69,9 +86,12 @@ FAIL_KINDS = (
     "finish-RECITATION",
 )
 ANSWER_TIME_FAULTS = ("truncated-base64", "content-filter", "task-failed")
+POLL_FAIL_KINDS = ("500", "503-html", "429", "hang", "malformed-json", "401")
 LEADING_TEXT = "这是修改后的图片:"
 TEXT_ONLY_ANSWER = "抱歉,我无法生成这张图片。我可以用文字描述:一只橙色的小猫坐在彩虹桥上。"
 BIG_NOISE_COLOR: Color = (128, 128, 128)  # what `outputs` records for a big (noise) output
+# Interim "thinking" images: a colour the output sequence never has, and not in `outputs`.
+DRAFT_COLOR: Color = (250, 250, 250)
 
 _CLOUDFLARE_503 = """<!DOCTYPE html>
 <html lang="en-US"><head><title>api.example.com | 503: Service temporarily unavailable</title>
@@ -80,6 +100,17 @@ _CLOUDFLARE_503 = """<!DOCTYPE html>
 <p>The web server reported a temporary error. Cloudflare Ray ID: 8f1e2d3c4b5a6978</p>
 </div></body></html>"""
 _MIMES = {"png": "image/png", "jpeg": "image/jpeg"}
+_MALFORMED = {  # an answer cut off mid-string, in each dialect's shape
+    "openai-chat": b'{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,'
+    b'"message":{"role":"assistant","content":"\xe8\xbf\x99',
+    "openai-images": b'{"created":1758420613,"data":[{"b64_json":"iVBORw0KGgoAAAANSUhEU',
+    "gemini": b'{"candidates":[{"content":{"role":"model","parts":[{"text":"\xe8\xbf\x99',
+}
+_GOOGLE_MESSAGES = {
+    400: "Request contains an invalid argument.",
+    500: "An internal error has occurred. Please retry or report in "
+    "https://developers.generativeai.google/guide/troubleshooting",
+}
 _FORMAT_MIMES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif"}
 
 
@@ -102,6 +133,7 @@ class Recorded:
     json: Any  # None when the body was not JSON
     input_images: list[SeenImage]
     at: float  # time.monotonic()
+    turns: int = 0  # gemini: len(contents); openai-chat: len(messages); images: 1
 
 
 @dataclass
@@ -191,6 +223,7 @@ class FakeImageAPI:
         self.signatures_seen: list[str] = []  # every thoughtSignature sent back to us
         self._tasks: dict[str, dict[str, Any]] = {}
         self._failures: deque[_Failure] = deque()
+        self._poll_failures: deque[_Failure] = deque()
         self._files: dict[str, _File] = {}
         self._color_index = 0
         self._closing = asyncio.Event()
@@ -244,6 +277,13 @@ class FakeImageAPI:
             raise ValueError(f"unknown failure kind {kind!r}")
         self._failures.extend(_Failure(kind, kw) for _ in range(times))
 
+    def fail_next_poll(self, kind: str, times: int = 1, **kw: Any) -> None:
+        """Make the next `times` task polls (GET /v1/images/tasks/{id}) fail as `kind`
+        (one of POLL_FAIL_KINDS; kw as for fail_next)."""
+        if kind not in POLL_FAIL_KINDS:
+            raise ValueError(f"unknown poll failure kind {kind!r}")
+        self._poll_failures.extend(_Failure(kind, kw) for _ in range(times))
+
     def file_url(self, file_id: str, ext: str) -> str:
         return f"{self.root}/files/{file_id}.{ext}"
 
@@ -251,24 +291,9 @@ class FakeImageAPI:
     async def _serve(self, request: web.Request, dialect: str, answer: Answer) -> web.Response:
         body = await self._read_json(request)
         seen, bad_image = await self._input_images(dialect, body)
-        self.requests.append(
-            Recorded(
-                path=request.path,
-                headers={k.lower(): v for k, v in request.headers.items()},
-                query=dict(request.query),
-                json=body,
-                input_images=seen,
-                at=time.monotonic(),
-            )
-        )
+        self._record(request, body, seen, _turns(dialect, body))
         if not self._authorized(request):
-            return self._error(
-                dialect,
-                401,
-                "Incorrect API key provided.",
-                "invalid_request_error",
-                "invalid_api_key",
-            )
+            return self._auth_error(dialect)
         if body is None:
             return self._error(
                 dialect,
@@ -289,8 +314,23 @@ class FakeImageAPI:
         if self.latency:
             await self._sleep(self.latency)
         if failure is not None and failure.kind not in ANSWER_TIME_FAULTS:
-            return await self._fail(dialect, failure, body)
+            return await self._fail(dialect, failure, _model_of(request, body))
         return await answer(body, failure)
+
+    def _record(
+        self, request: web.Request, body: Any, seen: list[SeenImage], turns: int
+    ) -> None:
+        self.requests.append(
+            Recorded(
+                path=request.path,
+                headers={k.lower(): v for k, v in request.headers.items()},
+                query=dict(request.query),
+                json=body,
+                input_images=seen,
+                at=time.monotonic(),
+                turns=turns,
+            )
+        )
 
     async def _read_json(self, request: web.Request) -> Any:
         raw = await request.read()
@@ -314,6 +354,15 @@ class FakeImageAPI:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closing.wait(), seconds)
 
+    def _auth_error(self, dialect: str) -> web.Response:
+        if dialect == "gemini":  # Google answers a wrong key with 400, not 401
+            return google_error(
+                400, "API key not valid. Please pass a valid API key.", reason="API_KEY_INVALID"
+            )
+        return self._error(
+            dialect, 401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
+        )
+
     def _error(
         self,
         dialect: str,
@@ -325,11 +374,12 @@ class FakeImageAPI:
     ) -> web.Response:
         """An error in the dialect's own shape (openai family: {"error":{message,type,...}})."""
         if dialect == "gemini":
+            message = _GOOGLE_MESSAGES.get(status, message)
             return google_error(status, message, headers=headers)
         body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
         return web.json_response(body, status=status, headers=headers)
 
-    async def _fail(self, dialect: str, failure: _Failure, body: Any) -> web.Response:
+    async def _fail(self, dialect: str, failure: _Failure, model: str | None) -> web.Response:
         kind, kw = failure.kind, failure.kw
         if kind == "hang":
             await self._sleep(kw.get("seconds", 60.0))
@@ -337,11 +387,7 @@ class FakeImageAPI:
         if kind == "503-html":
             return web.Response(status=503, text=_CLOUDFLARE_503, content_type="text/html")
         if kind == "malformed-json":
-            return web.Response(
-                body=b'{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,'
-                b'"message":{"role":"assistant","content":"\xe8\xbf\x99',
-                content_type="application/json",
-            )
+            return web.Response(body=_MALFORMED[dialect], content_type="application/json")
         if kind in GEMINI_REFUSALS:
             return _json(gemini_refusal(kind))
         if kind == "quota-per-day" or (kind == "429" and dialect == "gemini"):
@@ -360,8 +406,14 @@ class FakeImageAPI:
                 "rate_limit_exceeded",
                 headers={"Retry-After": str(kw.get("retry_after", 1))},
             )
+        if kind == "404-model" and dialect == "gemini":
+            return google_error(
+                404,
+                f"models/{model} is not found for API version v1beta, or is not supported for "
+                "generateContent. Call ListModels to see the list of available models and "
+                "their supported methods.",
+            )
         if kind == "404-model":
-            model = body.get("model") if isinstance(body, dict) else None
             return self._error(
                 dialect,
                 kw.get("status", 404),
@@ -373,13 +425,7 @@ class FakeImageAPI:
 
     def _simple_failure(self, dialect: str, kind: str, kw: dict[str, Any]) -> web.Response:
         if kind == "401":
-            return self._error(
-                dialect,
-                401,
-                "Incorrect API key provided.",
-                "invalid_request_error",
-                "invalid_api_key",
-            )
+            return self._auth_error(dialect)
         if kind == "400":
             return self._error(
                 dialect,
@@ -404,7 +450,7 @@ class FakeImageAPI:
             image = body.get("image")
             sources.extend(
                 i
-                for i in (image if isinstance(image, list) else [image])
+                for i in [*(image if isinstance(image, list) else [image]), body.get("mask")]
                 if isinstance(i, str) and i
             )
         if dialect == "gemini" and isinstance(body, dict):
@@ -467,10 +513,12 @@ class FakeImageAPI:
         self.output_bytes.append(data)
         return data, _MIMES[self.output_format]
 
-    async def _image_targets(self, *, as_url: bool, truncate: bool) -> list[str]:
-        """Data URIs (or /files/ links) of freshly generated images."""
+    async def _image_targets(
+        self, *, as_url: bool, truncate: bool, count: int | None = None
+    ) -> list[str]:
+        """Data URIs (or /files/ links) of `count` (default images_per_answer) new images."""
         targets = []
-        for _ in range(self.images_per_answer):
+        for _ in range(self.images_per_answer if count is None else count):
             data, mime = await self._make_output()
             if as_url:
                 file_id = uuid.uuid4().hex
@@ -496,48 +544,40 @@ class FakeImageAPI:
         return await self._serve(request, "openai-images", self._images_answer)
 
     async def _images_answer(self, body: dict[str, Any], failure: _Failure | None) -> web.Response:
-        n = max(1, min(int(body.get("n") or 1), 10))
+        n = _count(body.get("n"))
+        if failure is not None and failure.kind == "content-filter":
+            return self._error(
+                "openai-images",
+                400,
+                "Your request was rejected as a result of our safety system. Your prompt may "
+                "contain text that is not allowed by our safety system.",
+                "invalid_request_error",
+                "content_policy_violation",
+            )
         if self.images_answer == "task":
             task_id = f"image-{uuid.uuid4().hex[:16]}"
             failed = failure is not None and failure.kind == "task-failed"
             self._tasks[task_id] = {"polls": 0, "failed": failed, "n": n}
             return _json({"task_id": task_id})
         as_url = self.images_answer == "url"
-        items = []
-        for _ in range(n):
-            [target] = await self._image_targets(
-                as_url=as_url, truncate=failure is not None and failure.kind == "truncated-base64"
-            )
-            if as_url:
-                items.append(
-                    {"url": target, "revised_prompt": f"{body.get('prompt')}: ![image]({target})"}
-                )
-            else:
-                items.append({"b64_json": target.partition(",")[2]})
+        truncate = failure is not None and failure.kind == "truncated-base64"
+        targets = await self._image_targets(as_url=as_url, truncate=truncate, count=n)
+        if as_url:
+            prompt = body.get("prompt")
+            items = [{"revised_prompt": f"{prompt}: ![image]({t})", "url": t} for t in targets]
+        else:
+            items = [{"b64_json": t.partition(",")[2]} for t in targets]
         usage = {"total_tokens": 1300, "input_tokens": 10, "output_tokens": 1290}
         return _json(
             {"created": int(time.time()), "data": items, "output_format": "png", "usage": usage}
         )
 
     async def _task(self, request: web.Request) -> web.Response:
-        self.requests.append(
-            Recorded(
-                path=request.path,
-                headers={k.lower(): v for k, v in request.headers.items()},
-                query=dict(request.query),
-                json=None,
-                input_images=[],
-                at=time.monotonic(),
-            )
-        )
+        self._record(request, None, [], 0)
         if not self._authorized(request):
-            return self._error(
-                "openai-images",
-                401,
-                "Incorrect API key provided.",
-                "invalid_request_error",
-                "invalid_api_key",
-            )
+            return self._auth_error("openai-images")
+        if self._poll_failures:
+            return await self._fail("openai-images", self._poll_failures.popleft(), None)
         task_id = request.match_info["task_id"]
         task = self._tasks.get(task_id)
         if task is None:
@@ -553,10 +593,7 @@ class FakeImageAPI:
         if task["failed"]:
             return _json({**answer, "status": "failed", "status_message": "图片内容审核未通过"})
         if "data" not in task:
-            urls = [
-                (await self._image_targets(as_url=True, truncate=False))[0]
-                for _ in range(task["n"])
-            ]
+            urls = await self._image_targets(as_url=True, truncate=False, count=task["n"])
             task["data"] = [{"index": i, "url": u} for i, u in enumerate(urls)]
         return _json(
             {
@@ -583,6 +620,7 @@ class FakeImageAPI:
         )
         mime, _, data = target.partition(";base64,")
         mime = mime.removeprefix("data:")
+        parts: list[dict[str, Any]]
         if self.gemini_answer == "snake":
             parts = [{"text": "Here you go."}, {"inline_data": {"mime_type": mime, "data": data}}]
         else:
@@ -591,13 +629,18 @@ class FakeImageAPI:
                 {"inlineData": {"mimeType": mime, "data": data}},
             ]
         if self.gemini_answer == "thinking":
-            draft = {"inlineData": {"mimeType": mime, "data": data}, "thought": True}
-            n = len(self.requests)
+            draft = await asyncio.to_thread(
+                solid_image, self.output_size, DRAFT_COLOR, self.output_format
+            )
+            thought: dict[str, Any] = {
+                "inlineData": {"mimeType": mime, "data": base64.b64encode(draft).decode("ascii")},
+                "thought": True,
+            }
             parts = [
                 {"text": "Planning the scene", "thought": True},
-                draft,
-                dict(draft),
-                {**parts[1], "thoughtSignature": f"sig-{n}"},
+                thought,
+                dict(thought),
+                {**parts[1], "thoughtSignature": f"sig-{len(self.requests)}"},
             ]
         return web.Response(
             body=await asyncio.to_thread(_dumps, gemini_payload(parts)),
@@ -708,13 +751,24 @@ def google_error(
     per_day: bool = False,
     retry_delay: str | None = None,
     headers: dict[str, str] | None = None,
+    reason: str | None = None,
 ) -> web.Response:
-    """An error in Google's shape: {"error":{code,message,status,details}}."""
+    """An error in Google's shape: {"error":{code,message,status,details}}; `reason` adds a
+    google.rpc.ErrorInfo (API_KEY_INVALID for a wrong key)."""
     error: dict[str, Any] = {
         "code": status,
         "message": message,
         "status": _GOOGLE_STATUS.get(status, "UNKNOWN"),
     }
+    if reason:
+        error["details"] = [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": reason,
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com"},
+            }
+        ]
     if status == 429:
         quota = (
             "GenerateRequestsPerDayPerProjectPerModel"
@@ -737,6 +791,35 @@ def google_error(
             },
         ]
     return web.json_response({"error": error}, status=status, headers=headers)
+
+
+def _count(n: Any) -> int:
+    """`n` of an images request, 1-10 as S2 allows."""
+    try:
+        return max(1, min(int(n or 1), 10))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _turns(dialect: str, body: Any) -> int:
+    if not isinstance(body, dict):
+        return 0
+    if dialect == "gemini":
+        contents = body.get("contents")
+        return len(contents) if isinstance(contents, list) else 0
+    if dialect == "openai-chat":
+        messages = body.get("messages")
+        return len(messages) if isinstance(messages, list) else 0
+    return 1
+
+
+def _model_of(request: web.Request, body: Any) -> str | None:
+    """The model a request names: in the gemini path, else in the JSON body."""
+    in_path = request.match_info.get("model_action", "").partition(":")[0]
+    if in_path:
+        return in_path
+    model = body.get("model") if isinstance(body, dict) else None
+    return str(model) if model is not None else None
 
 
 def _json(payload: dict[str, Any]) -> web.Response:

@@ -1,0 +1,213 @@
+"""The fake image API itself, spoken to with raw httpx: the gemini and openai-images routes
+answer in their real shapes, and record what tests need (input pixels, turns, signatures)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.fakes.image_api import DRAFT_COLOR, TEXT_ONLY_ANSWER, FakeImageAPI, describe_image
+
+MODEL = "gemini-2.5-flash-image"
+GEN = f"/v1beta/models/{MODEL}:generateContent"
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeImageAPI]:
+    fake = FakeImageAPI(api_key="AIza-test", auth_style="x-goog-api-key")
+    fake.output_size = (24, 16)
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def http(api: FakeImageAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api.root, trust_env=False) as client:
+        yield client
+
+
+def b64png(color: tuple[int, int, int]) -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), color).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def text_turn(text: str) -> dict[str, Any]:
+    return {"role": "user", "parts": [{"text": text}]}
+
+
+async def gen(http: httpx.AsyncClient, contents: list[dict[str, Any]], **kw: Any) -> httpx.Response:
+    kw.setdefault("headers", {"x-goog-api-key": "AIza-test"})
+    return await http.post(GEN, json={"contents": contents}, **kw)
+
+
+def parts_of(resp: httpx.Response) -> list[dict[str, Any]]:
+    assert resp.status_code == 200, resp.text
+    parts: list[dict[str, Any]] = resp.json()["candidates"][0]["content"]["parts"]
+    return parts
+
+
+def color_of(b64: str) -> tuple[int, int, int]:
+    return describe_image(base64.b64decode(b64)).color
+
+
+# --- gemini -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("style", "kw"),
+    [
+        ("x-goog-api-key", {"headers": {"x-goog-api-key": "AIza-test"}}),
+        ("query-key", {"headers": {}, "params": {"key": "AIza-test"}}),
+        ("bearer", {"headers": {"Authorization": "Bearer AIza-test"}}),
+        ("raw", {"headers": {"Authorization": "AIza-test"}}),
+    ],
+)
+async def test_gemini_auth_styles(
+    api: FakeImageAPI, http: httpx.AsyncClient, style: str, kw: dict[str, Any]
+) -> None:
+    api.auth_style = style
+    assert (await gen(http, [text_turn("a cat")], **kw)).status_code == 200
+
+
+async def test_gemini_wrong_key_is_googles_400_api_key_invalid(http: httpx.AsyncClient) -> None:
+    resp = await gen(http, [text_turn("a cat")], headers={"x-goog-api-key": "AIza-wrong"})
+    error = resp.json()["error"]
+    assert (resp.status_code, error["status"]) == (400, "INVALID_ARGUMENT")
+    assert error["details"][0]["reason"] == "API_KEY_INVALID"
+
+
+async def test_gemini_image_answer_and_recorded_history(
+    api: FakeImageAPI, http: httpx.AsyncClient
+) -> None:
+    contents = [
+        {"role": "user", "parts": [{"text": "draw"}, {"inlineData": {"mimeType": "image/png",
+                                                                     "data": b64png((9, 9, 9))}}]},
+        {"role": "model", "parts": [{"inline_data": {"mime_type": "image/png",
+                                                     "data": b64png((50, 60, 70))},
+                                     "thoughtSignature": "sig-old"}]},
+        text_turn("now blue"),
+    ]
+    body = (await gen(http, contents)).json()
+    assert body["candidates"][0]["finishReason"] == "STOP" and body["usageMetadata"]
+    [text, image] = body["candidates"][0]["content"]["parts"]
+    assert text["text"] and color_of(image["inlineData"]["data"]) == api.outputs[0]
+    [sent] = api.requests
+    assert sent.turns == 3
+    assert [i.color for i in sent.input_images] == [(9, 9, 9), (50, 60, 70)]
+    assert api.signatures_seen == ["sig-old"]
+
+
+async def test_gemini_snake_thinking_and_text_only(
+    api: FakeImageAPI, http: httpx.AsyncClient
+) -> None:
+    api.gemini_answer = "snake"
+    assert "inline_data" in parts_of(await gen(http, [text_turn("x")]))[1]
+    api.gemini_answer = "thinking"
+    parts = parts_of(await gen(http, [text_turn("x")]))
+    thoughts = [p for p in parts if p.get("thought")]
+    assert len([p for p in thoughts if "inlineData" in p]) == 2
+    assert all(color_of(p["inlineData"]["data"]) == DRAFT_COLOR for p in thoughts[1:])
+    final = parts[-1]
+    assert final["thoughtSignature"] == "sig-2" and not final.get("thought")
+    assert color_of(final["inlineData"]["data"]) == api.outputs[-1]
+    api.gemini_answer = "text-only"
+    assert parts_of(await gen(http, [text_turn("x")])) == [{"text": TEXT_ONLY_ANSWER}]
+
+
+@pytest.mark.parametrize(
+    ("fault", "check"),
+    [
+        ("safety-block", lambda b: b["promptFeedback"]["blockReason"] == "SAFETY"
+         and "candidates" not in b),
+        ("finish-IMAGE_SAFETY", lambda b: b["candidates"][0]["finishReason"] == "IMAGE_SAFETY"),
+        ("finish-NO_IMAGE", lambda b: b["candidates"][0]["finishReason"] == "NO_IMAGE"),
+        ("finish-RECITATION", lambda b: b["candidates"][0]["finishReason"] == "RECITATION"),
+    ],
+)
+async def test_gemini_refusals_are_200s(
+    api: FakeImageAPI, http: httpx.AsyncClient, fault: str, check: Any
+) -> None:
+    api.fail_next(fault)
+    resp = await gen(http, [text_turn("x")])
+    assert resp.status_code == 200 and check(resp.json())
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "google_status"),
+    [("429", 429, "RESOURCE_EXHAUSTED"), ("quota-per-day", 429, "RESOURCE_EXHAUSTED"),
+     ("404-model", 404, "NOT_FOUND"), ("500", 500, "INTERNAL"), ("400", 400, "INVALID_ARGUMENT")],
+)
+async def test_gemini_http_errors_in_googles_shape(
+    api: FakeImageAPI, http: httpx.AsyncClient, fault: str, status: int, google_status: str
+) -> None:
+    api.fail_next(fault)
+    resp = await gen(http, [text_turn("x")])
+    error = resp.json()["error"]
+    assert (resp.status_code, error["code"], error["status"]) == (status, status, google_status)
+    details = {d["@type"].rsplit(".", 1)[1]: d for d in error.get("details", [])}
+    if fault == "429":
+        assert details["RetryInfo"]["retryDelay"] == "1s"
+    if fault == "quota-per-day":
+        assert "PerDay" in details["QuotaFailure"]["violations"][0]["quotaId"]
+    if fault == "404-model":
+        assert f"models/{MODEL} is not found" in error["message"]
+
+
+async def test_gemini_malformed_and_truncated(api: FakeImageAPI, http: httpx.AsyncClient) -> None:
+    api.fail_next("malformed-json")
+    resp = await gen(http, [text_turn("x")])
+    assert resp.content.startswith(b'{"candidates"')
+    with pytest.raises(ValueError):
+        resp.json()
+    api.fail_next("truncated-base64")
+    data = parts_of(await gen(http, [text_turn("x")]))[1]["inlineData"]["data"]
+    assert len(data) % 4 == 2
+
+
+async def test_gemini_streaming_is_not_served(http: httpx.AsyncClient) -> None:
+    resp = await http.post(f"/v1beta/models/{MODEL}:streamGenerateContent",
+                           headers={"x-goog-api-key": "AIza-test"}, json={})
+    assert resp.status_code == 404 and resp.json()["error"]["status"] == "NOT_FOUND"
+
+
+# --- openai-images ----------------------------------------------------------------------------
+
+
+async def test_images_edit_records_images_then_mask_and_answers_n(
+    api: FakeImageAPI, http: httpx.AsyncClient
+) -> None:
+    api.auth_style = "bearer"
+    body = {"model": MODEL, "prompt": "p", "n": 2,
+            "image": [f"data:image/png;base64,{b64png((1, 2, 3))}",
+                      f"data:image/png;base64,{b64png((4, 5, 6))}"],
+            "mask": f"data:image/png;base64,{b64png((255, 255, 255))}"}
+    resp = await http.post("/v1/images/edits", json=body,
+                           headers={"Authorization": "Bearer AIza-test"})
+    data = resp.json()["data"]
+    assert [color_of(d["b64_json"]) for d in data] == api.outputs and len(data) == 2
+    assert [i.color for i in api.requests[0].input_images] == [(1, 2, 3), (4, 5, 6),
+                                                               (255, 255, 255)]
+    assert api.requests[0].turns == 1
+
+
+async def test_images_errors_are_openai_shaped(api: FakeImageAPI, http: httpx.AsyncClient) -> None:
+    api.auth_style = "bearer"
+    resp = await http.post("/v1/images/generations", json={"model": MODEL, "prompt": "p"})
+    assert resp.status_code == 401 and resp.json()["error"]["code"] == "invalid_api_key"
+    api.fail_next("404-model")
+    resp = await http.post("/v1/images/generations", json={"model": MODEL, "prompt": "p"},
+                           headers={"Authorization": "Bearer AIza-test"})
+    assert resp.status_code == 404 and MODEL in resp.json()["error"]["message"]
+
+
+def test_poll_faults_are_checked() -> None:
+    with pytest.raises(ValueError):
+        FakeImageAPI().fail_next_poll("task-failed")
