@@ -14,7 +14,6 @@ from telegram import (
     Update,
 )
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -44,6 +43,8 @@ from bot.telegram.albums import AlbumCollector
 from bot.telegram.context import SERVICES_KEY, ProgressTimings, Services, services
 from bot.telegram.errors import endpoint_fault_notifier, on_error
 from bot.telegram.handlers import admin, callbacks, commands, group, private
+from bot.telegram.ratelimit import MessageRateLimiter
+from bot.telegram.transport import AiohttpRequest
 
 log = logging.getLogger(__name__)
 DIAGNOSTICS_KEY = "_diagnostics_file"
@@ -66,13 +67,12 @@ def build_application(
         .base_url(f"{root}/bot")
         .base_file_url(f"{root}/file/bot")
         .concurrent_updates(MAX_CONCURRENT_UPDATES)
-        .media_write_timeout(120.0)
-        .read_timeout(30.0)
+        .request(AiohttpRequest(read_timeout=30.0, media_write_timeout=120.0))
         .post_init(_open_services(settings, progress or ProgressTimings()))
         .post_shutdown(_close_services)
     )
     app: Application = (
-        builder.rate_limiter(AIORateLimiter(max_retries=3)).build()
+        builder.rate_limiter(MessageRateLimiter(max_retries=3)).build()
         if rate_limiter and settings.telegram_rate_limiter
         else builder.build()
     )
