@@ -84,7 +84,9 @@ async def run_job(
                 options=options,
                 progress=on_progress,
             )
-        sender = ResultSender(context.bot, svc.images, svc.generation.supports_n)
-        await sender.send(who, lng, outcome, message_id, reply_mode=prefs.reply_mode)
+            await progress.stop()
+            # The result goes out first; the status message is removed after it (on exit).
+            sender = ResultSender(context.bot, svc.images, svc.generation.supports_n)
+            await sender.send(who, lng, outcome, message_id, reply_mode=prefs.reply_mode)
     except Exception as exc:  # the one place: every failure becomes a message
         await reply_error(update, context, exc)

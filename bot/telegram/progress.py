@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from telegram import Bot
 from telegram.constants import ChatAction
@@ -16,13 +16,49 @@ from telegram.error import TelegramError
 
 from bot.i18n import t
 from bot.telegram.context import ProgressTimings
+from bot.telegram.ratelimit import PROGRESS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class ProgressBudget:
+    """One budget for the progress calls of all chats: a token bucket, `rate` calls a second.
+
+    A progress call that finds the bucket empty is skipped, never queued: a late "sending a
+    photo" or a late "7 s" is worth nothing, and with hundreds of jobs at once these calls
+    would otherwise take most of the bot's CPU (each Bot API call costs ~0.5-2 ms of it) and
+    crowd out results. A job's first feedback (the first chat action, the status message) may
+    use the whole bucket; renewals and edits only its upper half, so when the bucket runs low,
+    new jobs still get their first signal. Results and deletions never touch it.
+    """
+
+    def __init__(self, rate: float = 60.0, burst: float = 120.0) -> None:
+        self.rate, self.burst = rate, burst
+        self._tokens, self._at = burst, time.monotonic()
+        self.skipped = 0
+
+    def take(self, *, first: bool) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= (1.0 if first else self.burst / 2):
+            self._tokens -= 1.0
+            return True
+        self.skipped += 1
+        return False
+
+
+BUDGET = ProgressBudget()
+RETRY_SKIPPED = 0.5  # seconds until a skipped progress call is tried again
+
+
 class Progress:
-    """Async context manager; progress calls never fail the job they accompany."""
+    """Async context manager; progress calls never fail the job they accompany.
+
+    `stop()` ends the chat actions and edits; the status message is removed on exit, so a
+    caller that sends the result inside the block shows it before the status goes away.
+    """
 
     def __init__(
         self,
@@ -34,9 +70,15 @@ class Progress:
         key: str,
         timings: ProgressTimings,
         reply_to: int | None = None,
+        budget: ProgressBudget | None = None,
     ) -> None:
         self._bot, self._chat_id, self._thread_id = bot, chat_id, thread_id or None
         self._lang, self._key, self._timings, self._reply_to = lang, key, timings, reply_to
+        self._budget = budget or BUDGET
+        # Progress messages yield to results in the rate limiter (see bot.telegram.ratelimit).
+        self._rl: dict[str, Any] = (
+            {"rate_limit_args": PROGRESS} if getattr(bot, "rate_limiter", None) else {}
+        )
         self._status_id: int | None = None
         self._shown = ""
         self._task: asyncio.Task[None] | None = None
@@ -54,12 +96,17 @@ class Progress:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.stop()
+        if self._status_id is not None:
+            await self._quietly(self._bot.delete_message(self._chat_id, self._status_id))
+
+    async def stop(self) -> None:
+        """No more chat actions or edits (the status message stays until the block ends)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._status_id is not None:
-            await self._quietly(self._bot.delete_message(self._chat_id, self._status_id))
+            self._task = None
 
     def _text(self) -> str:
         text = t(self._lang, self._key, seconds=int(time.monotonic() - self._started))
@@ -69,25 +116,34 @@ class Progress:
         tm = self._timings
         next_action = 0.0
         next_edit = tm.status_delay
+        actions = 0
         while True:
             elapsed = time.monotonic() - self._started
             if elapsed >= next_action:
-                await self._quietly(
-                    self._bot.send_chat_action(
-                        self._chat_id, ChatAction.UPLOAD_PHOTO, message_thread_id=self._thread_id
+                if self._budget.take(first=actions == 0):
+                    actions += 1
+                    await self._quietly(
+                        self._bot.send_chat_action(
+                            self._chat_id,
+                            ChatAction.UPLOAD_PHOTO,
+                            message_thread_id=self._thread_id,
+                        )
                     )
-                )
-                next_action = elapsed + tm.action_interval
+                    next_action = elapsed + tm.action_interval
+                else:
+                    next_action = elapsed + RETRY_SKIPPED
             if elapsed >= next_edit:
-                await self._show_status()
-                next_edit = elapsed + tm.edit_interval
+                if self._text() == self._shown:
+                    next_edit = elapsed + tm.edit_interval
+                elif self._budget.take(first=self._status_id is None):
+                    await self._show_status()
+                    next_edit = elapsed + tm.edit_interval
+                else:
+                    next_edit = elapsed + RETRY_SKIPPED
             await asyncio.sleep(max(0.05, min(next_action, next_edit) - elapsed))
 
     async def _show_status(self) -> None:
         text = self._text()
-        if text == self._shown:
-            return
-        self._shown = text
         if self._status_id is None:
             msg = await self._quietly(
                 self._bot.send_message(
@@ -96,12 +152,15 @@ class Progress:
                     message_thread_id=self._thread_id,
                     reply_to_message_id=self._reply_to,
                     allow_sending_without_reply=True,
+                    **self._rl,
                 )
             )
             if msg is not None:
-                self._status_id = msg.message_id
-        else:
-            await self._quietly(self._bot.edit_message_text(text, self._chat_id, self._status_id))
+                self._status_id, self._shown = msg.message_id, text
+        elif await self._quietly(
+            self._bot.edit_message_text(text, self._chat_id, self._status_id, **self._rl)
+        ):
+            self._shown = text
 
     @staticmethod
     async def _quietly(call: Awaitable[T]) -> T | None:
