@@ -76,8 +76,20 @@ def checked_mime(data: bytes, declared: str | None = None) -> str:
     return mime
 
 
+B64_SLICE = 1 << 20  # characters per C call when decoding big payloads (a multiple of 4)
+
+
 def decode_base64(payload: str) -> bytes:
-    """Strict base64 (standard alphabet, whitespace and missing padding tolerated)."""
+    """Strict base64 (standard alphabet, whitespace and missing padding tolerated).
+
+    Well-formed payloads (nearly all) take one strict decode, in 1 MB slices: each C call holds
+    the GIL about a millisecond, so the event loop runs between slices even though this runs
+    in a thread. Only payloads it refuses are cleaned and checked character by character (a
+    regex over a 4K answer held the GIL ~170 ms, the one-piece decode ~90 ms more)."""
+    try:
+        return _decode_in_slices(payload)
+    except (binascii.Error, ValueError):
+        pass
     raw = payload.encode("ascii", "replace")
     if _NON_B64.search(raw):
         raw = b"".join(raw.split())
@@ -90,6 +102,18 @@ def decode_base64(payload: str) -> bytes:
         return base64.b64decode(raw + b"=" * (-len(raw) % 4), validate=True)
     except binascii.Error as exc:
         raise bad_response(f"invalid base64 in image data: {exc}") from None
+
+
+def _decode_in_slices(payload: str) -> bytes:
+    """The strict decode; raises binascii.Error/ValueError on anything but clean base64."""
+    if len(payload) % 4:
+        raise ValueError("needs padding")
+    if len(payload) <= B64_SLICE:
+        return base64.b64decode(payload, validate=True)
+    return b"".join(
+        base64.b64decode(payload[i : i + B64_SLICE], validate=True)
+        for i in range(0, len(payload), B64_SLICE)
+    )
 
 
 def split_data_uri(uri: str) -> tuple[bytes, str] | None:

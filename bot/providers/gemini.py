@@ -7,7 +7,6 @@ no image says why in `finishReason`. Model turns are kept verbatim for real hist
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
 import json
@@ -34,7 +33,7 @@ from bot.providers.extract import (
     decode_base64,
     error_from_http,
 )
-from bot.providers.http import post_json, resolve_images, tagged
+from bot.providers.http import in_gil_lane, post_json, resolve_images, tagged
 
 # finishReason / blockReason values that mean "refused" (§2). Any image present is a success.
 BLOCK_REASONS = frozenset(
@@ -299,9 +298,9 @@ class GeminiProvider:
     ) -> ImageResult:
         """One call; `progress` is accepted for the ImageProvider protocol (no stages here)."""
         with tagged(self.endpoint.name):
-            body = await asyncio.to_thread(build_request, request, self.endpoint)
+            body = await in_gil_lane(build_request, request, self.endpoint)
             raw = await post_json(self._http, self.endpoint, self.url(request.model), body)
-            parsed = await asyncio.to_thread(parse_response, raw)
+            parsed = await in_gil_lane(parse_response, raw)
             images = await resolve_images(
                 self._http,
                 parsed.images,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
 import json
@@ -27,7 +26,7 @@ from bot.providers.extract import (
     images_from_chat_message,
     text_of_chat_message,
 )
-from bot.providers.http import post_json, resolve_images, tagged
+from bot.providers.http import in_gil_lane, post_json, resolve_images, tagged
 
 # --- request ------------------------------------------------------------------------------
 
@@ -165,9 +164,9 @@ class OpenAIChatProvider:
     ) -> ImageResult:
         """One call; `progress` is accepted for the ImageProvider protocol (chat has no stages)."""
         with tagged(self.endpoint.name):
-            body = await asyncio.to_thread(build_request, request, self.endpoint)
+            body = await in_gil_lane(build_request, request, self.endpoint)
             raw = await post_json(self._http, self.endpoint, self.url, body)
-            parsed = await asyncio.to_thread(parse_response, raw)
+            parsed = await in_gil_lane(parse_response, raw)
             images = await resolve_images(
                 self._http, parsed.images,
                 max_bytes=self._max_download_bytes, timeout=self.endpoint.timeout,

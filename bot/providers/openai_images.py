@@ -40,7 +40,7 @@ from bot.providers.extract import (
     sniff_mime,
     text_without_images,
 )
-from bot.providers.http import get_json, post_json, resolve_images, tagged
+from bot.providers.http import get_json, in_gil_lane, post_json, resolve_images, tagged
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def task_failure(state: TaskState) -> ProviderError:
 async def _parse(parse: Callable[[bytes], T], raw: bytes) -> T:
     """Parse off the event loop when the body is big (base64 images)."""
     if len(raw) > PARSE_IN_THREAD_BYTES:
-        return await asyncio.to_thread(parse, raw)
+        return await in_gil_lane(parse, raw)
     return parse(raw)
 
 
@@ -248,7 +248,7 @@ class OpenAIImagesProvider:
         """Submit; for a task answer poll it (reporting `task:<status>` to `progress`); then
         fetch any image links at once (relay links expire)."""
         with tagged(self.endpoint.name):
-            path, body = await asyncio.to_thread(build_request, request, self.endpoint)
+            path, body = await in_gil_lane(build_request, request, self.endpoint)
             raw = await post_json(self._http, self.endpoint, self.base + path, body)
             parsed = await _parse(parse_response, raw)
             refs = parsed.images
