@@ -21,7 +21,13 @@ from bot.services.types import Who
 
 @dataclass(frozen=True)
 class ProgressTimings:
-    status_delay: float = 2.0
+    """Seconds. The chat action ("sending a photo…") is the first feedback; the status
+    message follows only when a job takes longer than Telegram shows one action (~5 s) or has
+    something to say (place in line, a retry). Quick results then cost three Bot API calls
+    (two chat actions and the photo) instead of five (plus the status message and its removal).
+    """
+
+    status_delay: float = 6.0
     action_interval: float = 4.0
     edit_interval: float = 5.0
     album_quiet: float = 1.5

@@ -83,7 +83,20 @@ class Progress:
         self._shown = ""
         self._task: asyncio.Task[None] | None = None
         self._started = 0.0
-        self.note = ""
+        self._note = ""
+        self._wake = asyncio.Event()
+
+    @property
+    def note(self) -> str:
+        """A line under the status (place in line, a retry); the first one shows the status
+        message at once instead of after `status_delay`."""
+        return self._note
+
+    @note.setter
+    def note(self, value: str) -> None:
+        self._note = value
+        if value and self._status_id is None:
+            self._wake.set()
 
     async def __aenter__(self) -> Progress:
         self._started = time.monotonic()
@@ -110,7 +123,7 @@ class Progress:
 
     def _text(self) -> str:
         text = t(self._lang, self._key, seconds=int(time.monotonic() - self._started))
-        return f"{text}\n{self.note}" if self.note else text
+        return f"{text}\n{self._note}" if self._note else text
 
     async def _run(self) -> None:
         tm = self._timings
@@ -132,6 +145,9 @@ class Progress:
                     next_action = elapsed + tm.action_interval
                 else:
                     next_action = elapsed + RETRY_SKIPPED
+            if self._wake.is_set():
+                self._wake.clear()
+                next_edit = min(next_edit, elapsed)
             if elapsed >= next_edit:
                 if self._text() == self._shown:
                     next_edit = elapsed + tm.edit_interval
@@ -140,7 +156,9 @@ class Progress:
                     next_edit = elapsed + tm.edit_interval
                 else:
                     next_edit = elapsed + RETRY_SKIPPED
-            await asyncio.sleep(max(0.05, min(next_action, next_edit) - elapsed))
+            with contextlib.suppress(TimeoutError):
+                pause = max(0.05, min(next_action, next_edit) - elapsed)
+                await asyncio.wait_for(self._wake.wait(), pause)
 
     async def _show_status(self) -> None:
         text = self._text()
