@@ -86,7 +86,7 @@ _ANSWERS: dict[str, AnswerImage] = {}
 
 
 def answer_image(kind: str) -> AnswerImage:
-    """"1k": 1024x1024 PNG of ~1.4 MB (like a Gemini 1K answer); "flat": 1024x1024 PNG of one
+    """ "1k": 1024x1024 PNG of ~1.4 MB (like a Gemini 1K answer); "flat": 1024x1024 PNG of one
     colour (~4 KB, what the suite's fake answers); "4k": 4096x4096 PNG of ~16.5 MB."""
     if kind not in _ANSWERS:
         if kind == "1k":

@@ -1,31 +1,38 @@
 """What the bot costs per image, and how it scales with chats.
 
     python -m benchmarks.run [--quick] [--latency 5] [--out benchmarks/results.json]
+                             [--only NAME...] [--keep]
 
 Starts the real bot (`python -m bot`, a subprocess) against the fake Telegram Bot API and the
 fake image API (aiohttp servers on 127.0.0.1, in this process), drives it like users would,
 and prints one table: metric | target | measured | ok?. Nothing leaves 127.0.0.1. Not a test:
-it never fails the suite; it reports. Results also go to `benchmarks/results.json`.
+it never fails the suite; it reports. Results also go to `benchmarks/results.json`
+(`python -m benchmarks.compare A.json B.json` shows two runs side by side). About 6 minutes on
+2 cores; --quick about 3 (fewer samples, K = 1, 100, 500, no real-size 500-chat run).
 
-Scenarios (each with fresh fakes, a fresh bot process and a temp DATA_DIR):
+Scenarios (each with fresh fakes, a fresh bot process and a temp DATA_DIR; one warm-up job
+first, so per-process first-use costs are not counted per job):
 
 * overhead-1k / overhead-4k: photo + caption edits arriving at a steady pace in fresh chats,
-  upstream latency 2.5 s (so the "Drawing… N s" status message appears and must be removed), answers
-  of 1024x1024 PNG (~1.4 MB) or 4096x4096 PNG (~16.5 MB). Per job: update delivered ->
-  upstream request arrives, plus upstream answer ready -> photo upload starts. Then the same
-  jobs through `benchmarks/floor.py` (only the HTTP calls the work needs) on the same fakes.
+  upstream latency 2.5 s (so the "Drawing… N s" status message appears and must be removed),
+  answers of 1024x1024 PNG (~1.4 MB) or 4096x4096 PNG (~16.5 MB). Per job: update delivered
+  -> upstream request arrives, plus upstream answer ready -> photo upload starts. Then the
+  same jobs through `benchmarks/floor.py` (only the HTTP calls the work needs) on the same fakes.
 * burst-4k: 10 chats ask for a 4K image at the same moment: worst loop stall, RSS per job.
 * chats-K-off / chats-K-on: K chats (1, 10, 100, 500) each send a prompt at once, upstream
-  latency L. "off": the fake enforces no flood limits and the bot is told to switch its rate
-  limiter off (TELEGRAM_RATE_LIMITER=off); "on": the fake enforces Telegram's limits (30
-  messages/s per bot, 1/s per chat with a burst of 3) and the bot runs its limiter.
+  latency L, flat 1024x1024 answers (4 KB); chats-500-off-big: the same with 1.4 MB answers.
+  "off": the fake enforces no flood limits and the bot is told to switch its rate limiter off
+  (TELEGRAM_RATE_LIMITER=off); "on": the fake enforces Telegram's limits (30 messages/s per
+  bot, 1/s per chat with a burst of 3, 20/min per group) and the bot runs its limiter.
 * storage: `benchmarks/storage.py` in its own process.
 
 Measurement points: the fake Telegram notes when a getUpdates answer carries each update and
 when each call arrives and is answered; the fake image API notes when each request arrives
 and when its answer is ready. The bot reports its event-loop lag through BOT_DIAGNOSTICS_FILE
-(`bot/diagnostics.py`); peak RSS is VmHWM from /proc/<pid>/status. CLOCK_MONOTONIC is shared
-by all processes, so the timestamps compare directly.
+(`bot/diagnostics.py`); peak RSS is VmHWM from /proc/<pid>/status, CPU time from
+/proc/<pid>/stat. CLOCK_MONOTONIC is shared by all processes, so the timestamps compare
+directly. The fakes' own loop lag is recorded too (`fakes_loop_max_ms` in the results): on a
+small machine they compete with the bot for the same cores.
 """
 
 from __future__ import annotations
@@ -113,6 +120,7 @@ class Phase:
     loop_max_ms_all: float | None = None  # including start-up
     fakes_loop_max_ms: float | None = None
     upstream_parallel: int = 0  # most upstream requests in flight at once
+    cpu_ms_per_job: float | None = None  # the program's CPU time (all threads) / jobs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,12 +227,20 @@ class Runner:
         sc = self.sc
         data = self.tmp / f"{who}-data"
         data.mkdir()
-        log = open(self.tmp / f"{who}.log", "wb")  # noqa: SIM115 - closed below
+        log = (self.tmp / f"{who}.log").open("wb")  # closed below
         if who == "bot":
             cmd = [sys.executable, "-m", "bot"]
         else:
-            cmd = [sys.executable, "-m", "benchmarks.floor", tg.root, tg.token,
-                   f"{api.root}/v1", API_KEY, MODEL]
+            cmd = [
+                sys.executable,
+                "-m",
+                "benchmarks.floor",
+                tg.root,
+                tg.token,
+                f"{api.root}/v1",
+                API_KEY,
+                MODEL,
+            ]
         polls_before = len(tg.calls_of("getUpdates"))
         proc = await asyncio.create_subprocess_exec(
             *cmd, env=self._env(tg, api, data), cwd=str(data), stdout=log, stderr=log
@@ -233,18 +249,25 @@ class Runner:
         fakes_monitor = LoopMonitor(None)
         try:
             await self._wait_ready(tg, proc, polls_before)
-            # One warm-up job: first-use costs (imports, connections) are paid once per process.
+            # One warm-up job (no upstream latency): first-use costs (imports, connections)
+            # are paid once per process, not per job.
+            api.latency = 0.0
             await self._jobs(tg, [chat_base - 1], gap=0.0)
-            await self._wait_done(tg, [chat_base - 1], answer, timeout=60)
+            await self._wait_done(tg, [chat_base - 1], answer, limit=60)
             await asyncio.sleep(0.5)
+            api.latency = sc.latency
             result.idle_rss_mb = _mb(proc_status_kb("VmRSS", proc.pid))
             chats = [chat_base + i for i in range(sc.jobs)]
             fakes_monitor.start()
+            cpu0 = _cpu_seconds(proc.pid)
             t0 = time.monotonic()
             await self._jobs(tg, chats, gap=sc.gap)
-            ends = await self._wait_done(tg, chats, answer, timeout=sc.timeout)
+            ends = await self._wait_done(tg, chats, answer, limit=sc.timeout)
             t_end = max(ends.values()) if ends else time.monotonic()
             await asyncio.sleep(1.0)  # trailing calls (status removal) land in the count
+            cpu1 = _cpu_seconds(proc.pid)
+            if cpu0 is not None and cpu1 is not None:
+                result.cpu_ms_per_job = round((cpu1 - cpu0) * 1000 / sc.jobs, 2)
             await fakes_monitor.stop()
             result.fakes_loop_max_ms = round(fakes_monitor.max_lag * 1000, 1)
             result.peak_rss_mb = _mb(proc_status_kb("VmHWM", proc.pid))
@@ -264,7 +287,8 @@ class Runner:
         if who == "bot":
             self._loop_stats(result, data / "diagnostics.json", t0, t_end)
         tail = (self.tmp / f"{who}.log").read_text(errors="replace").strip().splitlines()
-        result.errors += [line[:300] for line in tail if "ERROR" in line or "Traceback" in line][:10]
+        bad = [line[:300] for line in tail if "ERROR" in line or "Traceback" in line]
+        result.errors += bad[:10]
         return asdict(result)
 
     async def _wait_ready(
@@ -290,14 +314,14 @@ class Runner:
                 tg.send_text(chat, f"job-{chat} {PROMPT}", user=user)
 
     async def _wait_done(
-        self, tg: FakeTelegram, chats: list[int], answer: AnswerImage, timeout: float
+        self, tg: FakeTelegram, chats: list[int], answer: AnswerImage, limit: float
     ) -> dict[int, float]:
         """chat -> when its result was answered (4K: the original file after the preview)."""
         final = "sendDocument" if answer.size > 10_000_000 else "sendPhoto"
         wanted = set(chats)
         ends: dict[int, float] = {}
         scanned = 0
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + limit
         while len(ends) < len(wanted) and time.monotonic() < deadline:
             calls = tg.calls
             # calls are appended on arrival; answered in any order: rescan from the first open
@@ -334,7 +358,7 @@ class Runner:
         if self.sc.photo:
             methods["getFile"] = len(chats)  # one per photo job (getFile has no chat_id)
         result.calls = dict(sorted(methods.items()))
-        for chat, calls in by_chat.items():
+        for calls in by_chat.values():
             for i, c in enumerate(calls):
                 if c.response and c.response.get("error_code") == 429:
                     result.too_many += 1
@@ -344,9 +368,7 @@ class Runner:
         result.upstream_parallel = _max_overlap(spans)
         for chat in chats:
             times = api.jobs.get(chat)
-            delivered = next(
-                (t for (cid, _), t in tg.delivered_at.items() if cid == chat), None
-            )
+            delivered = next((t for (cid, _), t in tg.delivered_at.items() if cid == chat), None)
             if times is None or times.answered is None or delivered is None:
                 continue
             upload = next(
@@ -375,6 +397,19 @@ class Runner:
         result.loop_max_ms = max(window) if window else None
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process, all its threads, from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _chats(k: int) -> str:
+    return "1 chat" if k == 1 else f"{k} chats"
+
+
 def _chat_of(call: Any) -> int | None:
     value = call.params.get("chat_id")
     try:
@@ -400,34 +435,46 @@ def _mb(kb: int | None) -> float | None:
 
 
 def scenarios(quick: bool, latency: float) -> list[Scenario]:
-    n1k, n4k = (40, 8) if quick else (150, 24)
+    n1k, n4k = (40, 8) if quick else (160, 24)
     out = [
         Scenario("overhead-1k", "1k", n1k, 2.5, gap=0.25, photo=True, floor=True),
         Scenario("overhead-4k", "4k", n4k, 2.5, gap=1.5, photo=True, floor=True),
         Scenario("burst-4k", "4k", 10, latency, timeout=120),
     ]
     for flood in (False, True):
-        for k in (1, 10, 100, 500):
+        for k in (1, 100, 500) if quick else (1, 10, 100, 500):
             bound = latency + k / FLOOD_PER_SECOND
             out.append(
                 Scenario(
-                    f"chats-{k}-{'on' if flood else 'off'}", "flat", k, latency, flood=flood,
+                    f"chats-{k}-{'on' if flood else 'off'}",
+                    "flat",
+                    k,
+                    latency,
+                    flood=flood,
                     timeout=max(60.0, 6 * bound),
                 )
             )
-    # The same 500 chats with answers of a real 1K image's size (~1.4 MB each).
-    out.append(Scenario("chats-500-off-big", "1k", 500, latency, timeout=180))
+    if not quick:  # the same 500 chats with answers of a real 1K image's size (~1.4 MB each)
+        out.append(Scenario("chats-500-off-big", "1k", 500, latency, timeout=180))
     return out
 
 
 def run_storage(quick: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for chats, jobs in ((1, 60), (500, 2 if quick else 4)):
+    for chats, jobs in ((1, 60), (500, 2 if quick else 3)):
+        args = ["--chats", str(chats), "--jobs", str(jobs)]
         proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.storage", "--chats", str(chats), "--jobs", str(jobs)],
-            cwd=ROOT, capture_output=True, text=True, timeout=600,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
+            [sys.executable, "-m", "benchmarks.storage", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+                ),
+            },
         )
         key = "sequential" if chats == 1 else "concurrent"
         try:
@@ -463,20 +510,66 @@ def table(results: dict[str, Any], latency: float) -> list[tuple[str, str, str, 
         f99 = pct(floor["overhead_ms"], 0.99) if floor else None
         n = len(bot["overhead_ms"])
         if kind == "1k":
-            rows.append((f"overhead p50, {label} (n={n})", "≤ 10 ms", fmt(b50, " ms"),
-                         ok(b50 <= 10 if b50 is not None else None)))
-            rows.append((f"overhead p99, {label}", "≤ 50 ms", fmt(b99, " ms"),
-                         ok(b99 <= 50 if b99 is not None else None)))
+            rows.append(
+                (
+                    f"overhead p50, {label} (n={n})",
+                    "≤ 10 ms",
+                    fmt(b50, " ms"),
+                    ok(b50 <= 10 if b50 is not None else None),
+                )
+            )
+            rows.append(
+                (
+                    f"overhead p99, {label}",
+                    "≤ 50 ms",
+                    fmt(b99, " ms"),
+                    ok(b99 <= 50 if b99 is not None else None),
+                )
+            )
         else:
-            rows.append((f"overhead p50 / p99, {label} (n={n})", "—",
-                         f"{fmt(b50, ' ms')} / {fmt(b99, ' ms')}", "—"))
-        rows.append((f"  floor p50 / p99, {label}", "—", f"{fmt(f50, ' ms')} / {fmt(f99, ' ms')}",
-                     "—"))
+            rows.append(
+                (
+                    f"overhead p50 / p99, {label} (n={n})",
+                    "—",
+                    f"{fmt(b50, ' ms')} / {fmt(b99, ' ms')}",
+                    "—",
+                )
+            )
+        rows.append(
+            (f"  floor p50 / p99, {label}", "—", f"{fmt(f50, ' ms')} / {fmt(f99, ' ms')}", "—")
+        )
+        parts = [
+            f"{fmt(pct(p['pre_ms'], 0.5), ' ms')} + {fmt(pct(p['post_ms'], 0.5), ' ms')}"
+            for p in (bot, floor)
+            if p is not None
+        ]
+        rows.append(
+            (
+                f"  p50 update→upstream + answer→upload, bot · floor, {label}",
+                "—",
+                " · ".join(parts),
+                "—",
+            )
+        )
         r50 = b50 / f50 if b50 is not None and f50 else None
         r99 = b99 / f99 if b99 is not None and f99 else None
-        rows.append((f"  bot / floor p50 · p99, {label}", "≤ 1.3×",
-                     f"{fmt(r50, '×', 2)} · {fmt(r99, '×', 2)}",
-                     ok(None if r50 is None else (r50 <= 1.3 and (r99 or 0) <= 1.3))))
+        rows.append(
+            (
+                f"  CPU per image, bot · floor, {label}",
+                "—",
+                f"{fmt(bot.get('cpu_ms_per_job'), ' ms')} · "
+                f"{fmt(floor.get('cpu_ms_per_job') if floor else None, ' ms')}",
+                "—",
+            )
+        )
+        rows.append(
+            (
+                f"  bot / floor p50 · p99, {label}",
+                "≤ 1.3×",
+                f"{fmt(r50, '×', 2)} · {fmt(r99, '×', 2)}",
+                ok(None if r50 is None else (r50 <= 1.3 and (r99 or 0) <= 1.3)),
+            )
+        )
     one = phase("chats-1-off") or phase("chats-1-on")
     many = phase("chats-500-off")
     if one:
@@ -484,16 +577,29 @@ def table(results: dict[str, Any], latency: float) -> list[tuple[str, str, str, 
         total = sum(calls.values())
         msgs = sum(n for m, n in calls.items() if m in MESSAGE_METHODS)
         detail = ", ".join(f"{m} {n}" for m, n in sorted(calls.items()))
-        rows.append((f"Bot API calls per image, all (L = {latency:g} s)", "≤ 3",
-                     f"{total} ({detail})", ok(total <= 3)))
-        rows.append(("  of which messages (what the 30/s limit counts)", "≤ 3", str(msgs),
-                     ok(msgs <= 3)))
+        rows.append(
+            (
+                f"Bot API calls per image, all (L = {latency:g} s)",
+                "≤ 3",
+                f"{total} ({detail})",
+                ok(total <= 3),
+            )
+        )
+        rows.append(
+            ("  of which messages (what the 30/s limit counts)", "≤ 3", str(msgs), ok(msgs <= 3))
+        )
     if many and many["done"]:
         calls = {m: n for m, n in many["calls"].items() if m not in SETUP_METHODS}
         per = sum(calls.values()) / many["jobs"]
         per_msg = sum(n for m, n in calls.items() if m in MESSAGE_METHODS) / many["jobs"]
-        rows.append(("  at 500 chats: all calls; messages per image", "≤ 3",
-                     f"{per:.2f}; {per_msg:.2f}", ok(per_msg <= 3)))
+        rows.append(
+            (
+                "  at 500 chats: all calls; messages per image",
+                "≤ 3",
+                f"{per:.2f}; {per_msg:.2f}",
+                ok(per_msg <= 3),
+            )
+        )
     for k in (1, 10, 100, 500):
         p = phase(f"chats-{k}-off")
         if p is None:
@@ -501,9 +607,15 @@ def table(results: dict[str, Any], latency: float) -> list[tuple[str, str, str, 
         target = latency + 2
         wall = p["wall"]
         shown = fmt(wall, " s", 2) if wall is not None else f"{p['done']}/{p['jobs']} done"
-        rows.append((f"{k} chats at once, limiter off: wall", f"≤ L+2 = {target:g} s", shown,
-                     ok(wall is not None and wall <= target) if k == 500 or wall is None
-                     else ok(wall <= target)))
+        cpu = p.get("cpu_ms_per_job")
+        rows.append(
+            (
+                f"{_chats(k)} at once, limiter off: wall",
+                f"≤ L+2 = {target:g} s",
+                shown + (f"; bot CPU {cpu:.1f} ms/image" if cpu is not None else ""),
+                ok(wall is not None and wall <= target),
+            )
+        )
     for k in (1, 10, 100, 500):
         p = phase(f"chats-{k}-on")
         if p is None:
@@ -512,15 +624,26 @@ def table(results: dict[str, Any], latency: float) -> list[tuple[str, str, str, 
         wall = p["wall"]
         shown = fmt(wall, " s", 2) if wall is not None else f"{p['done']}/{p['jobs']} done"
         extra = f"; 429s {p['too_many']} (unretried {p['too_many_unretried']})"
-        rows.append((f"{k} chats at once, limiter on: wall", f"≤ 1.05 × {bound:.2f} s",
-                     shown + extra,
-                     ok(wall is not None and wall <= 1.05 * bound and not p["too_many_unretried"])))
+        rows.append(
+            (
+                f"{_chats(k)} at once, limiter on: wall",
+                f"≤ 1.05 × {bound:.2f} s",
+                shown + extra,
+                ok(wall is not None and wall <= 1.05 * bound and not p["too_many_unretried"]),
+            )
+        )
     stalls = [(n, phase(n)) for n in ("overhead-4k", "burst-4k")]
     for name, p in stalls:
         if p is not None:
             v = p["loop_max_ms"]
-            rows.append((f"worst event-loop stall, {name}", "≤ 50 ms", fmt(v, " ms"),
-                         ok(v <= 50 if v is not None else None)))
+            rows.append(
+                (
+                    f"worst event-loop stall, {name}",
+                    "≤ 50 ms",
+                    fmt(v, " ms"),
+                    ok(v <= 50 if v is not None else None),
+                )
+            )
     worst_any = [
         (p["loop_max_ms"], n)
         for n in sc
@@ -529,39 +652,71 @@ def table(results: dict[str, Any], latency: float) -> list[tuple[str, str, str, 
     ]
     if worst_any:
         v, n = max(worst_any)
-        rows.append(("worst event-loop stall, any scenario", "≤ 50 ms", f"{v:.1f} ms ({n})",
-                     ok(v <= 50)))
+        rows.append(
+            ("worst event-loop stall, any scenario", "≤ 50 ms", f"{v:.1f} ms ({n})", ok(v <= 50))
+        )
     for k in (1, 10, 100, 500):
         p = phase(f"chats-{k}-off")
         if p is not None:
             v = p["peak_rss_mb"]
             target = "≤ 200 MB" if k == 500 else "—"
-            rows.append((f"peak RSS, {k} chats (1024² answers)", target, fmt(v, " MB"),
-                         ok(v <= 200 if v is not None else None) if k == 500 else "—"))
+            rows.append(
+                (
+                    f"peak RSS, {_chats(k)} (flat 1024² answers)",
+                    target,
+                    fmt(v, " MB"),
+                    ok(v <= 200 if v is not None else None) if k == 500 else "—",
+                )
+            )
     big = phase("chats-500-off-big")
     if big is not None:
         wall = big["wall"]
         shown = fmt(wall, " s", 2) if wall is not None else f"{big['done']}/{big['jobs']} done"
-        rows.append(("500 chats, 1.4 MB answers, limiter off: wall; peak RSS", "—",
-                     f"{shown}; {fmt(big['peak_rss_mb'], ' MB')}", "—"))
+        rows.append(
+            (
+                "500 chats, 1.4 MB answers, limiter off: wall; peak RSS",
+                "—",
+                f"{shown}; {fmt(big['peak_rss_mb'], ' MB')}",
+                "—",
+            )
+        )
     burst, one4k = phase("burst-4k"), phase("overhead-4k")
     if burst and burst["peak_rss_mb"] and burst["idle_rss_mb"]:
         per = (burst["peak_rss_mb"] - burst["idle_rss_mb"]) / burst["jobs"]
-        rows.append(("peak RSS, 10 × 4K at once; per 4K job in flight", "—",
-                     f"{burst['peak_rss_mb']:.0f} MB; {per:.0f} MB/job", "—"))
+        rows.append(
+            (
+                "peak RSS, 10 × 4K at once; per 4K job in flight",
+                "—",
+                f"{burst['peak_rss_mb']:.0f} MB; {per:.0f} MB/job",
+                "—",
+            )
+        )
     if one4k and one4k["peak_rss_mb"]:
-        rows.append(("peak RSS, 4K jobs at a steady pace", "—", fmt(one4k["peak_rss_mb"], " MB"),
-                     "—"))
+        rows.append(
+            ("peak RSS, 4K jobs at a steady pace", "—", fmt(one4k["peak_rss_mb"], " MB"), "—")
+        )
     st = results.get("storage", {})
     conc, seq = st.get("concurrent", {}), st.get("sequential", {})
     if "jobs_per_second" in conc:
         jps = conc["jobs_per_second"]
         errs = sum(conc.get("errors", {}).values())
-        rows.append((f"storage: jobs/s, {conc['chats']} chats writing at once", "≥ 100 jobs/s",
-                     f"{jps:.0f} jobs/s ({errs} errors)", ok(jps >= 100 and not errs)))
+        rows.append(
+            (
+                f"storage: jobs/s, {conc['chats']} chats writing at once",
+                "≥ 100 jobs/s",
+                f"{jps:.0f} jobs/s ({errs} errors)",
+                ok(jps >= 100 and not errs),
+            )
+        )
     if "jobs_per_second" in seq:
-        rows.append(("  one chat alone: jobs/s; p50 per job", "—",
-                     f"{seq['jobs_per_second']:.0f} jobs/s; {seq['job_ms_p50']:.1f} ms", "—"))
+        rows.append(
+            (
+                "  one chat alone: jobs/s; p50 per job",
+                "—",
+                f"{seq['jobs_per_second']:.0f} jobs/s; {seq['job_ms_p50']:.1f} ms",
+                "—",
+            )
+        )
     return rows
 
 
@@ -589,8 +744,11 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
         "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "scenarios": [],
     }
-    chosen = [s for s in scenarios(args.quick, args.latency)
-              if not args.only or any(o in s.name for o in args.only)]
+    chosen = [
+        s
+        for s in scenarios(args.quick, args.latency)
+        if not args.only or any(o in s.name for o in args.only)
+    ]
     for sc in chosen:
         t = time.monotonic()
         with tempfile.TemporaryDirectory(prefix=f"bench-{sc.name}-") as tmp:
@@ -600,8 +758,9 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
                 res = {"scenario": asdict(sc), "error": repr(exc), "phases": []}
             if args.keep:
                 kept = Path(tempfile.mkdtemp(prefix=f"bench-kept-{sc.name}-"))
-                for log in Path(tmp).glob("*.log"):
-                    log.rename(kept / log.name)
+                for name in ("bot.log", "floor.log"):
+                    with contextlib.suppress(OSError):
+                        os.replace(os.path.join(tmp, name), kept / name)
                 print(f"logs kept in {kept}", file=sys.stderr)
         results["scenarios"].append(res)
         summary = "; ".join(
@@ -619,8 +778,11 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="fewer samples: about 2-3 minutes")
     parser.add_argument("--latency", type=float, default=5.0, help="upstream latency L (s)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results.json")
@@ -630,8 +792,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results = asyncio.run(run_all(args))
     rows = table(results, args.latency)
-    results["table"] = [dict(zip(("metric", "target", "measured", "ok"), r, strict=True))
-                        for r in rows]
+    results["table"] = [
+        dict(zip(("metric", "target", "measured", "ok"), r, strict=True)) for r in rows
+    ]
     results["seconds"] = round(time.monotonic() - started, 1)
     args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False))
     print(render(rows, results["machine"]))
