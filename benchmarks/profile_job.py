@@ -153,10 +153,8 @@ class Bench:
             )
             inputs = [image]
         else:  # inputs_for_text, no replied-to message
-            inputs = await self.images.take_pending_album(who.chat_id, who.thread_id)
-            if not inputs and (await self.prefs.get(who.chat_id)).refine:
-                current = await self.images.current(who.chat_id, who.thread_id)
-                inputs = [current] if current else []
+            refine = (await self.prefs.get(who.chat_id)).refine
+            inputs = await self.images.for_text(who.chat_id, who.thread_id, refine=refine)
         # run_job
         from bot.services.prompts import parse_flags
 

@@ -21,11 +21,11 @@ from bot.providers.base import (
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.services.conversation import history_for, pack_model_turn
 from bot.services.errors import UserInputError
-from bot.services.images import touch
 from bot.services.ordering import FairScheduler
 from bot.services.prefs import MATCH_INPUT, Prefs
 from bot.services.prompts import PromptFlags, nearest_ratio
 from bot.services.quotas import QuotaService
+from bot.services.subjects import subjects_of
 from bot.services.types import JobOptions, JobOutcome, StoredImage, Who
 from bot.storage.blobs import BlobStore
 from bot.storage.models import Image, ImageSource, Job, JobKind, JobStatus, utcnow
@@ -71,6 +71,7 @@ class GenerationService:
         self._scheduler = scheduler or FairScheduler(total=8, per_user=2)
         self._pricing = pricing
         self._sessions = sessions
+        self._subjects = subjects_of(sessions)
         self._blobs = blobs
         self._provider = provider
         self.default_model = model
@@ -156,7 +157,7 @@ class GenerationService:
                 result = await self._generate(request, progress)
             upstream_ms = int((time.monotonic() - started) * 1000)
             stored = await self._store_outputs(result)
-            await self._finish_job(job_id, who, result, stored, upstream_ms)
+            await self._finish_job(job_id, who, options, result, stored, upstream_ms)
         except BaseException as exc:
             await self._fail_job(job_id, exc, started)
             raise
@@ -240,8 +241,8 @@ class GenerationService:
             if not inputs
             else (JobKind.EDIT if len(inputs) == 1 else JobKind.COMPOSE)
         )
-        async with self._sessions.begin() as s:
-            repo = await touch(s, who)
+        async with self._subjects.begin(self._sessions, who) as s:
+            repo = Repo(s)
             job = Job(
                 chat_id=who.chat_id,
                 thread_id=who.thread_id,
@@ -267,7 +268,7 @@ class GenerationService:
             raw = await self._blobs.get(image.sha256)
             try:
                 data, info = await imaging.anormalise_input(
-                    raw, max_side=self._limits.max_input_side
+                    raw, max_side=self._limits.max_input_side, probed=image.probed
                 )
             except imaging.ImageInputError as exc:
                 raise UserInputError(f"image_{exc.code}") from exc
@@ -294,26 +295,29 @@ class GenerationService:
         self,
         job_id: int,
         who: Who,
+        options: JobOptions,
         result: ImageResult,
         stored: list[StoredImage],
         upstream_ms: int,
     ) -> None:
+        """One transaction: the job's outcome, its output rows, the chat's new current image."""
+        done: dict[str, object] = {
+            "status": JobStatus.SUCCEEDED if stored else JobStatus.TEXT_ONLY,
+            "finished_at": utcnow(),
+            "upstream_ms": upstream_ms,
+            "model_text": result.text,
+            "endpoint": result.endpoint,
+        }
+        if self._pricing is not None and stored:
+            price = self._pricing(result.endpoint, options.model, options.image_size)
+            done["cost"] = None if price is None else round(price * len(stored), 6)
+        if result.model_turn is not None and stored:
+            done["model_parts"] = pack_model_turn(
+                result.model_turn, result.images, [i.sha256 for i in stored]
+            )
         async with self._sessions.begin() as s:
             repo = Repo(s)
-            job = await repo.job(job_id)
-            assert job is not None
-            job.status = JobStatus.SUCCEEDED if stored else JobStatus.TEXT_ONLY
-            job.finished_at = utcnow()
-            job.upstream_ms = upstream_ms
-            job.model_text = result.text
-            job.endpoint = result.endpoint
-            if self._pricing is not None and stored:
-                price = self._pricing(result.endpoint, job.model, job.image_size)
-                job.cost = None if price is None else round(price * len(stored), 6)
-            if result.model_turn is not None and stored:
-                job.model_parts = pack_model_turn(
-                    result.model_turn, result.images, [i.sha256 for i in stored]
-                )
+            await repo.update_job(job_id, **done)
             for i, img in enumerate(stored):
                 row = await repo.add_image(
                     Image(
@@ -329,21 +333,20 @@ class GenerationService:
                 )
                 stored[i] = StoredImage.of(row)
             if stored:
-                state = await repo.chat_state(who.chat_id, who.thread_id)
-                state.current_image_id = stored[-1].id
+                await repo.set_current_image(who.chat_id, who.thread_id, stored[-1].id)
 
     async def _fail_job(self, job_id: int, exc: BaseException, started: float) -> None:
         code, detail = describe_failure(exc)
         log.info("job %s failed: %s", job_id, code)
         async with self._sessions.begin() as s:
-            job = await Repo(s).job(job_id)
-            if job is None:
-                return
-            job.status = JobStatus.FAILED
-            job.finished_at = utcnow()
-            job.upstream_ms = int((time.monotonic() - started) * 1000)
-            job.error_code = code
-            job.error_detail = detail[:2000]
+            await Repo(s).update_job(
+                job_id,
+                status=JobStatus.FAILED,
+                finished_at=utcnow(),
+                upstream_ms=int((time.monotonic() - started) * 1000),
+                error_code=code,
+                error_detail=detail[:2000],
+            )
 
 
 def max_input_images(model: str, default: int) -> int:

@@ -4,29 +4,23 @@ from __future__ import annotations
 
 import json
 
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import imaging
 from bot.services.errors import UserInputError
+from bot.services.subjects import subjects_of
 from bot.services.types import HistoryEntry, HistoryPage, StoredImage, Who
 from bot.storage.blobs import BlobStore
 from bot.storage.models import ChatState, Image, ImageSource
 from bot.storage.repositories import Repo
 
 
-async def touch(s: AsyncSession, who: Who) -> Repo:
-    """Upsert the user and chat rows of a request; returns the repository for the session."""
-    repo = Repo(s)
-    await repo.upsert_user(who.user_id, who.first_name, who.username, who.language_code)
-    await repo.upsert_chat(who.chat_id, who.chat_type, who.chat_title)
-    await s.flush()
-    return repo
-
-
 class ImageLibrary:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore) -> None:
         self._sessions = sessions
         self._blobs = blobs
+        self._subjects = subjects_of(sessions)
 
     async def take_user_image(
         self,
@@ -44,8 +38,8 @@ class ImageLibrary:
         except imaging.ImageInputError as exc:
             raise UserInputError(f"image_{exc.code}") from exc
         sha = await self._blobs.put(data)
-        async with self._sessions.begin() as s:
-            repo = await touch(s, who)
+        async with self._subjects.begin(self._sessions, who) as s:
+            repo = Repo(s)
             row = await repo.add_image(
                 Image(
                     chat_id=who.chat_id,
@@ -61,8 +55,7 @@ class ImageLibrary:
             )
             await repo.add_image_message(who.chat_id, message_id, row.id)
             if make_current:
-                state = await repo.chat_state(who.chat_id, who.thread_id)
-                state.current_image_id, state.pending_album = row.id, None
+                await repo.set_current_image(who.chat_id, who.thread_id, row.id, drop_album=True)
             return StoredImage.of(row)
 
     async def current(self, chat_id: int, thread_id: int = 0) -> StoredImage | None:
@@ -74,17 +67,13 @@ class ImageLibrary:
             return StoredImage.of(row) if row else None
 
     async def set_current(self, who: Who, image_id: int | None) -> None:
-        async with self._sessions.begin() as s:
-            repo = await touch(s, who)
-            state = await repo.chat_state(who.chat_id, who.thread_id)
-            state.current_image_id = image_id
-            state.pending_album = None
+        async with self._subjects.begin(self._sessions, who) as s:
+            await Repo(s).set_current_image(who.chat_id, who.thread_id, image_id, drop_album=True)
 
     async def keep_album(self, who: Who, images: list[StoredImage]) -> None:
         """An album without a caption: its images wait for the next text, which composes them."""
-        async with self._sessions.begin() as s:
-            repo = await touch(s, who)
-            state = await repo.chat_state(who.chat_id, who.thread_id)
+        async with self._subjects.begin(self._sessions, who) as s:
+            state = await Repo(s).chat_state(who.chat_id, who.thread_id)
             state.pending_album = json.dumps([i.id for i in images])
 
     async def take_pending_album(self, chat_id: int, thread_id: int = 0) -> list[StoredImage]:
@@ -97,6 +86,34 @@ class ImageLibrary:
             state.pending_album = None
             rows = [await s.get(Image, i) for i in ids]
             return [StoredImage.of(r) for r in rows if r is not None]
+
+    async def for_text(
+        self, chat_id: int, thread_id: int = 0, *, refine: bool = True
+    ) -> list[StoredImage]:
+        """What a text works on, short of a replied-to image, in one read: the images of a
+        waiting album (taken: it is forgotten), else the current image if `refine`, else []."""
+        async with self._sessions.begin() as s:
+            found = (
+                await s.execute(
+                    select(ChatState.pending_album, Image)
+                    .outerjoin(Image, Image.id == ChatState.current_image_id)
+                    .where(ChatState.chat_id == chat_id, ChatState.thread_id == thread_id)
+                )
+            ).first()
+            if found is None:
+                return []
+            album, current = found
+            if not album:
+                return [StoredImage.of(current)] if refine and current is not None else []
+            await s.execute(
+                update(ChatState)
+                .where(ChatState.chat_id == chat_id, ChatState.thread_id == thread_id)
+                .values(pending_album=None)
+            )
+            ids = json.loads(album)
+            rows = (await s.execute(select(Image).where(Image.id.in_(ids)))).scalars()
+            by_id = {row.id: row for row in rows}
+            return [StoredImage.of(by_id[i]) for i in ids if i in by_id]
 
     async def start_over(self, chat_id: int, thread_id: int = 0) -> None:
         """Forget the current image: the next text draws anew."""
@@ -144,9 +161,8 @@ class ImageLibrary:
         async with self._sessions.begin() as s:
             repo = Repo(s)
             await repo.add_image_message(chat_id, message_id, image_id)
-            row = await repo.image(image_id)
-            if row is not None and file_id and not row.tg_file_id:
-                row.tg_file_id = file_id
+            if file_id:
+                await repo.set_file_id(image_id, file_id)
 
     async def history(self, chat_id: int, page: int, per_page: int = 6) -> HistoryPage:
         """The chat's images, newest first, one page of them."""

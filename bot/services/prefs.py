@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.services.subjects import subjects_of
 from bot.storage.models import ChatPrefs
 from bot.storage.repositories import Repo
 
@@ -73,6 +74,7 @@ class PrefsService:
                 setattr(row, field, value)
             await s.flush()
             prefs = _from_row(row)
+        subjects_of(self._sessions).chat_written(chat_id, chat_type, title)
         self._cache[chat_id] = prefs
         return prefs
 

@@ -49,46 +49,63 @@ class QuotaService:
         self._defaults = {SubjectKind.USER: per_user, SubjectKind.CHAT: per_chat}
         self._exempt = exempt
         self.lock = asyncio.Lock()  # check-then-open of a job is atomic within the process
+        # /quota overrides (subject_rules.daily_limit), read once; set_limit keeps them current.
+        self._overrides: dict[tuple[str, int], int] | None = None
+
+    async def _load_overrides(self) -> dict[tuple[str, int], int]:
+        if self._overrides is None:
+            async with self._sessions() as s:
+                rows = (
+                    await s.execute(
+                        select(
+                            SubjectRule.kind, SubjectRule.subject_id, SubjectRule.daily_limit
+                        ).where(SubjectRule.daily_limit.is_not(None))
+                    )
+                ).all()
+            self._overrides = {
+                (kind, subject): limit for kind, subject, limit in rows if limit is not None
+            }
+        return self._overrides
 
     async def limit(self, kind: SubjectKind, subject_id: int) -> int | None:
-        async with self._sessions() as s:
-            rule = await s.get(SubjectRule, (kind.value, subject_id))
-        limit = (
-            rule.daily_limit
-            if rule is not None and rule.daily_limit is not None
-            else (self._defaults[kind])
-        )
+        override = (await self._load_overrides()).get((kind.value, subject_id))
+        limit = override if override is not None else self._defaults[kind]
         return limit if limit > 0 else None
 
     async def set_limit(
         self, kind: SubjectKind, subject_id: int, limit: int | None, by: int
     ) -> None:
+        overrides = await self._load_overrides()
         async with self._sessions.begin() as s:
             rule = await Repo(s).subject_rule(kind.value, subject_id)
             rule.daily_limit, rule.updated_by = limit, by
+        if limit is None:
+            overrides.pop((kind.value, subject_id), None)
+        else:
+            overrides[(kind.value, subject_id)] = limit
 
     async def used(self, kind: SubjectKind, subject_id: int) -> int:
         """Images made today, plus those that running jobs may still make."""
         since = day_start()
         column = Job.user_id if kind == SubjectKind.USER else Job.chat_id
+        made = (
+            select(func.count(Image.id))
+            .join(Job, Job.id == Image.job_id)
+            .where(column == subject_id, Job.created_at >= since)
+            .scalar_subquery()
+        )
+        running = (
+            select(func.coalesce(func.sum(Job.n), 0))
+            .where(
+                column == subject_id,
+                Job.created_at >= since,
+                Job.status == JobStatus.RUNNING,
+            )
+            .scalar_subquery()
+        )
         async with self._sessions() as s:
-            made = (
-                await s.execute(
-                    select(func.count(Image.id))
-                    .join(Job, Job.id == Image.job_id)
-                    .where(column == subject_id, Job.created_at >= since)
-                )
-            ).scalar_one()
-            running = (
-                await s.execute(
-                    select(func.coalesce(func.sum(Job.n), 0)).where(
-                        column == subject_id,
-                        Job.created_at >= since,
-                        Job.status == JobStatus.RUNNING,
-                    )
-                )
-            ).scalar_one()
-        return int(made) + int(running)
+            made_n, running_n = (await s.execute(select(made, running))).one()
+        return int(made_n) + int(running_n)
 
     async def usage(self, kind: SubjectKind, subject_id: int) -> Usage:
         return Usage(
@@ -105,6 +122,8 @@ class QuotaService:
         if who.chat_type != "private":
             scopes.append((SubjectKind.CHAT, who.chat_id))
         for kind, subject in scopes:
-            usage = await self.usage(kind, subject)
-            if usage.limit is not None and usage.used + n > usage.limit:
-                raise QuotaExceededError(kind.value, usage.limit, usage.resets_at)
+            limit = await self.limit(kind, subject)
+            if limit is None:
+                continue  # unlimited: no need to count
+            if await self.used(kind, subject) + n > limit:
+                raise QuotaExceededError(kind.value, limit, day_start() + timedelta(days=1))

@@ -32,6 +32,13 @@ class StoredImage:
     tg_file_id: str | None = None
     job_id: int | None = None
 
+    @property
+    def probed(self) -> bool:
+        """A user's image: its pixel data decoded in full when it was taken in (imaging.probe).
+
+        Results (job_id set) were checked on arrival too, PNG answers only by their CRCs."""
+        return self.job_id is None
+
     @classmethod
     def of(cls, row: Image) -> StoredImage:
         return cls(

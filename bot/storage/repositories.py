@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,32 +33,52 @@ class Repo:
         self.s = session
 
     # -- users and chats -------------------------------------------------------------------
-    async def _insert_ignore(self, model: type[Any], **values: Any) -> None:
-        """INSERT … ON CONFLICT DO NOTHING: concurrent first requests of a chat don't collide."""
+    def _insert(self, model: type[Any], **values: Any) -> Any:
+        """The dialect's INSERT (SQLite or PostgreSQL), which knows ON CONFLICT."""
         bind = self.s.get_bind()
         insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
-        await self.s.execute(insert(model).values(**values).on_conflict_do_nothing())
+        return insert(model).values(**values)
+
+    async def _insert_ignore(self, model: type[Any], **values: Any) -> None:
+        """INSERT … ON CONFLICT DO NOTHING: concurrent first requests of a chat don't collide."""
+        await self.s.execute(self._insert(model, **values).on_conflict_do_nothing())
+
+    async def _upsert(
+        self, model: type[Any], keys: Sequence[str], keep: Sequence[str] = (), **values: Any
+    ) -> None:
+        """INSERT, or on a conflict of `keys` UPDATE every other given column but `keep`."""
+        stmt = self._insert(model, **values)
+        changes = {k: stmt.excluded[k] for k in values if k not in keys and k not in keep}
+        await self.s.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changes))
 
     async def upsert_user(
         self, user_id: int, first_name: str, username: str | None, language_code: str | None
-    ) -> User:
+    ) -> None:
+        """One statement: the user's row with these names, seen now."""
         now = utcnow()
-        await self._insert_ignore(User, id=user_id, first_name="", created_at=now, last_seen_at=now)
-        user = await self.s.get(User, user_id)
-        assert user is not None
-        user.first_name = first_name[:256]
-        user.username = username
-        user.language_code = language_code
-        user.last_seen_at = now
-        return user
+        await self._upsert(
+            User,
+            ["id"],
+            keep=["created_at"],
+            id=user_id,
+            first_name=first_name[:256],
+            username=username,
+            language_code=language_code,
+            created_at=now,
+            last_seen_at=now,
+        )
 
-    async def upsert_chat(self, chat_id: int, chat_type: str, title: str | None) -> Chat:
-        await self._insert_ignore(Chat, id=chat_id, type=str(chat_type), created_at=utcnow())
-        chat = await self.s.get(Chat, chat_id)
-        assert chat is not None
-        chat.type = str(chat_type)
-        chat.title = title[:256] if title else None
-        return chat
+    async def upsert_chat(self, chat_id: int, chat_type: str, title: str | None) -> None:
+        """One statement: the chat's row with this type and title."""
+        await self._upsert(
+            Chat,
+            ["id"],
+            keep=["created_at"],
+            id=chat_id,
+            type=str(chat_type),
+            title=title[:256] if title else None,
+            created_at=utcnow(),
+        )
 
     async def chat_state(self, chat_id: int, thread_id: int) -> ChatState:
         """The chat's state row (created if missing; the chat row must exist)."""
@@ -68,6 +88,21 @@ class Repo:
         state = await self.s.get(ChatState, (chat_id, thread_id))
         assert state is not None
         return state
+
+    async def set_current_image(
+        self, chat_id: int, thread_id: int, image_id: int | None, *, drop_album: bool = False
+    ) -> None:
+        """One statement: the chat's current image (and no waiting album, if `drop_album`)."""
+        extra: dict[str, Any] = {"pending_album": None} if drop_album else {}
+        await self._upsert(
+            ChatState,
+            ["chat_id", "thread_id"],
+            chat_id=chat_id,
+            thread_id=thread_id,
+            current_image_id=image_id,
+            updated_at=utcnow(),
+            **extra,
+        )
 
     async def chat_prefs(self, chat_id: int) -> ChatPrefs:
         await self._insert_ignore(
@@ -104,13 +139,23 @@ class Repo:
         return (await self.s.execute(stmt)).scalar_one_or_none()
 
     async def add_image_message(self, chat_id: int, message_id: int, image_id: int) -> None:
-        exists = await self.s.execute(
-            select(ImageMessage.id).where(
-                ImageMessage.chat_id == chat_id, ImageMessage.message_id == message_id
-            )
+        """Where an image was shown; the first record of a message stays."""
+        await self._insert_ignore(
+            ImageMessage,
+            chat_id=chat_id,
+            message_id=message_id,
+            image_id=image_id,
+            created_at=utcnow(),
         )
-        if exists.scalar_one_or_none() is None:
-            self.s.add(ImageMessage(chat_id=chat_id, message_id=message_id, image_id=image_id))
+
+    async def set_file_id(self, image_id: int, file_id: str) -> None:
+        """Telegram's file id of an image, unless it has one already."""
+        await self.s.execute(
+            update(Image)
+            .where(Image.id == image_id, or_(Image.tg_file_id.is_(None), Image.tg_file_id == ""))
+            .values(tg_file_id=file_id)
+            .execution_options(synchronize_session=False)
+        )
 
     async def images_of_chat(self, chat_id: int, limit: int, offset: int = 0) -> Sequence[Image]:
         stmt = (
@@ -141,6 +186,15 @@ class Repo:
 
     async def job(self, job_id: int) -> Job | None:
         return await self.s.get(Job, job_id)
+
+    async def update_job(self, job_id: int, **values: Any) -> None:
+        """One UPDATE of a job's columns, without loading it."""
+        await self.s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
 
     async def job_input_ids(self, job_id: int) -> list[int]:
         stmt = (

@@ -44,13 +44,8 @@ async def inputs_for_text(
     replied = await replied_image(update, context, message)
     if replied is not None:
         return [replied]
-    album = await svc.images.take_pending_album(who.chat_id, who.thread_id)
-    if album:
-        return album
-    if not (await svc.prefs.get(who.chat_id)).refine:
-        return []
-    current = await svc.images.current(who.chat_id, who.thread_id)
-    return [current] if current else []
+    refine = (await svc.prefs.get(who.chat_id)).refine
+    return await svc.images.for_text(who.chat_id, who.thread_id, refine=refine)
 
 
 async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -1,0 +1,328 @@
+"""The services on a migrated SQLite file: what one job writes, and how few statements it takes.
+
+The job path was trimmed (users and chats written when new, no quota counting without a quota,
+one statement per upsert, no re-reads of rows just written); these tests pin what must still be
+recorded and the statement counts, so a regression in either shows.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image as PILImage
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.providers.base import GeneratedImage, ImageResult
+from bot.providers.errors import ProviderError, ProviderErrorKind
+from bot.services import subjects as subjects_module
+from bot.services.generation import GenerationService
+from bot.services.images import ImageLibrary
+from bot.services.prefs import PrefsService
+from bot.services.quotas import QuotaExceededError, QuotaService
+from bot.services.subjects import subjects_of
+from bot.services.types import JobOptions, StoredImage, Who
+from bot.storage import db
+from bot.storage.blobs import BlobStore
+from bot.storage.models import (
+    Chat,
+    ChatState,
+    Image,
+    ImageMessage,
+    Job,
+    JobStatus,
+    SubjectKind,
+    User,
+)
+
+
+def _image(fmt: str, color: tuple[int, int, int], size: tuple[int, int] = (48, 32)) -> bytes:
+    buf = io.BytesIO()
+    PILImage.new("RGB", size, color).save(buf, fmt)
+    return buf.getvalue()
+
+
+class Provider:
+    """Answers at once with a new PNG per call, or with the error it is given."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.fail: Exception | None = None
+        self.requests: list[Any] = []
+
+    async def generate(self, request: Any, progress: Any = None) -> ImageResult:
+        self.calls += 1
+        self.requests.append(request)
+        if self.fail is not None:
+            raise self.fail
+        png = _image("PNG", (self.calls % 256, 10, 20))
+        return ImageResult([GeneratedImage(png, "image/png")], endpoint="ep", model=request.model)
+
+
+@dataclass
+class Env:
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    provider: Provider
+    quotas: QuotaService
+    generation: GenerationService
+    images: ImageLibrary
+    statements: Counter[str]
+
+    def count(self) -> int:
+        return sum(self.statements.values())
+
+    async def rows(self, model: type[Any]) -> list[Any]:
+        async with self.sessions() as s:
+            return list((await s.execute(select(model))).scalars().all())
+
+
+@pytest.fixture
+async def env(tmp_path: Path, db_url: str) -> AsyncIterator[Env]:
+    await db.aupgrade(db_url)
+    engine = db.create_engine(db_url)
+    statements: Counter[str] = Counter()
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements[" ".join(statement.split()[:3])] += 1
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    sessions = db.create_sessionmaker(engine)
+    blobs = BlobStore(tmp_path / "images")
+    provider = Provider()
+    quotas = QuotaService(sessions, per_user=0, per_chat=0)
+    generation = GenerationService(
+        sessions,
+        blobs,
+        provider,  # type: ignore[arg-type]
+        model="gemini-2.5-flash-image",
+        dialect="openai-chat",
+        quotas=quotas,
+        pricing=lambda endpoint, model, size: 0.04,
+    )
+    yield Env(
+        engine, sessions, provider, quotas, generation, ImageLibrary(sessions, blobs), statements
+    )
+    await engine.dispose()
+
+
+def who(user: int = 7, chat: int = 7, name: str = "Ann", **kw: Any) -> Who:
+    return Who(user, name, "ann", "en", chat, kw.pop("chat_type", "private"), **kw)
+
+
+async def take_photo(env: Env, w: Who, message_id: int, *, current: bool = False) -> StoredImage:
+    return await env.images.take_user_image(
+        w,
+        _image("JPEG", (200, 30, 30)),
+        file_id=f"f{message_id}",
+        file_unique_id=f"u{message_id}",
+        message_id=message_id,
+        make_current=current,
+    )
+
+
+# --- what a job records ----------------------------------------------------------------------
+
+
+async def test_a_photo_edit_records_everything_before_it_returns(env: Env) -> None:
+    w = who()
+    photo = await take_photo(env, w, 10)
+    outcome = await env.generation.run(
+        w, "make it blue", [photo], message_id=10, options=JobOptions("gemini-2.5-flash-image")
+    )
+    [job] = await env.rows(Job)
+    assert (job.status, job.endpoint, job.kind, job.user_id) == (
+        JobStatus.SUCCEEDED,
+        "ep",
+        "edit",
+        7,
+    )
+    assert job.cost == pytest.approx(0.04) and job.upstream_ms is not None
+    assert job.finished_at is not None
+    images = {i.id: i for i in await env.rows(Image)}
+    [result] = outcome.images
+    assert images[result.id].job_id == job.id and images[photo.id].source == "user"
+    assert result.id > 0 and result.sha256 == images[result.id].sha256
+    [state] = await env.rows(ChatState)
+    assert state.current_image_id == result.id
+    [user], [chat] = await env.rows(User), await env.rows(Chat)
+    assert (user.first_name, user.username, chat.type) == ("Ann", "ann", "private")
+
+
+async def test_a_failure_is_recorded_on_the_job(env: Env) -> None:
+    env.provider.fail = ProviderError(ProviderErrorKind.RATE_LIMITED, "slow down", endpoint="ep")
+    with pytest.raises(ProviderError):
+        await env.generation.run(who(), "a cat", [], message_id=1)
+    [job] = await env.rows(Job)
+    assert job.status == JobStatus.FAILED and job.error_code == "rate_limited"
+    assert job.error_detail == "[ep] slow down" and job.finished_at is not None
+
+
+async def test_user_images_go_up_without_a_second_decode_results_with_one(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot import imaging
+
+    seen: list[bool] = []
+    real = imaging.anormalise_input
+
+    async def spy(data: bytes, **kw: Any) -> Any:
+        seen.append(kw["probed"])
+        return await real(data, **kw)
+
+    monkeypatch.setattr(imaging, "anormalise_input", spy)
+    w = who()
+    photo = await take_photo(env, w, 10)
+    outcome = await env.generation.run(w, "blue", [photo], message_id=10)
+    await env.generation.run(w, "bluer", outcome.images, message_id=11)
+    assert seen == [True, False]
+
+
+# --- users and chats: written when new or changed, never lost to a rollback -----------------
+
+
+async def test_a_fresh_photo_job_writes_the_user_and_chat_once(env: Env) -> None:
+    w = who(user=8, chat=8)
+    photo = await take_photo(env, w, 10)
+    await env.generation.run(w, "blue", [photo], message_id=10)
+    assert env.statements["INSERT INTO users"] == 1
+    assert env.statements["INSERT INTO chats"] == 1
+
+
+async def test_new_names_and_titles_are_written(env: Env) -> None:
+    await env.generation.run(
+        who(chat=-5, chat_type="group", chat_title="Old"), "a", [], message_id=1
+    )
+    w = who(name="Bea", chat=-5, chat_type="supergroup", chat_title="New")
+    await env.generation.run(w, "b", [], message_id=2)
+    [user], [chat] = await env.rows(User), await env.rows(Chat)
+    assert user.first_name == "Bea"
+    assert (chat.type, chat.title) == ("supergroup", "New")
+
+
+async def test_a_title_written_by_settings_is_not_mistaken_for_the_requests_one(env: Env) -> None:
+    group = who(chat=-5, chat_type="group", chat_title="A")
+    await env.generation.run(group, "a", [], message_id=1)
+    await PrefsService(env.sessions).update(-5, "group", "B", refine=False)
+    await env.generation.run(group, "b", [], message_id=2)
+    [chat] = await env.rows(Chat)
+    assert chat.title == "A"
+
+
+async def test_last_seen_is_refreshed_after_the_resolution(env: Env) -> None:
+    subjects = subjects_of(env.sessions)
+    now = [1000.0]
+    subjects._clock = lambda: now[0]
+    await env.generation.run(who(), "a", [], message_id=1)
+    first = (await env.rows(User))[0].last_seen_at
+    await env.generation.run(who(), "b", [], message_id=2)
+    assert env.statements["INSERT INTO users"] == 1
+    now[0] += subjects_module.LAST_SEEN_RESOLUTION + 1
+    await env.generation.run(who(), "c", [], message_id=3)
+    assert env.statements["INSERT INTO users"] == 2
+    assert (await env.rows(User))[0].last_seen_at > first
+
+
+async def test_a_rolled_back_write_is_not_taken_for_a_stored_user(env: Env) -> None:
+    subjects = subjects_of(env.sessions)
+    with pytest.raises(RuntimeError):
+        async with subjects.begin(env.sessions, who(user=9, chat=9)):
+            raise RuntimeError("boom")
+    assert await env.rows(User) == []
+    await env.generation.run(who(user=9, chat=9), "a", [], message_id=1)  # FK needs the rows
+    assert [u.id for u in await env.rows(User)] == [9]
+
+
+def test_services_of_one_database_share_what_they_know(env: Env) -> None:
+    assert subjects_of(env.sessions) is env.generation._subjects is env.images._subjects
+
+
+# --- quotas ------------------------------------------------------------------------------------
+
+
+async def test_no_quota_no_counting(env: Env) -> None:
+    await env.quotas.check(who(), 1)  # reads the /quota overrides once
+    env.statements.clear()
+    await env.quotas.check(who(), 1)
+    await env.quotas.check(who(chat=-3, chat_type="group"), 1)
+    assert env.count() == 0
+
+
+async def test_a_quota_override_applies_at_once_and_default_lifts_it(env: Env) -> None:
+    await env.generation.run(who(), "a", [], message_id=1)
+    await env.quotas.set_limit(SubjectKind.USER, 7, 1, by=1)
+    with pytest.raises(QuotaExceededError):
+        await env.generation.run(who(), "b", [], message_id=2)
+    await env.quotas.set_limit(SubjectKind.USER, 7, None, by=1)
+    await env.generation.run(who(), "c", [], message_id=3)
+    assert (await env.quotas.usage(SubjectKind.USER, 7)).limit is None
+
+
+async def test_overrides_stored_earlier_are_honoured_after_a_restart(env: Env) -> None:
+    await env.quotas.set_limit(SubjectKind.CHAT, -3, 1, by=1)
+    restarted = QuotaService(env.sessions, per_user=0, per_chat=0)
+    group = who(chat=-3, chat_type="group")
+    await restarted.check(group, 1)
+    with pytest.raises(QuotaExceededError):
+        await restarted.check(group, 2)
+    usage = await restarted.usage(SubjectKind.CHAT, -3)
+    assert (usage.used, usage.limit) == (0, 1)
+
+
+async def test_running_jobs_count_against_the_quota(env: Env) -> None:
+    quotas = QuotaService(env.sessions, per_user=2, per_chat=0)
+    await env.generation.run(who(), "a", [], message_id=1)
+    async with env.sessions.begin() as s:
+        running = Job(chat_id=7, user_id=7, kind="generate", prompt="p", dialect="d", model="m")
+        running.status = JobStatus.RUNNING
+        s.add(running)
+    assert await quotas.used(SubjectKind.USER, 7) == 2
+    with pytest.raises(QuotaExceededError):
+        await quotas.check(who(), 1)
+
+
+# --- deliveries and the inputs of a text -------------------------------------------------------
+
+
+async def test_a_delivery_keeps_the_first_record_and_the_first_file_id(env: Env) -> None:
+    w = who()
+    a = await take_photo(env, w, 10)
+    b = await take_photo(env, w, 11)
+    await env.images.record_delivery(7, 50, a.id, "first")
+    await env.images.record_delivery(7, 50, b.id, "second")  # the same message again
+    await env.images.record_delivery(7, 51, a.id, "later")
+    [shown] = [m for m in await env.rows(ImageMessage) if m.message_id == 50]
+    assert shown.image_id == a.id
+    files = {i.id: i.tg_file_id for i in await env.rows(Image)}
+    assert files[a.id] == "f10"  # it came with a file id already
+    assert (await env.images.for_message(7, 51)) == StoredImage.of(
+        next(i for i in await env.rows(Image) if i.id == a.id)
+    )
+
+
+async def test_a_result_gets_its_file_id_once(env: Env) -> None:
+    outcome = await env.generation.run(who(), "a", [], message_id=1)
+    [result] = outcome.images
+    await env.images.record_delivery(7, 2, result.id, "tg-1")
+    await env.images.record_delivery(7, 3, result.id, "tg-2")
+    rows = {i.id: i for i in await env.rows(Image)}
+    assert rows[result.id].tg_file_id == "tg-1"
+
+
+async def test_a_text_takes_the_waiting_album_in_order_then_the_current_image(env: Env) -> None:
+    w = who()
+    assert await env.images.for_text(7) == []
+    a, b = await take_photo(env, w, 10), await take_photo(env, w, 11)
+    current = await take_photo(env, w, 12, current=True)
+    await env.images.keep_album(w, [b, a])
+    assert [i.id for i in await env.images.for_text(7)] == [b.id, a.id]
+    assert [i.id for i in await env.images.for_text(7)] == [current.id]  # album forgotten
+    assert await env.images.for_text(7, refine=False) == []
+    await env.images.keep_album(w, [a])
+    assert [i.id for i in await env.images.for_text(7, refine=False)] == [a.id]
