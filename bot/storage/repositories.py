@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Executable, Table, Update, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +27,40 @@ from bot.storage.models import (
 )
 
 
+@functools.cache
+def _insert_ignore_statement(dialect: str, table: Table) -> Executable:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing()
+
+
+@functools.cache
+def _upsert_statement(
+    dialect: str, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]
+) -> Executable:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: stmt.excluded[c] for c in columns}
+    )
+
+
+def _by_id(model: type[Any]) -> Update:
+    """Core UPDATE of the row whose id is the parameter `_id`; SET from the other parameters.
+
+    On the table, not the class: the ORM's bulk-update path cost more than the statement."""
+    table: Table = model.__table__
+    return update(table).where(table.c.id == bindparam("_id"))
+
+
+_UPDATE_JOB = _by_id(Job)
+_FILE_ID = Image.__table__.c.tg_file_id
+_SET_FILE_ID = (
+    _by_id(Image)
+    .where(or_(_FILE_ID.is_(None), _FILE_ID == ""))
+    .values(tg_file_id=bindparam("_file_id"))
+)
+
+
 class Repo:
     """All queries of one unit of work, bound to its session."""
 
@@ -33,23 +68,22 @@ class Repo:
         self.s = session
 
     # -- users and chats -------------------------------------------------------------------
-    def _insert(self, model: type[Any], **values: Any) -> Any:
-        """The dialect's INSERT (SQLite or PostgreSQL), which knows ON CONFLICT."""
-        bind = self.s.get_bind()
-        insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
-        return insert(model).values(**values)
+    # The ON CONFLICT statements are built once per table and shape (values go as parameters):
+    # building and keying a new one for every execution cost more than running it.
+    def _dialect(self) -> str:
+        return self.s.get_bind().dialect.name
 
     async def _insert_ignore(self, model: type[Any], **values: Any) -> None:
         """INSERT … ON CONFLICT DO NOTHING: concurrent first requests of a chat don't collide."""
-        await self.s.execute(self._insert(model, **values).on_conflict_do_nothing())
+        await self.s.execute(_insert_ignore_statement(self._dialect(), model.__table__), values)
 
     async def _upsert(
         self, model: type[Any], keys: Sequence[str], keep: Sequence[str] = (), **values: Any
     ) -> None:
         """INSERT, or on a conflict of `keys` UPDATE every other given column but `keep`."""
-        stmt = self._insert(model, **values)
-        changes = {k: stmt.excluded[k] for k in values if k not in keys and k not in keep}
-        await self.s.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changes))
+        changed = tuple(k for k in values if k not in keys and k not in keep)
+        stmt = _upsert_statement(self._dialect(), model.__table__, tuple(keys), changed)
+        await self.s.execute(stmt, values)
 
     async def upsert_user(
         self, user_id: int, first_name: str, username: str | None, language_code: str | None
@@ -150,12 +184,7 @@ class Repo:
 
     async def set_file_id(self, image_id: int, file_id: str) -> None:
         """Telegram's file id of an image, unless it has one already."""
-        await self.s.execute(
-            update(Image)
-            .where(Image.id == image_id, or_(Image.tg_file_id.is_(None), Image.tg_file_id == ""))
-            .values(tg_file_id=file_id)
-            .execution_options(synchronize_session=False)
-        )
+        await self.s.execute(_SET_FILE_ID, {"_id": image_id, "_file_id": file_id})
 
     async def images_of_chat(self, chat_id: int, limit: int, offset: int = 0) -> Sequence[Image]:
         stmt = (
@@ -189,12 +218,7 @@ class Repo:
 
     async def update_job(self, job_id: int, **values: Any) -> None:
         """One UPDATE of a job's columns, without loading it."""
-        await self.s.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        await self.s.execute(_UPDATE_JOB, {"_id": job_id, **values})
 
     async def job_input_ids(self, job_id: int) -> list[int]:
         stmt = (
