@@ -98,6 +98,9 @@ class MessageRateLimiter(BaseRateLimiter[str]):
         for waiter in (*self._results, *self._progress):
             if not waiter.future.done():
                 waiter.future.set_exception(ProgressSkipped("the bot is stopping"))
+        self._results.clear()
+        self._progress.clear()
+        self._wake = None  # later calls go unpaced, as before initialize(), instead of hanging
 
     async def process_request(
         self,
@@ -118,13 +121,13 @@ class MessageRateLimiter(BaseRateLimiter[str]):
             except RetryAfter as exc:
                 if paced:
                     self._answered(count)
-                if attempt == self.max_retries:
-                    raise
                 seconds = _seconds(exc)
-                log.info("429 on %s: retrying in %.1f s", endpoint, seconds)
-                if message:
+                if message:  # also after the last attempt: Telegram refuses messages as long
                     self._held_until = max(self._held_until, time.monotonic() + seconds)
                     self._kick()
+                if attempt == self.max_retries:
+                    raise
+                log.info("429 on %s: retrying in %.1f s", endpoint, seconds)
                 await asyncio.sleep(seconds + 0.1)
                 continue
             except BaseException:
@@ -158,7 +161,8 @@ class MessageRateLimiter(BaseRateLimiter[str]):
             self.skipped += 1
             raise
         except asyncio.CancelledError:
-            if waiter.future.done() and not waiter.future.cancelled():
+            future = waiter.future
+            if future.done() and not future.cancelled() and future.exception() is None:
                 self._answered(count)  # granted, but the caller will not send it
             else:
                 self._discard(waiter)
@@ -178,6 +182,11 @@ class MessageRateLimiter(BaseRateLimiter[str]):
         assert self._wake is not None
         while True:
             delay = self._grant()
+            if self._progress and self._progress[0].deadline is not None:
+                # wake to skip the first progress message on time, even while nothing else
+                # happens (all slots in flight, messages held back after a 429)
+                due = max(0.001, self._progress[0].deadline - time.monotonic())
+                delay = due if delay is None else min(delay, due)
             self._wake.clear()
             if delay is None:
                 await self._wake.wait()
