@@ -444,7 +444,7 @@ async def test_a_bot_sends_and_downloads_a_photo(fake_telegram: FakeTelegram) ->
         fake_telegram.fail_next(
             "sendMessage", error_code=400, description="Bad Request: nope", retry_after=None
         )
-        with pytest.raises(BadRequest, match="(?i)nope"):
+        with pytest.raises(BadRequest, match=r"(?i)nope"):
             await bot.send_message(5, "x")
         fake_telegram.fail_next("sendMessage", retry_after=3)
         with pytest.raises(RetryAfter):
