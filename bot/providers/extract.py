@@ -110,10 +110,12 @@ def _decode_in_slices(payload: str) -> bytes:
         raise ValueError("needs padding")
     if len(payload) <= B64_SLICE:
         return base64.b64decode(payload, validate=True)
-    return b"".join(
-        base64.b64decode(payload[i : i + B64_SLICE], validate=True)
-        for i in range(0, len(payload), B64_SLICE)
-    )
+    starts = range(0, len(payload), B64_SLICE)
+    # each slice is checked alone: padding that ends a slice before the last one is padding
+    # inside the data, which the one-piece decode refuses ("Excess data after padding")
+    if any(payload[i - 1] == "=" for i in starts[1:]):
+        raise ValueError("padding inside the data")
+    return b"".join(base64.b64decode(payload[i : i + B64_SLICE], validate=True) for i in starts)
 
 
 def split_data_uri(uri: str) -> tuple[bytes, str] | None:
