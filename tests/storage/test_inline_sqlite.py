@@ -1,0 +1,266 @@
+"""bot.storage.db's inline SQLite connection (_InlineConnection) and its sessions
+(_InlineSessions) on a real migrated file: many write transactions at once all commit, a write
+transaction is one burst that never yields to the loop, failures roll back, and the
+connections close cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import sqlite3
+import threading
+import warnings
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.storage import db
+from bot.storage.models import Chat, Image, Job, JobInput, User
+from bot.storage.repositories import Repo
+
+CHATS = 20
+
+
+def counts(path: Path) -> dict[str, int]:
+    """Rows per table, read by a separate plain sqlite3 connection."""
+    with sqlite3.connect(path) as conn:
+        return {
+            table: conn.execute(f"select count(*) from {table}").fetchone()[0]
+            for table in ("users", "chats", "images", "jobs", "job_inputs")
+        }
+
+
+def aiosqlite_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+
+
+@pytest.fixture
+async def db_path(tmp_path: Path) -> Path:
+    await db.aupgrade(f"sqlite+aiosqlite:///{tmp_path}/bot.db")
+    return tmp_path / "bot.db"
+
+
+@pytest.fixture
+async def engine(db_path: Path) -> AsyncIterator[AsyncEngine]:
+    eng = db.create_engine(f"sqlite+aiosqlite:///{db_path}")
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return db.create_sessionmaker(engine)
+
+
+async def one_job(s: AsyncSession, i: int) -> int:
+    """What a request writes: its user and chat, an image, a job that uses it."""
+    repo = Repo(s)
+    chat_id = -1000 - i % CHATS
+    await repo.upsert_user(i + 1, f"user {i}", None, "en")
+    await repo.upsert_chat(chat_id, "group", f"chat {i % CHATS}")
+    image = await repo.add_image(
+        Image(
+            chat_id=chat_id,
+            source="user",
+            sha256=f"{i:064x}",
+            size_bytes=100 + i,
+            mime="image/png",
+            width=8,
+            height=8,
+        )
+    )
+    job = Job(
+        chat_id=chat_id,
+        user_id=i + 1,
+        kind="edit",
+        prompt=f"prompt {i}",
+        dialect="gemini",
+        model="m",
+        status="running",
+    )
+    await repo.add_job(job, [image.id])
+    return job.id
+
+
+async def test_sqlite_urls_get_the_inline_connection(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    assert isinstance(sessions, db._InlineSessions)
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        assert isinstance(raw.driver_connection, db._InlineConnection)
+        pragmas = {
+            name: (await conn.execute(text(f"PRAGMA {name}"))).scalar_one()
+            for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
+        }
+    assert pragmas == {
+        "journal_mode": "wal",
+        "foreign_keys": 1,
+        "busy_timeout": 5000,
+        "synchronous": 1,
+    }
+    assert aiosqlite_threads() == []  # no worker thread was started
+
+
+async def test_200_write_transactions_at_once_all_commit(
+    db_path: Path, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    go = asyncio.Event()
+
+    async def request(i: int) -> int:
+        await go.wait()
+        async with sessions() as s:  # a read first, as handlers do (no lock held after it)
+            await s.get(User, i + 1)
+        await asyncio.sleep(0)
+        async with sessions.begin() as s:
+            return await one_job(s, i)
+
+    tasks = [asyncio.create_task(request(i)) for i in range(200)]
+    await asyncio.sleep(0)
+    go.set()
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30.0)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert errors == []
+    assert len(set(results)) == 200
+    assert counts(db_path) == {
+        "users": 200,
+        "chats": CHATS,
+        "images": 200,
+        "jobs": 200,
+        "job_inputs": 200,
+    }
+    assert engine.pool.checkedout() == 0  # every session gave its connection back
+    assert aiosqlite_threads() == []
+
+
+async def test_readers_between_writers(
+    db_path: Path, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Read sessions that stay open across turns of the loop don't block writers (WAL)."""
+
+    async def writer(i: int) -> None:
+        async with sessions.begin() as s:
+            await one_job(s, i)
+
+    async def reader() -> int:
+        async with sessions() as s:
+            seen = 0
+            for _ in range(5):
+                seen = len((await s.execute(select(Job.id))).all())
+                await asyncio.sleep(0)
+            return seen
+
+    jobs = [writer(i) for i in range(100)]
+    readers = [reader() for _ in range(50)]
+    results = await asyncio.wait_for(asyncio.gather(*jobs, *readers), 30.0)
+    assert all(0 <= n <= 100 for n in results[100:])
+    assert counts(db_path)["jobs"] == 100
+
+
+async def test_a_write_transaction_never_yields_to_the_loop(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    loop = asyncio.get_running_loop()
+    for i in range(3):  # the first one also opens the connection
+        ran: list[str] = []
+        loop.call_soon(ran.append, "other task")
+        async with sessions.begin() as s:
+            await one_job(s, i)
+            await s.execute(select(Chat.id))
+            assert ran == []
+        assert ran == []  # committed and closed in the same burst
+        await asyncio.sleep(0)
+        assert ran == ["other task"]
+
+
+async def test_an_exception_rolls_back_everything(
+    db_path: Path, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    with pytest.raises(RuntimeError, match="changed my mind"):
+        async with sessions.begin() as s:
+            await one_job(s, 1)
+            await one_job(s, 2)
+            raise RuntimeError("changed my mind")
+    assert counts(db_path) == dict.fromkeys(("users", "chats", "images", "jobs", "job_inputs"), 0)
+    # the write lock is free at once: another connection that won't wait can write
+    with sqlite3.connect(db_path, timeout=0) as other:
+        other.execute(
+            "insert into users (id, first_name, created_at, last_seen_at) "
+            "values (5, 'x', '2024-01-01', '2024-01-01')"
+        )
+    async with sessions.begin() as s:
+        await one_job(s, 3)
+    assert counts(db_path)["jobs"] == 1
+
+
+async def test_a_failing_statement_rolls_back_the_earlier_ones(
+    db_path: Path, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    with pytest.raises(IntegrityError):
+        async with sessions.begin() as s:
+            await one_job(s, 1)
+            s.add(JobInput(job_id=10_000, position=0, image_id=10_000))  # no such job: FK
+            await s.flush()
+    assert counts(db_path)["jobs"] == 0
+    assert engine.pool.checkedout() == 0
+    async with sessions.begin() as s:
+        await one_job(s, 2)
+    assert counts(db_path)["jobs"] == 1
+
+
+async def test_what_a_transaction_returns_stays_usable(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions.begin() as s:
+        job_id = await one_job(s, 7)
+        job = await s.get(Job, job_id)
+    assert job is not None
+    assert job.prompt == "prompt 7"  # expire_on_commit=False: no lazy load after the block
+
+
+async def _use_and_dispose(db_path: Path) -> None:
+    engine = db.create_engine(f"sqlite+aiosqlite:///{db_path}")
+    sessions = db.create_sessionmaker(engine)
+
+    async def request(i: int) -> None:
+        async with sessions.begin() as s:
+            await one_job(s, i)
+
+    await asyncio.gather(*(request(i) for i in range(20)))
+    async with sessions() as s:
+        await s.execute(select(User.id))
+    await engine.dispose()
+
+
+async def test_connections_close_cleanly(db_path: Path) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await _use_and_dispose(db_path)
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    # the last connection to close checkpoints and removes the WAL: none is left open
+    assert not await asyncio.to_thread(os.path.exists, f"{db_path}-wal")
+    assert counts(db_path)["jobs"] == 20
+
+
+async def test_a_connection_that_cannot_open_fails_at_once(tmp_path: Path) -> None:
+    connect = db._inline_sqlite(str(tmp_path / "no" / "such" / "dir" / "bot.db"))
+    with pytest.raises(sqlite3.OperationalError):
+        await asyncio.wait_for(connect(), 2.0)
+    assert aiosqlite_threads() == []
+
+
+async def test_a_closed_connection_refuses_calls(db_path: Path) -> None:
+    conn: Any = await db._inline_sqlite(str(db_path))()
+    cursor = await conn.execute("select count(*) from users")
+    assert await cursor.fetchone() == (0,)
+    await conn.close()
+    await conn.close()  # twice is harmless
+    with pytest.raises(ValueError):
+        await conn.execute("select 1")
