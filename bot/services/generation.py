@@ -181,7 +181,7 @@ class GenerationService:
         """Check the quota and open the job as one step, so two requests can't both squeeze in."""
         if self._quotas is None:
             return await self._open_job(who, prompt, inputs, message_id, options)
-        async with self._quotas.lock:
+        async with self._quotas.guard(who):
             await self._quotas.check(who, options.n)
             return await self._open_job(who, prompt, inputs, message_id, options)
 

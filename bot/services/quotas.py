@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -48,7 +50,7 @@ class QuotaService:
         self._sessions = sessions
         self._defaults = {SubjectKind.USER: per_user, SubjectKind.CHAT: per_chat}
         self._exempt = exempt
-        self.lock = asyncio.Lock()  # check-then-open of a job is atomic within the process
+        self._locks: dict[tuple[str, int], _Lock] = {}
         # /quota overrides (subject_rules.daily_limit), read once; set_limit keeps them current.
         self._overrides: dict[tuple[str, int], int] | None = None
 
@@ -114,6 +116,36 @@ class QuotaService:
             day_start() + timedelta(days=1),
         )
 
+    @asynccontextmanager
+    async def guard(self, who: Who) -> AsyncIterator[None]:
+        """Hold while checking the quota and opening the job, so two requests of one user (or
+        one group) can't both squeeze under its limit. Per subject, not one lock for all: with
+        one global lock, 500 chats at once queued behind each other's database work (15 s)."""
+        keys = sorted(self._scopes(who))  # one order everywhere: no deadlock between two
+        counted: list[_Lock] = []
+        acquired: list[_Lock] = []
+        try:
+            for key in keys:
+                lock = self._locks.setdefault(key, _Lock(key))
+                lock.users += 1
+                counted.append(lock)
+                await lock.acquire()
+                acquired.append(lock)
+            yield
+        finally:
+            for lock in reversed(acquired):
+                lock.release()
+            for lock in counted:
+                lock.users -= 1
+                if lock.users == 0:
+                    del self._locks[lock.key]
+
+    def _scopes(self, who: Who) -> list[tuple[str, int]]:
+        scopes = [(SubjectKind.USER.value, who.user_id)]
+        if who.chat_type != "private":
+            scopes.append((SubjectKind.CHAT.value, who.chat_id))
+        return scopes
+
     async def check(self, who: Who, n: int) -> None:
         """Raise QuotaExceededError when n more images would pass the user's or chat's limit."""
         if who.user_id in self._exempt:
@@ -127,3 +159,11 @@ class QuotaService:
                 continue  # unlimited: no need to count
             if await self.used(kind, subject) + n > limit:
                 raise QuotaExceededError(kind.value, limit, day_start() + timedelta(days=1))
+
+
+class _Lock(asyncio.Lock):
+    """A lock that knows how many tasks hold or wait for it (to drop it when none do)."""
+
+    def __init__(self, key: tuple[str, int]) -> None:
+        super().__init__()
+        self.key, self.users = key, 0
