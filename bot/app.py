@@ -81,8 +81,11 @@ def build_application(
     return app
 
 
-async def serve(app: Application, stop: asyncio.Event) -> None:
-    """Run the bot until `stop` is set: what `python -m bot` does, and what the tests run."""
+async def serve(
+    app: Application, stop: asyncio.Event, on_started: Callable[[], None] | None = None
+) -> None:
+    """Run the bot until `stop` is set: what `python -m bot` does, and what the tests run.
+    `on_started` runs once everything is up, before the first update is handled."""
     path = app.bot_data.get(DIAGNOSTICS_KEY)
     monitor = LoopMonitor(path) if path is not None else None
     if monitor is not None:
@@ -96,6 +99,8 @@ async def serve(app: Application, stop: asyncio.Event) -> None:
             poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES
         )
         await app.start()
+        if on_started is not None:
+            on_started()
         log.info("polling for updates")
         await stop.wait()
         log.info("stopping")

@@ -78,3 +78,15 @@ def test_env_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.chdir(tmp_path)
     assert load_settings().image_model == "m-1"
+
+
+def test_start_up_objects_are_frozen_out_of_full_gc_passes() -> None:
+    import gc
+
+    from bot.__main__ import freeze_startup_objects
+
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > 10_000  # modules, PTB, SQLAlchemy, Pillow
+    finally:
+        gc.unfreeze()
