@@ -314,7 +314,11 @@ def _verify_png(data: bytes, max_pixels: int) -> ImageInfo:
 # --- normalise -----------------------------------------------------------------------------
 
 
-def _orientation(im: Image.Image) -> int:
+def _orientation(data: bytes, im: Image.Image) -> int:
+    if im.format == "PNG" and b"eXIf" not in data:
+        # No EXIF chunk: orientation 1. (Pillow finds an eXIf chunk after the pixel data only
+        # by decoding all of it: ~25 ms for every 1024x1024 result refined.)
+        return 1
     try:
         value = im.getexif().get(_EXIF_ORIENTATION, 1)
     except _DECODE_ERRORS:
@@ -330,7 +334,7 @@ def _png_bit_depth(data: bytes) -> int:
 def _can_pass_through(data: bytes, im: Image.Image, animated: bool, max_side: int) -> bool:
     if im.format not in _PASSTHROUGH_FORMATS or animated:
         return False
-    if im.mode not in _PASSTHROUGH_MODES or _orientation(im) != 1:
+    if im.mode not in _PASSTHROUGH_MODES or _orientation(data, im) != 1:
         return False
     if im.format == "PNG" and _png_bit_depth(data) > 8:
         return False

@@ -419,3 +419,20 @@ def test_heic_orientation_is_applied_once() -> None:
     result = decode(out).convert("RGB")
     assert close_to(result.getpixel((2, 2)), RED, 40)
     assert close_to(result.getpixel((37, 77)), BLUE, 40)
+
+
+def test_png_orientation_read_only_when_it_has_an_exif_chunk() -> None:
+    im = Image.new("RGB", (80, 40), BLUE)
+    im.paste(RED, (0, 0, 40, 40))
+    plain = encode(im, "PNG")
+    assert b"eXIf" not in plain
+    out, info = imaging.normalise_input(plain)
+    assert out == plain and (info.width, info.height) == (80, 40)  # passes through as it is
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    turned = encode(im, "PNG", exif=exif.tobytes())
+    assert b"eXIf" in turned
+    out, info = imaging.normalise_input(turned)
+    assert out != turned and (info.width, info.height) == (40, 80)  # orientation applied
+    assert close_to(decode(out).convert("RGB").getpixel((2, 2)), RED, 40)
