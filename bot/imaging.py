@@ -272,9 +272,17 @@ def probe(data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageInfo:
 
     Animation is not an error here (``normalise_input`` decides); unsupported formats are.
     """
-    im, _animated = _decode(data, _INPUT_FORMATS, max_pixels)
+    im = _open_header(data, _INPUT_FORMATS, max_pixels)
     with im:
-        return _info(data, im)
+        info = _info(data, im)
+        _is_animated(im)
+        if im.format == "JPEG":
+            # libjpeg still reads and entropy-decodes the whole stream at 1/8 scale, so
+            # truncation and corruption show up as at full size, in a quarter of the time
+            # (~2 ms instead of ~8 ms for a 1280x960 phone photo).
+            im.draft(im.mode, (-(-im.width // 8), -(-im.height // 8)))
+        _load_first_frame(im)
+    return info
 
 
 def validate_output(data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageInfo:

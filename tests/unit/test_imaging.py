@@ -298,6 +298,14 @@ def test_probe_reports_mime_size_and_format() -> None:
     assert imaging.probe(data) == ImageInfo(imaging.MIME_JPEG, 123, 45, "JPEG")
 
 
+def test_probe_of_a_big_jpeg_reads_the_whole_stream_at_reduced_scale() -> None:
+    noisy = Image.effect_noise((1280, 960), 60).convert("RGB")
+    data = encode(noisy, "JPEG", quality=90)
+    assert imaging.probe(data) == ImageInfo(imaging.MIME_JPEG, 1280, 960, "JPEG")  # full size
+    # cut off near the end: only the last rows are missing, found all the same
+    expect_code("not_image", imaging.probe, data[: len(data) - 2000])
+
+
 def test_validate_output_accepts_png_and_jpeg() -> None:
     png = encode(solid(RED, (20, 10)), "PNG")
     jpeg = encode(solid(RED, (20, 10)), "JPEG")
