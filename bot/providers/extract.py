@@ -20,7 +20,9 @@ from bot.providers.errors import ProviderError, ProviderErrorKind
 
 DETAIL_LIMIT = 300
 
-_DATA_URI_HEAD = re.compile(r"data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+(?:=[^;,]*)?)*),", re.ASCII)
+_DATA_URI_HEAD = re.compile(
+    r"data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+(?:=[^;,]*)?)*),", re.ASCII | re.IGNORECASE
+)
 _NON_B64 = re.compile(rb"[^A-Za-z0-9+/=]")
 # Base64 openings of PNG, JPEG, WebP (RIFF) and GIF files, for bare base64 without "data:".
 _BARE_B64_HEADS = ("iVBORw0KGgo", "/9j/", "UklGR", "R0lGOD")

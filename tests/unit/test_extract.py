@@ -422,3 +422,11 @@ def test_markdown_targets_located_without_copies_keep_their_exact_text() -> None
         "https://h/2.png",
     ]
     assert text_without_images(text) == "![d](https://h/3.png no-title)"
+
+
+def test_data_uri_scheme_and_type_in_capitals() -> None:
+    from bot.providers.extract import split_data_uri
+
+    raw = b"\x89PNG\r\n\x1a\n"
+    uri = "DATA:IMAGE/PNG;BASE64," + base64.b64encode(raw).decode()
+    assert split_data_uri(uri) == (raw, "image/png")
