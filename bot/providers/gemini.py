@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
+from bot.providers import bigjson
 from bot.providers.base import (
     Endpoint,
     ImageRef,
@@ -165,7 +165,7 @@ def _refusal(
 
 def _load(body: bytes) -> dict[str, Any]:
     try:
-        answer = json.loads(body)
+        answer = bigjson.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_response(f"answer is not JSON ({type(exc).__name__}: {exc})"[:300]) from None
     if not isinstance(answer, dict):

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from bot.providers import bigjson
 from bot.providers.base import (
     Endpoint,
     ImageRequest,
@@ -118,7 +119,7 @@ def parse_response(body: bytes) -> ParsedAnswer:
 
     CPU-heavy for big answers (JSON + base64 of 20+ MB): run it in a thread."""
     try:
-        data = json.loads(body)
+        data = bigjson.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_response(f"answer is not JSON ({exc.__class__.__name__}: {exc})"[:300]) from None
     if not isinstance(data, dict):

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
+from bot.providers import bigjson
 from bot.providers.base import (
     Endpoint,
     ImageRef,
@@ -110,7 +111,7 @@ def _error_in_200(err: Any, body: bytes) -> ProviderError:
 
 def _load(body: bytes) -> dict[str, Any]:
     try:
-        answer = json.loads(body)
+        answer = bigjson.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_response(f"answer is not JSON ({type(exc).__name__}: {exc})"[:300]) from None
     if not isinstance(answer, dict):
