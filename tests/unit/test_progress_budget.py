@@ -15,21 +15,12 @@ from bot.telegram import progress as progress_module
 from bot.telegram.context import ProgressTimings
 from bot.telegram.progress import Progress, ProgressBudget
 from bot.telegram.ratelimit import PROGRESS
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def monotonic(self) -> float:
-        return self.now
+from tests.unit.fakeclock import Clock, install
 
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    c = Clock()
-    monkeypatch.setattr(progress_module, "time", SimpleNamespace(monotonic=c.monotonic))
-    return c
+    return install(monkeypatch, progress_module, 500.0)
 
 
 # --- ProgressBudget -------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,24 +18,15 @@ from telegram.error import RetryAfter, TelegramError
 
 from bot.telegram import ratelimit
 from bot.telegram.ratelimit import GROUP_PER_MINUTE, PROGRESS, MessageRateLimiter, ProgressSkipped
+from tests.unit.fakeclock import Clock, install
 
 # PTB's own RetryAfter warns about its retry_after's future type when constructed.
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    c = Clock()
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(monotonic=c.monotonic))
-    return c
+    return install(monkeypatch, ratelimit, 1000.0)
 
 
 class _Asyncio:
