@@ -43,6 +43,7 @@ from bot.telegram.albums import AlbumCollector
 from bot.telegram.context import SERVICES_KEY, ProgressTimings, Services, services
 from bot.telegram.errors import endpoint_fault_notifier, on_error
 from bot.telegram.handlers import admin, callbacks, commands, group, private
+from bot.telegram.progress import ProgressBudget
 from bot.telegram.ratelimit import MessageRateLimiter
 from bot.telegram.transport import AiohttpRequest
 
@@ -229,6 +230,7 @@ def _open_services(
             access,
             quotas,
             StatsService(sessions),
+            ProgressBudget(),
         )
         app.bot_data[private.ALBUMS_KEY] = AlbumCollector(progress.album_quiet, private.on_album)
         app.bot_data["_closables"] = (engine, http)

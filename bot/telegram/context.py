@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from telegram import Message, Update
 from telegram.ext import ContextTypes
@@ -17,6 +18,9 @@ from bot.services.prefs import PrefsService
 from bot.services.quotas import QuotaService
 from bot.services.stats import StatsService
 from bot.services.types import Who
+
+if TYPE_CHECKING:  # progress.py imports this module
+    from bot.telegram.progress import ProgressBudget
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Services:
     access: AccessService
     quotas: QuotaService
     stats: StatsService
+    progress_budget: ProgressBudget
 
 
 SERVICES_KEY = "services"

@@ -71,6 +71,7 @@ async def run_job(
             key=key,
             timings=svc.progress,
             reply_to=message_id,
+            budget=svc.progress_budget,
         ) as progress:
 
             async def on_progress(note: str) -> None:

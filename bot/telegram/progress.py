@@ -49,7 +49,6 @@ class ProgressBudget:
         return False
 
 
-BUDGET = ProgressBudget()
 RETRY_SKIPPED = 0.5  # seconds until a skipped progress call is tried again
 
 
@@ -74,7 +73,8 @@ class Progress:
     ) -> None:
         self._bot, self._chat_id, self._thread_id = bot, chat_id, thread_id or None
         self._lang, self._key, self._timings, self._reply_to = lang, key, timings, reply_to
-        self._budget = budget or BUDGET
+        # The app passes one budget for all its chats (Services.progress_budget).
+        self._budget = budget if budget is not None else ProgressBudget()
         # Progress messages yield to results in the rate limiter (see bot.telegram.ratelimit).
         self._rl: dict[str, Any] = (
             {"rate_limit_args": PROGRESS} if getattr(bot, "rate_limiter", None) else {}
