@@ -479,6 +479,12 @@ def _reencode(im: Image.Image, icc: bytes | None, max_side: int) -> tuple[bytes,
 # --- Telegram preview, thumbnails, colour --------------------------------------------------
 
 
+def _sendable_as_is(data: bytes, info: ImageInfo) -> bool:
+    return info.mime in (MIME_JPEG, MIME_PNG) and fits_telegram_photo(
+        len(data), info.width, info.height
+    )
+
+
 def fits_telegram_photo(size_bytes: int, width: int, height: int) -> bool:
     """Whether ``sendPhoto`` accepts these numbers (PROTOCOLS §5)."""
     if size_bytes > TG_PHOTO_MAX_BYTES or width + height > TG_PHOTO_MAX_SIDE_SUM:
@@ -526,9 +532,7 @@ def telegram_photo(data: bytes, info: ImageInfo, *, max_pixels: int = MAX_PIXELS
     scaling cannot help, so such images still get a preview and Telegram may refuse it;
     send the original as a document in that case.
     """
-    if info.mime in (MIME_JPEG, MIME_PNG) and fits_telegram_photo(
-        len(data), info.width, info.height
-    ):
+    if _sendable_as_is(data, info):
         return None
     im, _animated = _decode(data, _INPUT_FORMATS, max_pixels)
     with im:
@@ -598,6 +602,8 @@ async def avalidate_output(data: bytes, *, max_pixels: int = MAX_PIXELS) -> Imag
 
 
 async def atelegram_photo(data: bytes, info: ImageInfo) -> bytes | None:
+    if _sendable_as_is(data, info):  # the usual case: no pixels to touch, no thread to wait for
+        return None
     return await _in_image_lane(telegram_photo, data, info)
 
 
