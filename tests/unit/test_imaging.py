@@ -392,13 +392,26 @@ async def test_async_wrappers_run_in_worker_threads(monkeypatch: pytest.MonkeyPa
     info = await imaging.aprobe(data)
     out, _ = await imaging.anormalise_input(data)
     assert await imaging.avalidate_output(out) == info
-    assert await imaging.atelegram_photo(data, info) is None
+    webp = encode(solid(RED), "WEBP")
+    preview = await imaging.atelegram_photo(webp, await imaging.aprobe(webp))
+    assert preview is not None and preview[:3] == b"\xff\xd8\xff"  # a JPEG, made in a thread
     with pytest.raises(ImageInputError):
         await imaging.aprobe(b"")
 
     loop_thread = threading.get_ident()
     assert set(seen) == {"probe", "normalise_input", "validate_output", "telegram_photo"}
     assert all(ident != loop_thread for ident in seen.values())
+
+
+async def test_a_result_that_fits_send_photo_needs_no_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def never(*args: Any) -> None:
+        raise AssertionError("telegram_photo should not run")
+
+    monkeypatch.setattr(imaging, "telegram_photo", never)
+    data = encode(solid(RED), "PNG")
+    assert await imaging.atelegram_photo(data, imaging.probe(data)) is None
 
 
 def test_ext_by_mime() -> None:
