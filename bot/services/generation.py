@@ -28,7 +28,7 @@ from bot.services.quotas import QuotaService
 from bot.services.subjects import subjects_of
 from bot.services.types import JobOptions, JobOutcome, StoredImage, Who
 from bot.storage.blobs import BlobStore
-from bot.storage.models import Image, ImageSource, Job, JobKind, JobStatus, utcnow
+from bot.storage.models import ImageSource, JobKind, JobStatus, utcnow
 from bot.storage.repositories import Repo
 
 log = logging.getLogger(__name__)
@@ -108,8 +108,7 @@ class GenerationService:
 
     async def job_owner(self, job_id: int) -> int | None:
         async with self._sessions() as s:
-            job = await Repo(s).job(job_id)
-            return job.user_id if job else None
+            return await Repo(s).job_owner(job_id)
 
     async def job_spec(
         self, job_id: int, chat_id: int
@@ -242,8 +241,8 @@ class GenerationService:
             else (JobKind.EDIT if len(inputs) == 1 else JobKind.COMPOSE)
         )
         async with self._subjects.begin(self._sessions, who) as s:
-            repo = Repo(s)
-            job = Job(
+            return await Repo(s).insert_job(
+                [i.id for i in inputs],
                 chat_id=who.chat_id,
                 thread_id=who.thread_id,
                 user_id=who.user_id,
@@ -259,8 +258,6 @@ class GenerationService:
                 started_at=utcnow(),
                 attempts=1,
             )
-            await repo.add_job(job, [i.id for i in inputs])
-            return job.id
 
     async def _upload_inputs(self, inputs: list[StoredImage]) -> list[InputImage]:
         prepared = []
@@ -319,19 +316,17 @@ class GenerationService:
             repo = Repo(s)
             await repo.update_job(job_id, **done)
             for i, img in enumerate(stored):
-                row = await repo.add_image(
-                    Image(
-                        chat_id=who.chat_id,
-                        source=ImageSource.BOT,
-                        sha256=img.sha256,
-                        size_bytes=img.size_bytes,
-                        mime=img.mime,
-                        width=img.width,
-                        height=img.height,
-                        job_id=job_id,
-                    )
+                image_id = await repo.insert_image(
+                    chat_id=who.chat_id,
+                    source=ImageSource.BOT,
+                    sha256=img.sha256,
+                    size_bytes=img.size_bytes,
+                    mime=img.mime,
+                    width=img.width,
+                    height=img.height,
+                    job_id=job_id,
                 )
-                stored[i] = StoredImage.of(row)
+                stored[i] = replace(img, id=image_id, job_id=job_id)
             if stored:
                 await repo.set_current_image(who.chat_id, who.thread_id, stored[-1].id)
 

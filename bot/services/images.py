@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import imaging
@@ -13,7 +14,22 @@ from bot.services.subjects import subjects_of
 from bot.services.types import HistoryEntry, HistoryPage, StoredImage, Who
 from bot.storage.blobs import BlobStore
 from bot.storage.models import ChatState, Image, ImageSource
-from bot.storage.repositories import Repo
+from bot.storage.repositories import IMAGE_COLUMNS, Repo, table_of
+
+_STATES = table_of(ChatState)
+_IMAGES = table_of(Image)
+_THIS_STATE = (_STATES.c.chat_id == bindparam("_chat")) & (
+    _STATES.c.thread_id == bindparam("_thread")
+)
+#: A text's inputs in one read: the waiting album, and the current image's StoredImage columns.
+_TEXT_INPUTS = (
+    select(_STATES.c.pending_album, *IMAGE_COLUMNS)
+    .select_from(_STATES.outerjoin(_IMAGES, _IMAGES.c.id == _STATES.c.current_image_id))
+    .where(_THIS_STATE)
+)
+_DROP_ALBUM = update(_STATES).where(_THIS_STATE).values(pending_album=None)
+_BLOB_IN_USE = select(_IMAGES.c.id).where(_IMAGES.c.sha256 == bindparam("_sha")).limit(1)
+_IMAGES_BY_ID = select(*IMAGE_COLUMNS).where(_IMAGES.c.id.in_(bindparam("ids", expanding=True)))
 
 
 class ImageLibrary:
@@ -33,30 +49,48 @@ class ImageLibrary:
         make_current: bool,
     ) -> StoredImage:
         """Validate and keep an image the user sent; optionally make it the chat's current one."""
-        try:
-            info = await imaging.aprobe(data)
-        except imaging.ImageInputError as exc:
-            raise UserInputError(f"image_{exc.code}") from exc
-        sha = await self._blobs.put(data)
+        # Probe and file write at once (each in a thread); a refused image's file goes again.
+        probed, kept = await asyncio.gather(
+            imaging.aprobe(data), self._blobs.put(data), return_exceptions=True
+        )
+        if isinstance(probed, BaseException):
+            if isinstance(kept, str):
+                await self._drop_unused_blob(kept)
+            if isinstance(probed, imaging.ImageInputError):
+                raise UserInputError(f"image_{probed.code}") from probed
+            raise probed
+        if isinstance(kept, BaseException):
+            raise kept
+        info, sha = probed, kept
         async with self._subjects.begin(self._sessions, who) as s:
             repo = Repo(s)
-            row = await repo.add_image(
-                Image(
-                    chat_id=who.chat_id,
-                    source=ImageSource.USER,
-                    sha256=sha,
-                    size_bytes=len(data),
-                    mime=info.mime,
-                    width=info.width,
-                    height=info.height,
-                    tg_file_id=file_id,
-                    tg_file_unique_id=file_unique_id,
-                )
+            image_id = await repo.insert_image(
+                chat_id=who.chat_id,
+                source=ImageSource.USER,
+                sha256=sha,
+                size_bytes=len(data),
+                mime=info.mime,
+                width=info.width,
+                height=info.height,
+                tg_file_id=file_id,
+                tg_file_unique_id=file_unique_id,
             )
-            await repo.add_image_message(who.chat_id, message_id, row.id)
+            await repo.add_image_message(who.chat_id, message_id, image_id)
             if make_current:
-                await repo.set_current_image(who.chat_id, who.thread_id, row.id, drop_album=True)
-            return StoredImage.of(row)
+                await repo.set_current_image(who.chat_id, who.thread_id, image_id, drop_album=True)
+        return StoredImage(
+            image_id, sha, info.mime, info.width, info.height, len(data), file_id, None
+        )
+
+    async def _drop_unused_blob(self, sha: str) -> None:
+        """Remove the file of a refused image, unless an image row holds the same bytes.
+
+        No row can be on its way for these bytes: a user image of them is refused as well, and a
+        user only has a result's bytes after its row was committed (results are sent after)."""
+        async with self._sessions() as s:
+            in_use = (await Repo(s).core(_BLOB_IN_USE, {"_sha": sha})).first() is not None
+        if not in_use:
+            await asyncio.to_thread(self._blobs.path_for(sha).unlink, missing_ok=True)
 
     async def current(self, chat_id: int, thread_id: int = 0) -> StoredImage | None:
         async with self._sessions() as s:
@@ -93,27 +127,20 @@ class ImageLibrary:
         """What a text works on, short of a replied-to image, in one read: the images of a
         waiting album (taken: it is forgotten), else the current image if `refine`, else []."""
         async with self._sessions.begin() as s:
+            repo = Repo(s)
             found = (
-                await s.execute(
-                    select(ChatState.pending_album, Image)
-                    .outerjoin(Image, Image.id == ChatState.current_image_id)
-                    .where(ChatState.chat_id == chat_id, ChatState.thread_id == thread_id)
-                )
+                await repo.core(_TEXT_INPUTS, {"_chat": chat_id, "_thread": thread_id})
             ).first()
             if found is None:
                 return []
-            album, current = found
+            album, *current = found
             if not album:
-                return [StoredImage.of(current)] if refine and current is not None else []
-            await s.execute(
-                update(ChatState)
-                .where(ChatState.chat_id == chat_id, ChatState.thread_id == thread_id)
-                .values(pending_album=None)
-            )
+                return [StoredImage(*current)] if refine and current[0] is not None else []
+            await repo.core(_DROP_ALBUM, {"_chat": chat_id, "_thread": thread_id})
             ids = json.loads(album)
-            rows = (await s.execute(select(Image).where(Image.id.in_(ids)))).scalars()
-            by_id = {row.id: row for row in rows}
-            return [StoredImage.of(by_id[i]) for i in ids if i in by_id]
+            rows = await repo.core(_IMAGES_BY_ID, {"ids": ids})
+            by_id = {row[0]: StoredImage(*row) for row in rows}
+            return [by_id[i] for i in ids if i in by_id]
 
     async def start_over(self, chat_id: int, thread_id: int = 0) -> None:
         """Forget the current image: the next text draws anew."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.subjects import subjects_of
 from bot.storage.models import ChatPrefs
-from bot.storage.repositories import Repo
+from bot.storage.repositories import Repo, table_of
 
 RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 MATCH_INPUT = "match"
@@ -28,6 +29,11 @@ class Prefs:
 
 
 _FIELDS = ("refine", "aspect_ratio", "image_size", "reply_mode", "model", "language")
+_PREFS = table_of(ChatPrefs)
+#: A chat's stored choices, in the order of Prefs' fields.
+_PREFS_OF_CHAT = select(*(_PREFS.c[f] for f in _FIELDS)).where(
+    _PREFS.c.chat_id == bindparam("_chat")
+)
 
 
 def validate(field: str, value: object) -> None:
@@ -56,8 +62,8 @@ class PrefsService:
         prefs = self._cache.get(chat_id)
         if prefs is None:
             async with self._sessions() as s:
-                row = await s.get(ChatPrefs, chat_id)
-            prefs = _from_row(row) if row else Prefs()
+                row = (await Repo(s).core(_PREFS_OF_CHAT, {"_chat": chat_id})).first()
+            prefs = Prefs(**dict(zip(_FIELDS, row, strict=True))) if row else Prefs()
             self._cache[chat_id] = prefs
         return prefs
 

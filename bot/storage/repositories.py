@@ -7,10 +7,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, Table, Update, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Executable,
+    Insert,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.storage.models import (
     Chat,
@@ -52,7 +64,37 @@ def _by_id(model: type[Any]) -> Update:
     return update(table).where(table.c.id == bindparam("_id"))
 
 
+def table_of(model: type[Any]) -> Table:
+    """A model's Table, typed as one."""
+    table: Table = model.__table__
+    return table
+
+
+def _returning_id(model: type[Any]) -> Insert:
+    """Core INSERT of one row, giving back its id: no unit of work, no identity map."""
+    table: Table = model.__table__
+    return insert(table).returning(table.c.id)
+
+
 _UPDATE_JOB = _by_id(Job)
+_INSERT_JOB = _returning_id(Job)
+_INSERT_IMAGE = _returning_id(Image)
+_INSERT_JOB_INPUT = insert(table_of(JobInput))
+_IMAGES = table_of(Image)
+#: The columns of an image that `StoredImage` carries, in its field order.
+IMAGE_COLUMNS = (
+    _IMAGES.c.id,
+    _IMAGES.c.sha256,
+    _IMAGES.c.mime,
+    _IMAGES.c.width,
+    _IMAGES.c.height,
+    _IMAGES.c.size_bytes,
+    _IMAGES.c.tg_file_id,
+    _IMAGES.c.job_id,
+)
+_JOB_OWNER: Select[tuple[int]] = select(table_of(Job).c.user_id).where(
+    table_of(Job).c.id == bindparam("_id")
+)
 _FILE_ID = Image.__table__.c.tg_file_id
 _SET_FILE_ID = (
     _by_id(Image)
@@ -66,6 +108,14 @@ class Repo:
 
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
+        self._conn: AsyncConnection | None = None
+
+    async def core(self, stmt: Executable, params: Any = None) -> Any:
+        """Run a Core statement on the session's connection (the same transaction), past the
+        ORM's execute path: for statements on tables, whose rows are never ORM objects."""
+        if self._conn is None:
+            self._conn = await self.s.connection()
+        return await self._conn.execute(stmt, params)
 
     # -- users and chats -------------------------------------------------------------------
     # The ON CONFLICT statements are built once per table and shape (values go as parameters):
@@ -75,7 +125,7 @@ class Repo:
 
     async def _insert_ignore(self, model: type[Any], **values: Any) -> None:
         """INSERT … ON CONFLICT DO NOTHING: concurrent first requests of a chat don't collide."""
-        await self.s.execute(_insert_ignore_statement(self._dialect(), model.__table__), values)
+        await self.core(_insert_ignore_statement(self._dialect(), model.__table__), values)
 
     async def _upsert(
         self, model: type[Any], keys: Sequence[str], keep: Sequence[str] = (), **values: Any
@@ -83,7 +133,7 @@ class Repo:
         """INSERT, or on a conflict of `keys` UPDATE every other given column but `keep`."""
         changed = tuple(k for k in values if k not in keys and k not in keep)
         stmt = _upsert_statement(self._dialect(), model.__table__, tuple(keys), changed)
-        await self.s.execute(stmt, values)
+        await self.core(stmt, values)
 
     async def upsert_user(
         self, user_id: int, first_name: str, username: str | None, language_code: str | None
@@ -161,6 +211,10 @@ class Repo:
         await self.s.flush()
         return image
 
+    async def insert_image(self, **values: Any) -> int:
+        """One INSERT of an image row (column defaults apply); its id."""
+        return int((await self.core(_INSERT_IMAGE, values)).scalar_one())
+
     async def image(self, image_id: int) -> Image | None:
         return await self.s.get(Image, image_id)
 
@@ -184,7 +238,7 @@ class Repo:
 
     async def set_file_id(self, image_id: int, file_id: str) -> None:
         """Telegram's file id of an image, unless it has one already."""
-        await self.s.execute(_SET_FILE_ID, {"_id": image_id, "_file_id": file_id})
+        await self.core(_SET_FILE_ID, {"_id": image_id, "_file_id": file_id})
 
     async def images_of_chat(self, chat_id: int, limit: int, offset: int = 0) -> Sequence[Image]:
         stmt = (
@@ -213,12 +267,28 @@ class Repo:
         await self.s.flush()
         return job
 
+    async def insert_job(self, input_image_ids: Sequence[int], **values: Any) -> int:
+        """The job row (column defaults apply) and its inputs in order: two statements; its id."""
+        job_id = int((await self.core(_INSERT_JOB, values)).scalar_one())
+        if input_image_ids:
+            await self.core(
+                _INSERT_JOB_INPUT,
+                [
+                    {"job_id": job_id, "position": position, "image_id": image_id}
+                    for position, image_id in enumerate(input_image_ids)
+                ],
+            )
+        return job_id
+
+    async def job_owner(self, job_id: int) -> int | None:
+        return (await self.core(_JOB_OWNER, {"_id": job_id})).scalar_one_or_none()
+
     async def job(self, job_id: int) -> Job | None:
         return await self.s.get(Job, job_id)
 
     async def update_job(self, job_id: int, **values: Any) -> None:
         """One UPDATE of a job's columns, without loading it."""
-        await self.s.execute(_UPDATE_JOB, {"_id": job_id, **values})
+        await self.core(_UPDATE_JOB, {"_id": job_id, **values})
 
     async def job_input_ids(self, job_id: int) -> list[int]:
         stmt = (

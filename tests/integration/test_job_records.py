@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.providers.base import GeneratedImage, ImageResult
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.services import subjects as subjects_module
+from bot.services.errors import UserInputError
 from bot.services.generation import GenerationService
 from bot.services.images import ImageLibrary
-from bot.services.prefs import PrefsService
+from bot.services.prefs import Prefs, PrefsService
 from bot.services.quotas import QuotaExceededError, QuotaService
 from bot.services.subjects import subjects_of
 from bot.services.types import JobOptions, StoredImage, Who
@@ -40,6 +41,7 @@ from bot.storage.models import (
     SubjectKind,
     User,
 )
+from bot.storage.repositories import Repo
 
 
 def _image(fmt: str, color: tuple[int, int, int], size: tuple[int, int] = (48, 32)) -> bytes:
@@ -326,3 +328,113 @@ async def test_a_text_takes_the_waiting_album_in_order_then_the_current_image(en
     assert await env.images.for_text(7, refine=False) == []
     await env.images.keep_album(w, [a])
     assert [i.id for i in await env.images.for_text(7, refine=False)] == [a.id]
+
+
+# --- rows written and read as Core statements: the same values as the ORM objects had ----------
+
+
+async def test_what_a_job_returns_equals_its_rows(env: Env) -> None:
+    w = who()
+    photo = await take_photo(env, w, 10, current=True)
+    outcome = await env.generation.run(w, "blue", [photo], message_id=11)
+    rows = {i.id: StoredImage.of(i) for i in await env.rows(Image)}
+    assert rows[photo.id] == photo and photo.tg_file_id == "f10" and photo.job_id is None
+    [result] = outcome.images
+    assert rows[result.id] == result and result.job_id == outcome.job_id
+    [job] = await env.rows(Job)
+    assert (job.status, job.attempts, job.n, job.thread_id) == (JobStatus.SUCCEEDED, 1, 1, 0)
+    assert job.created_at is not None and job.started_at is not None
+    [image] = [i for i in await env.rows(Image) if i.id == result.id]
+    assert image.created_at is not None and image.source == "bot"
+    assert await env.generation.job_owner(outcome.job_id) == 7
+    assert await env.generation.job_owner(outcome.job_id + 100) is None
+    assert await env.images.for_text(7) == [result]
+
+
+async def test_a_compose_records_its_inputs_in_order(env: Env) -> None:
+    w = who()
+    a, b, c = [await take_photo(env, w, m) for m in (10, 11, 12)]
+    outcome = await env.generation.run(w, "mix", [c, a, b], message_id=13)
+    async with env.sessions() as s:
+        assert await Repo(s).job_input_ids(outcome.job_id) == [c.id, a.id, b.id]
+    [job] = await env.rows(Job)
+    assert job.kind == "compose"
+
+
+async def test_prefs_are_read_back_as_stored(env: Env) -> None:
+    assert await PrefsService(env.sessions).get(-5) == Prefs()  # no row: the defaults
+    await PrefsService(env.sessions).update(
+        -5, "group", "G", refine=False, aspect_ratio="4:3", model="m", language="zh"
+    )
+    prefs = await PrefsService(env.sessions).get(-5)
+    assert (prefs.refine, prefs.aspect_ratio, prefs.image_size) == (False, "4:3", None)
+    assert (prefs.reply_mode, prefs.model, prefs.language) == ("photo", "m", "zh")
+
+
+# --- a refused image: no row, and its file goes unless a row holds the same bytes --------------
+
+
+def _blob_files(env: Env) -> list[Path]:
+    root = env.images._blobs.root
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+async def test_a_refused_image_leaves_no_row_and_no_file(env: Env) -> None:
+    kept = await take_photo(env, who(), 10)
+    with pytest.raises(UserInputError) as refused:
+        await env.images.take_user_image(
+            who(),
+            b"not an image at all",
+            file_id="x",
+            file_unique_id="y",
+            message_id=11,
+            make_current=True,
+        )
+    assert refused.value.code == "image_not_image"
+    assert [i.id for i in await env.rows(Image)] == [kept.id]
+    assert [p.name for p in _blob_files(env)] == [kept.sha256]
+    assert [m.message_id for m in await env.rows(ImageMessage)] == [10]
+
+
+async def test_a_refused_images_file_stays_when_a_row_holds_the_same_bytes(env: Env) -> None:
+    from bot.storage.models import ImageSource
+
+    bad = b"\x89PNG\r\n\x1a\n broken"
+    sha = await env.images._blobs.put(bad)
+    async with env.sessions.begin() as s:
+        s.add(Chat(id=7, type="private"))
+        await s.flush()
+        s.add(
+            Image(
+                chat_id=7,
+                source=ImageSource.BOT,
+                sha256=sha,
+                size_bytes=len(bad),
+                mime="image/png",
+                width=1,
+                height=1,
+            )
+        )
+    with pytest.raises(UserInputError):
+        await env.images.take_user_image(
+            who(), bad, file_id=None, file_unique_id=None, message_id=1, make_current=False
+        )
+    assert [p.name for p in _blob_files(env)] == [sha]
+
+
+async def test_a_known_chats_photo_edit_and_delivery_take_nine_statements(env: Env) -> None:
+    w = who()
+    await env.generation.run(w, "warm", [await take_photo(env, w, 1)], message_id=1)
+    env.statements.clear()
+    photo = await take_photo(env, w, 2)
+    outcome = await env.generation.run(w, "blue", [photo], message_id=2)
+    await env.images.record_delivery(7, 3, outcome.images[0].id, "tg")
+    assert dict(env.statements) == {
+        "INSERT INTO images": 2,
+        "INSERT INTO image_messages": 2,
+        "INSERT INTO jobs": 1,
+        "INSERT INTO job_inputs": 1,
+        "UPDATE jobs SET": 1,
+        "INSERT INTO chat_states": 1,
+        "UPDATE images SET": 1,
+    }
