@@ -12,12 +12,14 @@ import base64
 import json
 from typing import Any
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.providers.base import GeneratedImage, Turn
+from bot.services.types import StoredImage
 from bot.storage.blobs import BlobStore
-from bot.storage.models import Image, Job
-from bot.storage.repositories import Repo
+from bot.storage.models import Job
+from bot.storage.repositories import IMAGE_COLUMNS, Repo, table_of
 
 _INLINE_KEYS = ("inlineData", "inline_data")
 
@@ -63,10 +65,26 @@ async def unpack_model_turn(packed: str, blobs: BlobStore) -> Turn:
     return Turn("model", out)
 
 
-async def _image_part(image: Image, blobs: BlobStore) -> dict[str, Any]:
+async def _image_part(image: StoredImage, blobs: BlobStore) -> dict[str, Any]:
     data = await blobs.get(image.sha256)
     encoded = await asyncio.to_thread(base64.b64encode, data)
     return {"inlineData": {"mimeType": image.mime, "data": encoded.decode("ascii")}}
+
+
+_JOBS = table_of(Job)
+_IMAGE = select(*IMAGE_COLUMNS).where(IMAGE_COLUMNS[0] == bindparam("_id"))
+_JOB_TURN = select(_JOBS.c.prompt, _JOBS.c.model_parts).where(_JOBS.c.id == bindparam("_id"))
+
+
+async def _image(repo: Repo, image_id: int) -> StoredImage | None:
+    row = (await repo.core(_IMAGE, {"_id": image_id})).first()
+    return StoredImage(*row) if row is not None else None
+
+
+async def _job_turn(repo: Repo, job_id: int) -> tuple[str, str | None] | None:
+    """A job's prompt and packed model turn."""
+    row = (await repo.core(_JOB_TURN, {"_id": job_id})).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 async def history_for(
@@ -74,25 +92,28 @@ async def history_for(
 ) -> list[Turn] | None:
     """Turns leading to the current image, oldest first; None when it has no model history."""
     repo = Repo(s)
-    image = await repo.image(current_image_id)
+    image = await _image(repo, current_image_id)
     turns: list[Turn] = []
     while image is not None and image.job_id is not None and len(turns) < 2 * window:
-        job: Job | None = await repo.job(image.job_id)
-        if job is None or not job.model_parts:
+        job = await _job_turn(repo, image.job_id)
+        if job is None:
             break
-        model_turn = await unpack_model_turn(job.model_parts, blobs)
-        parent_ids = await repo.job_input_ids(job.id)
-        parent = await repo.image(parent_ids[0]) if len(parent_ids) == 1 else None
+        prompt, model_parts = job
+        if not model_parts:
+            break
+        model_turn = await unpack_model_turn(model_parts, blobs)
+        parent_ids = await repo.job_input_ids(image.job_id)
+        parent = await _image(repo, parent_ids[0]) if len(parent_ids) == 1 else None
         continues = (
             parent is not None
             and parent.job_id is not None
             and len(turns) + 2 < 2 * window
             and await _has_model_parts(repo, parent.job_id)
         )
-        user_parts: list[dict[str, Any]] = [{"text": job.prompt}]
+        user_parts: list[dict[str, Any]] = [{"text": prompt}]
         if not continues:
             for image_id in parent_ids:
-                row = await repo.image(image_id)
+                row = await _image(repo, image_id)
                 if row is not None:
                     user_parts.append(await _image_part(row, blobs))
         turns[:0] = [Turn("user", user_parts), model_turn]
@@ -101,5 +122,5 @@ async def history_for(
 
 
 async def _has_model_parts(repo: Repo, job_id: int) -> bool:
-    job = await repo.job(job_id)
-    return job is not None and bool(job.model_parts)
+    job = await _job_turn(repo, job_id)
+    return job is not None and bool(job[1])

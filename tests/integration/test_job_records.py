@@ -438,3 +438,49 @@ async def test_a_known_chats_photo_edit_and_delivery_take_nine_statements(env: E
         "INSERT INTO chat_states": 1,
         "UPDATE images SET": 1,
     }
+
+
+async def test_a_gemini_refine_carries_the_turns_that_made_the_current_image(env: Env) -> None:
+    import base64
+
+    from bot.providers.base import Turn
+
+    provider = env.provider
+    real = provider.generate
+
+    async def with_turn(request: Any, progress: Any = None) -> ImageResult:
+        result = await real(request, progress)
+        data = base64.b64encode(result.images[0].data).decode()
+        result.model_turn = Turn(
+            "model",
+            [{"text": f"turn {provider.calls}"}, {"inlineData": {"mimeType": "x", "data": data}}],
+        )
+        return result
+
+    provider.generate = with_turn  # type: ignore[method-assign]
+    generation = GenerationService(
+        env.sessions,
+        env.images._blobs,
+        provider,  # type: ignore[arg-type]
+        model="gemini-2.5-flash-image",
+        dialect="gemini",
+        real_history=True,
+        limits=None,
+    )
+    w = who()
+    photo = await take_photo(env, w, 1)
+    first = await generation.run(w, "one", [photo], message_id=2)
+    second = await generation.run(w, "two", first.images, message_id=3)
+    await generation.run(w, "three", second.images, message_id=4)
+    third = provider.requests[-1]
+    assert third.images == [] and [t.role for t in third.history] == ["user", "model"] * 2
+    one, turn_one, two, turn_two = third.history
+    photo_b64 = base64.b64encode(await env.images.data(photo)).decode()
+    assert one.parts == [
+        {"text": "one"},
+        {"inlineData": {"mimeType": "image/jpeg", "data": photo_b64}},
+    ]
+    assert two.parts == [{"text": "two"}]  # its input is the model turn before it
+    assert turn_one.parts[0] == {"text": "turn 1"} and turn_two.parts[0] == {"text": "turn 2"}
+    result_b64 = base64.b64encode(await env.images.data(second.images[0])).decode()
+    assert turn_two.parts[1]["inlineData"]["data"] == result_b64
