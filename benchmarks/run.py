@@ -392,8 +392,13 @@ class Runner:
         start = diag.get("started_monotonic", 0.0)
         first = diag.get("first_second", 0)
         per_second = diag.get("per_second_max_ms") or []
-        lo, hi = int(t0 - start) - first, int(t_end - start) - first
+        # Whole seconds inside [t0, t_end], plus the exactly timed worst stalls inside it: a
+        # second that began before t0 may hold a start-up stall (the import-time GC pass).
+        lo, hi = math.ceil(t0 - start) - first, int(t_end - start) - first
         window = per_second[max(0, lo) : max(0, hi + 1)]
+        window += [
+            w["lag_ms"] for w in diag.get("worst", []) if t0 - start <= w["at_s"] <= t_end - start
+        ]
         result.loop_max_ms = max(window) if window else None
 
 
