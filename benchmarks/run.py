@@ -649,6 +649,17 @@ def table(results: dict[str, Any], latency: float) -> list[tuple[str, str, str, 
                     ok(v <= 50 if v is not None else None),
                 )
             )
+    others = [(n, phase(n)) for n in ("overhead-1k", *(f"chats-{k}-off" for k in (1, 10, 100, 500)))]
+    shown = [(n, p["loop_max_ms"]) for n, p in others if p and p["loop_max_ms"] is not None]
+    if shown:
+        rows.append(
+            (
+                "  worst stall without 4K: " + " · ".join(n for n, _ in shown),
+                "—",
+                " · ".join(fmt(v, " ms") for _, v in shown),
+                "—",
+            )
+        )
     worst_any = [
         (p["loop_max_ms"], n)
         for n in sc
