@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from bot.providers import bigjson
 from bot.providers.base import ImageRef
 from bot.providers.errors import ProviderError, ProviderErrorKind
 
@@ -450,3 +451,29 @@ def error_from_http(
         retry_after=_retry_after(headers, err),
         endpoint=endpoint,
     )
+
+
+def answer_object(body: bytes) -> dict[str, Any]:
+    """A 200 answer's JSON object (big image strings parsed apart: see bigjson)."""
+    try:
+        answer = bigjson.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_response(f"answer is not JSON ({type(exc).__name__}: {exc})"[:300]) from None
+    if not isinstance(answer, dict):
+        raise bad_response(f"answer is JSON {type(answer).__name__}, not an object")
+    return answer
+
+
+def error_in_200(err: Any, body: bytes) -> ProviderError:
+    """A relay's error object in a 200 answer, classified like the HTTP status it names."""
+    if isinstance(err, Mapping):
+        status = err.get("code") if isinstance(err.get("code"), int) else err.get("status")
+        if isinstance(status, int) and 400 <= status <= 599:
+            return error_from_http(status, body, {}, "")
+        message = err.get("message") or json.dumps(err, ensure_ascii=False)[:500]
+        reason = err.get("code") or err.get("type")
+        return bad_response(
+            clean_detail(f"error in a 200 answer: {message}"),
+            reason=str(reason) if reason else None,
+        )
+    return bad_response(clean_detail(f"error in a 200 answer: {err}"))

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 
-from bot.providers import bigjson
 from bot.providers.base import (
     Endpoint,
     ImageRef,
@@ -27,6 +26,7 @@ from bot.providers.base import (
 )
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import (
+    answer_object,
     bad_response,
     checked_mime,
     clean_detail,
@@ -163,16 +163,6 @@ def _refusal(
     return ProviderError(kind, clean_detail(detail), reason=reason)
 
 
-def _load(body: bytes) -> dict[str, Any]:
-    try:
-        answer = bigjson.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_response(f"answer is not JSON ({type(exc).__name__}: {exc})"[:300]) from None
-    if not isinstance(answer, dict):
-        raise bad_response(f"answer is JSON {type(answer).__name__}, not an object")
-    return answer
-
-
 def _no_candidates(answer: Mapping[str, Any], body: bytes) -> ProviderError:
     """Why an answer has no candidates: a blocked prompt, an error object sent with 200, or -."""
     feedback = _field(answer, "promptFeedback", "prompt_feedback")
@@ -263,7 +253,7 @@ def parse_response(body: bytes) -> ParsedAnswer:
     """Images (decoded), words, usage and the model's turn of a 200 generateContent answer.
 
     CPU-heavy for big answers (JSON + base64 of 20+ MB at 4K): run it in a thread."""
-    answer = _load(body)
+    answer = answer_object(body)
     candidate = _first_candidate(answer, body)
     images, texts, kept = _read_parts(_parts(candidate))
     text = "\n".join(t.strip() for t in texts if t.strip()) or None

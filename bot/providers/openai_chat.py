@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from bot.providers import bigjson
 from bot.providers.base import (
     Endpoint,
     ImageRequest,
@@ -21,9 +19,10 @@ from bot.providers.base import (
 )
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import (
+    answer_object,
     bad_response,
     clean_detail,
-    error_from_http,
+    error_in_200,
     images_from_chat_message,
     text_of_chat_message,
 )
@@ -84,28 +83,17 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
 # --- response -----------------------------------------------------------------------------
 
 
-def _error_in_200(data: Mapping[str, Any], body: bytes) -> ProviderError:
-    """Some relays answer 200 with an error object: classify it like the HTTP status it names."""
-    err = data.get("error")
-    if isinstance(err, Mapping):
-        status = err.get("code") if isinstance(err.get("code"), int) else err.get("status")
-        if isinstance(status, int) and 400 <= status <= 599:
-            return error_from_http(status, body, {}, "")
-        message = err.get("message") or json.dumps(err, ensure_ascii=False)[:500]
-        reason = err.get("code") or err.get("type")
-        return bad_response(
-            clean_detail(f"error in a 200 answer: {message}"),
-            reason=str(reason) if reason else None,
-        )
-    if err:
-        return bad_response(clean_detail(f"error in a 200 answer: {err}"))
+def _no_choices(data: Mapping[str, Any], body: bytes) -> ProviderError:
+    """Why a 200 answer has no choices: a relay's error object, or nothing to go on."""
+    if data.get("error"):
+        return error_in_200(data["error"], body)
     return bad_response(clean_detail(f"answer has no choices: {body[:200]!r}"))
 
 
 def _first_message(data: Mapping[str, Any], body: bytes) -> tuple[Mapping[str, Any], str | None]:
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices:
-        raise _error_in_200(data, body)
+        raise _no_choices(data, body)
     choice = choices[0]
     message = choice.get("message") if isinstance(choice, Mapping) else None
     if not isinstance(message, Mapping):
@@ -118,12 +106,7 @@ def parse_response(body: bytes) -> ParsedAnswer:
     """Images (decoded, or URLs still to fetch), words and usage of a 200 chat answer.
 
     CPU-heavy for big answers (JSON + base64 of 20+ MB): run it in a thread."""
-    try:
-        data = bigjson.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_response(f"answer is not JSON ({exc.__class__.__name__}: {exc})"[:300]) from None
-    if not isinstance(data, dict):
-        raise bad_response(f"answer is JSON {type(data).__name__}, not an object")
+    data = answer_object(body)
     message, finish_reason = _first_message(data, body)
     images = images_from_chat_message(message)
     text = text_of_chat_message(message)

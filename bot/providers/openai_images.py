@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +20,6 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.providers import bigjson
 from bot.providers.base import (
     Endpoint,
     ImageRef,
@@ -33,10 +31,10 @@ from bot.providers.base import (
 )
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import (
-    bad_response,
+    answer_object,
     clean_detail,
     decode_base64,
-    error_from_http,
+    error_in_200,
     ref_from_url_or_data,
     sniff_mime,
     text_without_images,
@@ -94,30 +92,10 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> tuple[str, dict[str,
 # --- response -----------------------------------------------------------------------------
 
 
-def _error_in_200(err: Any, body: bytes) -> ProviderError:
-    """A relay's error object in a 200 answer, classified like the HTTP status it names."""
-    if isinstance(err, Mapping):
-        status = err.get("code") if isinstance(err.get("code"), int) else err.get("status")
-        if isinstance(status, int) and 400 <= status <= 599:
-            return error_from_http(status, body, {}, "")
-        message = err.get("message") or json.dumps(err, ensure_ascii=False)[:500]
-        reason = err.get("code") or err.get("type")
-        return bad_response(
-            clean_detail(f"error in a 200 answer: {message}"),
-            reason=str(reason) if reason else None,
-        )
-    return bad_response(clean_detail(f"error in a 200 answer: {err}"))
-
-
 def _load(body: bytes) -> dict[str, Any]:
-    try:
-        answer = bigjson.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_response(f"answer is not JSON ({type(exc).__name__}: {exc})"[:300]) from None
-    if not isinstance(answer, dict):
-        raise bad_response(f"answer is JSON {type(answer).__name__}, not an object")
+    answer = answer_object(body)
     if answer.get("error") and not answer.get("data"):
-        raise _error_in_200(answer["error"], body)
+        raise error_in_200(answer["error"], body)
     return answer
 
 
