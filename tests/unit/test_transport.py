@@ -124,6 +124,16 @@ async def request_() -> AsyncIterator[AiohttpRequest]:
     await r.shutdown()
 
 
+async def post_once(url: str, **settings: float | None) -> tuple[int, bytes]:
+    """One call through a fresh AiohttpRequest (after the test set its environment)."""
+    r = AiohttpRequest(**settings)  # type: ignore[arg-type]
+    await r.initialize()
+    try:
+        return await r.do_request(url, "POST", params(a=1))
+    finally:
+        await r.shutdown()
+
+
 @pytest.fixture(autouse=True)
 def no_proxies(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
@@ -253,13 +263,10 @@ async def test_a_timeout_given_per_call_wins(server: Server, request_: AiohttpRe
 
 
 async def test_no_timeout_at_all(server: Server) -> None:
-    r = AiohttpRequest(read_timeout=None, write_timeout=None, connect_timeout=None)
-    await r.initialize()
-    try:
-        status, body = await r.do_request(f"{server.root}/slow", "POST", params(a=1))
-        assert (status, json.loads(body)["result"]) == (200, "late")
-    finally:
-        await r.shutdown()
+    status, body = await post_once(
+        f"{server.root}/slow", read_timeout=None, write_timeout=None, connect_timeout=None
+    )
+    assert (status, json.loads(body)["result"]) == (200, "late")
 
 
 async def test_connection_refused_is_a_network_error(request_: AiohttpRequest) -> None:
@@ -369,14 +376,9 @@ async def test_calls_go_through_the_proxy_from_the_environment(
     proxy: Proxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("http_proxy", proxy.url)
-    r = AiohttpRequest()
-    await r.initialize()
-    try:
-        # the host need not resolve: only the proxy is connected to
-        url = "http://api.telegram.invalid/bot123:abc/getMe"
-        status, body = await r.do_request(url, "POST", params(a=1))
-    finally:
-        await r.shutdown()
+    # the host need not resolve: only the proxy is connected to
+    url = "http://api.telegram.invalid/bot123:abc/getMe"
+    status, body = await post_once(url)
     assert (status, json.loads(body)["result"]) == (200, "via proxy")
     assert proxy.lines == [f"POST {url} HTTP/1.1"]
 
@@ -386,12 +388,7 @@ async def test_no_proxy_hosts_are_reached_directly(
 ) -> None:
     monkeypatch.setenv("http_proxy", proxy.url)
     monkeypatch.setenv("no_proxy", "127.0.0.1")
-    r = AiohttpRequest()
-    await r.initialize()
-    try:
-        status, _ = await r.do_request(f"{server.root}/echo", "POST", params(a=1))
-    finally:
-        await r.shutdown()
+    status, _ = await post_once(f"{server.root}/echo")
     assert status == 200
     assert proxy.lines == []
     assert len(server.seen) == 1
@@ -401,12 +398,7 @@ async def test_a_proxy_for_another_scheme_is_not_used(
     server: Server, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("https_proxy", proxy.url)
-    r = AiohttpRequest()
-    await r.initialize()
-    try:
-        status, _ = await r.do_request(f"{server.root}/echo", "POST", params(a=1))
-    finally:
-        await r.shutdown()
+    status, _ = await post_once(f"{server.root}/echo")
     assert status == 200
     assert proxy.lines == []
 
