@@ -206,11 +206,6 @@ class Repo:
         return rule
 
     # -- images ----------------------------------------------------------------------------
-    async def add_image(self, image: Image) -> Image:
-        self.s.add(image)
-        await self.s.flush()
-        return image
-
     async def insert_image(self, **values: Any) -> int:
         """One INSERT of an image row (column defaults apply); its id."""
         return int((await self.core(_INSERT_IMAGE, values)).scalar_one())
@@ -259,14 +254,6 @@ class Repo:
         return (await self.s.execute(stmt)).scalars().all()
 
     # -- jobs ------------------------------------------------------------------------------
-    async def add_job(self, job: Job, input_image_ids: Sequence[int]) -> Job:
-        self.s.add(job)
-        await self.s.flush()
-        for position, image_id in enumerate(input_image_ids):
-            self.s.add(JobInput(job_id=job.id, position=position, image_id=image_id))
-        await self.s.flush()
-        return job
-
     async def insert_job(self, input_image_ids: Sequence[int], **values: Any) -> int:
         """The job row (column defaults apply) and its inputs in order: two statements; its id."""
         job_id = int((await self.core(_INSERT_JOB, values)).scalar_one())

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.storage import db
-from bot.storage.models import Chat, Image, Job, JobInput, User
+from bot.storage.models import Chat, Job, JobInput, User
 from bot.storage.repositories import Repo
 
 CHATS = 20
@@ -64,18 +64,17 @@ async def one_job(s: AsyncSession, i: int) -> int:
     chat_id = -1000 - i % CHATS
     await repo.upsert_user(i + 1, f"user {i}", None, "en")
     await repo.upsert_chat(chat_id, "group", f"chat {i % CHATS}")
-    image = await repo.add_image(
-        Image(
-            chat_id=chat_id,
-            source="user",
-            sha256=f"{i:064x}",
-            size_bytes=100 + i,
-            mime="image/png",
-            width=8,
-            height=8,
-        )
+    image_id = await repo.insert_image(
+        chat_id=chat_id,
+        source="user",
+        sha256=f"{i:064x}",
+        size_bytes=100 + i,
+        mime="image/png",
+        width=8,
+        height=8,
     )
-    job = Job(
+    return await repo.insert_job(
+        [image_id],
         chat_id=chat_id,
         user_id=i + 1,
         kind="edit",
@@ -84,8 +83,6 @@ async def one_job(s: AsyncSession, i: int) -> int:
         model="m",
         status="running",
     )
-    await repo.add_job(job, [image.id])
-    return job.id
 
 
 async def test_sqlite_urls_get_the_inline_connection(
