@@ -56,29 +56,13 @@ from typing import Any
 
 from benchmarks.fakes import AnswerImage, TimedImageAPI, answer_image, user_photo
 from bot.diagnostics import LoopMonitor, proc_status_kb
+from bot.telegram.ratelimit import MESSAGE_METHODS  # what Telegram counts as messages
 from tests.fakes.telegram_api import FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "sk-bench"
 MODEL = "gemini-2.5-flash-image"
 FLOOD_PER_SECOND = 30
-# What Telegram counts as messages (flood limits); everything else is "other calls".
-MESSAGE_METHODS = frozenset(
-    {
-        "sendMessage",
-        "sendPhoto",
-        "sendDocument",
-        "sendMediaGroup",
-        "sendAnimation",
-        "sendSticker",
-        "copyMessage",
-        "forwardMessage",
-        "editMessageText",
-        "editMessageCaption",
-        "editMessageMedia",
-        "editMessageReplyMarkup",
-    }
-)
 SETUP_METHODS = frozenset(
     {"getMe", "getUpdates", "deleteWebhook", "setMyCommands", "getMyCommands", "close", "logOut"}
 )
