@@ -86,6 +86,10 @@ class MessageRateLimiter(BaseRateLimiter[str]):
         self.skipped = 0
 
     async def initialize(self) -> None:
+        """Start the pacer. PTB calls this once per `Bot.initialize()`, which the Application
+        and its Updater both call: a second call finds the pacer running and leaves it."""
+        if self._pacer is not None and not self._pacer.done():
+            return
         self._wake = asyncio.Event()
         self._pacer = asyncio.create_task(self._pace(), name="telegram-rate-limiter")
 

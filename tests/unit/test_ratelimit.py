@@ -443,6 +443,20 @@ async def test_shutdown_and_initialize_again(clock: Clock) -> None:
         await limiter.shutdown()
 
 
+async def test_initialize_twice_keeps_one_pacer() -> None:
+    # PTB's Application and Updater both initialize the same bot, and so the limiter
+    limiter = MessageRateLimiter()
+    await limiter.initialize()
+    pacer = limiter._pacer
+    await limiter.initialize()
+    try:
+        assert limiter._pacer is pacer
+        names = [t.get_name() for t in asyncio.all_tasks()]
+        assert names.count("telegram-rate-limiter") == 1
+    finally:
+        await limiter.shutdown()
+
+
 async def test_a_cancelled_waiter_leaves_no_budget_behind(clock: Clock, limiter: Any) -> None:
     h = await limiter(per_second=1, window=1.0)
     await done(h.call("first"))
