@@ -61,6 +61,7 @@ async def test_python_m_bot_answers_then_stops_on_sigterm(
     assert proc.returncode == 0, err.decode()[-2000:]
     logs = (out + err).decode()
     assert "stopped" in logs
+    assert " ERROR " not in logs and "Task was destroyed" not in logs, logs[-3000:]
     assert tg.token not in logs and tg.token.split(":")[1] not in logs
     assert API_KEY not in logs
     assert (tmp_path / "data" / "bot.db").exists()
