@@ -122,8 +122,13 @@ class ChatState(Base):
     current_image: Mapped[Image | None] = relationship(lazy="raise")
 
 
+# Ids that buttons name are never reused (SQLite reuses the top rowid without AUTOINCREMENT).
+DURABLE_IDS = {"sqlite_autoincrement": True}
+
+
 class Job(Base):
     __tablename__ = "jobs"
+    __table_args__ = DURABLE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id"), index=True)
@@ -150,6 +155,10 @@ class Job(Base):
     n: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # The model's turn (gemini parts, inline images replaced by {"blob": sha256}) for history.
     model_parts: Mapped[str | None] = mapped_column(Text)
+    # When the request first went upstream (it may be billed from then on), and when the
+    # result reached the chat: a restart settles running jobs and undelivered results by these.
+    upstream_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     inputs: Mapped[list[JobInput]] = relationship(
         back_populates="job", order_by="JobInput.position", lazy="raise"
@@ -170,6 +179,7 @@ class JobInput(Base):
 
 class Image(Base):
     __tablename__ = "images"
+    __table_args__ = DURABLE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id"), index=True)
@@ -183,13 +193,15 @@ class Image(Base):
     tg_file_id: Mapped[str | None] = mapped_column(String(256))
     tg_file_unique_id: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Who stored it (the asker, for results): the per-user daily storage limit counts by this.
+    user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
 
 
 class ImageMessage(Base):
     """Where an image was shown in Telegram, so a reply to that message finds the image."""
 
     __tablename__ = "image_messages"
-    __table_args__ = (UniqueConstraint("chat_id", "message_id"),)
+    __table_args__ = (UniqueConstraint("chat_id", "message_id"), DURABLE_IDS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     chat_id: Mapped[int] = mapped_column(BigInteger)
