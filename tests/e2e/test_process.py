@@ -49,6 +49,8 @@ async def test_python_m_bot_answers_then_stops_on_sigterm(
         LOG_LEVEL="DEBUG",
     )
     proc = await _spawn(env, tmp_path)
+    # Read its output all along: a DEBUG log fills a pipe nobody reads, and the bot then blocks.
+    output = asyncio.create_task(proc.communicate())
     try:
         tg.send_text(1001, "a paper boat")
         await tg.wait_for("sendPhoto", timeout=30)
@@ -57,7 +59,7 @@ async def test_python_m_bot_answers_then_stops_on_sigterm(
         assert close(upstream.requests[1].input_images[0].color, (10, 120, 240))
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        out, err = await asyncio.wait_for(output, 30)
     assert proc.returncode == 0, err.decode()[-2000:]
     logs = (out + err).decode()
     assert "stopped" in logs
