@@ -125,6 +125,10 @@ async def _let_through(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bo
         return False
     _refusals(context).forget(user.id)
     await svc.prefs.get(chat.id)  # only now: strangers leave no cache entry behind
+    if query is not None and not query.data and not query.game_short_name:
+        # PTB would hand a query without data to every button handler: answer it here.
+        await _answer_quietly(update, "button_unknown", context=context)
+        return False
     if query is not None and not await may_press(update, context):
         await _answer_quietly(update, "not_your_button", alert=True, context=context)
         return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 from telegram import CallbackQuery, Message, Update
@@ -23,6 +24,7 @@ from bot.telegram.keyboards import (
 )
 from bot.telegram.replies import ResultSender
 
+log = logging.getLogger(__name__)
 VARIATIONS = 4
 
 
@@ -165,5 +167,6 @@ async def _edit(query: CallbackQuery, text: str | None, keyboard: object) -> Non
         else:
             await query.edit_message_reply_markup(keyboard)  # type: ignore[arg-type]
     except BadRequest as exc:
+        # Unchanged, deleted, too old, or not a menu (forged data): the press is answered already.
         if "not modified" not in exc.message.lower():
-            raise
+            log.info("could not edit a menu: %s", exc.message)
