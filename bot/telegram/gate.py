@@ -228,4 +228,3 @@ async def _is_group_admin(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user
     except TelegramError:
         return False
     return member.status in GROUP_ADMIN
-

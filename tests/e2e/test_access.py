@@ -17,7 +17,10 @@ ALICE, STRANGER, STRANGER2 = 1001, 2002, 2003
 StartBot = Callable[..., Awaitable[RunningBot]]
 BLOCKED = (403, "Forbidden: bot was blocked by the user")
 NO_RIGHTS = (400, "Bad Request: not enough rights to send text messages to the chat")
-QUERY_TOO_OLD = (400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+QUERY_TOO_OLD = (
+    400,
+    "Bad Request: query is too old and response timeout expired or query ID is invalid",
+)
 
 
 def _nothing_served(tg: FakeTelegram, upstream: FakeImageAPI, running: RunningBot) -> None:
@@ -51,9 +54,7 @@ async def test_a_button_refusal_whose_answer_fails_still_refuses(
     tg: FakeTelegram, upstream: FakeImageAPI, start_bot: StartBot
 ):
     await start_bot(allowed_user_ids=str(ALICE))
-    tg.send_text(
-        GROUP, "/imagine a red car", user=tg.user(ALICE), chat_type="supergroup"
-    )
+    tg.send_text(GROUP, "/imagine a red car", user=tg.user(ALICE), chat_type="supergroup")
     [photo] = await tg.wait_for("sendPhoto")
     code, description = QUERY_TOO_OLD
     tg.fail_next("answerCallbackQuery", error_code=code, description=description, retry_after=None)
@@ -102,3 +103,26 @@ async def test_an_edited_prompt_does_not_run_again(
     assert len(upstream.requests) == 2
     assert [c.method for c in tg.calls if c.method != "getUpdates"] == before
     assert len(db_rows(bot.settings, "SELECT id FROM jobs")) == 2
+
+
+async def test_an_error_while_deciding_refuses(
+    tg: FakeTelegram, upstream: FakeImageAPI, start_bot: StartBot
+):
+    running = await start_bot(allowed_user_ids=str(ALICE))
+    tg.send_text(GROUP, "/imagine a red car", user=tg.user(ALICE), chat_type="supergroup")
+    [photo] = await tg.wait_for("sendPhoto")
+    access = running.app.bot_data["services"].access
+
+    async def broken(user_id: int, chat_id: int) -> bool:
+        raise RuntimeError("database is locked")
+
+    access.allowed = broken
+    tg.send_text(ALICE, "a dog", user=tg.user(ALICE))
+    query = tg.press_button(
+        GROUP, photo.result["message_id"], button(photo, "regen:"), user=tg.user(ALICE)
+    )
+    [answer] = await tg.wait_for("answerCallbackQuery")
+    assert answer.params["callback_query_id"] == query["id"] and answer.ok
+    await asyncio.sleep(1.0)
+    assert len(upstream.requests) == 1
+    assert len(db_rows(running.settings, "SELECT id FROM jobs")) == 1

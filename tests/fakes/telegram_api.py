@@ -1274,7 +1274,9 @@ class FakeTelegram:
         self.queue_update({"callback_query": query})
         return copy.deepcopy(query)
 
-    def press_inline_button(self, data: str, *, user: dict[str, Any] | None = None) -> dict[str, Any]:
+    def press_inline_button(
+        self, data: str, *, user: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """A press on a button of an inline-mode message: one the bot never sent to a chat, so
         the query has an `inline_message_id` and neither `message` nor a chat."""
         user = user or self.user()
