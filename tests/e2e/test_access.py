@@ -83,6 +83,7 @@ async def test_a_stranger_hears_one_refusal_an_hour_and_leaves_nothing_behind(
     assert len(tg.calls_of("sendMessage")) == 2
     prefs = running.app.bot_data["services"].prefs
     assert prefs.cached(STRANGER) is None and prefs.cached(STRANGER2) is None
+    assert STRANGER not in running.app.user_data and STRANGER not in running.app.chat_data
     assert upstream.requests == []
     tg.send_text(ALICE, "/help", user=tg.user(ALICE))
     await tg.wait_for("sendMessage", lambda c: c.params["chat_id"] == ALICE)
