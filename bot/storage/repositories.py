@@ -306,3 +306,21 @@ class Repo:
         if chat_id is not None:
             stmt = stmt.where(Job.chat_id == chat_id)
         return int((await self.s.execute(stmt)).scalar_one())
+
+    async def job_owner_in_chat(self, job_id: int, chat_id: int) -> tuple[bool, int | None]:
+        """(whether the job is this chat's, who asked for it)."""
+        stmt = select(Job.user_id).where(Job.id == job_id, Job.chat_id == chat_id)
+        row = (await self.s.execute(stmt)).first()
+        return (row is not None, row[0] if row is not None else None)
+
+    async def image_owner_in_chat(self, image_id: int, chat_id: int) -> tuple[bool, int | None]:
+        """(whether the image is this chat's, who stored it: its user, else its job's asker)."""
+        stmt = (
+            select(Image.user_id, Job.user_id)
+            .outerjoin(Job, Job.id == Image.job_id)
+            .where(Image.id == image_id, Image.chat_id == chat_id)
+        )
+        row = (await self.s.execute(stmt)).first()
+        if row is None:
+            return False, None
+        return True, row[0] if row[0] is not None else row[1]

@@ -214,6 +214,8 @@ class FakeImageAPI:
         self.output_format = "png"  # png | jpeg
         self.images_per_answer = 1
         self.latency = 0.0
+        # When set to an unset Event, requests are recorded and then wait until it is set.
+        self.hold: asyncio.Event | None = None
         self.url_ttl = 3600.0
         self.big_output_bytes: int | None = None
         self.leading_text = LEADING_TEXT
@@ -248,6 +250,8 @@ class FakeImageAPI:
 
     async def stop(self) -> None:
         self._closing.set()  # wakes "hang" and latency sleeps
+        if self.hold is not None:
+            self.hold.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -313,6 +317,8 @@ class FakeImageAPI:
         failure = self._failures.popleft() if self._failures else None
         if self.latency:
             await self._sleep(self.latency)
+        if self.hold is not None:
+            await self.hold.wait()
         if failure is not None and failure.kind not in ANSWER_TIME_FAULTS:
             return await self._fail(dialect, failure, _model_of(request, body))
         return await answer(body, failure)

@@ -1254,6 +1254,8 @@ class FakeTelegram:
     def press_button(
         self, chat_id: int, message_id: int, data: str, *, user: dict[str, Any] | None = None
     ) -> dict[str, Any]:
+        """A press on a button under a message the bot sent. `data` is sent as given (a forged
+        client can send any); "" stands for a query without data, which the API omits."""
         msg = self.messages.get((chat_id, message_id))
         if msg is None:
             raise KeyError(f"the bot sent no message {message_id} in chat {chat_id}")
@@ -1266,10 +1268,44 @@ class FakeTelegram:
             "from": user,
             "message": copy.deepcopy(msg),
             "chat_instance": str(abs(hash((chat_id, self.bot_id))) % 10**18),
+        }
+        if data:
+            query["data"] = data
+        self.queue_update({"callback_query": query})
+        return copy.deepcopy(query)
+
+    def press_inline_button(
+        self, data: str, *, user: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A press on a button of an inline-mode message: one the bot never sent to a chat, so
+        the query has an `inline_message_id` and neither `message` nor a chat."""
+        user = user or self.user()
+        query_id = str(secrets.randbelow(10**18) + 10**18)
+        self._callbacks.add(query_id)
+        query = {
+            "id": query_id,
+            "from": user,
+            "inline_message_id": "AgAAA" + secrets.token_hex(12),
+            "chat_instance": str(secrets.randbelow(10**18)),
             "data": data,
         }
         self.queue_update({"callback_query": query})
         return copy.deepcopy(query)
+
+    def edit_text(self, chat_id: int, message_id: int, text: str) -> dict[str, Any]:
+        """The person edits a text message they sent: the bot gets an `edited_message`."""
+        msg = self._all.get((chat_id, message_id))
+        if msg is None or "text" not in msg or msg.get("from", {}).get("id") == self.bot_id:
+            raise KeyError(f"no text message {message_id} of a person in chat {chat_id}")
+        msg["text"] = text
+        msg.pop("entities", None)
+        ents = _bot_command_entity(text)
+        if ents:
+            msg["entities"] = ents
+        msg["edit_date"] = max(int(time.time()), msg["date"])
+        if self._delivered_to_bot(msg):
+            self.queue_update({"edited_message": copy.deepcopy(msg)})
+        return copy.deepcopy(msg)
 
     def add_file(
         self, data: bytes, *, file_size: int | None = None, kind: str | None = None
