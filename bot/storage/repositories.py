@@ -306,3 +306,10 @@ class Repo:
         if chat_id is not None:
             stmt = stmt.where(Job.chat_id == chat_id)
         return int((await self.s.execute(stmt)).scalar_one())
+
+    async def stored_bytes_since(self, user_id: int, since: datetime) -> int:
+        """Bytes of the images stored for this user (theirs and results they asked for)."""
+        stmt = select(func.coalesce(func.sum(Image.size_bytes), 0)).where(
+            Image.user_id == user_id, Image.created_at >= since
+        )
+        return int((await self.s.execute(stmt)).scalar_one())
