@@ -13,7 +13,7 @@ from tests.e2e.helpers import db_rows, pillow_bomb, png_bomb
 from tests.fakes.image_api import FakeImageAPI
 from tests.fakes.telegram_api import DOWNLOAD_MAX, FakeTelegram
 
-ALICE, BOB = 1001, 1002
+ALICE, BOB, ADMIN = 1001, 1002, 9999  # 9999: ADMIN_USER_IDS in the e2e settings
 EN_TOO_BIG = "too big for me to open safely"
 ZH_TOO_BIG = "这张图片太大"
 
@@ -173,3 +173,10 @@ async def test_one_user_reaching_the_storage_limit_leaves_the_other_unaffected(
         (ALICE, "succeeded"),
         (BOB, "succeeded"),
     ]
+
+    admin = tg.user(ADMIN, first_name="Admin")  # admins are exempt, as from the daily quota
+    upstream.big_output_bytes = 1_200_000
+    for n in (3, 4):
+        _in_group(tg, "/imagine a big sky", admin)
+        await tg.wait_for("sendPhoto", count=n)
+    assert len(upstream.requests) == 4
