@@ -117,6 +117,8 @@ for _side in (BOMB, BIG):
         f"TIFF deflate {_sz}": (_pillow("TIFF", _side, compression="tiff_deflate"), ("input",)),
         f"HEIC {_sz}": (_heic(_side), ("input",)),
     }
+# WebP counts double (its decoder holds extra copies): the biggest square it still decodes.
+CASES["WebP lossless 3500x3500"] = (_pillow("WEBP", 3500, lossless=True), BOTH)
 
 
 def _files(cache: Path) -> dict[str, Path]:

@@ -350,7 +350,7 @@ def validate_output(data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageInfo:
     with im:
         info = ImageInfo(mime, im.width, im.height, im.format or "")  # before a scaled decode
         _is_animated(im)
-        _load_first_frame(im, max_pixels)
+        _load_first_frame(im, max_pixels, want=8)  # a JPEG's errors show at 1/8 scale too
         return info
 
 
