@@ -33,8 +33,8 @@ from bot.services.generation import GenerationLimits, GenerationService
 from bot.services.images import ImageLibrary
 from bot.services.ordering import ChatQueue, FairScheduler
 from bot.services.prefs import PrefsService
-from bot.services.quotas import QuotaService
 from bot.services.stats import StatsService
+from bot.services.storage_limit import StorageAwareQuotas, StorageLimit
 from bot.storage.blobs import BlobStore
 from bot.storage.db import create_engine, create_sessionmaker
 from bot.telegram import gate
@@ -186,11 +186,17 @@ def _open_services(
                 settings.allowed_user_ids, settings.allowed_chat_ids, settings.admin_user_ids
             ),
         )
-        quotas = QuotaService(
+        storage = StorageLimit(
+            sessions,
+            mb_per_day=settings.max_stored_mb_per_user_day,
+            exempt=settings.admin_user_ids,
+        )
+        quotas = StorageAwareQuotas(
             sessions,
             per_user=settings.daily_images_per_user,
             per_chat=settings.daily_images_per_chat,
             exempt=settings.admin_user_ids,
+            storage=storage,
         )
         by_name = {e.name: e for e in endpoints}
         generation = GenerationService(
@@ -216,7 +222,7 @@ def _open_services(
         app.bot_data[SERVICES_KEY] = Services(
             settings,
             generation,
-            ImageLibrary(sessions, blobs),
+            ImageLibrary(sessions, blobs, storage),
             PrefsService(sessions),
             ChatQueue(),
             progress,

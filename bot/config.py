@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     image_prices: dict[str, float] = Field(default_factory=dict)
     daily_images_per_user: int = Field(default=0, ge=0)
     daily_images_per_chat: int = Field(default=0, ge=0)
+    max_stored_mb_per_user_day: int = Field(default=500, ge=0)  # 0 = unlimited
     max_concurrent_jobs: int = Field(default=8, ge=1)
     max_jobs_per_user: int = Field(default=2, ge=1)
     image_retry_attempts: int = Field(default=3, ge=1, le=10)

@@ -324,3 +324,10 @@ class Repo:
         if row is None:
             return False, None
         return True, row[0] if row[0] is not None else row[1]
+
+    async def stored_bytes_since(self, user_id: int, since: datetime) -> int:
+        """Bytes of the images stored for this user (theirs and results they asked for)."""
+        stmt = select(func.coalesce(func.sum(Image.size_bytes), 0)).where(
+            Image.user_id == user_id, Image.created_at >= since
+        )
+        return int((await self.s.execute(stmt)).scalar_one())

@@ -218,6 +218,7 @@ class FakeImageAPI:
         self.hold: asyncio.Event | None = None
         self.url_ttl = 3600.0
         self.big_output_bytes: int | None = None
+        self.raw_output: tuple[bytes, str] | None = None  # (bytes, mime) answered as the image
         self.leading_text = LEADING_TEXT
         self.images_answer = "b64"  # openai-images: b64 (Qiniu) | url (Rainboxs) | task (kling)
         self.task_steps = 2  # polls a task answers "processing" before "succeed"
@@ -507,6 +508,10 @@ class FakeImageAPI:
     # -- outputs -------------------------------------------------------------------------------
     async def _make_output(self) -> tuple[bytes, str]:
         """One generated image (bytes, mime); its colour goes to `outputs`."""
+        if self.raw_output is not None:
+            self.outputs.append(BIG_NOISE_COLOR)
+            self.output_bytes.append(self.raw_output[0])
+            return self.raw_output
         if self.big_output_bytes:
             self.outputs.append(BIG_NOISE_COLOR)
             big = await asyncio.to_thread(noise_png, self.big_output_bytes)

@@ -57,6 +57,7 @@ CALLBACK_DATA_MAX = 64  # bytes, UTF-8
 PHOTO_UPLOAD_MAX = 10_000_000
 UPLOAD_MAX = 50_000_000  # api.telegram.org refuses bigger requests with 413
 DOWNLOAD_MAX = 20 * 1024 * 1024  # getFile
+FILE_CHUNK = 64 * 1024
 PHOTO_DIMENSIONS_SUM_MAX = 10_000
 PHOTO_RATIO_MAX = 20
 THUMB_SIDE = 90
@@ -1037,6 +1038,7 @@ class FakeTelegram:
         # dimensions still come from the header): for benchmarks, where the fake's own CPU
         # must stay small next to the bot's.
         self.photo_thumbnails = True
+        self.file_bytes_sent: dict[str, int] = {}  # file_id -> bytes written to a downloader
         # (chat_id, message_id) of each message update -> time.monotonic() when a getUpdates
         # answer first carried it to the bot.
         self.delivered_at: dict[tuple[int, int], float] = {}
@@ -1749,7 +1751,21 @@ class FakeTelegram:
             return web.json_response(
                 {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
             )
-        return web.Response(body=rec.data, content_type="application/octet-stream")
+        # Streamed with its Content-Length, as the real server does; what actually went out
+        # is counted, so a test can tell a client that stopped reading from one that did not.
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        response.content_length = len(rec.data)
+        await response.prepare(request)
+        view = memoryview(rec.data)
+        try:
+            for start in range(0, len(view), FILE_CHUNK):
+                chunk = view[start : start + FILE_CHUNK]
+                await response.write(bytes(chunk))
+                self.file_bytes_sent[rec.file_id] = start + len(chunk)
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client went away: nothing more is sent
+        return response
 
     # ---------------------------------------------------------------- internals: validation
 
