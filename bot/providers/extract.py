@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from bot import redaction
 from bot.providers import bigjson
 from bot.providers.base import ImageRef
 from bot.providers.errors import ProviderError, ProviderErrorKind
@@ -29,12 +30,6 @@ _NON_B64 = re.compile(rb"[^A-Za-z0-9+/=]")
 _BARE_B64_HEADS = ("iVBORw0KGgo", "/9j/", "UklGR", "R0lGOD")
 
 _IMAGE_PART_TYPES = frozenset({"image_url", "output_image", "image", "input_image"})
-_SECRET_PATTERNS = (
-    (re.compile(r"\bsk-[A-Za-z0-9_\-]{4,}"), "sk-***"),
-    (re.compile(r"\bAIza[0-9A-Za-z_\-]{10,}"), "AIza***"),
-    (re.compile(r"(?i)\bBearer\s+[^\s\"',;]+"), "Bearer ***"),
-    (re.compile(r"(?i)\b((?:api[_-]?)?key\s*[=:]\s*)[\"']?[^\s&\"',;]+"), r"\1***"),
-)
 _HTML_TITLE = re.compile(r"(?is)<title[^>]*>(.*?)</title>")
 _HTML_TAG = re.compile(r"(?s)<(script|style)\b.*?</\1>|<[^>]+>")
 
@@ -278,13 +273,8 @@ def text_of_chat_message(message: Mapping[str, Any]) -> str | None:
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Text with API keys and anything that looks like one replaced by `***`."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+    """Text with API keys and anything that looks like one replaced by `***` (see bot.redaction)."""
+    return redaction.redact(text, secrets)
 
 
 def clean_detail(text: str, secrets: Iterable[str] = (), limit: int = DETAIL_LIMIT) -> str:

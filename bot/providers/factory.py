@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from bot import redaction
 from bot.config import Settings
 from bot.providers.base import Endpoint, ImageProvider
 from bot.providers.gemini import GeminiProvider
@@ -37,6 +38,21 @@ def endpoints_from_settings(settings: Settings) -> list[Endpoint]:
     return [endpoint_from_settings(settings)]
 
 
+def secrets_of(settings: Settings, endpoints: list[Endpoint]) -> list[str]:
+    """Every secret the settings hold: the bot token, each endpoint's key and auth values."""
+    found = [settings.token, settings.token.partition(":")[2]]
+    for endpoint in endpoints:
+        found.append(endpoint.api_key)
+        found += endpoint.auth_headers().values()
+        found += endpoint.auth_params().values()
+    return [s for s in found if s]
+
+
+def register_secrets(settings: Settings, endpoints: list[Endpoint]) -> None:
+    """Make `bot.redaction` mask every secret of these settings, wherever text leaves the bot."""
+    redaction.register(secrets_of(settings, endpoints))
+
+
 def provider_for(endpoint: Endpoint, http: httpx.AsyncClient) -> ImageProvider:
     if endpoint.dialect == "openai-chat":
         return OpenAIChatProvider(endpoint, http)
@@ -53,7 +69,9 @@ def build_provider(
     *,
     on_endpoint_fault: EndpointFaultHook | None = None,
 ) -> ProviderPool:
-    providers = [provider_for(e, http) for e in endpoints_from_settings(settings)]
+    endpoints = endpoints_from_settings(settings)
+    register_secrets(settings, endpoints)
+    providers = [provider_for(e, http) for e in endpoints]
     policy = RetryPolicy(
         attempts_per_endpoint=settings.image_retry_attempts,
         base_delay=settings.image_retry_base_delay,

@@ -50,7 +50,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -84,6 +84,8 @@ FAIL_KINDS = (
     "finish-IMAGE_SAFETY",
     "finish-NO_IMAGE",
     "finish-RECITATION",
+    "401-echo-key",
+    "200-error-echo-key",
 )
 ANSWER_TIME_FAULTS = ("truncated-base64", "content-filter", "task-failed")
 POLL_FAIL_KINDS = ("500", "503-html", "429", "hang", "malformed-json", "401")
@@ -423,9 +425,25 @@ class FakeImageAPI:
             )
         return self._simple_failure(dialect, kind, kw)
 
+    def _echoed_key(self) -> str:
+        """The key as careless relays write it back: whole, in a header, URL-encoded, cut."""
+        key = self.api_key
+        return (
+            f"token {key} is invalid (Authorization: Bearer {key}; "
+            f"url: /v1/chat/completions?key={quote(key, safe='')}; prefix {key[:10]}...)"
+        )
+
     def _simple_failure(self, dialect: str, kind: str, kw: dict[str, Any]) -> web.Response:
         if kind == "401":
             return self._auth_error(dialect)
+        if kind == "401-echo-key":  # one-api/new-api style: the refused token in the message
+            return self._error(
+                dialect, 401, self._echoed_key(), "new_api_error", "invalid_api_key"
+            )
+        if kind == "200-error-echo-key":  # an error object sent with 200, key echoed
+            body = {"error": {"message": self._echoed_key(), "type": "upstream_error",
+                              "code": "upstream_error"}}
+            return web.json_response(body, status=200)
         if kind == "400":
             return self._error(
                 dialect,
