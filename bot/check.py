@@ -15,7 +15,9 @@ from bot.providers.factory import (
     make_http_client,
     provider_for,
     register_secrets,
+    url_policy,
 )
+from bot.providers.urlguard import UrlPolicy
 
 PROBE_PROMPT = "Generate an image: a small red circle on a white background, flat, minimal."
 
@@ -29,10 +31,12 @@ class CheckRow:
     seconds: float
 
 
-async def check_endpoint(endpoint: Endpoint, model: str) -> CheckRow:
+async def check_endpoint(
+    endpoint: Endpoint, model: str, policy: UrlPolicy | None = None
+) -> CheckRow:
     started = time.monotonic()
     async with make_http_client() as http:
-        provider = provider_for(endpoint, http)
+        provider = provider_for(endpoint, http, policy)
         try:
             result = await provider.generate(ImageRequest(prompt=PROBE_PROMPT, model=model))
             if result.images:
@@ -52,9 +56,10 @@ async def run_checks(settings: Settings) -> list[CheckRow]:
     jobs = []
     endpoints = endpoints_from_settings(settings)
     register_secrets(settings, endpoints)
+    policy = url_policy(settings)
     for endpoint in endpoints:
         for model in endpoint.models or (settings.image_model,):
-            jobs.append(check_endpoint(endpoint, model))
+            jobs.append(check_endpoint(endpoint, model, policy))
     return list(await asyncio.gather(*jobs))
 
 

@@ -282,7 +282,7 @@ def clean_detail(text: str, secrets: Iterable[str] = (), limit: int = DETAIL_LIM
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _json_error(body: bytes) -> dict[str, Any] | None:
+def _json_error(body: bytes | bytearray) -> dict[str, Any] | None:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -297,7 +297,7 @@ def _json_error(body: bytes) -> dict[str, Any] | None:
     return err if isinstance(err, dict) else None
 
 
-def _html_text(body: bytes) -> str:
+def _html_text(body: bytes | bytearray) -> str:
     text = body[:65536].decode("utf-8", "replace")
     title = _HTML_TITLE.search(text)
     if title:
@@ -419,7 +419,7 @@ def _kind(status: int, err: Mapping[str, Any] | None, reason: str | None) -> Pro
 
 def error_from_http(
     status: int,
-    body: bytes,
+    body: bytes | bytearray,
     headers: Mapping[str, str],
     endpoint: str,
     *,
@@ -443,7 +443,7 @@ def error_from_http(
     )
 
 
-def answer_object(body: bytes) -> dict[str, Any]:
+def answer_object(body: bytes | bytearray) -> dict[str, Any]:
     """A 200 answer's JSON object (big image strings parsed apart: see bigjson)."""
     try:
         answer = bigjson.loads(body)
@@ -454,7 +454,7 @@ def answer_object(body: bytes) -> dict[str, Any]:
     return answer
 
 
-def error_in_200(err: Any, body: bytes) -> ProviderError:
+def error_in_200(err: Any, body: bytes | bytearray) -> ProviderError:
     """A relay's error object in a 200 answer, classified like the HTTP status it names."""
     if isinstance(err, Mapping):
         status = err.get("code") if isinstance(err.get("code"), int) else err.get("status")

@@ -12,6 +12,7 @@ from bot.providers.openai_chat import OpenAIChatProvider
 from bot.providers.openai_images import OpenAIImagesProvider
 from bot.providers.pool import EndpointFaultHook, ProviderPool, RetryPolicy
 from bot.providers.registry import load_providers_file
+from bot.providers.urlguard import UrlPolicy, parse_allowed_hosts
 
 
 def endpoint_from_settings(settings: Settings) -> Endpoint:
@@ -53,13 +54,21 @@ def register_secrets(settings: Settings, endpoints: list[Endpoint]) -> None:
     redaction.register(secrets_of(settings, endpoints))
 
 
-def provider_for(endpoint: Endpoint, http: httpx.AsyncClient) -> ImageProvider:
+def url_policy(settings: Settings) -> UrlPolicy:
+    """Where image links may lead: public addresses, plus IMAGE_URL_ALLOWED_HOSTS (each provider
+    adds its own endpoint's origin)."""
+    return UrlPolicy(allowed_hosts=parse_allowed_hosts(settings.image_url_allowed_hosts))
+
+
+def provider_for(
+    endpoint: Endpoint, http: httpx.AsyncClient, policy: UrlPolicy | None = None
+) -> ImageProvider:
     if endpoint.dialect == "openai-chat":
-        return OpenAIChatProvider(endpoint, http)
+        return OpenAIChatProvider(endpoint, http, url_policy=policy)
     if endpoint.dialect == "openai-images":
-        return OpenAIImagesProvider(endpoint, http)
+        return OpenAIImagesProvider(endpoint, http, url_policy=policy)
     if endpoint.dialect == "gemini":
-        return GeminiProvider(endpoint, http)
+        return GeminiProvider(endpoint, http, url_policy=policy)
     raise ValueError(f"unknown dialect {endpoint.dialect}")
 
 
@@ -71,7 +80,8 @@ def build_provider(
 ) -> ProviderPool:
     endpoints = endpoints_from_settings(settings)
     register_secrets(settings, endpoints)
-    providers = [provider_for(e, http) for e in endpoints]
+    links = url_policy(settings)
+    providers = [provider_for(e, http, links) for e in endpoints]
     policy = RetryPolicy(
         attempts_per_endpoint=settings.image_retry_attempts,
         base_delay=settings.image_retry_base_delay,

@@ -15,6 +15,7 @@ from bot.providers.base import Endpoint, ImageRef, ImageRequest, ImageResult, In
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.http import download_image, resolve_images, transport_error
 from bot.providers.openai_chat import OpenAIChatProvider
+from bot.providers.urlguard import UrlPolicy
 from tests.fakes.image_api import LEADING_TEXT, TEXT_ONLY_ANSWER, FakeImageAPI, noise_png
 
 K = ProviderErrorKind
@@ -196,11 +197,16 @@ async def test_download_helpers_refuse_other_schemes_and_check_bytes(
     with pytest.raises(ProviderError) as info:
         await download_image(http, "file:///etc/passwd", max_bytes=1000, timeout=1)
     assert info.value.kind is K.BAD_RESPONSE
+    own = UrlPolicy().with_origin(api.root)  # the fake's own links, as its provider allows them
     with pytest.raises(ProviderError) as info:
-        await download_image(http, f"{api.root}/files/missing.png", max_bytes=1000, timeout=1)
+        await download_image(
+            http, f"{api.root}/files/missing.png", max_bytes=1000, timeout=1, policy=own
+        )
     assert "expired" in info.value.detail
     with pytest.raises(ProviderError) as info:
-        await download_image(http, f"{api.root}/v1/chat/completions", max_bytes=1000, timeout=1)
+        await download_image(
+            http, f"{api.root}/v1/chat/completions", max_bytes=1000, timeout=1, policy=own
+        )
     assert info.value.kind is K.BAD_RESPONSE and "HTTP 405" in info.value.detail
     with pytest.raises(ProviderError) as info:
         await resolve_images(http, [ImageRef(data=b"<html>", mime="image/png")], max_bytes=99,
