@@ -17,7 +17,8 @@ Routes:
   `fail_next_poll` makes task polls fail;
 - `POST /v1beta/models/{model}:generateContent` (gemini native; answer by `gemini_answer`:
   "image", "snake", "thinking", "text-only"; refusals via fail_next);
-- `GET /files/<id>.<ext>` (image links, expiring after `url_ttl`).
+- `GET /files/<id>.<ext>` (image links, expiring after `url_ttl`; `files_redirect_to` makes them
+  redirect, `link_to` makes answers name another URL instead).
 Errors come in each dialect's own shape: OpenAI `{"error":{message,type,param,code}}` for /v1,
 Google `{"error":{code,message,status,details}}` for /v1beta (a bad key is Google's 400
 API_KEY_INVALID there). To add a dialect, add a route whose handler calls
@@ -218,6 +219,8 @@ class FakeImageAPI:
         self.latency = 0.0
         self.url_ttl = 3600.0
         self.big_output_bytes: int | None = None
+        self.link_to: str | None = None  # image links name this URL instead of our /files/
+        self.files_redirect_to: str | None = None  # /files/ links answer 302 to this URL
         self.leading_text = LEADING_TEXT
         self.images_answer = "b64"  # openai-images: b64 (Qiniu) | url (Rainboxs) | task (kling)
         self.task_steps = 2  # polls a task answers "processing" before "succeed"
@@ -429,8 +432,8 @@ class FakeImageAPI:
         """The key as careless relays write it back: whole, in a header, URL-encoded, cut."""
         key = self.api_key
         return (
-            f"token {key} is invalid (Authorization: Bearer {key}; "
-            f"url: /v1/chat/completions?key={quote(key, safe='')}; prefix {key[:10]}...)"
+            f"token {quote(key, safe='')} invalid (prefix {key[:10]}...; "
+            f"Authorization: Bearer {key}; key {key})"
         )
 
     def _simple_failure(self, dialect: str, kind: str, kw: dict[str, Any]) -> web.Response:
@@ -538,6 +541,9 @@ class FakeImageAPI:
         targets = []
         for _ in range(self.images_per_answer if count is None else count):
             data, mime = await self._make_output()
+            if as_url and self.link_to is not None:  # an echoing model printed someone's URL
+                targets.append(self.link_to)
+                continue
             if as_url:
                 file_id = uuid.uuid4().hex
                 self._files[file_id] = _File(data, mime, time.monotonic())
@@ -552,6 +558,8 @@ class FakeImageAPI:
 
     async def _file(self, request: web.Request) -> web.Response:
         file_id = request.match_info["name"].rsplit(".", 1)[0]
+        if self.files_redirect_to is not None:  # a CDN hop, as many relays' links take
+            raise web.HTTPFound(self.files_redirect_to)
         file = self._files.get(file_id)
         if file is None or time.monotonic() - file.created > self.url_ttl:
             return web.Response(status=404, text="404 Not Found: the link has expired")
