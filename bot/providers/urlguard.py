@@ -63,6 +63,8 @@ def refusal(ip: IPAddress) -> str | None:
         inner = _embedded_v4(ip)
         if inner is not None and (why := refusal(inner)) is not None:
             return f"{why} (IPv4 inside IPv6)"
+        if ip.ipv4_mapped is not None:  # the socket connects to the IPv4 address itself
+            return None
         if ip.is_site_local:
             return "site-local"
     for name, attribute in _CHECKS:
