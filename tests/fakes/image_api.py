@@ -58,7 +58,7 @@ from aiohttp import web
 from PIL import Image, ImageStat
 
 Color = tuple[int, int, int]
-Answer = Callable[[dict[str, Any], "_Failure | None"], Awaitable[web.Response]]
+Answer = Callable[[dict[str, Any], "_Failure | None"], Awaitable[web.StreamResponse]]
 
 ANSWER_SHAPES = (
     "markdown-data",
@@ -221,6 +221,9 @@ class FakeImageAPI:
         self.big_output_bytes: int | None = None
         self.link_to: str | None = None  # image links name this URL instead of our /files/
         self.files_redirect_to: str | None = None  # /files/ links answer 302 to this URL
+        # openai-chat answers this many bytes, streamed (chunked, no length): a runaway relay
+        self.stream_answer_bytes: int | None = None
+        self.streamed_bytes = 0  # how much of such an answer the client took before hanging up
         self.leading_text = LEADING_TEXT
         self.images_answer = "b64"  # openai-images: b64 (Qiniu) | url (Rainboxs) | task (kling)
         self.task_steps = 2  # polls a task answers "processing" before "succeed"
@@ -293,7 +296,9 @@ class FakeImageAPI:
         return f"{self.root}/files/{file_id}.{ext}"
 
     # -- shared pipeline -----------------------------------------------------------------------
-    async def _serve(self, request: web.Request, dialect: str, answer: Answer) -> web.Response:
+    async def _serve(
+        self, request: web.Request, dialect: str, answer: Answer
+    ) -> web.StreamResponse:
         body = await self._read_json(request)
         seen, bad_image = await self._input_images(dialect, body)
         self._record(request, body, seen, _turns(dialect, body))
@@ -566,7 +571,7 @@ class FakeImageAPI:
         return web.Response(body=file.data, content_type=file.mime)
 
     # -- openai-images -------------------------------------------------------------------------
-    async def _images(self, request: web.Request) -> web.Response:
+    async def _images(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "openai-images", self._images_answer)
 
     async def _images_answer(self, body: dict[str, Any], failure: _Failure | None) -> web.Response:
@@ -632,7 +637,7 @@ class FakeImageAPI:
         )
 
     # -- gemini ----------------------------------------------------------------------------------
-    async def _generate_content(self, request: web.Request) -> web.Response:
+    async def _generate_content(self, request: web.Request) -> web.StreamResponse:
         _, _, action = request.match_info["model_action"].partition(":")
         if action != "generateContent":
             return google_error(404, f"Method {action} not found.")
@@ -674,8 +679,39 @@ class FakeImageAPI:
         )
 
     # -- openai-chat ---------------------------------------------------------------------------
-    async def _chat_completions(self, request: web.Request) -> web.Response:
+    async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
+        if self.stream_answer_bytes is not None:
+            return await self._serve(
+                request, "openai-chat", functools.partial(self._runaway_answer, request)
+            )
         return await self._serve(request, "openai-chat", self._chat_answer)
+
+    async def _runaway_answer(
+        self, request: web.Request, body: dict[str, Any], failure: _Failure | None
+    ) -> web.StreamResponse:
+        """A chat answer of `stream_answer_bytes` bytes: one endless data URI, in 1 MB chunks."""
+        total = self.stream_answer_bytes or 0
+        head = b'{"choices":[{"index":0,"message":{"role":"assistant","content":"![image]' \
+            b'(data:image/png;base64,iVBORw0KGgo'
+        tail = b')"},"finish_reason":"stop"}]}'
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        chunk = b"A" * (1 << 20)
+        self.streamed_bytes = 0
+        try:
+            await resp.write(head)
+            self.streamed_bytes = len(head)
+            while self.streamed_bytes < total - len(tail):
+                piece = chunk[: total - len(tail) - self.streamed_bytes]
+                await resp.write(piece)
+                self.streamed_bytes += len(piece)
+            await resp.write(tail)
+            self.streamed_bytes += len(tail)
+            await resp.write_eof()
+        except (ConnectionError, RuntimeError):  # the client hung up, as it should
+            pass
+        return resp
 
     async def _chat_answer(self, body: dict[str, Any], failure: _Failure | None) -> web.Response:
         model = str(body.get("model", ""))

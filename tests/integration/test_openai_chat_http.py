@@ -13,7 +13,7 @@ from PIL import Image
 
 from bot.providers.base import Endpoint, ImageRef, ImageRequest, ImageResult, InputImage
 from bot.providers.errors import ProviderError, ProviderErrorKind
-from bot.providers.http import download_image, resolve_images, transport_error
+from bot.providers.http import MAX_ANSWER_BYTES, download_image, resolve_images, transport_error
 from bot.providers.openai_chat import OpenAIChatProvider
 from bot.providers.urlguard import UrlPolicy
 from tests.fakes.image_api import LEADING_TEXT, TEXT_ONLY_ANSWER, FakeImageAPI, noise_png
@@ -353,3 +353,14 @@ async def test_a_16_mb_answer_arrives_whole(api: FakeImageAPI, provider: Provide
 )
 def test_transport_errors(exc: BaseException, kind: ProviderErrorKind) -> None:
     assert transport_error(exc, "POST to x", "x").kind is kind
+
+
+async def test_a_runaway_answer_is_refused_while_it_streams(
+    api: FakeImageAPI, provider: ProviderFactory
+) -> None:
+    """A 300 MB answer (chunked: no length to refuse it by) is cut off at the 64 MB cap."""
+    api.stream_answer_bytes = 300_000_000
+    err = await failure(provider)
+    assert err.kind is K.BAD_RESPONSE and "answer too large" in err.detail
+    assert MAX_ANSWER_BYTES == 64 * 1024 * 1024
+    assert api.streamed_bytes < 150_000_000  # the bot hung up; it did not read on to the end
