@@ -10,6 +10,7 @@ import httpx
 import pytest
 from aiohttp import web
 
+from bot.config import SettingsError, load_settings
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.http import MAX_REDIRECTS, download_image
 from bot.providers.urlguard import (
@@ -205,3 +206,28 @@ async def test_a_hop_to_an_allowed_host_is_followed(
     policy = UrlPolicy(allowed_hosts=parse_allowed_hosts(f"127.0.0.1:{host.port}"))
     data = await fetch(http, f"{origin}/to?url={host.root}/x.png", policy.with_origin(origin))
     assert data == host.png and [h.target for h in host.hits] == ["/x.png"]
+
+
+async def test_through_an_https_proxy_the_name_is_kept_but_still_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A tunnel verifies TLS against the host it was asked for: pinning would fail every
+    certificate, so the link goes by name; its addresses are still checked."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    table = {"cdn.example": ["93.184.216.34"], "evil.example": ["127.0.0.1"]}
+    policy = UrlPolicy(resolver=resolver_of(table, []))
+    [pin] = await policy.pin(httpx.URL("https://cdn.example/x.png"))
+    assert str(pin.url) == "https://cdn.example/x.png" and pin.extensions == {}
+    with pytest.raises(ProviderError):
+        await policy.pin(httpx.URL("https://evil.example/x.png"))
+
+
+def test_a_malformed_allowed_hosts_setting_is_named() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(
+            _env_file=None, telegram_bot_token="1:a", image_api_base_url="https://x/v1",
+            image_url_allowed_hosts="nas.lan,http://x/path",
+        )
+    assert "IMAGE_URL_ALLOWED_HOSTS" in str(info.value) and "http://x/path" in str(info.value)
