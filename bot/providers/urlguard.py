@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
@@ -27,6 +28,7 @@ import httpx
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import bad_response
 
+log = logging.getLogger(__name__)
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 Origin = tuple[str, str, int]  # (scheme, host, port)
@@ -163,6 +165,10 @@ class UrlPolicy:
         for ip in addresses:
             why = refusal(ip)
             if why is not None:
+                log.warning(
+                    "refused an image link to %s: %s is %s (list the host in "
+                    "IMAGE_URL_ALLOWED_HOSTS if it is yours)", url.host, ip, why,
+                )
                 raise bad_response(f"image link to {url.host} refused: {ip} is {why}")
         if url.scheme == "https" and not _is_ip(url.host) and _tunnelled(url):
             # through an HTTPS proxy's tunnel httpx verifies the certificate against the host
