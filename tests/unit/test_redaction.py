@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from urllib.parse import quote, quote_plus
 
+import pytest
+
 from bot import redaction
+from bot.config import load_settings
 from bot.logs import RedactingFormatter
 from bot.providers.errors import ProviderError, ProviderErrorKind
+from bot.providers.factory import endpoints_from_settings, register_secrets
 
 KEY = "relayKey/9f8e7d6c5b4a+3210=Zq"
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
@@ -52,3 +57,25 @@ def test_reset_forgets() -> None:
     redaction.register([KEY])
     redaction.reset()
     assert redaction.redact(f"x {KEY[:10]}") == f"x {KEY[:10]}"
+
+
+def test_every_endpoint_of_a_providers_file_and_the_token_are_registered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = "inline-key-0123456789abcdef", "env-key-fedcba9876543210"
+    monkeypatch.setenv("SECOND_KEY", second)
+    providers = tmp_path / "providers.toml"
+    providers.write_text(
+        '[[endpoint]]\nname = "a"\ndialect = "openai-chat"\nbase_url = "https://a/v1"\n'
+        f'api_key = "{first}"\n'
+        '[[endpoint]]\nname = "b"\ndialect = "gemini"\nbase_url = "https://b"\n'
+        'api_key_env = "SECOND_KEY"\nauth = "query-key"\n'
+    )
+    settings = load_settings(
+        _env_file=None, telegram_bot_token=TOKEN, image_providers_file=str(providers)
+    )
+    register_secrets(settings, endpoints_from_settings(settings))
+    text = f"a said {first}; b said ?key={quote(second)}; bot /bot{TOKEN}/getMe; {TOKEN[10:30]}"
+    masked = redaction.redact(text)
+    for secret in (first, second, TOKEN, TOKEN[10:30]):
+        assert secret not in masked, masked
