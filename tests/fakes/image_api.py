@@ -222,7 +222,6 @@ class FakeImageAPI:
         self.url_ttl = 3600.0
         self.big_output_bytes: int | None = None
         self.raw_output: tuple[bytes, str] | None = None  # (bytes, mime) answered as the image
-
         self.link_to: str | None = None  # image links name this URL instead of our /files/
         self.files_redirect_to: str | None = None  # /files/ links answer 302 to this URL
         # openai-chat answers this many bytes, streamed (chunked, no length): a runaway relay
