@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 from collections.abc import Iterable
@@ -81,5 +82,11 @@ def endpoint_fault_notifier(bot: Bot, admin_ids: Iterable[int]) -> EndpointFault
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """PTB's error handler: last resort for anything a handler did not catch."""
     log.error("unhandled error", exc_info=context.error)
-    if isinstance(update, Update) and context.error is not None:
-        await reply_error(update, context, context.error)
+    if not isinstance(update, Update) or context.error is None:
+        return
+    if update.callback_query is not None:
+        # A handler that failed before answering would leave the button spinning; an answer
+        # that comes twice is refused by Telegram, which is harmless here.
+        with contextlib.suppress(TelegramError):
+            await update.callback_query.answer()
+    await reply_error(update, context, context.error)

@@ -182,3 +182,21 @@ async def _until(condition: Any) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("condition never held")
+
+
+async def test_a_button_whose_handler_fails_is_still_answered(
+    tg: FakeTelegram, upstream: FakeImageAPI, bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+):
+    tg.send_text(ALICE, "a red car", user=tg.user(ALICE))
+    [photo] = await tg.wait_for("sendPhoto")
+    generation = bot.app.bot_data["services"].generation
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(generation, "job_spec", broken)
+    query = tg.press_button(ALICE, photo.result["message_id"], button(photo, "regen:"))
+    await _answer_of(tg, query)
+    [said] = await tg.wait_for("sendMessage", lambda c: c.params["chat_id"] == ALICE)
+    assert "went wrong on my side" in said.params["text"]
+    assert len(upstream.requests) == 1
