@@ -58,7 +58,9 @@ async def aupgrade(database_url: str, revision: str = "head") -> None:
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: a commit is on disk (the WAL fsynced) before it returns, so a result that was
+    # sent after its commit is never forgotten by a power loss.
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
@@ -109,7 +111,7 @@ class _InlineConnection(aiosqlite.Connection):
     before reaching the upstream). Run inline, a transaction is one uninterrupted burst of
     well under a millisecond of SQLite work per statement: no other transaction of this
     process can start in its middle, and there are no hand-offs to pay for. WAL with
-    synchronous=NORMAL keeps commits free of fsync; only an occasional checkpoint syncs.
+    synchronous=FULL syncs the WAL once per commit (durable across a power loss).
     """
 
     def __init__(self, connector: Callable[[], sqlite3.Connection], chunk: int) -> None:
