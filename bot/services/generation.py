@@ -29,7 +29,7 @@ from bot.services.subjects import subjects_of
 from bot.services.types import JobOptions, JobOutcome, StoredImage, Who
 from bot.storage.blobs import BlobStore
 from bot.storage.models import ImageSource, JobKind, JobStatus, utcnow
-from bot.storage.repositories import Repo
+from bot.storage.repositories import Repo, mark_job_delivered, mark_job_upstream, restart_job
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,37 @@ class GenerationService:
         options = options or JobOptions(model=self.default_model)
         self.check_inputs(inputs, options.model)
         job_id = await self._admit(who, prompt, inputs, message_id, options)
+        return await self._execute(job_id, who, prompt, inputs, options, progress)
+
+    async def resume(
+        self, job_id: int, who: Who, *, progress: ProgressCallback | None = None
+    ) -> JobOutcome:
+        """Run again a job a dead process left before its request went upstream: the same
+        row (its quota was taken when it was admitted), prompt, inputs and options."""
+        spec = await self.job_spec(job_id, who.chat_id)
+        if spec is None:
+            error = LookupError(f"job {job_id} is not in chat {who.chat_id}")
+            await self._fail_job(job_id, error, time.monotonic())
+            raise error
+        prompt, inputs, options = spec
+        async with self._sessions.begin() as s:
+            await restart_job(Repo(s), job_id)
+        return await self._execute(job_id, who, prompt, inputs, options, progress)
+
+    async def mark_delivered(self, job_id: int) -> None:
+        """The job's result reached the chat: a restart need not send it again."""
+        async with self._sessions.begin() as s:
+            await mark_job_delivered(Repo(s), job_id)
+
+    async def _execute(
+        self,
+        job_id: int,
+        who: Who,
+        prompt: str,
+        inputs: list[StoredImage],
+        options: JobOptions,
+        progress: ProgressCallback | None,
+    ) -> JobOutcome:
         started = time.monotonic()
         try:
             request = await self._request(prompt, inputs, options)
@@ -153,6 +184,10 @@ class GenerationService:
                     await report(f"queue:{position}")
 
             async with self._scheduler.slot(who.user_id, on_wait):
+                # Committed before the request leaves: from here on it may be billed, and a
+                # restart must not send it again without the user's consent.
+                async with self._sessions.begin() as s:
+                    await mark_job_upstream(Repo(s), job_id)
                 result = await self._generate(request, progress)
             upstream_ms = int((time.monotonic() - started) * 1000)
             stored = await self._store_outputs(result)
