@@ -28,6 +28,7 @@ from bot.services.quotas import QuotaService
 from bot.services.subjects import subjects_of
 from bot.services.types import JobOptions, JobOutcome, StoredImage, Who
 from bot.storage.blobs import BlobStore
+from bot.storage.db import to_disk
 from bot.storage.models import ImageSource, JobKind, JobStatus, utcnow
 from bot.storage.repositories import Repo, mark_job_delivered, mark_job_upstream, restart_job
 
@@ -188,10 +189,12 @@ class GenerationService:
                 # restart must not send it again without the user's consent.
                 async with self._sessions.begin() as s:
                     await mark_job_upstream(Repo(s), job_id)
+                await to_disk(self._sessions)
                 result = await self._generate(request, progress)
             upstream_ms = int((time.monotonic() - started) * 1000)
             stored = await self._store_outputs(result)
             await self._finish_job(job_id, who, options, result, stored, upstream_ms)
+            await to_disk(self._sessions)  # the result is on disk before the user can have it
         except BaseException as exc:
             await self._fail_job(job_id, exc, started)
             raise
