@@ -371,22 +371,16 @@ async def interrupt_jobs(repo: Repo, job_ids: Sequence[int], detail: str) -> Non
 
 
 async def unanswered_jobs(repo: Repo) -> Sequence[Job]:
-    """Finished jobs whose answer never reached the chat: results stored but not sent, and
-    interruptions not yet told. Jobs of code older than upstream_at (NULL there) are not
-    considered, nor results shown somewhere (an image_messages row)."""
-    stmt = (
-        select(Job)
-        .where(
-            Job.delivered_at.is_(None),
-            Job.upstream_at.is_not(None),
-            or_(
-                Job.status.in_([JobStatus.SUCCEEDED, JobStatus.TEXT_ONLY]),
-                (Job.status == JobStatus.FAILED) & (Job.error_code == INTERRUPTED),
-            ),
-            ~_SHOWN,
-        )
-        .order_by(Job.id)
+    """Finished jobs whose answer never reached the chat: interruptions not yet told, and
+    results stored but not sent -- neither shown anywhere (an image_messages row) nor made by
+    code older than upstream_at (NULL there: such jobs never recorded their delivery)."""
+    unsent = (
+        Job.status.in_([JobStatus.SUCCEEDED, JobStatus.TEXT_ONLY])
+        & Job.upstream_at.is_not(None)
+        & ~_SHOWN
     )
+    untold = (Job.status == JobStatus.FAILED) & (Job.error_code == INTERRUPTED)
+    stmt = select(Job).where(Job.delivered_at.is_(None), or_(unsent, untold)).order_by(Job.id)
     return (await repo.s.execute(stmt)).scalars().all()
 
 

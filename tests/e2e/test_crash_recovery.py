@@ -109,4 +109,3 @@ async def test_a_killed_bot_answers_every_job_it_left_once_restarted(
     assert second.returncode == 0, err.decode()[-2000:]
     logs = (out + err).decode()
     assert " ERROR " not in logs and "Task was destroyed" not in logs, logs[-3000:]
-
