@@ -138,10 +138,14 @@ async def to_disk(sessions: async_sessionmaker[AsyncSession]) -> None:
     """Every commit made so far is on disk when this returns (a power loss keeps it).
 
     SQLite: an fsync of the WAL, in a thread, shared by the callers that wait at the same time.
-    Other databases make each commit durable themselves."""
+    Other databases make each commit durable themselves. A failed fsync is logged, not raised:
+    the commit stands, and the user had better get a result the disk may lose than none."""
     syncer: _WalSyncer | None = getattr(sessions, "syncer", None)
     if syncer is not None:
-        await syncer.sync()
+        try:
+            await syncer.sync()
+        except OSError as exc:
+            log.warning("could not sync the database to disk: %s", exc)
 
 
 class _WalSyncer:

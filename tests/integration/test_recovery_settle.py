@@ -266,3 +266,22 @@ def test_a_blob_and_the_directories_naming_it_are_synced(
     path = root / sha[:2] / sha[2:4] / sha
     assert synced[0].startswith(str(path.parent / ".tmp-"))  # the file, before its rename
     assert synced[1:] == [str(path.parent), str(path.parent.parent), str(root), str(tmp_path)]
+
+
+async def test_a_failed_fsync_does_not_fail_the_job(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    await db.aupgrade(db_url)
+    p = _process(db_url, BlobStore(tmp_path / "images"))
+    async with p.sessions() as s:
+        await s.execute(select(Job))
+
+    def broken(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("-wal"):
+            raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    outcome = await p.generation.run(who(7), "a cat", [], message_id=1)
+    assert (await _job(p, outcome.job_id)).status == JobStatus.SUCCEEDED
+    assert "could not sync the database" in caplog.text
+    await p.engine.dispose()
