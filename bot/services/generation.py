@@ -363,6 +363,7 @@ class GenerationService:
                     width=img.width,
                     height=img.height,
                     job_id=job_id,
+                    user_id=who.user_id,
                 )
                 stored[i] = replace(img, id=image_id, job_id=job_id)
             if stored:

@@ -307,6 +307,31 @@ class Repo:
             stmt = stmt.where(Job.chat_id == chat_id)
         return int((await self.s.execute(stmt)).scalar_one())
 
+    async def job_owner_in_chat(self, job_id: int, chat_id: int) -> tuple[bool, int | None]:
+        """(whether the job is this chat's, who asked for it)."""
+        stmt = select(Job.user_id).where(Job.id == job_id, Job.chat_id == chat_id)
+        row = (await self.s.execute(stmt)).first()
+        return (row is not None, row[0] if row is not None else None)
+
+    async def image_owner_in_chat(self, image_id: int, chat_id: int) -> tuple[bool, int | None]:
+        """(whether the image is this chat's, who stored it: its user, else its job's asker)."""
+        stmt = (
+            select(Image.user_id, Job.user_id)
+            .outerjoin(Job, Job.id == Image.job_id)
+            .where(Image.id == image_id, Image.chat_id == chat_id)
+        )
+        row = (await self.s.execute(stmt)).first()
+        if row is None:
+            return False, None
+        return True, row[0] if row[0] is not None else row[1]
+
+    async def stored_bytes_since(self, user_id: int, since: datetime) -> int:
+        """Bytes of the images stored for this user (theirs and results they asked for)."""
+        stmt = select(func.coalesce(func.sum(Image.size_bytes), 0)).where(
+            Image.user_id == user_id, Image.created_at >= since
+        )
+        return int((await self.s.execute(stmt)).scalar_one())
+
 
 # -- settling what a dead process left (bot/services/recovery.py) ---------------------------
 _JOBS = table_of(Job)

@@ -11,7 +11,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot import imaging
+from bot import imaging, redaction
 from bot.i18n import t
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.pool import EndpointFaultHook
@@ -61,7 +61,7 @@ async def notify_admins(bot: Bot, admin_ids: Iterable[int], text: str) -> None:
     """Tell the bot's admins something they must act on (detail allowed, secrets never)."""
     for admin_id in admin_ids:
         try:
-            await bot.send_message(admin_id, html.escape(text)[:4000])
+            await bot.send_message(admin_id, html.escape(redaction.redact(text))[:4000])
         except TelegramError:
             log.info("could not notify admin %s", admin_id)
 

@@ -72,12 +72,14 @@ class RunningBot:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._stop: asyncio.Event | None = None
+        self.app: Any = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await db.aupgrade(self.settings.database_url)
         self._stop = asyncio.Event()
         app = build_application(self.settings, progress=FAST_PROGRESS)
+        self.app = app  # tests may look at what the running bot keeps in memory
         self._task = asyncio.create_task(serve(app, self._stop))
         await asyncio.sleep(0.2)  # post_init runs (setMyCommands) before polling starts
         if self._task.done():
