@@ -297,7 +297,8 @@ class FakeImageAPI:
 
     def hold_next(self, times: int = 1) -> None:
         """Hold the next `times` authorised API calls unanswered until `release()` (or the
-        client goes away, or the fake stops): a slow upstream that has the request in hand."""
+        fake stops): a slow upstream that has the request in hand. Unlike `hold` (every call
+        while its Event is unset), later calls go through: a restarted bot's are answered."""
         self._hold += times
         self._released.clear()
 
