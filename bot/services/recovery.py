@@ -106,6 +106,14 @@ class RecoveryService:
             text=job.model_text,
         )
 
+    async def drop(self, job_id: int) -> None:
+        """Settle a job to run again without running it (its user may no longer use the bot):
+        failed as interrupted, and nobody to tell."""
+        async with self._sessions.begin() as s:
+            repo = Repo(s)
+            await interrupt_jobs(repo, [job_id], INTERRUPTED_DETAIL)
+            await mark_job_delivered(repo, job_id)
+
     async def mark_told(self, job_id: int) -> None:
         """The user heard back about this job: a later start leaves it alone."""
         async with self._sessions.begin() as s:

@@ -3,6 +3,7 @@ real `python -m bot`; these cover the states it cannot time exactly)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from tests.e2e.conftest import RunningBot
@@ -84,3 +85,38 @@ async def test_a_text_answer_never_sent_is_sent_and_old_jobs_are_left_alone(
     tg.send_text(BEN, "/usage", user=tg.user(BEN, "Ben"))
     await tg.wait_for("sendMessage", lambda c: c.params["chat_id"] == BEN)
     assert [c.params["chat_id"] for c in tg.calls_of("sendMessage", "sendPhoto")] == [ANN, BEN]
+
+
+async def test_a_job_that_never_went_upstream_runs_again_unless_its_user_is_refused_now(
+    tg: FakeTelegram, upstream: FakeImageAPI, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    ann = tg.send_text(ANN, "a lighthouse", user=tg.user(ANN, "Ann"))
+    await tg.wait_for("sendPhoto")
+    tg.send_text(BEN, "a tree", user=tg.user(BEN, "Ben"))
+    await tg.wait_for("sendPhoto", count=2)
+    await bot.stop()
+    # As if the process had died while both jobs waited for a slot: never sent upstream.
+    _sql(bot, "DELETE FROM image_messages")
+    _sql(bot, "UPDATE chat_states SET current_image_id = NULL")
+    _sql(bot, "DELETE FROM images WHERE job_id IS NOT NULL")
+    _sql(
+        bot,
+        "UPDATE jobs SET status = 'running', upstream_at = NULL, finished_at = NULL,"
+        " delivered_at = NULL",
+    )
+    tg.calls.clear()
+
+    # Restarted with an allow list that no longer has Ben.
+    restarted = await start_bot(allowed_user_ids=str(ANN))
+    [photo] = await tg.wait_for("sendPhoto", timeout=15)
+    assert photo.params["chat_id"] == ANN
+    assert photo.params["reply_parameters"]["message_id"] == ann["message_id"]
+    assert [r.json["messages"][0]["content"] for r in upstream.requests][2:] == ["a lighthouse"]
+    for _ in range(200):
+        rows = db_rows(restarted.settings, "SELECT status, error_code FROM jobs ORDER BY id")
+        if rows[1][0] != "running":
+            break
+        await asyncio.sleep(0.05)
+    assert rows == [("succeeded", None), ("failed", "interrupted")]
+    assert not [c for c in tg.calls if c.params.get("chat_id") == BEN]
