@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -184,13 +184,10 @@ class GenerationService:
                 async def on_wait(position: int) -> None:
                     await report(f"queue:{position}")
 
+            request.on_send = self._upstream_mark(job_id)
             async with self._scheduler.slot(who.user_id, on_wait):
-                # Committed before the request leaves: from here on it may be billed, and a
-                # restart must not send it again without the user's consent.
-                async with self._sessions.begin() as s:
-                    await mark_job_upstream(Repo(s), job_id)
-                await to_disk(self._sessions)
                 result = await self._generate(request, progress)
+            await request.on_send()  # a provider that never called it (outside a pool)
             upstream_ms = int((time.monotonic() - started) * 1000)
             stored = await self._store_outputs(result)
             await self._finish_job(job_id, who, options, result, stored, upstream_ms)
@@ -206,6 +203,24 @@ class GenerationService:
             images=stored,
             text=result.text,
         )
+
+    def _upstream_mark(self, job_id: int) -> Callable[[], Awaitable[None]]:
+        """On disk before the request first leaves (once, however many calls a job makes):
+        from then on it may be billed, and a restart must not send it again unasked."""
+        marking: asyncio.Future[None] | None = None
+
+        async def mark() -> None:
+            async with self._sessions.begin() as s:
+                await mark_job_upstream(Repo(s), job_id)
+            await to_disk(self._sessions)
+
+        async def once() -> None:
+            nonlocal marking
+            if marking is None:
+                marking = asyncio.ensure_future(mark())
+            await asyncio.shield(marking)
+
+        return once
 
     async def _admit(
         self,

@@ -22,7 +22,8 @@ from PIL import Image as PILImage
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.providers.base import GeneratedImage, ImageResult
+from bot.providers.base import Endpoint, GeneratedImage, ImageResult
+from bot.providers.pool import ProviderPool
 from bot.services import generation as generation_module
 from bot.services.generation import GenerationService
 from bot.services.ordering import FairScheduler
@@ -43,10 +44,11 @@ def _png(color: tuple[int, int, int]) -> bytes:
 class Provider:
     """Answers at once, or (while `held`) keeps the request forever, like a dead process's."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession] | None = None) -> None:
+    def __init__(self, max_concurrency: int = 4) -> None:
+        self.endpoint = Endpoint("ep", "openai-chat", "", "", max_concurrency=max_concurrency)
+        self.sessions: async_sessionmaker[AsyncSession] | None = None
         self.held = False
         self.calls: list[str] = []
-        self.sessions = sessions
         self.upstream_at_seen: list[object] = []
 
     async def generate(self, request: Any, progress: Any = None) -> ImageResult:
@@ -71,19 +73,21 @@ class Process:
     quotas: QuotaService
 
 
-def _process(db_url: str, blobs: BlobStore) -> Process:
+def _process(db_url: str, blobs: BlobStore, *, slots: int = 1, per_endpoint: int = 4) -> Process:
+    """The services as the bot wires them: the provider behind a ProviderPool (which marks a
+    request as sent inside the endpoint's slot), `slots` jobs upstream at once."""
     engine = db.create_engine(db_url)
     sessions = db.create_sessionmaker(engine)
-    provider = Provider()
+    provider = Provider(per_endpoint)
     quotas = QuotaService(sessions, per_user=1, per_chat=0)
     generation = GenerationService(
         sessions,
         blobs,
-        provider,  # type: ignore[arg-type]
+        ProviderPool([provider]),  # type: ignore[list-item]
         model="gemini-2.5-flash-image",
         dialect="openai-chat",
         quotas=quotas,
-        scheduler=FairScheduler(total=1, per_user=1),
+        scheduler=FairScheduler(total=slots, per_user=1),
     )
     return Process(engine, sessions, provider, generation, RecoveryService(sessions), quotas)
 
@@ -225,6 +229,35 @@ async def test_the_upstream_mark_is_on_disk_before_the_request_leaves(
     await p.generation.run(who(7), "a cat", [], message_id=1)
     assert p.provider.upstream_at_seen[0] is not None
     assert order == ["to_disk", "upstream", "to_disk"]  # the mark, the call, the finish
+    await p.engine.dispose()
+
+
+async def test_a_job_waiting_for_the_endpoints_slot_has_not_reached_the_upstream(
+    tmp_path: Path, db_url: str
+) -> None:
+    await db.aupgrade(db_url)
+    p = _process(db_url, BlobStore(tmp_path / "images"), slots=2, per_endpoint=1)
+    p.provider.held = True
+    jobs = [
+        asyncio.create_task(p.generation.run(who(user), "a cat", [], message_id=user))
+        for user in (7, 8)
+    ]
+    for _ in range(1000):  # until one is upstream and the other waits at the endpoint's cap
+        if p.provider.calls:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    with contextlib.closing(sqlite3.connect(db_url.split("///")[1])) as conn:
+        marks = conn.execute("SELECT user_id, upstream_at FROM jobs ORDER BY id").fetchall()
+    assert len(p.provider.calls) == 1
+    assert marks[0][1] is not None and marks[1] == (8, None)
+    restarted = _process(db_url, BlobStore(tmp_path / "images"))
+    actions = [x.action for x in await restarted.recovery.settle()]
+    assert actions == [Action.NOTIFY, Action.RERUN]
+    await restarted.engine.dispose()
+    for job in jobs:
+        job.cancel()
+    await asyncio.gather(*jobs, return_exceptions=True)
     await p.engine.dispose()
 
 
