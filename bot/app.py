@@ -33,6 +33,7 @@ from bot.services.generation import GenerationLimits, GenerationService
 from bot.services.images import ImageLibrary
 from bot.services.ordering import ChatQueue, FairScheduler
 from bot.services.prefs import PrefsService
+from bot.services.recovery import RecoveryService
 from bot.services.stats import StatsService
 from bot.services.storage_limit import StorageAwareQuotas, StorageLimit
 from bot.storage.blobs import BlobStore
@@ -44,6 +45,7 @@ from bot.telegram.errors import endpoint_fault_notifier, on_error
 from bot.telegram.handlers import admin, callbacks, commands, group, private
 from bot.telegram.progress import ProgressBudget
 from bot.telegram.ratelimit import MessageRateLimiter
+from bot.telegram.recovery import RECOVERY_KEY, finish_recovery, start_recovery
 from bot.telegram.transport import AiohttpRequest
 
 log = logging.getLogger(__name__)
@@ -91,9 +93,12 @@ async def serve(
     if monitor is not None:
         monitor.start()
     await app.initialize()
+    recovering: list[asyncio.Task[None]] = []
     try:
         if app.post_init is not None:
             await app.post_init(app)
+        # Before polling: the dead process's jobs are settled, and their chats' turns held.
+        recovering = await start_recovery(app)
         assert app.updater is not None
         await app.updater.start_polling(
             poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES
@@ -108,7 +113,11 @@ async def serve(
             await app.updater.stop()
         if app.running:
             await app.stop()
+        await finish_recovery(recovering)
     finally:
+        for task in recovering:
+            task.cancel()  # only on an error: finish_recovery has waited for them otherwise
+        await asyncio.gather(*recovering, return_exceptions=True)
         if app.post_shutdown is not None:
             await app.post_shutdown(app)
         await app.shutdown()
@@ -232,6 +241,7 @@ def _open_services(
             StatsService(sessions),
             ProgressBudget(),
         )
+        app.bot_data[RECOVERY_KEY] = RecoveryService(sessions)
         app.bot_data[private.ALBUMS_KEY] = AlbumCollector(progress.album_quiet, private.on_album)
         app.bot_data["_closables"] = (engine, http)
         await _set_commands(app)

@@ -22,9 +22,9 @@ Routes:
 Errors come in each dialect's own shape: OpenAI `{"error":{message,type,param,code}}` for /v1,
 Google `{"error":{code,message,status,details}}` for /v1beta (a bad key is Google's 400
 API_KEY_INVALID there). To add a dialect, add a route whose handler calls
-`self._serve(request, dialect, answer)`: auth, recording, input-image decoding, latency and
-`fail_next` are shared; add the dialect's image sources to `_image_sources` and its error shape
-to `_error`.
+`self._serve(request, dialect, answer)`: auth, recording, input-image decoding, latency,
+`fail_next` and `hold_next` are shared; add the dialect's image sources to `_image_sources`
+and its error shape to `_error`.
 
 Every request records its input images (`requests[i].input_images`: all images of all turns,
 in order, then an edit's mask) and `turns` (gemini `contents`, chat `messages`); thought
@@ -237,6 +237,10 @@ class FakeImageAPI:
         self._poll_failures: deque[_Failure] = deque()
         self._files: dict[str, _File] = {}
         self._color_index = 0
+        self._hold = 0  # authorised calls still to hold (hold_next)
+        self.holding = 0  # calls held right now
+        self._released = asyncio.Event()
+        self._arrived = asyncio.Event()
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
 
@@ -290,6 +294,24 @@ class FakeImageAPI:
             raise ValueError(f"unknown failure kind {kind!r}")
         self._failures.extend(_Failure(kind, kw) for _ in range(times))
 
+    def hold_next(self, times: int = 1) -> None:
+        """Hold the next `times` authorised API calls unanswered until `release()` (or the
+        fake stops): a slow upstream that has the request in hand. Unlike `hold` (every call
+        while its Event is unset), later calls go through: a restarted bot's are answered."""
+        self._hold += times
+        self._released.clear()
+
+    def release(self) -> None:
+        """Let the held calls go on (each then answers as it would have)."""
+        self._released.set()
+
+    async def wait_requests(self, count: int, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """Until `count` requests have arrived (recorded in `requests`)."""
+        async with asyncio.timeout(timeout):
+            while len(self.requests) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+
     def fail_next_poll(self, kind: str, times: int = 1, **kw: Any) -> None:
         """Make the next `times` task polls (GET /v1/images/tasks/{id}) fail as `kind`
         (one of POLL_FAIL_KINDS; kw as for fail_next)."""
@@ -325,6 +347,13 @@ class FakeImageAPI:
                 "invalid_request_error",
                 "invalid_image",
             )
+        if self._hold:
+            self._hold -= 1
+            self.holding += 1
+            try:
+                await self._until_released()
+            finally:
+                self.holding -= 1
         failure = self._failures.popleft() if self._failures else None
         if self.latency:
             await self._sleep(self.latency)
@@ -348,6 +377,7 @@ class FakeImageAPI:
                 turns=turns,
             )
         )
+        self._arrived.set()
 
     async def _read_json(self, request: web.Request) -> Any:
         raw = await request.read()
@@ -355,6 +385,15 @@ class FakeImageAPI:
             return await asyncio.to_thread(json.loads, raw)
         except ValueError:
             return None
+
+    async def _until_released(self) -> None:
+        release = asyncio.ensure_future(self._released.wait())
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait([release, closing], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            release.cancel()
+            closing.cancel()
 
     def _authorized(self, request: web.Request) -> bool:
         if self.auth_style == "bearer":
