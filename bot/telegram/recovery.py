@@ -15,7 +15,7 @@ from functools import partial
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import Application
 
 from bot.i18n import lang_of, t
@@ -72,10 +72,24 @@ async def _answer_chat(
     async with svc.queue.turn(key):
         holding.set()
         for leftover in leftovers:
+            job = leftover.job_id
             try:
                 await _answer(bot, svc, service, leftover)
+            except (BadRequest, Forbidden) as exc:
+                # A blocked bot or a deleted chat stays so: trying at every start never reaches it.
+                log.info("job %s: its chat refused the answer (%s)", leftover.job_id, exc.message)
+                await _give_up(svc, service, leftover)
+            except TelegramError as exc:
+                log.warning("job %s: not answered yet, next start tries again (%s)", job, exc)
             except Exception:
                 log.exception("could not settle job %s", leftover.job_id)
+
+
+async def _give_up(svc: Services, service: RecoveryService, leftover: Leftover) -> None:
+    if leftover.action is Action.NOTIFY:
+        await service.mark_told(leftover.job_id)
+    elif leftover.action is Action.DELIVER:
+        await svc.generation.mark_delivered(leftover.job_id)
 
 
 async def _answer(bot: Bot, svc: Services, service: RecoveryService, leftover: Leftover) -> None:

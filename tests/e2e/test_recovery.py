@@ -120,3 +120,31 @@ async def test_a_job_that_never_went_upstream_runs_again_unless_its_user_is_refu
         await asyncio.sleep(0.05)
     assert rows == [("succeeded", None), ("failed", "interrupted")]
     assert not [c for c in tg.calls if c.params.get("chat_id") == BEN]
+
+
+async def test_a_chat_that_blocked_the_bot_is_tried_once_not_at_every_start(
+    tg: FakeTelegram, upstream: FakeImageAPI, start_bot: StartBot
+) -> None:
+    bot = await start_bot()
+    tg.send_text(ANN, "a lighthouse", user=tg.user(ANN, "Ann"))
+    await tg.wait_for("sendPhoto")
+    await bot.stop()
+    [(job_id,)] = db_rows(bot.settings, "SELECT id FROM jobs WHERE chat_id = ?", ANN)
+    _sql(bot, "UPDATE jobs SET delivered_at = NULL WHERE id = ?", job_id)
+    _sql(bot, "DELETE FROM image_messages")
+    tg.calls.clear()
+    tg.fail_next(
+        "sendPhoto",
+        error_code=403,
+        description="Forbidden: bot was blocked by the user",
+        retry_after=None,
+    )
+    await bot.start()
+    await tg.wait_for("sendPhoto", timeout=15)  # the one try, refused
+    await asyncio.sleep(0.3)
+    [(delivered,)] = db_rows(bot.settings, "SELECT delivered_at FROM jobs WHERE id = ?", job_id)
+    assert delivered is not None  # settled: not tried again
+    await bot.restart()
+    tg.send_text(BEN, "/usage", user=tg.user(BEN, "Ben"))
+    await tg.wait_for("sendMessage", lambda c: c.params["chat_id"] == BEN)
+    assert len(tg.calls_of("sendPhoto")) == 1
