@@ -1307,11 +1307,14 @@ class FakeTelegram:
         fix(self._all)
         fix(self.messages)
 
-    def queue_update(self, update: dict[str, Any]) -> None:
+    def queue_update(self, update: dict[str, Any]) -> int:
+        """Deliver any update JSON as given (e.g. one recorded from the real server); its
+        update_id is replaced by the next one in sequence, which is returned."""
         update = dict(update)
         update["update_id"] = next(self._update_seq)
         self._pending.append(update)
         self._kick_updates()
+        return int(update["update_id"])
 
     # ---------------------------------------------------------------- what the bot did
 
@@ -1365,6 +1368,13 @@ class FakeTelegram:
         queue = self._failures.setdefault(method.lower(), deque())
         for _ in range(times):
             queue.append(ApiError(error_code, description, retry_after=retry_after))
+
+    def clear_failures(self, method: str | None = None) -> None:
+        """Forget failures queued by fail_next (for one method, or all)."""
+        if method is None:
+            self._failures.clear()
+        else:
+            self._failures.pop(method.lower(), None)
 
     # ---------------------------------------------------------------- internals: helpers
 
