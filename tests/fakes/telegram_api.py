@@ -1251,6 +1251,21 @@ class FakeTelegram:
         self._add_caption(content, caption)
         return self._user_message(chat_id, user, "private", None, None, content)
 
+    def send_content(
+        self,
+        chat_id: int,
+        content: dict[str, Any],
+        *,
+        user: dict[str, Any] | None = None,
+        chat_type: str = "private",
+        reply_to_message_id: int | None = None,
+        message_thread_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A user's message with any content fields (video, poll, dice, new_chat_members...)."""
+        return self._user_message(
+            chat_id, user, chat_type, reply_to_message_id, message_thread_id, content
+        )
+
     def press_button(
         self, chat_id: int, message_id: int, data: str, *, user: dict[str, Any] | None = None
     ) -> dict[str, Any]:
@@ -1270,6 +1285,14 @@ class FakeTelegram:
         }
         self.queue_update({"callback_query": query})
         return copy.deepcopy(query)
+
+    def send_callback_query(self, query: dict[str, Any], *, known: bool = True) -> None:
+        """Deliver a callback query built by the caller (e.g. under an InaccessibleMessage).
+        With known=False its id is one the server no longer accepts: answering it fails with
+        "query is too old", as after a bot was down for a while."""
+        if known:
+            self._callbacks.add(str(query["id"]))
+        self.queue_update({"callback_query": copy.deepcopy(query)})
 
     def add_file(
         self, data: bytes, *, file_size: int | None = None, kind: str | None = None
@@ -1317,6 +1340,11 @@ class FakeTelegram:
         return int(update["update_id"])
 
     # ---------------------------------------------------------------- what the bot did
+
+    @property
+    def unconfirmed_updates(self) -> int:
+        """Updates queued that no getUpdates offset has confirmed yet."""
+        return len(self._pending)
 
     def calls_of(self, *methods: str) -> list[Call]:
         wanted = {m.lower() for m in methods}
