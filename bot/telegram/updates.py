@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from telegram import Bot, Update
-from telegram._utils.defaultvalue import DEFAULT_NONE
+from telegram._utils.defaultvalue import DEFAULT_NONE, DefaultValue
 from telegram._utils.types import JSONDict, ODVInput, TimePeriod
 from telegram.error import NetworkError
 from telegram.ext import BaseRateLimiter, ExtBot
@@ -119,9 +119,12 @@ class TolerantBot(ExtBot[Any]):
             if v is not None
         }
         params.update(api_kwargs or {})
-        if read_timeout is DEFAULT_NONE:
-            # As Bot.get_updates does: a long poll may take `timeout` more than a normal call.
-            read_timeout = (self._updates_read_timeout or 0) + (seconds or 0)
+        # As Bot.get_updates does: a long poll may take `timeout` longer than a normal call.
+        if isinstance(read_timeout, DefaultValue):
+            base = self._updates_read_timeout or 0.0
+        else:
+            base = read_timeout or 0.0
+        read_timeout = base + (seconds or 0)
         raw = await self.do_api_request(
             "getUpdates",
             api_kwargs=params,
@@ -135,6 +138,7 @@ class TolerantBot(ExtBot[Any]):
             raise NetworkError(f"getUpdates answered with {type(raw).__name__}, not a list")
         updates = [u for u in (parse_update(item, self) for item in raw) if u is not None]
         if raw and not updates:
+            # Nothing to move the offset past: back off rather than ask again at once.
             raise NetworkError("getUpdates answered with no readable update")
         for update in updates:
             self.insert_callback_data(update)  # as ExtBot.get_updates does
