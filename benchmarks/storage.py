@@ -5,8 +5,9 @@
 Drives the bot's real services against a migrated SQLite file (WAL, as `python -m bot` runs it)
 with a provider that answers at once, so only the database and blob store work is measured:
 per job, the reads a text message makes (waiting album, current image), `GenerationService.run`
-(open the job, store the output, finish the job) and `ImageLibrary.record_delivery` -- every
-database write of one generation. `--chats` chats run concurrently, each `--jobs` jobs in a row.
+(open the job, mark it sent upstream, store the output, finish the job),
+`ImageLibrary.record_delivery` and `GenerationService.mark_delivered` -- every database write
+of one generation. `--chats` chats run concurrently, each `--jobs` jobs in a row.
 Prints one JSON object.
 """
 
@@ -77,6 +78,7 @@ async def run(chats: int, jobs: int, data_dir: Path) -> dict[str, Any]:
                 await images.current(chat_id)
                 outcome = await generation.run(who, f"job {n}", [], message_id=2 * n + 1)
                 await images.record_delivery(chat_id, 2 * n + 2, outcome.images[0].id, None)
+                await generation.mark_delivered(outcome.job_id)
             except Exception as exc:
                 key = f"{type(exc).__name__}: {str(exc)[:80]}"
                 errors[key] = errors.get(key, 0) + 1

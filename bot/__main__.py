@@ -16,7 +16,7 @@ import sys
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.logs import setup_logging
-from bot.providers.factory import endpoints_from_settings
+from bot.providers.factory import endpoints_from_settings, secrets_of
 from bot.providers.registry import ProvidersFileError
 from bot.storage import db
 
@@ -35,8 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ProvidersFileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    secrets = [settings.token, *(e.api_key for e in endpoints)]
-    setup_logging(settings.log_level, secrets=[s for s in secrets if s])
+    setup_logging(settings.log_level, secrets=secrets_of(settings, endpoints))
     if args.command == "check":
         from bot.check import main as check_main
 

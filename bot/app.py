@@ -18,7 +18,6 @@ from telegram.ext import (
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
-    ContextTypes,
     MessageHandler,
     TypeHandler,
     filters,
@@ -35,17 +34,19 @@ from bot.services.generation import GenerationLimits, GenerationService
 from bot.services.images import ImageLibrary
 from bot.services.ordering import ChatQueue, FairScheduler
 from bot.services.prefs import PrefsService
-from bot.services.quotas import QuotaService
+from bot.services.recovery import RecoveryService
 from bot.services.stats import StatsService
+from bot.services.storage_limit import StorageAwareQuotas, StorageLimit
 from bot.storage.blobs import BlobStore
 from bot.storage.db import create_engine, create_sessionmaker
 from bot.telegram import gate
 from bot.telegram.albums import AlbumCollector
-from bot.telegram.context import SERVICES_KEY, ProgressTimings, Services, services
+from bot.telegram.context import SERVICES_KEY, ProgressTimings, Services
 from bot.telegram.errors import endpoint_fault_notifier, on_error
 from bot.telegram.handlers import admin, callbacks, commands, group, private
 from bot.telegram.progress import ProgressBudget
 from bot.telegram.ratelimit import MessageRateLimiter
+from bot.telegram.recovery import RECOVERY_KEY, finish_recovery, start_recovery
 from bot.telegram.transport import AiohttpRequest
 from bot.telegram.updates import TolerantBot
 
@@ -102,9 +103,12 @@ async def serve(
     if monitor is not None:
         monitor.start()
     await app.initialize()
+    recovering: list[asyncio.Task[None]] = []
     try:
         if app.post_init is not None:
             await app.post_init(app)
+        # Before polling: the dead process's jobs are settled, and their chats' turns held.
+        recovering = await start_recovery(app)
         assert app.updater is not None
         await app.updater.start_polling(
             poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES
@@ -119,7 +123,11 @@ async def serve(
             await app.updater.stop()
         if app.running:
             await app.stop()
+        await finish_recovery(recovering)
     finally:
+        for task in recovering:
+            task.cancel()  # only on an error: finish_recovery has waited for them otherwise
+        await asyncio.gather(*recovering, return_exceptions=True)
         if app.post_shutdown is not None:
             await app.post_shutdown(app)
         await app.shutdown()
@@ -129,7 +137,7 @@ async def serve(
 
 def add_handlers(app: Application) -> None:
     private_chat, groups = filters.ChatType.PRIVATE, filters.ChatType.GROUPS
-    app.add_handler(TypeHandler(Update, _load_prefs), group=-2)
+    # The gate also loads the chat's prefs, once it lets an update through.
     app.add_handler(TypeHandler(Update, gate.access_gate), group=-1)
     for name, callback in (
         ("start", commands.cmd_start),
@@ -176,13 +184,8 @@ def add_handlers(app: Application) -> None:
         (r"^set:", callbacks.on_settings),
     ):
         app.add_handler(CallbackQueryHandler(callback, pattern=pattern))
+    app.add_handler(CallbackQueryHandler(callbacks.on_unknown))  # every press gets its answer
     app.add_error_handler(on_error)
-
-
-async def _load_prefs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Before any handler: this chat's preferences in the cache (its language is needed)."""
-    if update.effective_chat is not None:
-        await services(context).prefs.get(update.effective_chat.id)
 
 
 def _open_services(
@@ -202,11 +205,17 @@ def _open_services(
                 settings.allowed_user_ids, settings.allowed_chat_ids, settings.admin_user_ids
             ),
         )
-        quotas = QuotaService(
+        storage = StorageLimit(
+            sessions,
+            mb_per_day=settings.max_stored_mb_per_user_day,
+            exempt=settings.admin_user_ids,
+        )
+        quotas = StorageAwareQuotas(
             sessions,
             per_user=settings.daily_images_per_user,
             per_chat=settings.daily_images_per_chat,
             exempt=settings.admin_user_ids,
+            storage=storage,
         )
         by_name = {e.name: e for e in endpoints}
         generation = GenerationService(
@@ -232,7 +241,7 @@ def _open_services(
         app.bot_data[SERVICES_KEY] = Services(
             settings,
             generation,
-            ImageLibrary(sessions, blobs),
+            ImageLibrary(sessions, blobs, storage),
             PrefsService(sessions),
             ChatQueue(),
             progress,
@@ -242,6 +251,7 @@ def _open_services(
             StatsService(sessions),
             ProgressBudget(),
         )
+        app.bot_data[RECOVERY_KEY] = RecoveryService(sessions)
         app.bot_data[private.ALBUMS_KEY] = AlbumCollector(progress.album_quiet, private.on_album)
         app.bot_data["_closables"] = (engine, http)
         await _set_commands(app)

@@ -6,11 +6,18 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from bot import imaging
+from bot import imaging, redaction
 from bot.config import Settings
 from bot.providers.base import Endpoint, ImageRequest
 from bot.providers.errors import ProviderError
-from bot.providers.factory import endpoints_from_settings, make_http_client, provider_for
+from bot.providers.factory import (
+    endpoints_from_settings,
+    make_http_client,
+    provider_for,
+    register_secrets,
+    url_policy,
+)
+from bot.providers.urlguard import UrlPolicy
 
 PROBE_PROMPT = "Generate an image: a small red circle on a white background, flat, minimal."
 
@@ -24,10 +31,12 @@ class CheckRow:
     seconds: float
 
 
-async def check_endpoint(endpoint: Endpoint, model: str) -> CheckRow:
+async def check_endpoint(
+    endpoint: Endpoint, model: str, policy: UrlPolicy | None = None
+) -> CheckRow:
     started = time.monotonic()
     async with make_http_client() as http:
-        provider = provider_for(endpoint, http)
+        provider = provider_for(endpoint, http, policy)
         try:
             result = await provider.generate(ImageRequest(prompt=PROBE_PROMPT, model=model))
             if result.images:
@@ -39,14 +48,18 @@ async def check_endpoint(endpoint: Endpoint, model: str) -> CheckRow:
             outcome = f"{exc.kind.value}: {exc.detail[:80]}"
         except imaging.ImageInputError as exc:
             outcome = f"bad image: {exc.code}"
+    outcome = redaction.redact(outcome)  # a relay's words may echo the key
     return CheckRow(endpoint.name, endpoint.dialect, model, outcome, time.monotonic() - started)
 
 
 async def run_checks(settings: Settings) -> list[CheckRow]:
     jobs = []
-    for endpoint in endpoints_from_settings(settings):
+    endpoints = endpoints_from_settings(settings)
+    register_secrets(settings, endpoints)
+    policy = url_policy(settings)
+    for endpoint in endpoints:
         for model in endpoint.models or (settings.image_model,):
-            jobs.append(check_endpoint(endpoint, model))
+            jobs.append(check_endpoint(endpoint, model, policy))
     return list(await asyncio.gather(*jobs))
 
 
@@ -61,5 +74,5 @@ def format_table(rows: list[CheckRow]) -> str:
 
 def main(settings: Settings) -> int:
     rows = asyncio.run(run_checks(settings))
-    print(format_table(rows))
+    print(redaction.redact(format_table(rows)))
     return 0 if all(r.outcome.startswith("ok") for r in rows) else 1

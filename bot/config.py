@@ -51,10 +51,13 @@ class Settings(BaseSettings):
     image_prices: dict[str, float] = Field(default_factory=dict)
     daily_images_per_user: int = Field(default=0, ge=0)
     daily_images_per_chat: int = Field(default=0, ge=0)
+    max_stored_mb_per_user_day: int = Field(default=500, ge=0)  # 0 = unlimited
     max_concurrent_jobs: int = Field(default=8, ge=1)
     max_jobs_per_user: int = Field(default=2, ge=1)
     image_retry_attempts: int = Field(default=3, ge=1, le=10)
     image_retry_base_delay: float = Field(default=1.0, ge=0)
+    # hosts image links may lead to although they resolve to a private or local address
+    image_url_allowed_hosts: str = ""
 
     data_dir: Path = Path("./data")
     database_url: str = ""
@@ -81,6 +84,14 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
+
+    @field_validator("image_url_allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: str) -> str:
+        from bot.providers.urlguard import parse_allowed_hosts
+
+        parse_allowed_hosts(value)  # a ValueError names the entry that is no host
+        return value.strip()
 
     @field_validator("telegram_bot_token")
     @classmethod

@@ -7,6 +7,8 @@ Safety rules applied to all decoding:
 * only a whitelist of Pillow plugins is used to decode (no EPS/Ghostscript, PSD, ICO, ...);
 * the pixel count from the header is checked against ``max_pixels`` BEFORE pixel data is
   decoded (Pillow's own ``DecompressionBombError``/``Warning`` are mapped to the same code);
+  baseline JPEGs may be bigger when libjpeg's scaled decode (``draft``, 1/2 to 1/8) brings
+  them within it, and every decode of one is drafted so: no decode ever holds more pixels;
 * truncated or corrupt files fail with ``ImageInputError("not_image")``.
 """
 
@@ -53,8 +55,16 @@ EXT_BY_MIME: Final[dict[str, str]] = {
 #: Formats Gemini (and the relays) accept as-is; everything else is converted first.
 UPSTREAM_MIMES: Final = frozenset({MIME_PNG, MIME_JPEG, MIME_WEBP})
 
-#: Decompression-bomb guard (pixels), checked from the header before decoding.
-MAX_PIXELS: Final = 64_000_000
+#: Decompression-bomb guard: the most pixels any decode may hold, checked from the header
+#: before decoding. 25 MP is the biggest photo Telegram sends (5000x5000 within its
+#: width + height limit of 10 000) and keeps a 24 MP phone picture sent as a file; at Pillow's
+#: 4 bytes a pixel one decoded frame stays within 100 MB.
+MAX_PIXELS: Final = 25_000_000
+#: Formats whose decoder holds more than one full-size copy: libwebp's canvas, the frame it
+#: hands Pillow and Pillow's own image (385 MB for 25 MP against 160 MB for a PNG).
+_PIXEL_COST: Final[dict[str, int]] = {"WEBP": 2}
+#: libjpeg's scaled decodes (``Image.draft``): 1/1, 1/2, 1/4, 1/8.
+_JPEG_SCALES: Final = (1, 2, 4, 8)
 
 JPEG_QUALITY: Final = 92
 
@@ -207,10 +217,50 @@ def _open_header(data: bytes, formats: Iterable[str], max_pixels: int) -> Image.
     if width <= 0 or height <= 0:
         im.close()
         raise ImageInputError("not_image", f"bad size {width}x{height}")
-    if width * height > max_pixels:
+    if _jpeg_scale_within(im, max_pixels) is None:
         im.close()
         raise ImageInputError("too_large_pixels", f"{width}x{height} exceeds {max_pixels} pixels")
     return im
+
+
+def _is_drafty_jpeg(im: Image.Image) -> bool:
+    """A baseline JPEG: libjpeg decodes it scaled, in memory for the scaled image only.
+
+    A progressive one keeps every DCT coefficient of the full size while it decodes, so
+    scaling it saves nothing and it must fit the pixel guard as it is."""
+    return im.format in ("JPEG", "MPO") and not im.info.get("progressive")
+
+
+def _jpeg_scale_within(im: Image.Image, max_pixels: int, want: int = 1) -> int | None:
+    """The decode scale (1 = full size) that keeps this image within ``max_pixels``.
+
+    ``want``: the biggest scale the caller can use (the decode stays at least that size).
+    None: no scale will do (too big for the guard and no cheap reduction)."""
+    width, height = im.size
+    if not _is_drafty_jpeg(im):
+        cost = _PIXEL_COST.get(im.format or "", 1)
+        return 1 if width * height * cost <= max_pixels else None
+    fitting = [s for s in _JPEG_SCALES if -(-width // s) * -(-height // s) <= max_pixels]
+    if not fitting:
+        return None
+    return max(fitting[0], max((s for s in _JPEG_SCALES if s <= want), default=1))
+
+
+def _draft(im: Image.Image, max_pixels: int, want: int = 1) -> None:
+    """Make a JPEG decode at the smallest cost that keeps ``want`` and the pixel guard.
+
+    Pillow allows one draft per open image: every decode path calls this exactly once."""
+    scale = _jpeg_scale_within(im, max_pixels, want)
+    if scale is None:
+        raise ImageInputError("too_large_pixels", f"{im.width}x{im.height} too big to decode")
+    if scale > 1 and _is_drafty_jpeg(im):
+        im.draft(im.mode, (-(-im.width // scale), -(-im.height // scale)))
+
+
+def _scale_for_side(size: tuple[int, int], max_side: int) -> int:
+    """The biggest JPEG scale whose decode is still at least ``max_side`` on its long side."""
+    long_side = max(size)
+    return max(s for s in _JPEG_SCALES if s == 1 or -(-long_side // s) >= max_side)
 
 
 def _unknown_code(data: bytes) -> str:
@@ -236,11 +286,13 @@ def _is_animated(im: Image.Image) -> bool:
         raise ImageInputError("not_image", f"{type(exc).__name__}: {exc}") from exc
 
 
-def _load_first_frame(im: Image.Image) -> None:
-    """Decode the first frame fully; truncation or corruption becomes "not_image"."""
+def _load_first_frame(im: Image.Image, max_pixels: int, want: int = 1) -> None:
+    """Decode the first frame (a JPEG as small as ``want`` and the pixel guard allow);
+    truncation or corruption becomes "not_image"."""
     try:
         if getattr(im, "n_frames", 1) > 1:
             im.seek(0)
+        _draft(im, max_pixels, want)
         im.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageInputError("too_large_pixels", str(exc)) from exc
@@ -248,12 +300,14 @@ def _load_first_frame(im: Image.Image) -> None:
         raise ImageInputError("not_image", f"{type(exc).__name__}: {exc}") from exc
 
 
-def _decode(data: bytes, formats: Iterable[str], max_pixels: int) -> tuple[Image.Image, bool]:
+def _decode(
+    data: bytes, formats: Iterable[str], max_pixels: int, want: int = 1
+) -> tuple[Image.Image, bool]:
     """Open, guard, detect animation, decode the first frame. Returns (image, animated)."""
     im = _open_header(data, formats, max_pixels)
     try:
         animated = _is_animated(im)
-        _load_first_frame(im)
+        _load_first_frame(im, max_pixels, want)
     except ImageInputError:
         im.close()
         raise
@@ -276,12 +330,10 @@ def probe(data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageInfo:
     with im:
         info = _info(data, im)
         _is_animated(im)
-        if im.format == "JPEG":
-            # libjpeg still reads and entropy-decodes the whole stream at 1/8 scale, so
-            # truncation and corruption show up as at full size, in a quarter of the time
-            # (~2 ms instead of ~8 ms for a 1280x960 phone photo).
-            im.draft(im.mode, (-(-im.width // 8), -(-im.height // 8)))
-        _load_first_frame(im)
+        # libjpeg still reads and entropy-decodes the whole stream at 1/8 scale, so
+        # truncation and corruption show up as at full size, in a quarter of the time
+        # (~2 ms instead of ~8 ms for a 1280x960 phone photo).
+        _load_first_frame(im, max_pixels, want=8)
     return info
 
 
@@ -294,9 +346,12 @@ def validate_output(data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageInfo:
         raise ImageInputError("not_image", f"unexpected signature {data[:12]!r}")
     if mime == MIME_PNG:
         return _verify_png(data, max_pixels)
-    im, _animated = _decode(data, _OUTPUT_FORMATS, max_pixels)
+    im = _open_header(data, _OUTPUT_FORMATS, max_pixels)
     with im:
-        return ImageInfo(mime, im.width, im.height, im.format or "")
+        info = ImageInfo(mime, im.width, im.height, im.format or "")  # before a scaled decode
+        _is_animated(im)
+        _load_first_frame(im, max_pixels, want=8)  # a JPEG's errors show at 1/8 scale too
+        return info
 
 
 def _verify_png(data: bytes, max_pixels: int) -> ImageInfo:
@@ -451,7 +506,7 @@ def normalise_input(
             im.close()
             raise
     else:
-        im, animated = _decode(data, _INPUT_FORMATS, max_pixels)
+        im, animated = _decode_for_side(data, max_pixels, max_side)
     with im:
         if animated and not first_frame:
             frames = getattr(im, "n_frames", "?")
@@ -459,14 +514,47 @@ def normalise_input(
         if _can_pass_through(data, im, animated, max_side):
             return data, _info(data, im)
         if probed:
-            _load_first_frame(im)
+            _load_first_frame(im, max_pixels, _scale_for_side(im.size, max_side))
         icc = _rgb_icc(im)
         return _reencode(im, icc, max_side)
 
 
+def _reduced(im: Image.Image, max_side: int) -> Image.Image:
+    """A big decode shrunk by a whole factor (box filter, cheap) before any full-size copy:
+    turning and converting a 25 MP image would each cost another 100 MB."""
+    factor = max(im.size) // max_side  # never below max_side: the final resize keeps quality
+    if factor < 2:
+        return im
+    try:
+        return im.reduce(factor)
+    except ValueError:  # a mode reduce() does not take (1-bit, palette): converted as is
+        return im
+
+
+def _decode_for_side(data: bytes, max_pixels: int, max_side: int) -> tuple[Image.Image, bool]:
+    """Decode an input, a big JPEG only as big as ``max_side`` needs."""
+    im = _open_header(data, _INPUT_FORMATS, max_pixels)
+    try:
+        animated = _is_animated(im)
+        _load_first_frame(im, max_pixels, _scale_for_side(im.size, max_side))
+    except ImageInputError:
+        im.close()
+        raise
+    return im, animated
+
+
+def _upright(im: Image.Image) -> Image.Image:
+    """Turned by its EXIF orientation; exif_transpose copies even an upright image."""
+    try:
+        orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except _DECODE_ERRORS:
+        orientation = 1
+    return ImageOps.exif_transpose(im) if orientation != 1 else im
+
+
 def _reencode(im: Image.Image, icc: bytes | None, max_side: int) -> tuple[bytes, ImageInfo]:
     try:
-        upright = ImageOps.exif_transpose(im)
+        upright = _upright(_reduced(im, max_side))
         converted = _fit(_to_rgb_or_rgba(upright), max_side)
     except ImageInputError:
         raise
@@ -494,7 +582,7 @@ def fits_telegram_photo(size_bytes: int, width: int, height: int) -> bool:
 
 def _flatten(im: Image.Image) -> Image.Image:
     """RGB for JPEG: transparent areas go onto white instead of black."""
-    im = ImageOps.exif_transpose(im)
+    im = _upright(im)
     if im.mode in ("I", "F") or im.mode.startswith("I;16"):
         im = _wide_to_8bit(im)
     if im.mode == "CMYK":
@@ -534,19 +622,18 @@ def telegram_photo(data: bytes, info: ImageInfo, *, max_pixels: int = MAX_PIXELS
     """
     if _sendable_as_is(data, info):
         return None
-    im, _animated = _decode(data, _INPUT_FORMATS, max_pixels)
+    im = _open_header(data, _INPUT_FORMATS, max_pixels)
     with im:
-        return _preview(im)
+        _load_first_frame(im, max_pixels, _scale_for_side(im.size, PREVIEW_MAX_SIDE))
+        return _preview(_reduced(im, PREVIEW_MAX_SIDE))
 
 
 def thumbnail(data: bytes, size: int = 320, *, max_pixels: int = MAX_PIXELS) -> bytes:
     """JPEG thumbnail with the long side ≤ ``size``."""
     im = _open_header(data, _INPUT_FORMATS, max_pixels)
     with im:
-        if im.format == "JPEG":
-            im.draft("RGB", (size, size))  # decode at a reduced scale: much faster
-        _load_first_frame(im)
-        rgb = _flatten(im)
+        _load_first_frame(im, max_pixels, _scale_for_side(im.size, size))  # JPEG: much faster
+        rgb = _flatten(_reduced(im, size))
     rgb.thumbnail((size, size), Image.Resampling.LANCZOS)
     return _jpeg(rgb, 85)
 

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 
-# Bot tokens appear inside Bot API URLs that httpx logs; API keys may appear in upstream errors.
-_TOKEN_RE = re.compile(r"\d{3,}:[A-Za-z0-9_-]{20,}")
+from bot import redaction
 
 
 class RedactingFormatter(logging.Formatter):
+    """Every formatted line (message, arguments, traceback) goes through `bot.redaction`."""
+
     def __init__(self, fmt: str, secrets: Iterable[str]) -> None:
         super().__init__(fmt)
-        self._secrets = [s for s in secrets if len(s) >= 4]
+        redaction.register(secrets)
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return _TOKEN_RE.sub("***", text)
+        return redaction.redact(text)
 
     def format(self, record: logging.LogRecord) -> str:
         return self.redact(super().format(record))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bot import redaction
+
 # No test reads the developer's .env or environment settings by accident.
 for _name in list(os.environ):
     if _name.startswith(("TELEGRAM_", "IMAGE_", "ALLOWED_", "ADMIN_")) or _name in {
@@ -19,3 +21,10 @@ for _name in list(os.environ):
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path}/bot.db"
+
+
+@pytest.fixture(autouse=True)
+def _forget_secrets() -> None:
+    """Each test starts with no registered secrets: a key masked by one test's bot must not
+    change another test's texts."""
+    redaction.reset()

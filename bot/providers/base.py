@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -71,6 +72,9 @@ class ImageRequest:
     n: int = 1
     history: list[Turn] = field(default_factory=list)
     mask: InputImage | None = None  # openai-images edits: white = change, black = keep
+    # Awaited just before the request is first sent (the pool calls it inside the endpoint's
+    # slot): the job records that it may be billed from now on.
+    on_send: Callable[[], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

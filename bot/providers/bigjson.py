@@ -21,7 +21,7 @@ from typing import Any
 LIFT_CHARS = 64 * 1024  # string literals at least this long are lifted out
 
 
-def loads(body: bytes) -> Any:
+def loads(body: bytes | bytearray) -> Any:
     """`json.loads(body)`, with long string literals parsed apart from the rest."""
     if len(body) < 2 * LIFT_CHARS or b"\x00" in body[:4]:  # small, or UTF-16/32
         return json.loads(body)
@@ -32,7 +32,7 @@ def loads(body: bytes) -> Any:
     return _restore(json.loads(skeleton), values)
 
 
-def _lift(raw: bytes) -> tuple[bytes, dict[str, str]] | None:
+def _lift(raw: bytes | bytearray) -> tuple[bytes, dict[str, str]] | None:
     """The body with each long string replaced by a token, and the strings by token; None
     when there is nothing to lift or the body is not what it seems (json.loads decides)."""
     nonce = secrets.token_hex(8)
@@ -60,7 +60,7 @@ def _lift(raw: bytes) -> tuple[bytes, dict[str, str]] | None:
     return b"".join(pieces), values
 
 
-def _closing_quote(raw: bytes, pos: int) -> int:
+def _closing_quote(raw: bytes | bytearray, pos: int) -> int:
     """Index of the quote that ends the string starting at `pos`, -1 if there is none."""
     while (quote := raw.find(b'"', pos)) >= 0:
         slashes = 0
@@ -72,7 +72,7 @@ def _closing_quote(raw: bytes, pos: int) -> int:
     return -1
 
 
-def _plain_string(raw: bytes, view: memoryview, start: int, end: int) -> str | None:
+def _plain_string(raw: bytes | bytearray, view: memoryview, start: int, end: int) -> str | None:
     """raw[start:end] as a str if it is ASCII whose only escape is `\\/`, else None."""
     if any(raw.find(c, start, end) >= 0 for c in (b"\n", b"\r", b"\t")):
         return None  # raw line breaks are invalid in JSON strings: let json.loads say so

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from bot.redaction import redact
+
 
 class ProviderErrorKind(StrEnum):
     TIMEOUT = "timeout"
@@ -46,6 +48,7 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         endpoint: str = "",
     ) -> None:
+        detail = redact(detail)  # a relay may echo a key anywhere: masked before it can travel
         super().__init__(f"{kind.value}: {detail}")
         self.kind = kind
         self.detail = detail

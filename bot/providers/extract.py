@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from bot import redaction
 from bot.providers import bigjson
 from bot.providers.base import ImageRef
 from bot.providers.errors import ProviderError, ProviderErrorKind
@@ -29,12 +30,6 @@ _NON_B64 = re.compile(rb"[^A-Za-z0-9+/=]")
 _BARE_B64_HEADS = ("iVBORw0KGgo", "/9j/", "UklGR", "R0lGOD")
 
 _IMAGE_PART_TYPES = frozenset({"image_url", "output_image", "image", "input_image"})
-_SECRET_PATTERNS = (
-    (re.compile(r"\bsk-[A-Za-z0-9_\-]{4,}"), "sk-***"),
-    (re.compile(r"\bAIza[0-9A-Za-z_\-]{10,}"), "AIza***"),
-    (re.compile(r"(?i)\bBearer\s+[^\s\"',;]+"), "Bearer ***"),
-    (re.compile(r"(?i)\b((?:api[_-]?)?key\s*[=:]\s*)[\"']?[^\s&\"',;]+"), r"\1***"),
-)
 _HTML_TITLE = re.compile(r"(?is)<title[^>]*>(.*?)</title>")
 _HTML_TAG = re.compile(r"(?s)<(script|style)\b.*?</\1>|<[^>]+>")
 
@@ -82,18 +77,20 @@ def checked_mime(data: bytes, declared: str | None = None) -> str:
 B64_SLICE = 1 << 20  # characters per C call when decoding big payloads (a multiple of 4)
 
 
-def decode_base64(payload: str) -> bytes:
-    """Strict base64 (standard alphabet, whitespace and missing padding tolerated).
+def decode_base64(payload: str, start: int = 0, end: int | None = None) -> bytes:
+    """Strict base64 of payload[start:end] (standard alphabet, whitespace and missing padding
+    tolerated). The span saves copying a 30 MB data URI out of the answer's text first.
 
     Well-formed payloads (nearly all) take one strict decode, in 1 MB slices: each C call holds
     the GIL about a millisecond, so the event loop runs between slices even though this runs
     in a thread. Only payloads it refuses are cleaned and checked character by character (a
     regex over a 4K answer held the GIL ~170 ms, the one-piece decode ~90 ms more)."""
+    end = len(payload) if end is None else end
     try:
-        return _decode_in_slices(payload)
+        return _decode_in_slices(payload, start, end)
     except (binascii.Error, ValueError):
         pass
-    raw = payload.encode("ascii", "replace")
+    raw = payload[start:end].encode("ascii", "replace")
     if _NON_B64.search(raw):
         raw = b"".join(raw.split())
         if _NON_B64.search(raw):
@@ -107,34 +104,47 @@ def decode_base64(payload: str) -> bytes:
         raise bad_response(f"invalid base64 in image data: {exc}") from None
 
 
-def _decode_in_slices(payload: str) -> bytes:
-    """The strict decode; raises binascii.Error/ValueError on anything but clean base64."""
-    if len(payload) % 4:
+def _decode_in_slices(payload: str, start: int, end: int) -> bytes:
+    """The strict decode of payload[start:end]; raises binascii.Error/ValueError on anything
+    but clean base64."""
+    if (end - start) % 4:
         raise ValueError("needs padding")
-    if len(payload) <= B64_SLICE:
-        return base64.b64decode(payload, validate=True)
-    starts = range(0, len(payload), B64_SLICE)
+    if end - start <= B64_SLICE:
+        return base64.b64decode(payload[start:end], validate=True)
+    starts = range(start, end, B64_SLICE)
     # each slice is checked alone: padding that ends a slice before the last one is padding
     # inside the data, which the one-piece decode refuses ("Excess data after padding")
     if any(payload[i - 1] == "=" for i in starts[1:]):
         raise ValueError("padding inside the data")
-    return b"".join(base64.b64decode(payload[i : i + B64_SLICE], validate=True) for i in starts)
+    return b"".join(
+        base64.b64decode(payload[i : min(i + B64_SLICE, end)], validate=True) for i in starts
+    )
 
 
-def split_data_uri(uri: str) -> tuple[bytes, str] | None:
-    """(bytes, declared mime) of a `data:<mime>;base64,...` URI; None if `uri` is no data URI."""
-    if uri[:5].lower() != "data:":
+def split_data_uri(uri: str, start: int = 0, end: int | None = None) -> tuple[bytes, str] | None:
+    """(bytes, declared mime) of a `data:<mime>;base64,...` URI at uri[start:end]; None if it
+    is no data URI."""
+    end = len(uri) if end is None else end
+    if uri[start : start + 5].lower() != "data:":
         return None
-    head = _DATA_URI_HEAD.match(uri, 0, 300)
+    head = _DATA_URI_HEAD.match(uri, start, min(end, start + 300))
     if head is None:
-        raise bad_response(f"malformed data URI {uri[:40]!r}")
+        raise bad_response(f"malformed data URI {uri[start : start + 40]!r}")
     params = head.group(2).lower().split(";")
     if "base64" not in params:
         raise bad_response("data URI is not base64")
-    data = decode_base64(uri[head.end() :])
+    data = decode_base64(uri, head.end(), end)
     if not data:
         raise bad_response("empty data URI")
     return data, (head.group(1) or "application/octet-stream").lower()
+
+
+def _ref_in(text: str, lo: int, hi: int) -> ImageRef:
+    """The ImageRef of a link target text[lo:hi], a data URI decoded where it lies."""
+    split = split_data_uri(text, lo, hi)
+    if split is not None:
+        return ImageRef(data=split[0], mime=split[1])
+    return ref_from_url_or_data(text[lo:hi])
 
 
 def ref_from_url_or_data(s: str) -> ImageRef:
@@ -263,8 +273,12 @@ def images_from_chat_message(message: Mapping[str, Any]) -> list[ImageRef]:
         refs = _refs_from_parts(content)
         if refs:
             return refs
-    targets = [t for text in _texts(content) for t in markdown_image_targets(text)]
-    return [ref_from_url_or_data(t) for t in targets]
+    return [
+        _ref_in(text, lo, hi)
+        for text in _texts(content)
+        for _, _, lo, hi in _markdown_links(text)
+        if hi > lo
+    ]
 
 
 def text_of_chat_message(message: Mapping[str, Any]) -> str | None:
@@ -278,13 +292,8 @@ def text_of_chat_message(message: Mapping[str, Any]) -> str | None:
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Text with API keys and anything that looks like one replaced by `***`."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+    """Text with API keys and anything that looks like one replaced by `***` (see bot.redaction)."""
+    return redaction.redact(text, secrets)
 
 
 def clean_detail(text: str, secrets: Iterable[str] = (), limit: int = DETAIL_LIMIT) -> str:
@@ -292,7 +301,7 @@ def clean_detail(text: str, secrets: Iterable[str] = (), limit: int = DETAIL_LIM
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _json_error(body: bytes) -> dict[str, Any] | None:
+def _json_error(body: bytes | bytearray) -> dict[str, Any] | None:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -307,7 +316,7 @@ def _json_error(body: bytes) -> dict[str, Any] | None:
     return err if isinstance(err, dict) else None
 
 
-def _html_text(body: bytes) -> str:
+def _html_text(body: bytes | bytearray) -> str:
     text = body[:65536].decode("utf-8", "replace")
     title = _HTML_TITLE.search(text)
     if title:
@@ -429,7 +438,7 @@ def _kind(status: int, err: Mapping[str, Any] | None, reason: str | None) -> Pro
 
 def error_from_http(
     status: int,
-    body: bytes,
+    body: bytes | bytearray,
     headers: Mapping[str, str],
     endpoint: str,
     *,
@@ -453,7 +462,7 @@ def error_from_http(
     )
 
 
-def answer_object(body: bytes) -> dict[str, Any]:
+def answer_object(body: bytes | bytearray) -> dict[str, Any]:
     """A 200 answer's JSON object (big image strings parsed apart: see bigjson)."""
     try:
         answer = bigjson.loads(body)
@@ -464,7 +473,7 @@ def answer_object(body: bytes) -> dict[str, Any]:
     return answer
 
 
-def error_in_200(err: Any, body: bytes) -> ProviderError:
+def error_in_200(err: Any, body: bytes | bytearray) -> ProviderError:
     """A relay's error object in a 200 answer, classified like the HTTP status it names."""
     if isinstance(err, Mapping):
         status = err.get("code") if isinstance(err.get("code"), int) else err.get("status")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from bot import redaction
 from bot.config import Settings
 from bot.providers.base import Endpoint, ImageProvider
 from bot.providers.gemini import GeminiProvider
@@ -11,6 +12,7 @@ from bot.providers.openai_chat import OpenAIChatProvider
 from bot.providers.openai_images import OpenAIImagesProvider
 from bot.providers.pool import EndpointFaultHook, ProviderPool, RetryPolicy
 from bot.providers.registry import load_providers_file
+from bot.providers.urlguard import UrlPolicy, parse_allowed_hosts
 
 
 def endpoint_from_settings(settings: Settings) -> Endpoint:
@@ -37,13 +39,36 @@ def endpoints_from_settings(settings: Settings) -> list[Endpoint]:
     return [endpoint_from_settings(settings)]
 
 
-def provider_for(endpoint: Endpoint, http: httpx.AsyncClient) -> ImageProvider:
+def secrets_of(settings: Settings, endpoints: list[Endpoint]) -> list[str]:
+    """Every secret the settings hold: the bot token, each endpoint's key and auth values."""
+    found = [settings.token, settings.token.partition(":")[2]]
+    for endpoint in endpoints:
+        found.append(endpoint.api_key)
+        found += endpoint.auth_headers().values()
+        found += endpoint.auth_params().values()
+    return [s for s in found if s]
+
+
+def register_secrets(settings: Settings, endpoints: list[Endpoint]) -> None:
+    """Make `bot.redaction` mask every secret of these settings, wherever text leaves the bot."""
+    redaction.register(secrets_of(settings, endpoints))
+
+
+def url_policy(settings: Settings) -> UrlPolicy:
+    """Where image links may lead: public addresses, plus IMAGE_URL_ALLOWED_HOSTS (each provider
+    adds its own endpoint's origin)."""
+    return UrlPolicy(allowed_hosts=parse_allowed_hosts(settings.image_url_allowed_hosts))
+
+
+def provider_for(
+    endpoint: Endpoint, http: httpx.AsyncClient, policy: UrlPolicy | None = None
+) -> ImageProvider:
     if endpoint.dialect == "openai-chat":
-        return OpenAIChatProvider(endpoint, http)
+        return OpenAIChatProvider(endpoint, http, url_policy=policy)
     if endpoint.dialect == "openai-images":
-        return OpenAIImagesProvider(endpoint, http)
+        return OpenAIImagesProvider(endpoint, http, url_policy=policy)
     if endpoint.dialect == "gemini":
-        return GeminiProvider(endpoint, http)
+        return GeminiProvider(endpoint, http, url_policy=policy)
     raise ValueError(f"unknown dialect {endpoint.dialect}")
 
 
@@ -53,7 +78,10 @@ def build_provider(
     *,
     on_endpoint_fault: EndpointFaultHook | None = None,
 ) -> ProviderPool:
-    providers = [provider_for(e, http) for e in endpoints_from_settings(settings)]
+    endpoints = endpoints_from_settings(settings)
+    register_secrets(settings, endpoints)
+    links = url_policy(settings)
+    providers = [provider_for(e, http, links) for e in endpoints]
     policy = RetryPolicy(
         attempts_per_endpoint=settings.image_retry_attempts,
         base_delay=settings.image_retry_base_delay,

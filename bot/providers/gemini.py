@@ -34,6 +34,7 @@ from bot.providers.extract import (
     error_from_http,
 )
 from bot.providers.http import in_gil_lane, post_json, resolve_images, tagged
+from bot.providers.urlguard import UrlPolicy
 
 # finishReason / blockReason values that mean "refused" (§2). Any image present is a success.
 BLOCK_REASONS = frozenset(
@@ -163,7 +164,7 @@ def _refusal(
     return ProviderError(kind, clean_detail(detail), reason=reason)
 
 
-def _no_candidates(answer: Mapping[str, Any], body: bytes) -> ProviderError:
+def _no_candidates(answer: Mapping[str, Any], body: bytes | bytearray) -> ProviderError:
     """Why an answer has no candidates: a blocked prompt, an error object sent with 200, or -."""
     feedback = _field(answer, "promptFeedback", "prompt_feedback")
     if isinstance(feedback, Mapping):
@@ -179,7 +180,7 @@ def _no_candidates(answer: Mapping[str, Any], body: bytes) -> ProviderError:
     return ProviderError(ProviderErrorKind.NO_IMAGE, "answer has no candidates")
 
 
-def _first_candidate(answer: Mapping[str, Any], body: bytes) -> Mapping[str, Any]:
+def _first_candidate(answer: Mapping[str, Any], body: bytes | bytearray) -> Mapping[str, Any]:
     candidates = answer.get("candidates")
     if not isinstance(candidates, list) or not candidates:
         raise _no_candidates(answer, body)
@@ -249,7 +250,7 @@ def _usage(answer: Mapping[str, Any]) -> dict[str, Any] | None:
     return usage if isinstance(usage, dict) else None
 
 
-def parse_response(body: bytes) -> ParsedAnswer:
+def parse_response(body: bytes | bytearray) -> ParsedAnswer:
     """Images (decoded), words, usage and the model's turn of a 200 generateContent answer.
 
     CPU-heavy for big answers (JSON + base64 of 20+ MB at 4K): run it in a thread."""
@@ -274,11 +275,18 @@ class GeminiProvider:
     """One endpoint speaking Gemini-native. Uses, never creates or closes, the shared client."""
 
     def __init__(
-        self, endpoint: Endpoint, http: httpx.AsyncClient, *, max_download_bytes: int = 50_000_000
+        self,
+        endpoint: Endpoint,
+        http: httpx.AsyncClient,
+        *,
+        max_download_bytes: int = 50_000_000,
+        url_policy: UrlPolicy | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._http = http
         self._max_download_bytes = max_download_bytes
+        # image links may lead to public hosts, the operator's allowed ones and this endpoint
+        self._url_policy = (url_policy or UrlPolicy()).with_origin(endpoint.base_url)
 
     def url(self, model: str) -> str:
         return endpoint_url(self.endpoint.base_url, model)
@@ -291,11 +299,13 @@ class GeminiProvider:
             body = await in_gil_lane(build_request, request, self.endpoint)
             raw = await post_json(self._http, self.endpoint, self.url(request.model), body)
             parsed = await in_gil_lane(parse_response, raw)
+            del raw  # up to 64 MB, not to be held while the links download
             images = await resolve_images(
                 self._http,
                 parsed.images,
                 max_bytes=self._max_download_bytes,
                 timeout=self.endpoint.timeout,
+                policy=self._url_policy,
             )
         return ImageResult(
             images=images,

@@ -1,7 +1,8 @@
 """HTTP mechanics every dialect shares: post JSON, map failures, fetch the images an answer names.
 
 The httpx client is shared and owned by the app: nothing here creates or closes one. The client
-must carry no auth headers of its own, because image links are fetched with it from any host.
+must carry no auth headers of its own, because image links are fetched with it from any host
+(any public one, or one the operator trusts: bot.providers.urlguard decides).
 """
 
 from __future__ import annotations
@@ -21,17 +22,19 @@ import httpx
 from bot.providers.base import Endpoint, GeneratedImage, ImageRef
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import bad_response, checked_mime, clean_detail, error_from_http
+from bot.providers.urlguard import Pinned, UrlPolicy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 JSON_IN_THREAD_CHARS = 256_000  # bodies with more string data than this are encoded off-loop
-MAX_ANSWER_BYTES = 300_000_000  # a 4K answer is ~30 MB of base64; anything this big is broken
+MAX_ANSWER_BYTES = 64 * 1024 * 1024  # the largest 4K answer (~22 MB of base64) three times over
 ERROR_BODY_BYTES = 65_536
 CONNECT_TIMEOUT = 15.0
 _EXPIRED_STATUSES = frozenset({403, 404, 410})
 DOWNLOAD_ATTEMPTS = 2  # an image link that fails to download is fetched once more
 DOWNLOAD_RETRY_PAUSE = 0.5
+MAX_REDIRECTS = 5  # hops an image link may take; each is checked like the link itself
 
 
 def _string_chars(obj: Any) -> int:
@@ -99,17 +102,18 @@ def transport_error(
     return ProviderError(ProviderErrorKind.CONNECTION, detail, endpoint=endpoint)
 
 
-async def _read_capped(resp: httpx.Response, max_bytes: int, what: str) -> bytes:
+async def _read_capped(resp: httpx.Response, max_bytes: int, what: str) -> bytearray:
+    """The body, refused as soon as it passes `max_bytes`. One buffer, grown in place (sized
+    at once when the length is declared): a list of chunks joined at the end held it twice."""
     declared = resp.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise bad_response(f"{what} too large ({declared} bytes > {max_bytes})")
-    chunks, size = [], 0
+    buf = bytearray()
     async for chunk in resp.aiter_bytes():
-        size += len(chunk)
-        if size > max_bytes:
+        if len(buf) + len(chunk) > max_bytes:
             raise bad_response(f"{what} too large (> {max_bytes} bytes)")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        buf += chunk
+    return buf
 
 
 async def _read_head(resp: httpx.Response, limit: int = ERROR_BODY_BYTES) -> bytes:
@@ -129,7 +133,7 @@ async def post_json(
     body: Any,
     *,
     max_bytes: int = MAX_ANSWER_BYTES,
-) -> bytes:
+) -> bytearray:
     """POST `body` as JSON with the endpoint's auth; the 2xx answer's bytes, else ProviderError.
 
     `endpoint.timeout` bounds the whole call (upload, generation, download of the answer).
@@ -146,7 +150,7 @@ async def get_json(
     *,
     max_bytes: int = 5_000_000,
     timeout: float | None = None,  # noqa: ASYNC109 - total budget, default endpoint.timeout
-) -> bytes:
+) -> bytearray:
     """GET with the endpoint's auth (task polling); the 2xx answer's bytes, else ProviderError."""
     return await _call(http, endpoint, "GET", url, None, max_bytes, timeout)
 
@@ -154,7 +158,7 @@ async def get_json(
 async def _call(
     http: httpx.AsyncClient, endpoint: Endpoint, method: str, url: str, content: bytes | None,
     max_bytes: int, total: float | None = None,
-) -> bytes:
+) -> bytearray:
     headers = endpoint.auth_headers()
     if content is not None:
         headers = {**headers, "Content-Type": "application/json"}
@@ -180,27 +184,75 @@ async def _call(
 
 
 async def download_image(
-    http: httpx.AsyncClient, url: str, *, max_bytes: int, timeout: float  # noqa: ASYNC109
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    max_bytes: int,
+    timeout: float,  # noqa: ASYNC109 - total budget, applied with asyncio.timeout
+    policy: UrlPolicy | None = None,
 ) -> GeneratedImage:
-    """Fetch an image link from an answer (no auth sent), capped in bytes and total time."""
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https"):
-        raise bad_response(f"image link has scheme {parts.scheme!r}, not http(s)")
-    where = parts.hostname or "?"
+    """Fetch an image link from an answer (no auth sent), capped in bytes and total time.
+
+    Every hop (the link, then each redirect) is checked by `policy` (default: public addresses
+    only) and connected to the address that was checked; redirects are followed here, at most
+    MAX_REDIRECTS of them."""
+    policy = policy or UrlPolicy()
     try:
-        async with (
-            asyncio.timeout(timeout),
-            http.stream("GET", url, timeout=_timeouts(timeout), follow_redirects=True) as resp,
-        ):
-            if resp.status_code in _EXPIRED_STATUSES:
-                raise bad_response(f"image link expired (HTTP {resp.status_code} from {where})")
-            if not resp.is_success:
-                raise bad_response(f"image download failed (HTTP {resp.status_code} from {where})")
-            data = await _read_capped(resp, max_bytes, "image")
-            content_type = resp.headers.get("content-type")
+        current = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise bad_response(f"image link is not a URL: {exc}") from None
+    where = current.host or "?"
+    try:
+        async with asyncio.timeout(timeout):
+            for _hop in range(MAX_REDIRECTS + 1):
+                where = current.host or "?"
+                resp = await _open(http, await policy.pin(current), timeout)
+                try:
+                    location = resp.headers.get("location")
+                    if resp.is_redirect and location:
+                        current = _redirect_target(current, location)
+                        continue
+                    if resp.status_code in _EXPIRED_STATUSES:
+                        raise bad_response(
+                            f"image link expired (HTTP {resp.status_code} from {where})"
+                        )
+                    if not resp.is_success:
+                        raise bad_response(
+                            f"image download failed (HTTP {resp.status_code} from {where})"
+                        )
+                    data = bytes(await _read_capped(resp, max_bytes, "image"))
+                    content_type = resp.headers.get("content-type")
+                finally:
+                    await resp.aclose()
+                return GeneratedImage(data=data, mime=checked_mime(data, content_type))
     except (httpx.HTTPError, TimeoutError) as exc:
         raise transport_error(exc, f"image download from {where}") from None
-    return GeneratedImage(data=data, mime=checked_mime(data, content_type))
+    raise bad_response(f"image link redirected more than {MAX_REDIRECTS} times")
+
+
+def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:
+    try:
+        return current.join(location)
+    except httpx.InvalidURL as exc:
+        raise bad_response(f"image link redirects to something that is no URL: {exc}") from None
+
+
+async def _open(
+    http: httpx.AsyncClient, pins: list[Pinned], timeout: float  # noqa: ASYNC109
+) -> httpx.Response:
+    """The response headers of a GET to the first pinned address that accepts a connection."""
+    for i, pin in enumerate(pins):
+        request = http.build_request(
+            "GET", pin.url, headers=pin.headers, extensions=pin.extensions,
+            timeout=_timeouts(timeout),
+        )
+        try:
+            return await http.send(request, stream=True, follow_redirects=False)
+        except httpx.ConnectError:
+            if i == len(pins) - 1:
+                raise
+            log.info("image host address %s refused the connection, trying the next", pin.url.host)
+    raise AssertionError("no address to connect to")
 
 
 async def resolve_images(
@@ -209,8 +261,10 @@ async def resolve_images(
     *,
     max_bytes: int,
     timeout: float,  # noqa: ASYNC109 - total budget per download, applied with asyncio.timeout
+    policy: UrlPolicy | None = None,
 ) -> list[GeneratedImage]:
-    """Bytes for every ref: inline data checked by magic bytes, links downloaded at once."""
+    """Bytes for every ref: inline data checked by magic bytes, links downloaded at once (only
+    where `policy` lets them lead: see bot.providers.urlguard)."""
     images = []
     for ref in refs:
         if ref.data is not None:
@@ -218,21 +272,24 @@ async def resolve_images(
                 raise bad_response(f"image too large ({len(ref.data)} bytes > {max_bytes})")
             images.append(GeneratedImage(data=ref.data, mime=checked_mime(ref.data, ref.mime)))
         elif ref.url:
-            images.append(await _download_paid(http, ref.url, max_bytes, timeout))
+            images.append(await _download_paid(http, ref.url, max_bytes, timeout, policy))
         else:
             raise bad_response("empty image reference in answer")
     return images
 
 
 async def _download_paid(
-    http: httpx.AsyncClient, url: str, max_bytes: int, timeout: float  # noqa: ASYNC109
+    http: httpx.AsyncClient, url: str, max_bytes: int, timeout: float,  # noqa: ASYNC109
+    policy: UrlPolicy | None,
 ) -> GeneratedImage:
     """Download an image the upstream already made (and billed). Fetching again is free, so a
     transient failure is tried again; if it persists, resending the request would pay twice,
     so the failure is reported as TIMEOUT ("maybe charged"), which the pool caps."""
     for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
         try:
-            return await download_image(http, url, max_bytes=max_bytes, timeout=timeout)
+            return await download_image(
+                http, url, max_bytes=max_bytes, timeout=timeout, policy=policy
+            )
         except ProviderError as exc:
             if not exc.transient:
                 raise

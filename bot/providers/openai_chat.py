@@ -27,6 +27,7 @@ from bot.providers.extract import (
     text_of_chat_message,
 )
 from bot.providers.http import in_gil_lane, post_json, resolve_images, tagged
+from bot.providers.urlguard import UrlPolicy
 
 # --- request ------------------------------------------------------------------------------
 
@@ -83,14 +84,16 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
 # --- response -----------------------------------------------------------------------------
 
 
-def _no_choices(data: Mapping[str, Any], body: bytes) -> ProviderError:
+def _no_choices(data: Mapping[str, Any], body: bytes | bytearray) -> ProviderError:
     """Why a 200 answer has no choices: a relay's error object, or nothing to go on."""
     if data.get("error"):
         return error_in_200(data["error"], body)
-    return bad_response(clean_detail(f"answer has no choices: {body[:200]!r}"))
+    return bad_response(clean_detail(f"answer has no choices: {bytes(body[:200])!r}"))
 
 
-def _first_message(data: Mapping[str, Any], body: bytes) -> tuple[Mapping[str, Any], str | None]:
+def _first_message(
+    data: Mapping[str, Any], body: bytes | bytearray
+) -> tuple[Mapping[str, Any], str | None]:
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices:
         raise _no_choices(data, body)
@@ -102,7 +105,7 @@ def _first_message(data: Mapping[str, Any], body: bytes) -> tuple[Mapping[str, A
     return message, reason if isinstance(reason, str) else None
 
 
-def parse_response(body: bytes) -> ParsedAnswer:
+def parse_response(body: bytes | bytearray) -> ParsedAnswer:
     """Images (decoded, or URLs still to fetch), words and usage of a 200 chat answer.
 
     CPU-heavy for big answers (JSON + base64 of 20+ MB): run it in a thread."""
@@ -133,11 +136,18 @@ class OpenAIChatProvider:
     """One endpoint speaking openai-chat. Uses, never creates or closes, the shared client."""
 
     def __init__(
-        self, endpoint: Endpoint, http: httpx.AsyncClient, *, max_download_bytes: int = 50_000_000
+        self,
+        endpoint: Endpoint,
+        http: httpx.AsyncClient,
+        *,
+        max_download_bytes: int = 50_000_000,
+        url_policy: UrlPolicy | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._http = http
         self._max_download_bytes = max_download_bytes
+        # image links may lead to public hosts, the operator's allowed ones and this endpoint
+        self._url_policy = (url_policy or UrlPolicy()).with_origin(endpoint.base_url)
 
     @property
     def url(self) -> str:
@@ -151,9 +161,11 @@ class OpenAIChatProvider:
             body = await in_gil_lane(build_request, request, self.endpoint)
             raw = await post_json(self._http, self.endpoint, self.url, body)
             parsed = await in_gil_lane(parse_response, raw)
+            del raw  # up to 64 MB, not to be held while the links download
             images = await resolve_images(
                 self._http, parsed.images,
                 max_bytes=self._max_download_bytes, timeout=self.endpoint.timeout,
+                policy=self._url_policy,
             )
         return ImageResult(
             images=images, text=parsed.text, usage=parsed.usage,

@@ -40,6 +40,7 @@ from bot.providers.extract import (
     text_without_images,
 )
 from bot.providers.http import get_json, in_gil_lane, post_json, resolve_images, tagged
+from bot.providers.urlguard import UrlPolicy
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> tuple[str, dict[str,
 # --- response -----------------------------------------------------------------------------
 
 
-def _load(body: bytes) -> dict[str, Any]:
+def _load(body: bytes | bytearray) -> dict[str, Any]:
     answer = answer_object(body)
     if answer.get("error") and not answer.get("data"):
         raise error_in_200(answer["error"], body)
@@ -131,7 +132,7 @@ def _items(data: Any) -> tuple[list[ImageRef], str | None]:
     return refs, "\n".join(words) or None
 
 
-def parse_response(body: bytes) -> ParsedAnswer:
+def parse_response(body: bytes | bytearray) -> ParsedAnswer:
     """Images (decoded, or URLs still to fetch), revised-prompt words and usage of a 200 answer,
     or the task id of an async (kling) answer. CPU-heavy for big answers: run it in a thread.
 
@@ -163,7 +164,7 @@ def task_status(word: Any) -> TaskStatus:
     return _STATUS_WORDS.get(str(word or "").strip().lower(), "processing")
 
 
-def parse_task(body: bytes) -> TaskState:
+def parse_task(body: bytes | bytearray) -> TaskState:
     """A `GET /images/tasks/{id}` answer (S2): status, `data[].url` when it succeeded,
     `status_message`."""
     answer = _load(body)
@@ -189,7 +190,7 @@ def task_failure(state: TaskState) -> ProviderError:
 # --- provider -----------------------------------------------------------------------------
 
 
-async def _parse(parse: Callable[[bytes], T], raw: bytes) -> T:
+async def _parse(parse: Callable[[bytes | bytearray], T], raw: bytes | bytearray) -> T:
     """Parse off the event loop when the body is big (base64 images)."""
     if len(raw) > PARSE_IN_THREAD_BYTES:
         return await in_gil_lane(parse, raw)
@@ -207,12 +208,15 @@ class OpenAIImagesProvider:
         max_download_bytes: int = 50_000_000,
         poll_interval: float = 2.0,
         max_task_wait: float = 300.0,
+        url_policy: UrlPolicy | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._http = http
         self._max_download_bytes = max_download_bytes
         self._poll_interval = poll_interval
         self._max_task_wait = max_task_wait
+        # image links may lead to public hosts, the operator's allowed ones and this endpoint
+        self._url_policy = (url_policy or UrlPolicy()).with_origin(endpoint.base_url)
 
     @property
     def base(self) -> str:
@@ -230,11 +234,13 @@ class OpenAIImagesProvider:
             path, body = await in_gil_lane(build_request, request, self.endpoint)
             raw = await post_json(self._http, self.endpoint, self.base + path, body)
             parsed = await _parse(parse_response, raw)
+            del raw  # up to 64 MB, not to be held while a task is polled or links download
             refs = parsed.images
             if parsed.task_id is not None:
                 refs = await self._wait_for_task(parsed.task_id, progress)
             images = await resolve_images(
-                self._http, refs, max_bytes=self._max_download_bytes, timeout=self.endpoint.timeout
+                self._http, refs, max_bytes=self._max_download_bytes,
+                timeout=self.endpoint.timeout, policy=self._url_policy,
             )
         return ImageResult(
             images=images,

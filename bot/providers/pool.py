@@ -116,6 +116,8 @@ class ProviderPool:
         for attempt in range(self.policy.attempts_per_endpoint):
             try:
                 async with self._slots[name]:
+                    if request.on_send is not None:
+                        await request.on_send()
                     result = await provider.generate(request, progress)
                 result.endpoint = result.endpoint or name
                 return result

@@ -66,3 +66,11 @@ class AccessService:
             rule.allowed, rule.updated_by = allowed, by
         rules = await self._load()
         rules[(kind.value, subject_id)] = allowed
+
+    async def owner_of(self, kind: str, row_id: int, chat_id: int) -> tuple[bool, int | None]:
+        """(whether the `job` or `image` with this id is the chat's, who owns it if known)."""
+        async with self._sessions() as s:
+            repo = Repo(s)
+            if kind == "job":
+                return await repo.job_owner_in_chat(row_id, chat_id)
+            return await repo.image_owner_in_chat(row_id, chat_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,8 +28,9 @@ from bot.services.quotas import QuotaService
 from bot.services.subjects import subjects_of
 from bot.services.types import JobOptions, JobOutcome, StoredImage, Who
 from bot.storage.blobs import BlobStore
+from bot.storage.db import to_disk
 from bot.storage.models import ImageSource, JobKind, JobStatus, utcnow
-from bot.storage.repositories import Repo
+from bot.storage.repositories import Repo, mark_job_delivered, mark_job_upstream, restart_job
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,37 @@ class GenerationService:
         options = options or JobOptions(model=self.default_model)
         self.check_inputs(inputs, options.model)
         job_id = await self._admit(who, prompt, inputs, message_id, options)
+        return await self._execute(job_id, who, prompt, inputs, options, progress)
+
+    async def resume(
+        self, job_id: int, who: Who, *, progress: ProgressCallback | None = None
+    ) -> JobOutcome:
+        """Run again a job a dead process left before its request went upstream: the same
+        row (its quota was taken when it was admitted), prompt, inputs and options."""
+        spec = await self.job_spec(job_id, who.chat_id)
+        if spec is None:
+            error = LookupError(f"job {job_id} is not in chat {who.chat_id}")
+            await self._fail_job(job_id, error, time.monotonic())
+            raise error
+        prompt, inputs, options = spec
+        async with self._sessions.begin() as s:
+            await restart_job(Repo(s), job_id)
+        return await self._execute(job_id, who, prompt, inputs, options, progress)
+
+    async def mark_delivered(self, job_id: int) -> None:
+        """The job's result reached the chat: a restart need not send it again."""
+        async with self._sessions.begin() as s:
+            await mark_job_delivered(Repo(s), job_id)
+
+    async def _execute(
+        self,
+        job_id: int,
+        who: Who,
+        prompt: str,
+        inputs: list[StoredImage],
+        options: JobOptions,
+        progress: ProgressCallback | None,
+    ) -> JobOutcome:
         started = time.monotonic()
         try:
             request = await self._request(prompt, inputs, options)
@@ -152,11 +184,14 @@ class GenerationService:
                 async def on_wait(position: int) -> None:
                     await report(f"queue:{position}")
 
+            request.on_send = self._upstream_mark(job_id)
             async with self._scheduler.slot(who.user_id, on_wait):
                 result = await self._generate(request, progress)
+            await request.on_send()  # a provider that never called it (outside a pool)
             upstream_ms = int((time.monotonic() - started) * 1000)
             stored = await self._store_outputs(result)
             await self._finish_job(job_id, who, options, result, stored, upstream_ms)
+            await to_disk(self._sessions)  # the result is on disk before the user can have it
         except BaseException as exc:
             await self._fail_job(job_id, exc, started)
             raise
@@ -168,6 +203,24 @@ class GenerationService:
             images=stored,
             text=result.text,
         )
+
+    def _upstream_mark(self, job_id: int) -> Callable[[], Awaitable[None]]:
+        """On disk before the request first leaves (once, however many calls a job makes):
+        from then on it may be billed, and a restart must not send it again unasked."""
+        marking: asyncio.Future[None] | None = None
+
+        async def mark() -> None:
+            async with self._sessions.begin() as s:
+                await mark_job_upstream(Repo(s), job_id)
+            await to_disk(self._sessions)
+
+        async def once() -> None:
+            nonlocal marking
+            if marking is None:
+                marking = asyncio.ensure_future(mark())
+            await asyncio.shield(marking)
+
+        return once
 
     async def _admit(
         self,
@@ -325,6 +378,7 @@ class GenerationService:
                     width=img.width,
                     height=img.height,
                     job_id=job_id,
+                    user_id=who.user_id,
                 )
                 stored[i] = replace(img, id=image_id, job_id=job_id)
             if stored:

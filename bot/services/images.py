@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+from dataclasses import replace
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import imaging
 from bot.services.errors import UserInputError
+from bot.services.storage_limit import StorageLimit
 from bot.services.subjects import subjects_of
 from bot.services.types import HistoryEntry, HistoryPage, StoredImage, Who
 from bot.storage.blobs import BlobStore
@@ -28,14 +29,19 @@ _TEXT_INPUTS = (
     .where(_THIS_STATE)
 )
 _DROP_ALBUM = update(_STATES).where(_THIS_STATE).values(pending_album=None)
-_BLOB_IN_USE = select(_IMAGES.c.id).where(_IMAGES.c.sha256 == bindparam("_sha")).limit(1)
 _IMAGES_BY_ID = select(*IMAGE_COLUMNS).where(_IMAGES.c.id.in_(bindparam("ids", expanding=True)))
 
 
 class ImageLibrary:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], blobs: BlobStore) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        blobs: BlobStore,
+        storage: StorageLimit | None = None,
+    ) -> None:
         self._sessions = sessions
         self._blobs = blobs
+        self._storage = storage
         self._subjects = subjects_of(sessions)
 
     async def take_user_image(
@@ -49,19 +55,46 @@ class ImageLibrary:
         make_current: bool,
     ) -> StoredImage:
         """Validate and keep an image the user sent; optionally make it the chat's current one."""
-        # Probe and file write at once (each in a thread); a refused image's file goes again.
-        probed, kept = await asyncio.gather(
-            imaging.aprobe(data), self._blobs.put(data), return_exceptions=True
+        candidate = await self.accept(data, file_id=file_id)
+        await self.check_room(who, len(data))
+        return await self.keep(
+            who,
+            candidate,
+            data,
+            file_unique_id=file_unique_id,
+            message_id=message_id,
+            make_current=make_current,
         )
-        if isinstance(probed, BaseException):
-            if isinstance(kept, str):
-                await self._drop_unused_blob(kept)
-            if isinstance(probed, imaging.ImageInputError):
-                raise UserInputError(f"image_{probed.code}") from probed
-            raise probed
-        if isinstance(kept, BaseException):
-            raise kept
-        info, sha = probed, kept
+
+    async def accept(self, data: bytes, *, file_id: str | None = None) -> StoredImage:
+        """Check an image the user sent, keeping nothing: the StoredImage it would be (id 0).
+
+        Nothing is written before the image is known to be usable, so a refused one leaves
+        no file behind."""
+        try:
+            info = await imaging.aprobe(data)
+        except imaging.ImageInputError as exc:
+            raise UserInputError(f"image_{exc.code}") from exc
+        sha = BlobStore.sha256_of(data)
+        return StoredImage(0, sha, info.mime, info.width, info.height, len(data), file_id, None)
+
+    async def check_room(self, who: Who, adding: int) -> None:
+        """Refuse (StorageLimitError) when ``adding`` more bytes pass the user's daily limit."""
+        if self._storage is not None:
+            await self._storage.check(who.user_id, adding)
+
+    async def keep(
+        self,
+        who: Who,
+        candidate: StoredImage,
+        data: bytes,
+        *,
+        file_unique_id: str | None,
+        message_id: int,
+        make_current: bool,
+    ) -> StoredImage:
+        """Store an accepted image (file, then row); optionally make it the chat's current one."""
+        sha = await self._blobs.put(data)
         async with self._subjects.begin(self._sessions, who) as s:
             repo = Repo(s)
             image_id = await repo.insert_image(
@@ -69,28 +102,17 @@ class ImageLibrary:
                 source=ImageSource.USER,
                 sha256=sha,
                 size_bytes=len(data),
-                mime=info.mime,
-                width=info.width,
-                height=info.height,
-                tg_file_id=file_id,
+                mime=candidate.mime,
+                width=candidate.width,
+                height=candidate.height,
+                tg_file_id=candidate.tg_file_id,
                 tg_file_unique_id=file_unique_id,
+                user_id=who.user_id,
             )
             await repo.add_image_message(who.chat_id, message_id, image_id)
             if make_current:
                 await repo.set_current_image(who.chat_id, who.thread_id, image_id, drop_album=True)
-        return StoredImage(
-            image_id, sha, info.mime, info.width, info.height, len(data), file_id, None
-        )
-
-    async def _drop_unused_blob(self, sha: str) -> None:
-        """Remove the file of a refused image, unless an image row holds the same bytes.
-
-        No row can be on its way for these bytes: a user image of them is refused as well, and a
-        user only has a result's bytes after its row was committed (results are sent after)."""
-        async with self._sessions() as s:
-            in_use = (await Repo(s).core(_BLOB_IN_USE, {"_sha": sha})).first() is not None
-        if not in_use:
-            await asyncio.to_thread(self._blobs.path_for(sha).unlink, missing_ok=True)
+        return replace(candidate, id=image_id, sha256=sha)
 
     async def current(self, chat_id: int, thread_id: int = 0) -> StoredImage | None:
         async with self._sessions() as s:

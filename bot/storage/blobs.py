@@ -62,9 +62,22 @@ class BlobStore:
         path = self.path_for(sha256)
         if path.is_file():
             return sha256
+        created = [d for d in (self.root, path.parent.parent, path.parent) if not d.is_dir()]
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_atomic(path, data)
+        # The rename and any new directory are entries of their parents: sync those too,
+        # or a power loss could forget a file whose row is committed.
+        for directory in dict.fromkeys([path.parent, *(d.parent for d in reversed(created))]):
+            _fsync_dir(directory)
         return sha256
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

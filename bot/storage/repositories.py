@@ -306,3 +306,108 @@ class Repo:
         if chat_id is not None:
             stmt = stmt.where(Job.chat_id == chat_id)
         return int((await self.s.execute(stmt)).scalar_one())
+
+    async def job_owner_in_chat(self, job_id: int, chat_id: int) -> tuple[bool, int | None]:
+        """(whether the job is this chat's, who asked for it)."""
+        stmt = select(Job.user_id).where(Job.id == job_id, Job.chat_id == chat_id)
+        row = (await self.s.execute(stmt)).first()
+        return (row is not None, row[0] if row is not None else None)
+
+    async def image_owner_in_chat(self, image_id: int, chat_id: int) -> tuple[bool, int | None]:
+        """(whether the image is this chat's, who stored it: its user, else its job's asker)."""
+        stmt = (
+            select(Image.user_id, Job.user_id)
+            .outerjoin(Job, Job.id == Image.job_id)
+            .where(Image.id == image_id, Image.chat_id == chat_id)
+        )
+        row = (await self.s.execute(stmt)).first()
+        if row is None:
+            return False, None
+        return True, row[0] if row[0] is not None else row[1]
+
+    async def stored_bytes_since(self, user_id: int, since: datetime) -> int:
+        """Bytes of the images stored for this user (theirs and results they asked for)."""
+        stmt = select(func.coalesce(func.sum(Image.size_bytes), 0)).where(
+            Image.user_id == user_id, Image.created_at >= since
+        )
+        return int((await self.s.execute(stmt)).scalar_one())
+
+
+# -- settling what a dead process left (bot/services/recovery.py) ---------------------------
+_JOBS = table_of(Job)
+_MARK_UPSTREAM = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("_id"), _JOBS.c.upstream_at.is_(None))
+    .values(upstream_at=bindparam("_at"))
+)
+_MARK_DELIVERED = (
+    update(_JOBS).where(_JOBS.c.id == bindparam("_id")).values(delivered_at=bindparam("_at"))
+)
+_SHOWN = (
+    select(ImageMessage.id)
+    .join(Image, Image.id == ImageMessage.image_id)
+    .where(Image.job_id == Job.id)
+    .exists()
+)
+#: Error code of a job a dead process left after its request went upstream.
+INTERRUPTED = "interrupted"
+
+
+async def mark_job_upstream(repo: Repo, job_id: int) -> None:
+    """The job's request goes upstream now (kept if an earlier attempt already went)."""
+    await repo.core(_MARK_UPSTREAM, {"_id": job_id, "_at": utcnow()})
+
+
+async def mark_job_delivered(repo: Repo, job_id: int) -> None:
+    """The job's answer (result, or the notice of its interruption) reached the chat."""
+    await repo.core(_MARK_DELIVERED, {"_id": job_id, "_at": utcnow()})
+
+
+async def restart_job(repo: Repo, job_id: int) -> None:
+    """A job starts again (after a restart): one more attempt, started now."""
+    stmt = (
+        update(_JOBS)
+        .where(_JOBS.c.id == job_id)
+        .values(started_at=utcnow(), attempts=_JOBS.c.attempts + 1)
+    )
+    await repo.core(stmt)
+
+
+async def running_jobs(repo: Repo) -> Sequence[Job]:
+    stmt = select(Job).where(Job.status == JobStatus.RUNNING).order_by(Job.id)
+    return (await repo.s.execute(stmt)).scalars().all()
+
+
+async def interrupt_jobs(repo: Repo, job_ids: Sequence[int], detail: str) -> None:
+    """Running jobs that went upstream and whose process died: failed, to be told about."""
+    if not job_ids:
+        return
+    stmt = (
+        update(_JOBS)
+        .where(_JOBS.c.id.in_(job_ids), _JOBS.c.status == JobStatus.RUNNING)
+        .values(
+            status=JobStatus.FAILED,
+            finished_at=utcnow(),
+            error_code=INTERRUPTED,
+            error_detail=detail,
+        )
+    )
+    await repo.core(stmt)
+
+
+async def unanswered_jobs(repo: Repo) -> Sequence[Job]:
+    """Finished jobs whose answer never reached the chat: interruptions not yet told, and
+    results stored but not sent -- neither shown anywhere (an image_messages row) nor made by
+    code older than upstream_at (NULL there: such jobs never recorded their delivery)."""
+    unsent = (
+        Job.status.in_([JobStatus.SUCCEEDED, JobStatus.TEXT_ONLY])
+        & Job.upstream_at.is_not(None)
+        & ~_SHOWN
+    )
+    untold = (Job.status == JobStatus.FAILED) & (Job.error_code == INTERRUPTED)
+    stmt = select(Job).where(Job.delivered_at.is_(None), or_(unsent, untold)).order_by(Job.id)
+    return (await repo.s.execute(stmt)).scalars().all()
+
+
+async def chat_and_user(repo: Repo, chat_id: int, user_id: int) -> tuple[Chat | None, User | None]:
+    return await repo.s.get(Chat, chat_id), await repo.s.get(User, user_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 from collections.abc import Iterable
@@ -11,7 +12,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot import imaging
+from bot import imaging, redaction
 from bot.i18n import t
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.pool import EndpointFaultHook
@@ -61,7 +62,7 @@ async def notify_admins(bot: Bot, admin_ids: Iterable[int], text: str) -> None:
     """Tell the bot's admins something they must act on (detail allowed, secrets never)."""
     for admin_id in admin_ids:
         try:
-            await bot.send_message(admin_id, html.escape(text)[:4000])
+            await bot.send_message(admin_id, html.escape(redaction.redact(text))[:4000])
         except TelegramError:
             log.info("could not notify admin %s", admin_id)
 
@@ -81,5 +82,11 @@ def endpoint_fault_notifier(bot: Bot, admin_ids: Iterable[int]) -> EndpointFault
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """PTB's error handler: last resort for anything a handler did not catch."""
     log.error("unhandled error", exc_info=context.error)
-    if isinstance(update, Update) and context.error is not None:
-        await reply_error(update, context, context.error)
+    if not isinstance(update, Update) or context.error is None:
+        return
+    if update.callback_query is not None:
+        # A handler that failed before answering would leave the button spinning; an answer
+        # that comes twice is refused by Telegram, which is harmless here.
+        with contextlib.suppress(TelegramError):
+            await update.callback_query.answer()
+    await reply_error(update, context, context.error)

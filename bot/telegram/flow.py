@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
+from functools import partial
 
-from telegram import Update
+from telegram import Bot, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.i18n import t
+from bot.services.prefs import Prefs
 from bot.services.prompts import PromptFlags, parse_flags
-from bot.services.types import JobOptions, StoredImage
-from bot.telegram.context import lang, services, who_of
+from bot.services.types import JobOptions, JobOutcome, StoredImage, Who
+from bot.telegram.context import Services, lang, services, who_of
 from bot.telegram.errors import reply_error
 from bot.telegram.progress import Progress, note_text
 from bot.telegram.replies import ResultSender
@@ -62,32 +64,49 @@ async def run_job(
         prefs = await svc.prefs.get(who.chat_id)
         if options is None:
             options = svc.generation.options_for(prefs, flags, inputs)
-        key = "status_working_edit" if inputs else "status_working"
-        async with Progress(
-            context.bot,
-            who.chat_id,
-            who.thread_id,
-            lang=lng,
-            key=key,
-            timings=svc.progress,
-            reply_to=message_id,
-            budget=svc.progress_budget,
-        ) as progress:
-
-            async def on_progress(note: str) -> None:
-                progress.note = note_text(lng, note)
-
-            outcome = await svc.generation.run(
-                who,
-                prompt,
-                inputs,
-                message_id=message_id,
-                options=options,
-                progress=on_progress,
-            )
-            await progress.stop()
-            # The result goes out first; the status message is removed after it (on exit).
-            sender = ResultSender(context.bot, svc.images, svc.generation.supports_n)
-            await sender.send(who, lng, outcome, message_id, reply_mode=prefs.reply_mode)
+        outcome_of = partial(
+            svc.generation.run, who, prompt, inputs, message_id=message_id, options=options
+        )
+        await answer_job(
+            context.bot, svc, who, lng, message_id, prefs, edit=bool(inputs), run=outcome_of
+        )
     except Exception as exc:  # the one place: every failure becomes a message
         await reply_error(update, context, exc)
+
+
+RunJob = Callable[..., Awaitable[JobOutcome]]  # called with progress=<callback>
+
+
+async def answer_job(
+    bot: Bot,
+    svc: Services,
+    who: Who,
+    lng: str,
+    reply_to: int | None,
+    prefs: Prefs,
+    *,
+    edit: bool,
+    run: RunJob,
+) -> None:
+    """Run a job with its progress shown, send its result, and record that it was delivered.
+    Raises what the job raises (the caller tells the user)."""
+    async with Progress(
+        bot,
+        who.chat_id,
+        who.thread_id,
+        lang=lng,
+        key="status_working_edit" if edit else "status_working",
+        timings=svc.progress,
+        reply_to=reply_to,
+        budget=svc.progress_budget,
+    ) as progress:
+
+        async def on_progress(note: str) -> None:
+            progress.note = note_text(lng, note)
+
+        outcome = await run(progress=on_progress)
+        await progress.stop()
+        # The result goes out first; the status message is removed after it (on exit).
+        sender = ResultSender(bot, svc.images, svc.generation.supports_n)
+        await sender.send(who, lng, outcome, reply_to, reply_mode=prefs.reply_mode)
+        await svc.generation.mark_delivered(outcome.job_id)

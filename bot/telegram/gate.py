@@ -1,17 +1,75 @@
-"""Before any handler: who may use the bot, and who may press a button in a group."""
+"""Before any handler: who may use the bot, and who may press a button.
+
+The gate fails closed: once it decides to refuse, the update goes no further, whatever happens
+while it says so (a blocked bot, no right to write, a failed answerCallbackQuery, a DB error).
+"""
 
 from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 
 from telegram import Message, Update
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
-from bot.i18n import t
+from bot.i18n import lang_of, t
 from bot.telegram.context import lang, services
 from bot.telegram.inputs import mentions
 
+log = logging.getLogger(__name__)
+
 GROUP_ADMIN = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+REFUSAL_EVERY = 3600.0  # seconds: a refused person hears why at most once an hour
+REFUSALS_REMEMBERED = 10_000  # people; the oldest are forgotten first, so memory stays bounded
+#: Buttons whose data names a row, and what kind of row.
+ROW_BUTTONS = {"regen": "job", "var": "job", "orig": "image", "hist": "image"}
+MAX_ROW_ID = 2**63 - 1  # SQLite's integer; a bigger id names nothing
+
+
+class RefusalMemory:
+    """Who was refused recently: an LRU of at most `size` people, each kept `every` seconds."""
+
+    def __init__(
+        self,
+        every: float = REFUSAL_EVERY,
+        size: int = REFUSALS_REMEMBERED,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._every, self._size, self._clock = every, size, clock
+        self._last: OrderedDict[int, float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def should_tell(self, user_id: int) -> bool:
+        """True the first time in `every` seconds (and then remembers it)."""
+        now = self._clock()
+        last = self._last.get(user_id)
+        if last is not None and now - last < self._every:
+            return False
+        self._last[user_id] = now
+        self._last.move_to_end(user_id)
+        while len(self._last) > self._size:
+            self._last.popitem(last=False)
+        return True
+
+    def forget(self, user_id: int) -> None:
+        """Someone let in: if they are refused again later, they hear why."""
+        self._last.pop(user_id, None)
+
+
+REFUSALS_KEY = "_refusals"
+
+
+def _refusals(context: ContextTypes.DEFAULT_TYPE) -> RefusalMemory:
+    memory = context.application.bot_data.get(REFUSALS_KEY)
+    if not isinstance(memory, RefusalMemory):
+        memory = context.application.bot_data[REFUSALS_KEY] = RefusalMemory()
+    return memory
 
 
 def addressed_to_bot(message: Message, bot_id: int, username: str) -> bool:
@@ -26,51 +84,147 @@ def addressed_to_bot(message: Message, bot_id: int, username: str) -> bool:
     return mentions(message.text or "", username)
 
 
+def row_of(data: str) -> tuple[str, int] | None:
+    """(`job`|`image`, id) for a button naming a row; None for any other data.
+
+    An id that is not a plain number, or too big for the database, names row -1 (no row)."""
+    prefix, _, arg = data.partition(":")
+    kind = ROW_BUTTONS.get(prefix)
+    if kind is None:
+        return None
+    row = int(arg) if arg.isascii() and arg.isdigit() and int(arg) <= MAX_ROW_ID else -1
+    return kind, row
+
+
 async def access_gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Refuse strangers politely, once per request, at no upstream cost."""
+    """Let an update through only to someone allowed; refuse politely at no upstream cost."""
+    if update.edited_message is not None or update.edited_channel_post is not None:
+        # An edit must not silently re-run (and bill) a request; the person can send it again.
+        raise ApplicationHandlerStop
+    try:
+        through = await _let_through(update, context)
+    except Exception:  # fail closed: an error while deciding refuses
+        log.exception("access gate failed; the update is refused")
+        await _answer_quietly(update)
+        through = False
+    if not through:
+        raise ApplicationHandlerStop
+
+
+async def _let_through(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     user, chat = update.effective_user, update.effective_chat
+    query = update.callback_query
     if user is None or chat is None:
-        return
-    if await services(context).access.allowed(user.id, chat.id):
-        if update.callback_query is not None and not await may_press(update, context):
-            await update.callback_query.answer(
-                t(lang(update, context), "not_your_button"), show_alert=True
-            )
-            raise ApplicationHandlerStop
-        return
-    text = t(lang(update, context), "access_denied", user_id=user.id)
-    if update.callback_query is not None:
-        await update.callback_query.answer(text, show_alert=True)
-    elif update.effective_message is not None and (
-        chat.type == ChatType.PRIVATE
-        or addressed_to_bot(update.effective_message, context.bot.id, context.bot.username)
+        # Nothing the bot serves comes without a person and a chat (e.g. an inline message's
+        # button, a channel post): a button gets its one answer, the rest is dropped.
+        await _answer_quietly(update, "button_unknown")
+        return False
+    svc = services(context)
+    if not await svc.access.allowed(user.id, chat.id):
+        await _refuse(update, context)
+        return False
+    _refusals(context).forget(user.id)
+    await svc.prefs.get(chat.id)  # only now: strangers leave no cache entry behind
+    if query is not None and not query.data and not query.game_short_name:
+        # PTB would hand a query without data to every button handler: answer it here.
+        await _answer_quietly(update, "button_unknown", context=context)
+        return False
+    if query is not None and not await may_press(update, context):
+        await _answer_quietly(update, "not_your_button", alert=True, context=context)
+        return False
+    return True
+
+
+async def _refuse(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """At most one refusal an hour per person; a button is always answered (silently later)."""
+    user, chat, message = update.effective_user, update.effective_chat, update.effective_message
+    assert user is not None and chat is not None
+    query = update.callback_query
+    if query is None and not (
+        message is not None
+        and (
+            chat.type == ChatType.PRIVATE
+            or addressed_to_bot(message, context.bot.id, context.bot.username)
+        )
     ):
-        await update.effective_message.reply_text(text, parse_mode=ParseMode.HTML)
-    raise ApplicationHandlerStop
+        return  # group chatter that is not for us: no refusal, no memory
+    tell = _refusals(context).should_tell(user.id)
+    text = t(lang(update, context), "access_denied", user_id=user.id)
+    try:
+        if query is not None:
+            await query.answer(text if tell else None, show_alert=tell)
+        elif tell and message is not None:
+            await message.reply_text(text, parse_mode=ParseMode.HTML)
+    except TelegramError as exc:
+        log.info("could not send a refusal to chat %s: %s", chat.id, exc.message)
+
+
+async def _answer_quietly(
+    update: Update,
+    key: str | None = None,
+    *,
+    alert: bool = False,
+    context: ContextTypes.DEFAULT_TYPE | None = None,
+) -> None:
+    """Answer a button press once (with a short text), never raising."""
+    query = update.callback_query
+    if query is None:
+        return
+    lng = lang(update, context) if context is not None else _user_lang(update)
+    try:
+        await query.answer(t(lng, key) if key else None, show_alert=alert)
+    except TelegramError as exc:
+        log.info("could not answer a button press: %s", exc.message)
+
+
+def _user_lang(update: Update) -> str:
+    user = update.effective_user
+    return lang_of(user.language_code if user else None)
 
 
 async def may_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
-    """In groups a result's buttons belong to whoever asked for it, and to the group's admins."""
+    """A button acts only for whoever may act on what it names: its row's owner, a group
+    admin, a bot admin. Chat-wide settings in groups are for the group's admins."""
     query, chat = update.callback_query, update.effective_chat
     assert query is not None and chat is not None
-    if chat.type == ChatType.PRIVATE:
-        return True
     presser = query.from_user.id
     svc = services(context)
     if svc.access.is_admin(presser):
         return True
-    message = query.message if isinstance(query.message, Message) else None
-    owner = None
-    if message is not None and message.reply_to_message is not None:
-        asker = message.reply_to_message.from_user
-        owner = asker.id if asker else None
     data = query.data or ""
-    if owner is None and data.startswith(("regen:", "var:")):
-        owner = await svc.generation.job_owner(int(data.partition(":")[2] or 0))
-    if owner == presser and not data.startswith(("set:", "ratio:")):
-        return True  # chat-wide settings are for the group's admins
+    row = row_of(data)
+    if row is not None:
+        found, owner = await svc.access.owner_of(row[0], row[1], chat.id)
+        if not found:
+            return True  # the handler says it cannot find that picture
+        if owner is None and chat.type == ChatType.PRIVATE:
+            return True  # a private chat's rows are its person's
+        if owner is None:
+            owner = _message_owner(query.message)  # rows from before owners were recorded
+    elif chat.type == ChatType.PRIVATE:
+        return True
+    elif data.startswith(("set:", "ratio:")):
+        owner = None  # chat-wide settings are for the group's admins
+    else:
+        owner = _message_owner(query.message)
+    if owner == presser:
+        return True
+    if chat.type == ChatType.PRIVATE:
+        return False
+    return await _is_group_admin(context, chat.id, presser)
+
+
+def _message_owner(message: object) -> int | None:
+    """Who asked for the message a button sits under (the message it replies to)."""
+    if isinstance(message, Message) and message.reply_to_message is not None:
+        asker = message.reply_to_message.from_user
+        return asker.id if asker else None
+    return None
+
+
+async def _is_group_admin(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int) -> bool:
     try:
-        member = await context.bot.get_chat_member(chat.id, presser)
+        member = await context.bot.get_chat_member(chat_id, user_id)
     except TelegramError:
         return False
     return member.status in GROUP_ADMIN

@@ -9,6 +9,7 @@ from telegram import Bot, Message
 from telegram.error import BadRequest
 
 from bot.services.errors import UserInputError
+from bot.telegram.transport import DOWNLOAD_LIMIT, DownloadTooLargeError
 
 _COMMAND = re.compile(r"^/(\w+)(@\w+)?", re.ASCII)
 GROUP_REQUEST_COMMANDS = ("imagine", "edit")
@@ -29,7 +30,7 @@ def mentions(text: str, username: str) -> bool:
     return re.search(rf"(?<![\w@])@{re.escape(username)}\b", text, re.IGNORECASE) is not None
 
 
-TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+TELEGRAM_DOWNLOAD_LIMIT = DOWNLOAD_LIMIT
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".bmp", ".tif", ".tiff")
 
 
@@ -55,6 +56,7 @@ def image_file_of(message: Message) -> FileRef | None:
 
 
 async def download(bot: Bot, ref: FileRef) -> bytes:
+    """The file's bytes, at most 20 MB whatever the message or getFile said its size was."""
     if ref.file_size is not None and ref.file_size > TELEGRAM_DOWNLOAD_LIMIT:
         raise UserInputError("file_too_big")
     try:
@@ -63,4 +65,12 @@ async def download(bot: Bot, ref: FileRef) -> bytes:
         if "too big" in exc.message.lower():
             raise UserInputError("file_too_big") from exc
         raise
-    return bytes(await tg_file.download_as_bytearray())
+    if tg_file.file_size is not None and tg_file.file_size > TELEGRAM_DOWNLOAD_LIMIT:
+        raise UserInputError("file_too_big")
+    try:
+        data = await tg_file.download_as_bytearray()
+    except DownloadTooLargeError as exc:  # the transport stopped reading at the limit
+        raise UserInputError("file_too_big") from exc
+    if len(data) > TELEGRAM_DOWNLOAD_LIMIT:  # another transport, without the streaming cap
+        raise UserInputError("file_too_big")
+    return bytes(data)

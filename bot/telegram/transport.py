@@ -18,10 +18,21 @@ from urllib.request import getproxies, proxy_bypass
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
-from telegram.error import NetworkError, TimedOut
+from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 POOL_SIZE = 32  # at ~100 ms per call to api.telegram.org: ~300 calls/s, ten times the flood limit
+#: The most a file download may bring: the Bot API serves bots files up to 20 MB (getFile).
+DOWNLOAD_LIMIT = 20 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+class DownloadTooLargeError(TelegramError):
+    """A file download brought more than the limit: stopped there, nothing kept."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"file download exceeds {limit} bytes")
+        self.limit = limit
 
 
 class AiohttpRequest(BaseRequest):
@@ -33,8 +44,10 @@ class AiohttpRequest(BaseRequest):
         write_timeout: float | None = 5.0,
         connect_timeout: float | None = 5.0,
         media_write_timeout: float | None = 20.0,
+        download_limit: int = DOWNLOAD_LIMIT,
     ) -> None:
         self._pool_size = pool_size
+        self._download_limit = download_limit
         self._read_timeout = read_timeout
         self._write_timeout = write_timeout
         self._connect_timeout = connect_timeout
@@ -99,11 +112,31 @@ class AiohttpRequest(BaseRequest):
                 headers={"User-Agent": self.USER_AGENT},
                 proxy=_proxy_for(*_origin(url)),
             ) as response:
+                if _is_file_download(url, method):
+                    return response.status, await _read_capped(response, self._download_limit)
                 return response.status, await response.read()
         except TimeoutError as exc:
             raise TimedOut from exc
         except aiohttp.ClientError as exc:
             raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
+
+
+def _is_file_download(url: str, method: str) -> bool:
+    """A file's bytes (``{root}/file/bot<token>/<path>``), not a Bot API method call."""
+    return method == "GET" and "/file/bot" in urlsplit(url).path
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, read as it streams in and abandoned past ``limit``: the size getFile
+    declared is the server's word, and a lying or broken one must not fill memory."""
+    if response.content_length is not None and response.content_length > limit:
+        raise DownloadTooLargeError(limit)
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            raise DownloadTooLargeError(limit)
+    return bytes(body)
 
 
 def _given(value: ODVInput[float], default: float | None) -> float | None:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from telegram.ext import Application
 
 from bot.app import build_application, serve
 from bot.config import Settings, load_settings
@@ -73,14 +72,14 @@ class RunningBot:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._stop: asyncio.Event | None = None
+        self.app: Any = None
         self._task: asyncio.Task[None] | None = None
-        self.app: Application | None = None  # the running Application, for tests that wait on it
 
     async def start(self) -> None:
         await db.aupgrade(self.settings.database_url)
         self._stop = asyncio.Event()
         app = build_application(self.settings, progress=FAST_PROGRESS)
-        self.app = app
+        self.app = app  # tests may look at what the running bot keeps in memory
         self._task = asyncio.create_task(serve(app, self._stop))
         await asyncio.sleep(0.2)  # post_init runs (setMyCommands) before polling starts
         if self._task.done():

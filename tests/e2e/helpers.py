@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import sqlite3
+import struct
+import zlib
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +51,28 @@ def button(call: Any, prefix: str) -> str:
             if b.get("callback_data", "").startswith(prefix):
                 return str(b["callback_data"])
     raise AssertionError(f"no {prefix} button in {call.params.get('reply_markup')}")
+
+
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+@cache
+def png_bomb(side: int = 8000) -> bytes:
+    """A valid side x side RGB PNG of zeros (~180 KB for 8000), compressed row by row."""
+    comp = zlib.compressobj(9)
+    row = bytes(1 + 3 * side)
+    body = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", body) + _chunk(b"IEND", b"")
+    )
+
+
+@cache
+def pillow_bomb(fmt: str, size: tuple[int, int] = (6000, 5000), **params: object) -> bytes:
+    """30 MP of one colour: under the old 64 MP guard, over the 25 MP one, no cheap reduction."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(buf, fmt, **params)
+    return buf.getvalue()

@@ -17,13 +17,14 @@ Routes:
   `fail_next_poll` makes task polls fail;
 - `POST /v1beta/models/{model}:generateContent` (gemini native; answer by `gemini_answer`:
   "image", "snake", "thinking", "text-only"; refusals via fail_next);
-- `GET /files/<id>.<ext>` (image links, expiring after `url_ttl`).
+- `GET /files/<id>.<ext>` (image links, expiring after `url_ttl`; `files_redirect_to` makes them
+  redirect, `link_to` makes answers name another URL instead).
 Errors come in each dialect's own shape: OpenAI `{"error":{message,type,param,code}}` for /v1,
 Google `{"error":{code,message,status,details}}` for /v1beta (a bad key is Google's 400
 API_KEY_INVALID there). To add a dialect, add a route whose handler calls
-`self._serve(request, dialect, answer)`: auth, recording, input-image decoding, latency and
-`fail_next` are shared; add the dialect's image sources to `_image_sources` and its error shape
-to `_error`.
+`self._serve(request, dialect, answer)`: auth, recording, input-image decoding, latency,
+`fail_next` and `hold_next` are shared; add the dialect's image sources to `_image_sources`
+and its error shape to `_error`.
 
 Every request records its input images (`requests[i].input_images`: all images of all turns,
 in order, then an edit's mask) and `turns` (gemini `contents`, chat `messages`); thought
@@ -50,14 +51,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 from aiohttp import web
 from PIL import Image, ImageStat
 
 Color = tuple[int, int, int]
-Answer = Callable[[dict[str, Any], "_Failure | None"], Awaitable[web.Response]]
+Answer = Callable[[dict[str, Any], "_Failure | None"], Awaitable[web.StreamResponse]]
 
 ANSWER_SHAPES = (
     "markdown-data",
@@ -84,6 +85,8 @@ FAIL_KINDS = (
     "finish-IMAGE_SAFETY",
     "finish-NO_IMAGE",
     "finish-RECITATION",
+    "401-echo-key",
+    "200-error-echo-key",
 )
 ANSWER_TIME_FAULTS = ("truncated-base64", "content-filter", "task-failed")
 POLL_FAIL_KINDS = ("500", "503-html", "429", "hang", "malformed-json", "401")
@@ -214,8 +217,16 @@ class FakeImageAPI:
         self.output_format = "png"  # png | jpeg
         self.images_per_answer = 1
         self.latency = 0.0
+        # When set to an unset Event, requests are recorded and then wait until it is set.
+        self.hold: asyncio.Event | None = None
         self.url_ttl = 3600.0
         self.big_output_bytes: int | None = None
+        self.raw_output: tuple[bytes, str] | None = None  # (bytes, mime) answered as the image
+        self.link_to: str | None = None  # image links name this URL instead of our /files/
+        self.files_redirect_to: str | None = None  # /files/ links answer 302 to this URL
+        # openai-chat answers this many bytes, streamed (chunked, no length): a runaway relay
+        self.stream_answer_bytes: int | None = None
+        self.streamed_bytes = 0  # how much of such an answer the client took before hanging up
         self.leading_text = LEADING_TEXT
         self.images_answer = "b64"  # openai-images: b64 (Qiniu) | url (Rainboxs) | task (kling)
         self.task_steps = 2  # polls a task answers "processing" before "succeed"
@@ -226,6 +237,10 @@ class FakeImageAPI:
         self._poll_failures: deque[_Failure] = deque()
         self._files: dict[str, _File] = {}
         self._color_index = 0
+        self._hold = 0  # authorised calls still to hold (hold_next)
+        self.holding = 0  # calls held right now
+        self._released = asyncio.Event()
+        self._arrived = asyncio.Event()
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
 
@@ -248,6 +263,8 @@ class FakeImageAPI:
 
     async def stop(self) -> None:
         self._closing.set()  # wakes "hang" and latency sleeps
+        if self.hold is not None:
+            self.hold.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -277,6 +294,24 @@ class FakeImageAPI:
             raise ValueError(f"unknown failure kind {kind!r}")
         self._failures.extend(_Failure(kind, kw) for _ in range(times))
 
+    def hold_next(self, times: int = 1) -> None:
+        """Hold the next `times` authorised API calls unanswered until `release()` (or the
+        fake stops): a slow upstream that has the request in hand. Unlike `hold` (every call
+        while its Event is unset), later calls go through: a restarted bot's are answered."""
+        self._hold += times
+        self._released.clear()
+
+    def release(self) -> None:
+        """Let the held calls go on (each then answers as it would have)."""
+        self._released.set()
+
+    async def wait_requests(self, count: int, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """Until `count` requests have arrived (recorded in `requests`)."""
+        async with asyncio.timeout(timeout):
+            while len(self.requests) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+
     def fail_next_poll(self, kind: str, times: int = 1, **kw: Any) -> None:
         """Make the next `times` task polls (GET /v1/images/tasks/{id}) fail as `kind`
         (one of POLL_FAIL_KINDS; kw as for fail_next)."""
@@ -288,7 +323,9 @@ class FakeImageAPI:
         return f"{self.root}/files/{file_id}.{ext}"
 
     # -- shared pipeline -----------------------------------------------------------------------
-    async def _serve(self, request: web.Request, dialect: str, answer: Answer) -> web.Response:
+    async def _serve(
+        self, request: web.Request, dialect: str, answer: Answer
+    ) -> web.StreamResponse:
         body = await self._read_json(request)
         seen, bad_image = await self._input_images(dialect, body)
         self._record(request, body, seen, _turns(dialect, body))
@@ -310,9 +347,18 @@ class FakeImageAPI:
                 "invalid_request_error",
                 "invalid_image",
             )
+        if self._hold:
+            self._hold -= 1
+            self.holding += 1
+            try:
+                await self._until_released()
+            finally:
+                self.holding -= 1
         failure = self._failures.popleft() if self._failures else None
         if self.latency:
             await self._sleep(self.latency)
+        if self.hold is not None:
+            await self.hold.wait()
         if failure is not None and failure.kind not in ANSWER_TIME_FAULTS:
             return await self._fail(dialect, failure, _model_of(request, body))
         return await answer(body, failure)
@@ -331,6 +377,7 @@ class FakeImageAPI:
                 turns=turns,
             )
         )
+        self._arrived.set()
 
     async def _read_json(self, request: web.Request) -> Any:
         raw = await request.read()
@@ -338,6 +385,15 @@ class FakeImageAPI:
             return await asyncio.to_thread(json.loads, raw)
         except ValueError:
             return None
+
+    async def _until_released(self) -> None:
+        release = asyncio.ensure_future(self._released.wait())
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait([release, closing], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            release.cancel()
+            closing.cancel()
 
     def _authorized(self, request: web.Request) -> bool:
         if self.auth_style == "bearer":
@@ -423,9 +479,25 @@ class FakeImageAPI:
             )
         return self._simple_failure(dialect, kind, kw)
 
+    def _echoed_key(self) -> str:
+        """The key as careless relays write it back: whole, in a header, URL-encoded, cut."""
+        key = self.api_key
+        return (
+            f"token {quote(key, safe='')} invalid (prefix {key[:10]}...; "
+            f"Authorization: Bearer {key}; key {key})"
+        )
+
     def _simple_failure(self, dialect: str, kind: str, kw: dict[str, Any]) -> web.Response:
         if kind == "401":
             return self._auth_error(dialect)
+        if kind == "401-echo-key":  # one-api/new-api style: the refused token in the message
+            return self._error(
+                dialect, 401, self._echoed_key(), "new_api_error", "invalid_api_key"
+            )
+        if kind == "200-error-echo-key":  # an error object sent with 200, key echoed
+            body = {"error": {"message": self._echoed_key(), "type": "upstream_error",
+                              "code": "upstream_error"}}
+            return web.json_response(body, status=200)
         if kind == "400":
             return self._error(
                 dialect,
@@ -501,6 +573,10 @@ class FakeImageAPI:
     # -- outputs -------------------------------------------------------------------------------
     async def _make_output(self) -> tuple[bytes, str]:
         """One generated image (bytes, mime); its colour goes to `outputs`."""
+        if self.raw_output is not None:
+            self.outputs.append(BIG_NOISE_COLOR)
+            self.output_bytes.append(self.raw_output[0])
+            return self.raw_output
         if self.big_output_bytes:
             self.outputs.append(BIG_NOISE_COLOR)
             big = await asyncio.to_thread(noise_png, self.big_output_bytes)
@@ -520,6 +596,9 @@ class FakeImageAPI:
         targets = []
         for _ in range(self.images_per_answer if count is None else count):
             data, mime = await self._make_output()
+            if as_url and self.link_to is not None:  # an echoing model printed someone's URL
+                targets.append(self.link_to)
+                continue
             if as_url:
                 file_id = uuid.uuid4().hex
                 self._files[file_id] = _File(data, mime, time.monotonic())
@@ -534,13 +613,15 @@ class FakeImageAPI:
 
     async def _file(self, request: web.Request) -> web.Response:
         file_id = request.match_info["name"].rsplit(".", 1)[0]
+        if self.files_redirect_to is not None:  # a CDN hop, as many relays' links take
+            raise web.HTTPFound(self.files_redirect_to)
         file = self._files.get(file_id)
         if file is None or time.monotonic() - file.created > self.url_ttl:
             return web.Response(status=404, text="404 Not Found: the link has expired")
         return web.Response(body=file.data, content_type=file.mime)
 
     # -- openai-images -------------------------------------------------------------------------
-    async def _images(self, request: web.Request) -> web.Response:
+    async def _images(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "openai-images", self._images_answer)
 
     async def _images_answer(self, body: dict[str, Any], failure: _Failure | None) -> web.Response:
@@ -606,7 +687,7 @@ class FakeImageAPI:
         )
 
     # -- gemini ----------------------------------------------------------------------------------
-    async def _generate_content(self, request: web.Request) -> web.Response:
+    async def _generate_content(self, request: web.Request) -> web.StreamResponse:
         _, _, action = request.match_info["model_action"].partition(":")
         if action != "generateContent":
             return google_error(404, f"Method {action} not found.")
@@ -648,8 +729,39 @@ class FakeImageAPI:
         )
 
     # -- openai-chat ---------------------------------------------------------------------------
-    async def _chat_completions(self, request: web.Request) -> web.Response:
+    async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
+        if self.stream_answer_bytes is not None:
+            return await self._serve(
+                request, "openai-chat", functools.partial(self._runaway_answer, request)
+            )
         return await self._serve(request, "openai-chat", self._chat_answer)
+
+    async def _runaway_answer(
+        self, request: web.Request, body: dict[str, Any], failure: _Failure | None
+    ) -> web.StreamResponse:
+        """A chat answer of `stream_answer_bytes` bytes: one endless data URI, in 1 MB chunks."""
+        total = self.stream_answer_bytes or 0
+        head = b'{"choices":[{"index":0,"message":{"role":"assistant","content":"![image]' \
+            b'(data:image/png;base64,iVBORw0KGgo'
+        tail = b')"},"finish_reason":"stop"}]}'
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        chunk = b"A" * (1 << 20)
+        self.streamed_bytes = 0
+        try:
+            await resp.write(head)
+            self.streamed_bytes = len(head)
+            while self.streamed_bytes < total - len(tail):
+                piece = chunk[: total - len(tail) - self.streamed_bytes]
+                await resp.write(piece)
+                self.streamed_bytes += len(piece)
+            await resp.write(tail)
+            self.streamed_bytes += len(tail)
+            await resp.write_eof()
+        except (ConnectionError, RuntimeError):  # the client hung up, as it should
+            pass
+        return resp
 
     async def _chat_answer(self, body: dict[str, Any], failure: _Failure | None) -> web.Response:
         model = str(body.get("model", ""))

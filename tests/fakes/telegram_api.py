@@ -57,6 +57,7 @@ CALLBACK_DATA_MAX = 64  # bytes, UTF-8
 PHOTO_UPLOAD_MAX = 10_000_000
 UPLOAD_MAX = 50_000_000  # api.telegram.org refuses bigger requests with 413
 DOWNLOAD_MAX = 20 * 1024 * 1024  # getFile
+FILE_CHUNK = 64 * 1024
 PHOTO_DIMENSIONS_SUM_MAX = 10_000
 PHOTO_RATIO_MAX = 20
 THUMB_SIDE = 90
@@ -1037,6 +1038,7 @@ class FakeTelegram:
         # dimensions still come from the header): for benchmarks, where the fake's own CPU
         # must stay small next to the bot's.
         self.photo_thumbnails = True
+        self.file_bytes_sent: dict[str, int] = {}  # file_id -> bytes written to a downloader
         # (chat_id, message_id) of each message update -> time.monotonic() when a getUpdates
         # answer first carried it to the bot.
         self.delivered_at: dict[tuple[int, int], float] = {}
@@ -1269,6 +1271,8 @@ class FakeTelegram:
     def press_button(
         self, chat_id: int, message_id: int, data: str, *, user: dict[str, Any] | None = None
     ) -> dict[str, Any]:
+        """A press on a button under a message the bot sent. `data` is sent as given (a forged
+        client can send any); "" stands for a query without data, which the API omits."""
         msg = self.messages.get((chat_id, message_id))
         if msg is None:
             raise KeyError(f"the bot sent no message {message_id} in chat {chat_id}")
@@ -1281,6 +1285,25 @@ class FakeTelegram:
             "from": user,
             "message": copy.deepcopy(msg),
             "chat_instance": str(abs(hash((chat_id, self.bot_id))) % 10**18),
+        }
+        if data:
+            query["data"] = data
+        self.queue_update({"callback_query": query})
+        return copy.deepcopy(query)
+
+    def press_inline_button(
+        self, data: str, *, user: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A press on a button of an inline-mode message: one the bot never sent to a chat, so
+        the query has an `inline_message_id` and neither `message` nor a chat."""
+        user = user or self.user()
+        query_id = str(secrets.randbelow(10**18) + 10**18)
+        self._callbacks.add(query_id)
+        query = {
+            "id": query_id,
+            "from": user,
+            "inline_message_id": "AgAAA" + secrets.token_hex(12),
+            "chat_instance": str(secrets.randbelow(10**18)),
             "data": data,
         }
         self.queue_update({"callback_query": query})
@@ -1293,6 +1316,21 @@ class FakeTelegram:
         if known:
             self._callbacks.add(str(query["id"]))
         self.queue_update({"callback_query": copy.deepcopy(query)})
+
+    def edit_text(self, chat_id: int, message_id: int, text: str) -> dict[str, Any]:
+        """The person edits a text message they sent: the bot gets an `edited_message`."""
+        msg = self._all.get((chat_id, message_id))
+        if msg is None or "text" not in msg or msg.get("from", {}).get("id") == self.bot_id:
+            raise KeyError(f"no text message {message_id} of a person in chat {chat_id}")
+        msg["text"] = text
+        msg.pop("entities", None)
+        ents = _bot_command_entity(text)
+        if ents:
+            msg["entities"] = ents
+        msg["edit_date"] = max(int(time.time()), msg["date"])
+        if self._delivered_to_bot(msg):
+            self.queue_update({"edited_message": copy.deepcopy(msg)})
+        return copy.deepcopy(msg)
 
     def add_file(
         self, data: bytes, *, file_size: int | None = None, kind: str | None = None
@@ -1751,7 +1789,21 @@ class FakeTelegram:
             return web.json_response(
                 {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
             )
-        return web.Response(body=rec.data, content_type="application/octet-stream")
+        # Streamed with its Content-Length, as the real server does; what actually went out
+        # is counted, so a test can tell a client that stopped reading from one that did not.
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        response.content_length = len(rec.data)
+        await response.prepare(request)
+        view = memoryview(rec.data)
+        try:
+            for start in range(0, len(view), FILE_CHUNK):
+                chunk = view[start : start + FILE_CHUNK]
+                await response.write(bytes(chunk))
+                self.file_bytes_sent[rec.file_id] = start + len(chunk)
+            await response.write_eof()
+        except ConnectionError:
+            pass  # the client went away: nothing more is sent
+        return response
 
     # ---------------------------------------------------------------- internals: validation
 

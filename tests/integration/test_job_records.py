@@ -422,19 +422,21 @@ async def test_a_refused_images_file_stays_when_a_row_holds_the_same_bytes(env: 
     assert [p.name for p in _blob_files(env)] == [sha]
 
 
-async def test_a_known_chats_photo_edit_and_delivery_take_nine_statements(env: Env) -> None:
+async def test_a_known_chats_photo_edit_and_delivery_take_eleven_statements(env: Env) -> None:
     w = who()
     await env.generation.run(w, "warm", [await take_photo(env, w, 1)], message_id=1)
     env.statements.clear()
     photo = await take_photo(env, w, 2)
     outcome = await env.generation.run(w, "blue", [photo], message_id=2)
     await env.images.record_delivery(7, 3, outcome.images[0].id, "tg")
+    await env.generation.mark_delivered(outcome.job_id)
     assert dict(env.statements) == {
         "INSERT INTO images": 2,
         "INSERT INTO image_messages": 2,
         "INSERT INTO jobs": 1,
         "INSERT INTO job_inputs": 1,
-        "UPDATE jobs SET": 1,
+        # upstream_at (committed before the request leaves), the finish, delivered_at
+        "UPDATE jobs SET": 3,
         "INSERT INTO chat_states": 1,
         "UPDATE images SET": 1,
     }

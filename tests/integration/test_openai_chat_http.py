@@ -13,8 +13,9 @@ from PIL import Image
 
 from bot.providers.base import Endpoint, ImageRef, ImageRequest, ImageResult, InputImage
 from bot.providers.errors import ProviderError, ProviderErrorKind
-from bot.providers.http import download_image, resolve_images, transport_error
+from bot.providers.http import MAX_ANSWER_BYTES, download_image, resolve_images, transport_error
 from bot.providers.openai_chat import OpenAIChatProvider
+from bot.providers.urlguard import UrlPolicy
 from tests.fakes.image_api import LEADING_TEXT, TEXT_ONLY_ANSWER, FakeImageAPI, noise_png
 
 K = ProviderErrorKind
@@ -196,11 +197,16 @@ async def test_download_helpers_refuse_other_schemes_and_check_bytes(
     with pytest.raises(ProviderError) as info:
         await download_image(http, "file:///etc/passwd", max_bytes=1000, timeout=1)
     assert info.value.kind is K.BAD_RESPONSE
+    own = UrlPolicy().with_origin(api.root)  # the fake's own links, as its provider allows them
     with pytest.raises(ProviderError) as info:
-        await download_image(http, f"{api.root}/files/missing.png", max_bytes=1000, timeout=1)
+        await download_image(
+            http, f"{api.root}/files/missing.png", max_bytes=1000, timeout=1, policy=own
+        )
     assert "expired" in info.value.detail
     with pytest.raises(ProviderError) as info:
-        await download_image(http, f"{api.root}/v1/chat/completions", max_bytes=1000, timeout=1)
+        await download_image(
+            http, f"{api.root}/v1/chat/completions", max_bytes=1000, timeout=1, policy=own
+        )
     assert info.value.kind is K.BAD_RESPONSE and "HTTP 405" in info.value.detail
     with pytest.raises(ProviderError) as info:
         await resolve_images(http, [ImageRef(data=b"<html>", mime="image/png")], max_bytes=99,
@@ -347,3 +353,14 @@ async def test_a_16_mb_answer_arrives_whole(api: FakeImageAPI, provider: Provide
 )
 def test_transport_errors(exc: BaseException, kind: ProviderErrorKind) -> None:
     assert transport_error(exc, "POST to x", "x").kind is kind
+
+
+async def test_a_runaway_answer_is_refused_while_it_streams(
+    api: FakeImageAPI, provider: ProviderFactory
+) -> None:
+    """A 300 MB answer (chunked: no length to refuse it by) is cut off at the 64 MB cap."""
+    api.stream_answer_bytes = 300_000_000
+    err = await failure(provider)
+    assert err.kind is K.BAD_RESPONSE and "answer too large" in err.detail
+    assert MAX_ANSWER_BYTES == 64 * 1024 * 1024
+    assert api.streamed_bytes < 150_000_000  # the bot hung up; it did not read on to the end

@@ -15,6 +15,7 @@ from PIL import Image
 from bot.providers.base import Endpoint, ImageRequest, ImageResult, InputImage
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.openai_images import POLL_ATTEMPTS, OpenAIImagesProvider
+from bot.providers.urlguard import UrlPolicy, parse_allowed_hosts
 from tests.fakes.image_api import FakeImageAPI
 
 K = ProviderErrorKind
@@ -43,8 +44,8 @@ Make = Callable[..., OpenAIImagesProvider]
 @pytest.fixture
 def make(api: FakeImageAPI, http: httpx.AsyncClient) -> Make:
     def build(**kw: Any) -> OpenAIImagesProvider:
-        options = {k: kw.pop(k) for k in ("max_download_bytes", "poll_interval", "max_task_wait")
-                   if k in kw}
+        names = ("max_download_bytes", "poll_interval", "max_task_wait", "url_policy")
+        options = {k: kw.pop(k) for k in names if k in kw}
         options.setdefault("poll_interval", 0.01)
         fields: dict[str, Any] = {
             "name": "qiniu", "dialect": "openai-images", "base_url": api.openai_base,
@@ -157,7 +158,9 @@ async def test_unreachable_image_link_is_maybe_charged(
 
     monkeypatch.setattr("bot.providers.http.DOWNLOAD_RETRY_PAUSE", 0.0)
     monkeypatch.setattr(FakeImageAPI, "_images_answer", answer_with_dead_link)
-    err = await failure(make())
+    # the operator allowed that host: it is not refused, it just never answers
+    allowed = UrlPolicy(allowed_hosts=parse_allowed_hosts(f"127.0.0.1:{port}"))
+    err = await failure(make(url_policy=allowed))
     assert err.kind is K.TIMEOUT and "image already made" in err.detail
 
 

@@ -271,7 +271,7 @@ def test_single_frame_gif_is_accepted() -> None:
 @pytest.mark.parametrize(
     "size",
     [
-        (9000, 8000),  # 72 MP: over our 64 MP guard, under Pillow's limit
+        (9000, 8000),  # 72 MP: over our 25 MP guard, under Pillow's limit
         (10_000, 10_000),  # 100 MP: Pillow warns, our guard refuses
         (20_000, 20_000),  # 400 MP: Pillow raises DecompressionBombError
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 from telegram import CallbackQuery, Message, Update
@@ -10,9 +11,10 @@ from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot.i18n import t
-from bot.services.prefs import MATCH_INPUT
+from bot.services.prefs import MATCH_INPUT, RATIOS
 from bot.telegram.context import lang, services, who_of
 from bot.telegram.flow import chat_turn, run_job
+from bot.telegram.gate import MAX_ROW_ID
 from bot.telegram.keyboards import (
     choices_keyboard,
     history_keyboard,
@@ -22,6 +24,7 @@ from bot.telegram.keyboards import (
 )
 from bot.telegram.replies import ResultSender
 
+log = logging.getLogger(__name__)
 VARIATIONS = 4
 
 
@@ -32,7 +35,10 @@ def _query(update: Update) -> tuple[CallbackQuery, str]:
 
 
 def _int(text: str) -> int:
-    return int(text) if text.isdigit() else -1
+    """A row id or page from callback data; -1 when it is not one (or too big for SQLite)."""
+    if text.isascii() and text.isdigit() and int(text) <= MAX_ROW_ID:
+        return int(text)
+    return -1
 
 
 async def on_original(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -68,14 +74,18 @@ async def on_new(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """`new`: start fresh; the next text draws a new picture."""
     query, _ = _query(update)
     who = who_of(update)
-    await services(context).images.start_over(who.chat_id, who.thread_id)
     await query.answer(t(lang(update, context), "new_session"))
+    async with chat_turn(update, context):  # after the chat's running job, not under it
+        await services(context).images.start_over(who.chat_id, who.thread_id)
 
 
 async def on_ratio(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """`ratio:<r|match|auto>` from /ratio or the settings menu."""
     query, arg = _query(update)
     svc, who = services(context), who_of(update)
+    if arg not in (*RATIOS, MATCH_INPUT, "auto"):
+        await query.answer(t(lang(update, context), "button_unknown"))
+        return
     value = None if arg == "auto" else (MATCH_INPUT if arg == "match" else arg)
     prefs = await svc.prefs.update(who.chat_id, who.chat_type, who.chat_title, aspect_ratio=value)
     lng = lang(update, context)
@@ -103,10 +113,11 @@ async def on_history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         await query.answer(t(lng, "err_image_missing"), show_alert=True)
         return
     await query.answer()
-    await svc.images.set_current(who, image.id)
-    await ResultSender(context.bot, svc.images).send_image(
-        who, lng, image, t(lng, "history_current", id=image.id), None, None
-    )
+    async with chat_turn(update, context):  # the running job's result must not overwrite it
+        await svc.images.set_current(who, image.id)
+        await ResultSender(context.bot, svc.images).send_image(
+            who, lng, image, t(lng, "history_current", id=image.id), None, None
+        )
 
 
 async def on_settings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -142,6 +153,12 @@ async def on_settings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     await _edit(query, settings_text(lng, prefs, default), keyboard)
 
 
+async def on_unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any other button (old, forged or malformed data): one short answer."""
+    assert update.callback_query is not None
+    await update.callback_query.answer(t(lang(update, context), "button_unknown"))
+
+
 async def _edit(query: CallbackQuery, text: str | None, keyboard: object) -> None:
     """Edit the menu in place; an unchanged menu is not an error."""
     try:
@@ -150,5 +167,6 @@ async def _edit(query: CallbackQuery, text: str | None, keyboard: object) -> Non
         else:
             await query.edit_message_reply_markup(keyboard)  # type: ignore[arg-type]
     except BadRequest as exc:
+        # Unchanged, deleted, too old, or not a menu (forged data): the press is answered already.
         if "not modified" not in exc.message.lower():
-            raise
+            log.info("could not edit a menu: %s", exc.message)

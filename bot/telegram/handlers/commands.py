@@ -10,6 +10,7 @@ from bot.i18n import t
 from bot.services.errors import UserInputError
 from bot.telegram.context import lang, services, who_of
 from bot.telegram.errors import reply_error
+from bot.telegram.flow import chat_turn
 from bot.telegram.keyboards import (
     history_keyboard,
     ratio_keyboard,
@@ -39,8 +40,9 @@ async def cmd_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def cmd_new(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Forget the current image: the next text draws a new picture."""
     who = who_of(update)
-    await services(context).images.start_over(who.chat_id, who.thread_id)
-    await _reply(update, t(lang(update, context), "new_session"))
+    async with chat_turn(update, context):  # after the chat's running job, not under it
+        await services(context).images.start_over(who.chat_id, who.thread_id)
+        await _reply(update, t(lang(update, context), "new_session"))
 
 
 async def cmd_ratio(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -65,6 +67,11 @@ async def cmd_history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 async def cmd_undo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Step back one result: the picture before it becomes the current one again."""
+    async with chat_turn(update, context):  # step back from the running job's result
+        await _undo(update, context)
+
+
+async def _undo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc, who, lng = services(context), who_of(update), lang(update, context)
     stepped, image = await svc.images.undo(who.chat_id, who.thread_id)
     if not stepped:

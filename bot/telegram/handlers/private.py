@@ -14,6 +14,7 @@ from bot.telegram.errors import reply_error
 from bot.telegram.flow import chat_turn, run_job
 from bot.telegram.inputs import (
     GROUP_REQUEST_COMMANDS,
+    FileRef,
     download,
     image_file_of,
     leading_command,
@@ -93,17 +94,7 @@ async def on_album(updates: list[Update], context: ContextTypes.DEFAULT_TYPE) ->
         caption = strip_command(caption)
     async with chat_turn(first, context):
         try:
-            images = []
-            for update in updates:
-                assert update.effective_message is not None
-                image = await take_image(
-                    update, context, update.effective_message, make_current=False
-                )
-                if image is not None:
-                    images.append(image)
-            if not images:
-                raise UserInputError("not_image_document")
-            services(context).generation.check_inputs(images)
+            images = await take_album(first, context, updates)
             if not caption.strip():
                 await services(context).images.keep_album(who_of(first), images)
                 assert first.effective_message is not None
@@ -144,6 +135,39 @@ async def take_image(
         message_id=message.message_id,
         make_current=make_current,
     )
+
+
+async def take_album(
+    first: Update, context: ContextTypes.DEFAULT_TYPE, updates: list[Update]
+) -> list[StoredImage]:
+    """Keep an album's images, or none of them: each is checked and the album is counted
+    (and weighed against the storage limit) before the first one is stored."""
+    svc, who = services(context), who_of(first)
+    accepted: list[tuple[Message, FileRef, bytes, StoredImage]] = []
+    for update in updates:
+        message = update.effective_message
+        assert message is not None
+        ref = image_file_of(message)
+        if ref is None:
+            continue
+        data = await download(context.bot, ref)
+        accepted.append((message, ref, data, await svc.images.accept(data, file_id=ref.file_id)))
+        # one too many is enough to know: the rest are not even downloaded
+        svc.generation.check_inputs([candidate for *_, candidate in accepted])
+    if not accepted:
+        raise UserInputError("not_image_document")
+    await svc.images.check_room(who, sum(len(data) for _, _, data, _ in accepted))
+    return [
+        await svc.images.keep(
+            who,
+            candidate,
+            data,
+            file_unique_id=ref.file_unique_id,
+            message_id=message.message_id,
+            make_current=False,
+        )
+        for message, ref, data, candidate in accepted
+    ]
 
 
 async def replied_image(

@@ -1,0 +1,134 @@
+"""At start: find what a dead process (kill -9, OOM, power loss) left unfinished and settle it.
+
+One process only: every job still running at start belongs to a dead process. Each is
+settled by whether its request reached the upstream (`jobs.upstream_at`):
+
+- never went upstream: it runs again (RERUN), on the same row; nothing was billed;
+- went upstream: it may have been made and billed, and a second paid call needs the user's
+  consent, so it is failed as "interrupted" and its user is told, with a Retry button (NOTIFY);
+- finished but its answer never reached the chat (`delivered_at` NULL): it is sent (DELIVER).
+
+Settled jobs no longer count against a quota (only running ones do). The Telegram side lives
+in bot/telegram/recovery.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.services.types import JobOutcome, StoredImage, Who
+from bot.storage.models import Job, JobStatus
+from bot.storage.repositories import (
+    Repo,
+    chat_and_user,
+    interrupt_jobs,
+    mark_job_delivered,
+    running_jobs,
+    unanswered_jobs,
+)
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED_DETAIL = "the bot stopped after the request went upstream"
+#: Runs of one job before it is no longer run again by itself (a job that kills the process
+#: before reaching the upstream must not kill it at every start).
+MAX_ATTEMPTS = 3
+
+
+class Action(StrEnum):
+    RERUN = "rerun"
+    NOTIFY = "notify"
+    DELIVER = "deliver"
+
+
+@dataclass(frozen=True)
+class Leftover:
+    job_id: int
+    action: Action
+    who: Who
+    request_message_id: int | None
+
+    @property
+    def chat_key(self) -> tuple[int, int]:
+        return self.who.chat_id, self.who.thread_id
+
+
+class RecoveryService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def settle(self) -> list[Leftover]:
+        """Fail the running jobs that went upstream (one commit), then list every job whose
+        user still has to hear back, oldest first."""
+        async with self._sessions.begin() as s:
+            repo = Repo(s)
+            running = await running_jobs(repo)
+            rerun = [j for j in running if j.upstream_at is None and j.attempts < MAX_ATTEMPTS]
+            stopped = [j.id for j in running if j not in rerun]
+            await interrupt_jobs(repo, stopped, INTERRUPTED_DETAIL)
+        async with self._sessions() as s:
+            repo = Repo(s)
+            unanswered = await unanswered_jobs(repo)
+            actions = {j.id: Action.RERUN for j in rerun}
+            for job in unanswered:
+                failed = job.status == JobStatus.FAILED or job.id in stopped
+                actions[job.id] = Action.NOTIFY if failed else Action.DELIVER
+            jobs = {j.id: j for j in [*rerun, *unanswered]}
+            leftovers = [
+                Leftover(job.id, actions[job.id], await _who(repo, job), job.request_message_id)
+                for job in sorted(jobs.values(), key=lambda j: j.id)
+            ]
+        if leftovers:
+            log.info(
+                "settling %d job(s) a stopped process left: %s",
+                len(leftovers),
+                ", ".join(f"{x.job_id} {x.action.value}" for x in leftovers),
+            )
+        return leftovers
+
+    async def outcome(self, job_id: int) -> JobOutcome:
+        """A finished job's result as the sender takes it, from the database."""
+        async with self._sessions() as s:
+            repo = Repo(s)
+            job = await repo.job(job_id)
+            assert job is not None
+            outputs = [StoredImage.of(r) for r in await repo.outputs_of_job(job_id)]
+        return JobOutcome(
+            job_id=job.id,
+            model=job.model,
+            prompt=job.prompt,
+            seconds=(job.upstream_ms or 0) / 1000,
+            images=outputs,
+            text=job.model_text,
+        )
+
+    async def drop(self, job_id: int) -> None:
+        """Settle a job to run again without running it (its user may no longer use the bot):
+        failed as interrupted, and nobody to tell."""
+        async with self._sessions.begin() as s:
+            repo = Repo(s)
+            await interrupt_jobs(repo, [job_id], INTERRUPTED_DETAIL)
+            await mark_job_delivered(repo, job_id)
+
+    async def mark_told(self, job_id: int) -> None:
+        """The user heard back about this job: a later start leaves it alone."""
+        async with self._sessions.begin() as s:
+            await mark_job_delivered(Repo(s), job_id)
+
+
+async def _who(repo: Repo, job: Job) -> Who:
+    chat, user = await chat_and_user(repo, job.chat_id, job.user_id)
+    return Who(
+        user_id=job.user_id,
+        first_name=user.first_name if user else "",
+        username=user.username if user else None,
+        language_code=user.language_code if user else None,
+        chat_id=job.chat_id,
+        chat_type=chat.type if chat else "private",
+        chat_title=chat.title if chat else None,
+        thread_id=job.thread_id,
+    )

@@ -1,0 +1,136 @@
+"""At start, before polling: every user whose job a dead process left hears back.
+
+A stored but unsent result is sent; a job interrupted after it went upstream gets a short
+notice with a 🔁 Retry button (`regen:<job>`, the Regenerate callback); a job that never went
+upstream runs again like any job. Each chat's (or topic's) leftovers hold that chat's turn in
+the ChatQueue from before polling starts, so its new requests queue after them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from functools import partial
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import Application
+
+from bot.i18n import lang_of, t
+from bot.services.recovery import Action, Leftover, RecoveryService
+from bot.telegram.context import SERVICES_KEY, Services
+from bot.telegram.errors import message_for
+from bot.telegram.flow import answer_job
+from bot.telegram.replies import ResultSender
+
+log = logging.getLogger(__name__)
+
+RECOVERY_KEY = "recovery"
+
+
+def retry_keyboard(job_id: int, lang: str) -> InlineKeyboardMarkup:
+    button = InlineKeyboardButton(t(lang, "btn_retry"), callback_data=f"regen:{job_id}")
+    return InlineKeyboardMarkup([[button]])
+
+
+async def start_recovery(app: Application) -> list[asyncio.Task[None]]:
+    """Settle the dead process's jobs and start answering them, one task per chat; returns
+    once each task holds its chat's turn (the caller starts polling after this)."""
+    service: RecoveryService | None = app.bot_data.get(RECOVERY_KEY)
+    if service is None:
+        return []
+    svc: Services = app.bot_data[SERVICES_KEY]
+    by_chat: dict[tuple[int, int], list[Leftover]] = {}
+    for leftover in await service.settle():
+        by_chat.setdefault(leftover.chat_key, []).append(leftover)
+    tasks = []
+    for key, leftovers in by_chat.items():
+        holding = asyncio.Event()
+        task = asyncio.create_task(_answer_chat(app.bot, svc, service, key, leftovers, holding))
+        tasks.append(task)
+        waiter = asyncio.create_task(holding.wait())
+        await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+    return tasks
+
+
+async def finish_recovery(tasks: list[asyncio.Task[None]]) -> None:
+    """On the way out: let the answers being sent finish, like the handlers' jobs."""
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _answer_chat(
+    bot: Bot,
+    svc: Services,
+    service: RecoveryService,
+    key: tuple[int, int],
+    leftovers: list[Leftover],
+    holding: asyncio.Event,
+) -> None:
+    async with svc.queue.turn(key):
+        holding.set()
+        for leftover in leftovers:
+            job = leftover.job_id
+            try:
+                await _answer(bot, svc, service, leftover)
+            except (BadRequest, Forbidden) as exc:
+                # A blocked bot or a deleted chat stays so: trying at every start never reaches it.
+                log.info("job %s: its chat refused the answer (%s)", leftover.job_id, exc.message)
+                await _give_up(svc, service, leftover)
+            except TelegramError as exc:
+                log.warning("job %s: not answered yet, next start tries again (%s)", job, exc)
+            except Exception:
+                log.exception("could not settle job %s", leftover.job_id)
+
+
+async def _give_up(svc: Services, service: RecoveryService, leftover: Leftover) -> None:
+    if leftover.action is Action.NOTIFY:
+        await service.mark_told(leftover.job_id)
+    elif leftover.action is Action.DELIVER:
+        await svc.generation.mark_delivered(leftover.job_id)
+
+
+async def _answer(bot: Bot, svc: Services, service: RecoveryService, leftover: Leftover) -> None:
+    who, reply_to = leftover.who, leftover.request_message_id
+    prefs = await svc.prefs.get(who.chat_id)
+    lng = prefs.language or lang_of(who.language_code)
+    if leftover.action is Action.NOTIFY:
+        await bot.send_message(
+            who.chat_id,
+            t(lng, "job_interrupted"),
+            parse_mode=ParseMode.HTML,
+            reply_to_message_id=reply_to,
+            allow_sending_without_reply=True,
+            message_thread_id=who.thread_id or None,
+            reply_markup=retry_keyboard(leftover.job_id, lng),
+        )
+        await service.mark_told(leftover.job_id)
+    elif leftover.action is Action.DELIVER:
+        outcome = await service.outcome(leftover.job_id)
+        sender = ResultSender(bot, svc.images, svc.generation.supports_n)
+        await sender.send(who, lng, outcome, reply_to, reply_mode=prefs.reply_mode)
+        await svc.generation.mark_delivered(leftover.job_id)
+    elif not await svc.access.allowed(who.user_id, who.chat_id):
+        # The allow lists changed across the restart: no upstream call for someone refused.
+        log.info("job %s not run again: its user may no longer use the bot", leftover.job_id)
+        await service.drop(leftover.job_id)
+    else:
+        spec = await svc.generation.job_spec(leftover.job_id, who.chat_id)
+        run = partial(svc.generation.resume, leftover.job_id, who)
+        try:
+            await answer_job(
+                bot, svc, who, lng, reply_to, prefs, edit=bool(spec and spec[1]), run=run
+            )
+        except Exception as exc:  # as in flow.run_job: the failure becomes a message
+            log.warning("job %s run again after a restart failed: %s", leftover.job_id, exc)
+            with contextlib.suppress(TelegramError):
+                await bot.send_message(
+                    who.chat_id,
+                    message_for(exc, lng),
+                    parse_mode=ParseMode.HTML,
+                    reply_to_message_id=reply_to,
+                    allow_sending_without_reply=True,
+                    message_thread_id=who.thread_id or None,
+                )
