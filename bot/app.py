@@ -22,6 +22,7 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
 from bot.config import Settings
 from bot.diagnostics import LoopMonitor
@@ -47,6 +48,7 @@ from bot.telegram.progress import ProgressBudget
 from bot.telegram.ratelimit import MessageRateLimiter
 from bot.telegram.recovery import RECOVERY_KEY, finish_recovery, start_recovery
 from bot.telegram.transport import AiohttpRequest
+from bot.telegram.updates import TolerantBot
 
 log = logging.getLogger(__name__)
 DIAGNOSTICS_KEY = "_diagnostics_file"
@@ -63,20 +65,28 @@ def build_application(
 ) -> Application:
     """The Application `python -m bot` runs; tests build exactly this one."""
     root = settings.telegram_api_url
-    builder = (
-        ApplicationBuilder()
-        .token(settings.token)
-        .base_url(f"{root}/bot")
-        .base_file_url(f"{root}/file/bot")
-        .concurrent_updates(MAX_CONCURRENT_UPDATES)
-        .request(AiohttpRequest(read_timeout=30.0, media_write_timeout=120.0))
-        .post_init(_open_services(settings, progress or ProgressTimings()))
-        .post_shutdown(_close_services)
+    # The bot is built here (not by the builder) so getUpdates can skip an unreadable update;
+    # token, URLs, transports and rate limiter are the ones the builder would have been given.
+    tg_bot = TolerantBot(
+        settings.token,
+        base_url=f"{root}/bot",
+        base_file_url=f"{root}/file/bot",
+        request=AiohttpRequest(read_timeout=30.0, media_write_timeout=120.0),
+        # getUpdates keeps PTB's own transport, as the builder makes it by default.
+        get_updates_request=HTTPXRequest(connection_pool_size=1),
+        rate_limiter=(
+            MessageRateLimiter(max_retries=3)
+            if rate_limiter and settings.telegram_rate_limiter
+            else None
+        ),
     )
     app: Application = (
-        builder.rate_limiter(MessageRateLimiter(max_retries=3)).build()
-        if rate_limiter and settings.telegram_rate_limiter
-        else builder.build()
+        ApplicationBuilder()
+        .bot(tg_bot)
+        .concurrent_updates(MAX_CONCURRENT_UPDATES)
+        .post_init(_open_services(settings, progress or ProgressTimings()))
+        .post_shutdown(_close_services)
+        .build()
     )
     add_handlers(app)
     app.bot_data[DIAGNOSTICS_KEY] = settings.bot_diagnostics_file

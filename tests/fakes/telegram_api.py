@@ -1253,6 +1253,21 @@ class FakeTelegram:
         self._add_caption(content, caption)
         return self._user_message(chat_id, user, "private", None, None, content)
 
+    def send_content(
+        self,
+        chat_id: int,
+        content: dict[str, Any],
+        *,
+        user: dict[str, Any] | None = None,
+        chat_type: str = "private",
+        reply_to_message_id: int | None = None,
+        message_thread_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A user's message with any content fields (video, poll, dice, new_chat_members...)."""
+        return self._user_message(
+            chat_id, user, chat_type, reply_to_message_id, message_thread_id, content
+        )
+
     def press_button(
         self, chat_id: int, message_id: int, data: str, *, user: dict[str, Any] | None = None
     ) -> dict[str, Any]:
@@ -1293,6 +1308,14 @@ class FakeTelegram:
         }
         self.queue_update({"callback_query": query})
         return copy.deepcopy(query)
+
+    def send_callback_query(self, query: dict[str, Any], *, known: bool = True) -> None:
+        """Deliver a callback query built by the caller (e.g. under an InaccessibleMessage).
+        With known=False its id is one the server no longer accepts: answering it fails with
+        "query is too old", as after a bot was down for a while."""
+        if known:
+            self._callbacks.add(str(query["id"]))
+        self.queue_update({"callback_query": copy.deepcopy(query)})
 
     def edit_text(self, chat_id: int, message_id: int, text: str) -> dict[str, Any]:
         """The person edits a text message they sent: the bot gets an `edited_message`."""
@@ -1345,13 +1368,21 @@ class FakeTelegram:
         fix(self._all)
         fix(self.messages)
 
-    def queue_update(self, update: dict[str, Any]) -> None:
+    def queue_update(self, update: dict[str, Any]) -> int:
+        """Deliver any update JSON as given (e.g. one recorded from the real server); its
+        update_id is replaced by the next one in sequence, which is returned."""
         update = dict(update)
         update["update_id"] = next(self._update_seq)
         self._pending.append(update)
         self._kick_updates()
+        return int(update["update_id"])
 
     # ---------------------------------------------------------------- what the bot did
+
+    @property
+    def unconfirmed_updates(self) -> int:
+        """Updates queued that no getUpdates offset has confirmed yet."""
+        return len(self._pending)
 
     def calls_of(self, *methods: str) -> list[Call]:
         wanted = {m.lower() for m in methods}
@@ -1403,6 +1434,13 @@ class FakeTelegram:
         queue = self._failures.setdefault(method.lower(), deque())
         for _ in range(times):
             queue.append(ApiError(error_code, description, retry_after=retry_after))
+
+    def clear_failures(self, method: str | None = None) -> None:
+        """Forget failures queued by fail_next (for one method, or all)."""
+        if method is None:
+            self._failures.clear()
+        else:
+            self._failures.pop(method.lower(), None)
 
     # ---------------------------------------------------------------- internals: helpers
 
