@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from telegram import Bot, Update
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import imaging, redaction
@@ -20,6 +20,7 @@ from bot.services.errors import UserInputError
 from bot.telegram.context import lang, thread_of
 
 log = logging.getLogger(__name__)
+_STALE_QUERY = "query is too old"
 
 
 def message_for(exc: BaseException, lang_code: str) -> str:
@@ -81,6 +82,11 @@ def endpoint_fault_notifier(bot: Bot, admin_ids: Iterable[int]) -> EndpointFault
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """PTB's error handler: last resort for anything a handler did not catch."""
+    if isinstance(context.error, BadRequest) and _STALE_QUERY in context.error.message.lower():
+        # A press Telegram no longer takes an answer for (the bot was down when it was made):
+        # nobody waits for that answer any more.
+        log.info("a button press was too old to answer")
+        return
     log.error("unhandled error", exc_info=context.error)
     if not isinstance(update, Update) or context.error is None:
         return

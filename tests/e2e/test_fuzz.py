@@ -61,9 +61,8 @@ class Cases:
     random_callbacks: bool = True  # callback data of 1-64 random bytes, as a string
     # the bot's own prefixes (orig:, regen:, set:...) + junk
     pattern_callbacks: bool = True
-    # presses Telegram no longer takes an answer for (too old): off, answering them raises
-    # BadRequest in bot/telegram/handlers/callbacks.py (on_unknown, on_original...)
-    stale_callbacks: bool = False
+    # presses Telegram no longer takes an answer for (too old, made while the bot was down)
+    stale_callbacks: bool = True
 
 
 def _cases() -> Cases:
