@@ -18,14 +18,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from telegram import Bot, Update
-from telegram._utils.defaultvalue import DEFAULT_NONE, DefaultValue
-from telegram._utils.types import JSONDict, ODVInput, TimePeriod
 from telegram.error import NetworkError
 from telegram.ext import BaseRateLimiter, ExtBot
 from telegram.request import BaseRequest
 from telegram.warnings import PTBUserWarning
 
 log = logging.getLogger(__name__)
+JSONDict = dict[str, Any]
+TimePeriod = int | float | dtm.timedelta
+#: PTB's public marker for "not given" (BaseRequest documents it for exactly this check).
+NOT_GIVEN = BaseRequest.DEFAULT_NONE
 
 # The error text of an unreadable update is logged at most this long (it names the fields).
 ERROR_TEXT_MAX = 300
@@ -101,10 +103,10 @@ class TolerantBot(ExtBot[Any]):
         timeout: TimePeriod | None = None,  # noqa: ASYNC109 - Bot.get_updates names it so
         allowed_updates: Sequence[str] | None = None,
         *,
-        read_timeout: ODVInput[float] = DEFAULT_NONE,
-        write_timeout: ODVInput[float] = DEFAULT_NONE,
-        connect_timeout: ODVInput[float] = DEFAULT_NONE,
-        pool_timeout: ODVInput[float] = DEFAULT_NONE,
+        read_timeout: Any = NOT_GIVEN,
+        write_timeout: Any = NOT_GIVEN,
+        connect_timeout: Any = NOT_GIVEN,
+        pool_timeout: Any = NOT_GIVEN,
         api_kwargs: JSONDict | None = None,
     ) -> tuple[Update, ...]:
         seconds = timeout.total_seconds() if isinstance(timeout, dtm.timedelta) else timeout
@@ -120,7 +122,7 @@ class TolerantBot(ExtBot[Any]):
         }
         params.update(api_kwargs or {})
         # As Bot.get_updates does: a long poll may take `timeout` longer than a normal call.
-        if isinstance(read_timeout, DefaultValue):
+        if read_timeout is NOT_GIVEN:
             base = self._updates_read_timeout or 0.0
         else:
             base = read_timeout or 0.0
