@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message
+from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message
 from telegram.constants import ParseMode
 
 from bot import imaging
 from bot.i18n import t
 from bot.services.images import ImageLibrary
 from bot.services.types import JobOutcome, StoredImage, Who
+from bot.telegram import callback_data as cd
+from bot.telegram.keyboards import button
 
 CAPTION_LIMIT = 1024
 PROMPT_IN_CAPTION = 300
@@ -29,16 +31,12 @@ def result_keyboard(
     job_id: int, image: StoredImage | None, lang: str, *, variations: bool
 ) -> InlineKeyboardMarkup:
     """Regenerate · Original / New · Variations. Callback data names rows, not state."""
-    first = [InlineKeyboardButton(t(lang, "btn_regenerate"), callback_data=f"regen:{job_id}")]
+    first = [button(t(lang, "btn_regenerate"), cd.Regenerate(job_id))]
     if image is not None:
-        first.append(
-            InlineKeyboardButton(t(lang, "btn_original"), callback_data=f"orig:{image.id}")
-        )
-    second = [InlineKeyboardButton(t(lang, "btn_new"), callback_data="new")]
+        first.append(button(t(lang, "btn_original"), cd.SendOriginal(image.id)))
+    second = [button(t(lang, "btn_new"), cd.StartOver())]
     if variations:
-        second.append(
-            InlineKeyboardButton(t(lang, "btn_variations"), callback_data=f"var:{job_id}")
-        )
+        second.append(button(t(lang, "btn_variations"), cd.Vary(job_id)))
     return InlineKeyboardMarkup([first, second])
 
 
@@ -169,8 +167,7 @@ class ResultSender:
             await self._images.record_delivery(who.chat_id, msg.message_id, image.id, None)
         keyboard = result_keyboard(outcome.job_id, None, lang, variations=self._variations)
         originals = [
-            InlineKeyboardButton(f"📎 {i + 1}", callback_data=f"orig:{image.id}")
-            for i, image in enumerate(shown)
+            button(f"📎 {i + 1}", cd.SendOriginal(image.id)) for i, image in enumerate(shown)
         ]
         rows = [originals[:5], originals[5:]] if len(originals) > 5 else [originals]
         await self._bot.send_message(
