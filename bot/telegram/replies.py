@@ -40,6 +40,16 @@ def result_keyboard(
     return InlineKeyboardMarkup([first, second])
 
 
+def album_keyboard(
+    job_id: int, shown: list[StoredImage], lang: str, *, variations: bool
+) -> InlineKeyboardMarkup:
+    """One 📎 Original per image of an album (rows of five), then the result's buttons."""
+    originals = [button(f"📎 {i + 1}", cd.SendOriginal(image.id)) for i, image in enumerate(shown)]
+    rows = [originals[:5], originals[5:]] if len(originals) > 5 else [originals]
+    keyboard = result_keyboard(job_id, None, lang, variations=variations)
+    return InlineKeyboardMarkup([*rows, *keyboard.inline_keyboard])
+
+
 def file_name(image: StoredImage) -> str:
     return f"image-{image.id}.{imaging.EXT_BY_MIME.get(image.mime, 'png')}"
 
@@ -165,16 +175,11 @@ class ResultSender:
         )
         for msg, image in zip(messages, shown, strict=False):
             await self._images.record_delivery(who.chat_id, msg.message_id, image.id, None)
-        keyboard = result_keyboard(outcome.job_id, None, lang, variations=self._variations)
-        originals = [
-            button(f"📎 {i + 1}", cd.SendOriginal(image.id)) for i, image in enumerate(shown)
-        ]
-        rows = [originals[:5], originals[5:]] if len(originals) > 5 else [originals]
         await self._bot.send_message(
             who.chat_id,
             t(lang, "album_buttons"),
             message_thread_id=who.thread_id or None,
-            reply_markup=InlineKeyboardMarkup([*rows, *keyboard.inline_keyboard]),
+            reply_markup=album_keyboard(outcome.job_id, shown, lang, variations=self._variations),
         )
 
     async def _send_text_only(
