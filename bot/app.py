@@ -175,15 +175,17 @@ def add_handlers(app: Application) -> None:
     app.add_handler(
         MessageHandler(private_chat & ~filters.StatusUpdate.ALL, private.on_unsupported)
     )
-    for pattern, callback in (
-        (r"^orig:\d+$", callbacks.on_original),
-        (r"^(regen|var):\d+$", callbacks.on_regenerate),
-        (r"^new$", callbacks.on_new),
-        (r"^ratio:", callbacks.on_ratio),
-        (r"^(hist|histp):\d+$", callbacks.on_history),
-        (r"^set:", callbacks.on_settings),
+    # Each button handler takes the decoded presses its `press` parameter names.
+    for on_press in (
+        callbacks.on_original,
+        callbacks.on_regenerate,
+        callbacks.on_new,
+        callbacks.on_ratio,
+        callbacks.on_history_page,
+        callbacks.on_history_pick,
+        callbacks.on_settings,
     ):
-        app.add_handler(CallbackQueryHandler(callback, pattern=pattern))
+        app.add_handler(callbacks.button_handler(on_press))
     app.add_handler(CallbackQueryHandler(callbacks.on_unknown))  # every press gets its answer
     app.add_error_handler(on_error)
 

@@ -17,6 +17,7 @@ from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.i18n import lang_of, t
+from bot.telegram import callback_data as cd
 from bot.telegram.context import lang, services
 from bot.telegram.inputs import mentions
 
@@ -25,9 +26,6 @@ log = logging.getLogger(__name__)
 GROUP_ADMIN = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
 REFUSAL_EVERY = 3600.0  # seconds: a refused person hears why at most once an hour
 REFUSALS_REMEMBERED = 10_000  # people; the oldest are forgotten first, so memory stays bounded
-#: Buttons whose data names a row, and what kind of row.
-ROW_BUTTONS = {"regen": "job", "var": "job", "orig": "image", "hist": "image"}
-MAX_ROW_ID = 2**63 - 1  # SQLite's integer; a bigger id names nothing
 
 
 class RefusalMemory:
@@ -84,16 +82,13 @@ def addressed_to_bot(message: Message, bot_id: int, username: str) -> bool:
     return mentions(message.text or "", username)
 
 
-def row_of(data: str) -> tuple[str, int] | None:
-    """(`job`|`image`, id) for a button naming a row; None for any other data.
-
-    An id that is not a plain number, or too big for the database, names row -1 (no row)."""
-    prefix, _, arg = data.partition(":")
-    kind = ROW_BUTTONS.get(prefix)
-    if kind is None:
-        return None
-    row = int(arg) if arg.isascii() and arg.isdigit() and int(arg) <= MAX_ROW_ID else -1
-    return kind, row
+def row_of(press: cd.CallbackData | None) -> tuple[str, int] | None:
+    """(`job`|`image`, id) for a button naming a row; None for any other (or no) button."""
+    if isinstance(press, cd.Regenerate | cd.Vary):
+        return "job", press.job_id
+    if isinstance(press, cd.SendOriginal | cd.PickFromHistory):
+        return "image", press.image_id
+    return None
 
 
 async def access_gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -191,8 +186,10 @@ async def may_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     svc = services(context)
     if svc.access.is_admin(presser):
         return True
-    data = query.data or ""
-    row = row_of(data)
+    press = cd.decode(query.data)
+    if press is None:
+        return True  # data the bot never sent reaches only on_unknown's short answer
+    row = row_of(press)
     if row is not None:
         found, owner = await svc.access.owner_of(row[0], row[1], chat.id)
         if not found:
@@ -203,7 +200,7 @@ async def may_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
             owner = _message_owner(query.message)  # rows from before owners were recorded
     elif chat.type == ChatType.PRIVATE:
         return True
-    elif data.startswith(("set:", "ratio:")):
+    elif isinstance(press, cd.SETTINGS):
         owner = None  # chat-wide settings are for the group's admins
     else:
         owner = _message_owner(query.message)

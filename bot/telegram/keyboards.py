@@ -1,4 +1,4 @@
-"""Inline keyboards for /ratio, /history and /settings. Callback data stays under 64 bytes."""
+"""Inline keyboards for /ratio, /history and /settings; every button's data comes from the codec."""
 
 from __future__ import annotations
 
@@ -7,8 +7,15 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.i18n import t
 from bot.services.prefs import LANGUAGES, MATCH_INPUT, RATIOS, REPLY_MODES, SIZES, Prefs
 from bot.services.types import HistoryPage
+from bot.telegram import callback_data as cd
 
-B = InlineKeyboardButton
+
+def button(label: str, data: cd.CallbackData) -> InlineKeyboardButton:
+    """A button whose callback data is `data`, encoded (so it decodes back to it)."""
+    return InlineKeyboardButton(label, callback_data=cd.encode(data))
+
+
+B = button
 
 
 def _mark(label: str, chosen: bool) -> str:
@@ -16,16 +23,16 @@ def _mark(label: str, chosen: bool) -> str:
 
 
 def ratio_keyboard(lang: str, current: str | None, *, back: bool = False) -> InlineKeyboardMarkup:
-    buttons = [B(_mark(r, r == current), callback_data=f"ratio:{r}") for r in RATIOS]
+    buttons = [B(_mark(r, r == current), cd.SetRatio(r)) for r in RATIOS]
     rows = [buttons[i : i + 5] for i in range(0, len(buttons), 5)]
     rows.append(
         [
-            B(_mark(t(lang, "ratio_match"), current == MATCH_INPUT), callback_data="ratio:match"),
-            B(_mark(t(lang, "ratio_auto"), current is None), callback_data="ratio:auto"),
+            B(_mark(t(lang, "ratio_match"), current == MATCH_INPUT), cd.SetRatio(MATCH_INPUT)),
+            B(_mark(t(lang, "ratio_auto"), current is None), cd.SetRatio(None)),
         ]
     )
     if back:
-        rows.append([B(t(lang, "btn_back"), callback_data="set:menu")])
+        rows.append([B(t(lang, "btn_back"), cd.OpenSettings())])
     return InlineKeyboardMarkup(rows)
 
 
@@ -34,12 +41,12 @@ def history_keyboard(lang: str, page: HistoryPage) -> InlineKeyboardMarkup:
     for entry in page.entries:
         label = entry.prompt or t(lang, "history_your_image")
         text = f"#{entry.image.id} · {entry.created_at} · {label}"
-        rows.append([B(text[:60], callback_data=f"hist:{entry.image.id}")])
+        rows.append([B(text[:60], cd.PickFromHistory(entry.image.id))])
     nav = []
     if page.page > 0:
-        nav.append(B("◀️", callback_data=f"histp:{page.page - 1}"))
+        nav.append(B("◀️", cd.TurnHistoryPage(page.page - 1)))
     if page.page + 1 < page.pages:
-        nav.append(B("▶️", callback_data=f"histp:{page.page + 1}"))
+        nav.append(B("▶️", cd.TurnHistoryPage(page.page + 1)))
     if nav:
         rows.append(nav)
     return InlineKeyboardMarkup(rows)
@@ -68,16 +75,16 @@ def settings_keyboard(lang: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         [
             [
-                B(t(lang, "set_model"), callback_data="set:open:model"),
-                B(t(lang, "set_ratio"), callback_data="set:open:ratio"),
+                B(t(lang, "set_model"), cd.OpenSetting("model")),
+                B(t(lang, "set_ratio"), cd.OpenSetting("ratio")),
             ],
             [
-                B(t(lang, "set_size"), callback_data="set:open:size"),
-                B(t(lang, "set_reply"), callback_data="set:open:reply"),
+                B(t(lang, "set_size"), cd.OpenSetting("size")),
+                B(t(lang, "set_reply"), cd.OpenSetting("reply")),
             ],
             [
-                B(t(lang, "set_language"), callback_data="set:open:language"),
-                B(t(lang, "set_refine"), callback_data="set:refine:toggle"),
+                B(t(lang, "set_language"), cd.OpenSetting("language")),
+                B(t(lang, "set_refine"), cd.ToggleRefine()),
             ],
         ]
     )
@@ -91,21 +98,18 @@ def choices_keyboard(
         return ratio_keyboard(lang, prefs.aspect_ratio, back=True)
     if field == "model":
         current = prefs.model or default_model
-        rows = [
-            [B(_mark(m, m == current), callback_data=f"set:model:{i}")]
-            for i, m in enumerate(models)
-        ]
+        rows = [[B(_mark(m, m == current), cd.SetModel(i))] for i, m in enumerate(models)]
     elif field == "size":
         rows = [
-            [B(_mark(s, s == prefs.image_size), callback_data=f"set:size:{s}") for s in SIZES]
-            + [B(_mark(t(lang, "auto"), prefs.image_size is None), callback_data="set:size:auto")]
+            [B(_mark(s, s == prefs.image_size), cd.SetSize(s)) for s in SIZES]
+            + [B(_mark(t(lang, "auto"), prefs.image_size is None), cd.SetSize(None))]
         ]
     elif field == "reply":
         rows = [
             [
                 B(
                     _mark(t(lang, f"reply_{m}"), m == prefs.reply_mode),
-                    callback_data=f"set:reply:{m}",
+                    cd.SetReply(m),
                 )
                 for m in REPLY_MODES
             ]
@@ -115,11 +119,11 @@ def choices_keyboard(
             [
                 B(
                     _mark(t(lang, f"language_{code}"), code == prefs.language),
-                    callback_data=f"set:language:{code}",
+                    cd.SetLanguage(code),
                 )
                 for code in LANGUAGES
             ]
-            + [B(_mark(t(lang, "auto"), prefs.language is None), callback_data="set:language:auto")]
+            + [B(_mark(t(lang, "auto"), prefs.language is None), cd.SetLanguage(None))]
         ]
-    rows.append([B(t(lang, "btn_back"), callback_data="set:menu")])
+    rows.append([B(t(lang, "btn_back"), cd.OpenSettings())])
     return InlineKeyboardMarkup(rows)

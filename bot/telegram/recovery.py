@@ -13,16 +13,18 @@ import contextlib
 import logging
 from functools import partial
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import Application
 
 from bot.i18n import lang_of, t
 from bot.services.recovery import Action, Leftover, RecoveryService
+from bot.telegram import callback_data as cd
 from bot.telegram.context import SERVICES_KEY, Services
 from bot.telegram.errors import message_for
 from bot.telegram.flow import answer_job
+from bot.telegram.keyboards import button
 from bot.telegram.replies import ResultSender
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,7 @@ RECOVERY_KEY = "recovery"
 
 
 def retry_keyboard(job_id: int, lang: str) -> InlineKeyboardMarkup:
-    button = InlineKeyboardButton(t(lang, "btn_retry"), callback_data=f"regen:{job_id}")
-    return InlineKeyboardMarkup([[button]])
+    return InlineKeyboardMarkup([[button(t(lang, "btn_retry"), cd.Regenerate(job_id))]])
 
 
 async def start_recovery(app: Application) -> list[asyncio.Task[None]]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message
+from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message
 from telegram.constants import ParseMode
 
 from bot import imaging
 from bot.i18n import t
 from bot.services.images import ImageLibrary
 from bot.services.types import JobOutcome, StoredImage, Who
+from bot.telegram import callback_data as cd
+from bot.telegram.keyboards import button
 
 CAPTION_LIMIT = 1024
 PROMPT_IN_CAPTION = 300
@@ -29,17 +31,23 @@ def result_keyboard(
     job_id: int, image: StoredImage | None, lang: str, *, variations: bool
 ) -> InlineKeyboardMarkup:
     """Regenerate · Original / New · Variations. Callback data names rows, not state."""
-    first = [InlineKeyboardButton(t(lang, "btn_regenerate"), callback_data=f"regen:{job_id}")]
+    first = [button(t(lang, "btn_regenerate"), cd.Regenerate(job_id))]
     if image is not None:
-        first.append(
-            InlineKeyboardButton(t(lang, "btn_original"), callback_data=f"orig:{image.id}")
-        )
-    second = [InlineKeyboardButton(t(lang, "btn_new"), callback_data="new")]
+        first.append(button(t(lang, "btn_original"), cd.SendOriginal(image.id)))
+    second = [button(t(lang, "btn_new"), cd.StartOver())]
     if variations:
-        second.append(
-            InlineKeyboardButton(t(lang, "btn_variations"), callback_data=f"var:{job_id}")
-        )
+        second.append(button(t(lang, "btn_variations"), cd.Vary(job_id)))
     return InlineKeyboardMarkup([first, second])
+
+
+def album_keyboard(
+    job_id: int, shown: list[StoredImage], lang: str, *, variations: bool
+) -> InlineKeyboardMarkup:
+    """One 📎 Original per image of an album (rows of five), then the result's buttons."""
+    originals = [button(f"📎 {i + 1}", cd.SendOriginal(image.id)) for i, image in enumerate(shown)]
+    rows = [originals[:5], originals[5:]] if len(originals) > 5 else [originals]
+    keyboard = result_keyboard(job_id, None, lang, variations=variations)
+    return InlineKeyboardMarkup([*rows, *keyboard.inline_keyboard])
 
 
 def file_name(image: StoredImage) -> str:
@@ -167,17 +175,11 @@ class ResultSender:
         )
         for msg, image in zip(messages, shown, strict=False):
             await self._images.record_delivery(who.chat_id, msg.message_id, image.id, None)
-        keyboard = result_keyboard(outcome.job_id, None, lang, variations=self._variations)
-        originals = [
-            InlineKeyboardButton(f"📎 {i + 1}", callback_data=f"orig:{image.id}")
-            for i, image in enumerate(shown)
-        ]
-        rows = [originals[:5], originals[5:]] if len(originals) > 5 else [originals]
         await self._bot.send_message(
             who.chat_id,
             t(lang, "album_buttons"),
             message_thread_id=who.thread_id or None,
-            reply_markup=InlineKeyboardMarkup([*rows, *keyboard.inline_keyboard]),
+            reply_markup=album_keyboard(outcome.job_id, shown, lang, variations=self._variations),
         )
 
     async def _send_text_only(

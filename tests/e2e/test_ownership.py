@@ -110,6 +110,35 @@ async def test_malformed_button_data_gets_one_short_answer(
     assert not any("went wrong" in t.lower() for t in texts), texts
 
 
+async def test_data_the_bot_never_sent_acts_on_nothing(
+    tg: FakeTelegram, upstream: FakeImageAPI, bot: RunningBot
+):
+    """Look-alikes of real buttons (an id with a leading zero, a setting that does not exist)
+    decode to nothing: one short answer each, no job, no menu, for the asker and another user."""
+    tg.send_text(ALICE, "a red car", user=tg.user(ALICE))
+    [alices] = await tg.wait_for("sendPhoto")
+    _in(tg, GROUP, "/imagine a blue bike", BOB)
+    [bobs] = await tg.wait_for("sendPhoto", lambda c: c.params["chat_id"] == GROUP)
+    job = button(alices, "regen:").partition(":")[2]
+    assert button(bobs, "regen:") != f"regen:{job}"
+    forged = (f"regen:0{job}", f"var:0{job}", f"orig:0{job}", "set:open:bogus", "set:menu:1")
+    presses = [(ALICE, alices), (BOB, bobs), (ALICE, bobs)]  # Alice also under Bob's picture
+    queries = [
+        tg.press_button(
+            photo.params["chat_id"], photo.result["message_id"], data, user=tg.user(user)
+        )
+        for user, photo in presses
+        for data in forged
+    ]
+    for query in queries:
+        answer = await _answer_of(tg, query)
+        assert answer.params["text"] == "That button doesn't work any more.", query["data"]
+    await asyncio.sleep(0.5)
+    assert len(upstream.requests) == 2
+    assert tg.calls_of("editMessageText", "editMessageReplyMarkup", "sendDocument") == []
+    assert len(tg.calls_of("sendPhoto")) == 2
+
+
 async def test_new_and_undo_wait_for_the_running_job(
     tg: FakeTelegram, upstream: FakeImageAPI, bot: RunningBot
 ):

@@ -1,20 +1,26 @@
-"""Buttons. Callback data names database rows, so buttons work after a restart."""
+"""Buttons. Callback data names database rows, so buttons work after a restart.
+
+Each handler receives its press already decoded (bot.telegram.callback_data); data that does
+not decode reaches only on_unknown.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from types import UnionType
+from typing import Any, get_args, get_type_hints
 
-from telegram import CallbackQuery, Message, Update
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
-from telegram.ext import ContextTypes
+from telegram.ext import CallbackQueryHandler, ContextTypes
 
 from bot.i18n import t
-from bot.services.prefs import MATCH_INPUT, RATIOS
+from bot.telegram import callback_data as cd
 from bot.telegram.context import lang, services, who_of
 from bot.telegram.flow import chat_turn, run_job
-from bot.telegram.gate import MAX_ROW_ID
 from bot.telegram.keyboards import (
     choices_keyboard,
     history_keyboard,
@@ -27,25 +33,41 @@ from bot.telegram.replies import ResultSender
 log = logging.getLogger(__name__)
 VARIATIONS = 4
 
-
-def _query(update: Update) -> tuple[CallbackQuery, str]:
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    return query, query.data.partition(":")[2]
+Context = ContextTypes.DEFAULT_TYPE
 
 
-def _int(text: str) -> int:
-    """A row id or page from callback data; -1 when it is not one (or too big for SQLite)."""
-    if text.isascii() and text.isdigit() and int(text) <= MAX_ROW_ID:
-        return int(text)
-    return -1
+def button_handler(
+    callback: Callable[[Update, Context, Any], Awaitable[None]],
+) -> CallbackQueryHandler[Context, None]:
+    """Presses whose data decodes to a kind the callback's `press` annotation names; the
+    callback gets the decoded data (so what a handler takes is written in one place)."""
+    kinds = _kinds(get_type_hints(callback)["press"])
+
+    async def handle(update: Update, context: Context) -> None:
+        assert update.callback_query is not None
+        press = cd.decode(update.callback_query.data)
+        assert isinstance(press, kinds)  # the pattern let only these through
+        await callback(update, context, press)
+
+    return CallbackQueryHandler(handle, pattern=cd.of_kind(*kinds))
 
 
-async def on_original(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """`orig:<image>`: send that image as a file, without Telegram's recompression."""
-    query, arg = _query(update)
+def _kinds(annotation: object) -> tuple[type[cd.CallbackData], ...]:
+    kinds = get_args(annotation) if isinstance(annotation, UnionType) else (annotation,)
+    assert kinds and all(isinstance(k, type) and issubclass(k, cd.CallbackData) for k in kinds)
+    return kinds
+
+
+def _query(update: Update) -> CallbackQuery:
+    assert update.callback_query is not None
+    return update.callback_query
+
+
+async def on_original(update: Update, context: Context, press: cd.SendOriginal) -> None:
+    """Send that image as a file, without Telegram's recompression."""
+    query = _query(update)
     svc, who, lng = services(context), who_of(update), lang(update, context)
-    image = await svc.images.get(_int(arg), who.chat_id)
+    image = await svc.images.get(press.image_id, who.chat_id)
     if image is None:
         await query.answer(t(lng, "err_image_missing"), show_alert=True)
         return
@@ -54,61 +76,67 @@ async def on_original(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     await ResultSender(context.bot, svc.images).send_original(who, lng, image, reply_to=reply_to)
 
 
-async def on_regenerate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """`regen:<job>` and `var:<job>`: the same prompt and inputs again (or several variations)."""
-    query, arg = _query(update)
+async def on_regenerate(update: Update, context: Context, press: cd.Regenerate | cd.Vary) -> None:
+    """The same prompt and inputs again (or several variations)."""
+    query = _query(update)
     svc, who, lng = services(context), who_of(update), lang(update, context)
-    spec = await svc.generation.job_spec(_int(arg), who.chat_id)
+    spec = await svc.generation.job_spec(press.job_id, who.chat_id)
     if spec is None:
         await query.answer(t(lng, "err_image_missing"), show_alert=True)
         return
     await query.answer()
     prompt, inputs, options = spec
-    if (query.data or "").startswith("var:"):
+    if isinstance(press, cd.Vary):
         options = replace(options, n=VARIATIONS)
     async with chat_turn(update, context):
         await run_job(update, context, prompt, inputs, options=options)
 
 
-async def on_new(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """`new`: start fresh; the next text draws a new picture."""
-    query, _ = _query(update)
-    who = who_of(update)
+async def on_new(update: Update, context: Context, press: cd.StartOver) -> None:
+    """Start fresh; the next text draws a new picture."""
+    query, who = _query(update), who_of(update)
     await query.answer(t(lang(update, context), "new_session"))
     async with chat_turn(update, context):  # after the chat's running job, not under it
         await services(context).images.start_over(who.chat_id, who.thread_id)
 
 
-async def on_ratio(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """`ratio:<r|match|auto>` from /ratio or the settings menu."""
-    query, arg = _query(update)
+async def on_ratio(update: Update, context: Context, press: cd.SetRatio) -> None:
+    """A ratio from /ratio or the settings menu."""
+    query = _query(update)
     svc, who = services(context), who_of(update)
-    if arg not in (*RATIOS, MATCH_INPUT, "auto"):
-        await query.answer(t(lang(update, context), "button_unknown"))
-        return
-    value = None if arg == "auto" else (MATCH_INPUT if arg == "match" else arg)
-    prefs = await svc.prefs.update(who.chat_id, who.chat_type, who.chat_title, aspect_ratio=value)
+    prefs = await svc.prefs.update(
+        who.chat_id, who.chat_type, who.chat_title, aspect_ratio=press.ratio
+    )
     lng = lang(update, context)
     await query.answer(t(lng, "saved"))
     markup = query.message.reply_markup if isinstance(query.message, Message) else None
-    back = "set:menu" in str(markup)
-    await _edit(query, None, ratio_keyboard(lng, prefs.aspect_ratio, back=back))
+    await _edit(query, None, ratio_keyboard(lng, prefs.aspect_ratio, back=_has_back(markup)))
 
 
-async def on_history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """`histp:<page>` pages; `hist:<image>` resends that image and makes it current."""
-    query, arg = _query(update)
+def _has_back(markup: InlineKeyboardMarkup | None) -> bool:
+    """Whether the keyboard pressed is the settings menu's (it has a Back button)."""
+    rows = markup.inline_keyboard if markup is not None else ()
+    return any(isinstance(cd.decode(b.callback_data), cd.OpenSettings) for row in rows for b in row)
+
+
+async def on_history_page(update: Update, context: Context, press: cd.TurnHistoryPage) -> None:
+    """Another page of /history, in place."""
+    query = _query(update)
     svc, who, lng = services(context), who_of(update), lang(update, context)
-    if (query.data or "").startswith("histp:"):
-        page = await svc.images.history(who.chat_id, _int(arg))
-        await query.answer()
-        await _edit(
-            query,
-            t(lng, "history", total=page.total, page=page.page + 1, pages=page.pages),
-            history_keyboard(lng, page),
-        )
-        return
-    image = await svc.images.get(_int(arg), who.chat_id)
+    page = await svc.images.history(who.chat_id, press.page)
+    await query.answer()
+    await _edit(
+        query,
+        t(lng, "history", total=page.total, page=page.page + 1, pages=page.pages),
+        history_keyboard(lng, page),
+    )
+
+
+async def on_history_pick(update: Update, context: Context, press: cd.PickFromHistory) -> None:
+    """Resend that image and make it current."""
+    query = _query(update)
+    svc, who, lng = services(context), who_of(update), lang(update, context)
+    image = await svc.images.get(press.image_id, who.chat_id)
     if image is None:
         await query.answer(t(lng, "err_image_missing"), show_alert=True)
         return
@@ -120,34 +148,40 @@ async def on_history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         )
 
 
-async def on_settings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """`set:menu`, `set:open:<field>`, `set:<field>:<value>`: the /settings menu."""
-    query, arg = _query(update)
+Setting = (
+    cd.OpenSettings
+    | cd.OpenSetting
+    | cd.SetModel
+    | cd.SetSize
+    | cd.SetReply
+    | cd.SetLanguage
+    | cd.ToggleRefine
+)
+
+
+async def on_settings(update: Update, context: Context, press: Setting) -> None:
+    """The /settings menu: open it or one setting, or change a setting."""
+    query = _query(update)
     svc, who = services(context), who_of(update)
-    field, _, value = arg.partition(":")
     changes: dict[str, object] = {}
     prefs = await svc.prefs.get(who.chat_id)
-    if field == "model" and 0 <= _int(value) < len(svc.models):
-        changes["model"] = svc.models[_int(value)]
-    elif field == "size":
-        changes["image_size"] = None if value == "auto" else value
-    elif field == "reply":
-        changes["reply_mode"] = value
-    elif field == "language":
-        changes["language"] = None if value == "auto" else value
-    elif field == "refine":
+    if isinstance(press, cd.SetModel) and press.index < len(svc.models):
+        changes["model"] = svc.models[press.index]
+    elif isinstance(press, cd.SetSize):
+        changes["image_size"] = press.size
+    elif isinstance(press, cd.SetReply):
+        changes["reply_mode"] = press.mode
+    elif isinstance(press, cd.SetLanguage):
+        changes["language"] = press.language
+    elif isinstance(press, cd.ToggleRefine):
         changes["refine"] = not prefs.refine
     if changes:
-        try:
-            prefs = await svc.prefs.update(who.chat_id, who.chat_type, who.chat_title, **changes)
-        except ValueError:
-            await query.answer()
-            return
+        prefs = await svc.prefs.update(who.chat_id, who.chat_type, who.chat_title, **changes)
     lng = lang(update, context)
     await query.answer(t(lng, "saved") if changes else None)
     default = svc.generation.default_model
-    if field == "open":
-        keyboard = choices_keyboard(lng, value, prefs, svc.models, default)
+    if isinstance(press, cd.OpenSetting):
+        keyboard = choices_keyboard(lng, press.setting, prefs, svc.models, default)
     else:
         keyboard = settings_keyboard(lng)
     await _edit(query, settings_text(lng, prefs, default), keyboard)
