@@ -8,7 +8,6 @@ no image says why in `finishReason`. Model turns are kept verbatim for real hist
 from __future__ import annotations
 
 import base64
-import copy
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +30,7 @@ from bot.providers.extract import (
     checked_mime,
     clean_detail,
     decode_base64,
+    deep_merge,
     error_from_http,
 )
 from bot.providers.http import in_gil_lane, post_json, resolve_images, tagged
@@ -81,18 +81,6 @@ def endpoint_url(base_url: str, model: str) -> str:
     return f"{base}/v1beta/models/{model_id(model)}:generateContent"
 
 
-def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """`base` with `over` laid on top; nested objects merged, `over` wins. Copies, never shares."""
-    merged = copy.deepcopy(dict(base))
-    for key, value in over.items():
-        old = merged.get(key)
-        if isinstance(old, dict) and isinstance(value, Mapping):
-            merged[key] = _deep_merge(old, value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _image_config(req: ImageRequest) -> dict[str, str]:
     config = {}
     if req.aspect_ratio:
@@ -134,7 +122,7 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
     if not endpoint.extra_body:
         return core
     extra = {k: v for k, v in endpoint.extra_body.items() if k != "contents"}
-    return _deep_merge(extra, core)
+    return deep_merge(extra, core)
 
 
 # --- response -----------------------------------------------------------------------------

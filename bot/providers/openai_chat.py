@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,7 +11,6 @@ from bot.providers.base import (
     Endpoint,
     ImageRequest,
     ImageResult,
-    InputImage,
     ParsedAnswer,
     ProgressCallback,
 )
@@ -22,6 +19,8 @@ from bot.providers.extract import (
     answer_object,
     bad_response,
     clean_detail,
+    data_uri,
+    deep_merge,
     error_in_200,
     images_from_chat_message,
     text_of_chat_message,
@@ -32,27 +31,12 @@ from bot.providers.urlguard import UrlPolicy
 # --- request ------------------------------------------------------------------------------
 
 
-def data_uri(image: InputImage) -> str:
-    return f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
-
-
 def _user_content(req: ImageRequest) -> str | list[dict[str, Any]]:
     if not req.images:
         return req.prompt
     return [{"type": "text", "text": req.prompt}] + [
         {"type": "image_url", "image_url": {"url": data_uri(image)}} for image in req.images
     ]
-
-
-def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        old = merged.get(key)
-        if isinstance(old, dict) and isinstance(value, Mapping):
-            merged[key] = _deep_merge(old, value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def _image_config(req: ImageRequest) -> dict[str, Any]:
@@ -78,7 +62,7 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
         "messages": [*history, {"role": "user", "content": _user_content(req)}],
         "stream": False,
     }
-    return {**_deep_merge(endpoint.extra_body, _image_config(req)), **core}
+    return {**deep_merge(endpoint.extra_body, _image_config(req)), **core}
 
 
 # --- response -----------------------------------------------------------------------------

@@ -11,7 +11,6 @@ failure to learn its outcome is reported as TIMEOUT ("maybe charged"), which the
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,12 +19,12 @@ from urllib.parse import quote
 
 import httpx
 
+from bot.imaging import sniff_mime
 from bot.providers.base import (
     Endpoint,
     ImageRef,
     ImageRequest,
     ImageResult,
-    InputImage,
     ParsedAnswer,
     ProgressCallback,
 )
@@ -33,10 +32,10 @@ from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import (
     answer_object,
     clean_detail,
+    data_uri,
     decode_base64,
     error_in_200,
     ref_from_url_or_data,
-    sniff_mime,
     text_without_images,
 )
 from bot.providers.http import get_json, in_gil_lane, post_json, resolve_images, tagged
@@ -66,15 +65,11 @@ T = TypeVar("T")
 # --- request ------------------------------------------------------------------------------
 
 
-def data_uri(image: InputImage) -> str:
-    return f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
-
-
 def build_request(req: ImageRequest, endpoint: Endpoint) -> tuple[str, dict[str, Any]]:
     """(path, JSON body). No images: a generation; with images: an edit, JSON as S2 takes it
     (`image` a string for one image, a list for several). `endpoint.extra_body` is merged at top
-    level but cannot replace model, prompt, images, mask or n. `aspect_ratio` is documented for
-    kling models only (S2), so it is sent only to those; `req.mask` only goes with an edit."""
+    level but cannot set model, prompt, images, mask or n. `aspect_ratio` is documented for
+    kling models only (S2), so it is sent only to those."""
     body: dict[str, Any] = {k: v for k, v in endpoint.extra_body.items() if k not in _RESERVED}
     body.update(model=req.model, prompt=req.prompt)
     if req.n > 1:
@@ -85,8 +80,6 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> tuple[str, dict[str,
         return "/images/generations", body
     uris = [data_uri(image) for image in req.images]
     body["image"] = uris[0] if len(uris) == 1 else uris
-    if req.mask is not None:
-        body["mask"] = data_uri(req.mask)
     return "/images/edits", body
 
 
