@@ -12,8 +12,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from bot.providers.base import (
     Endpoint,
     ImageRef,
@@ -33,8 +31,7 @@ from bot.providers.extract import (
     deep_merge,
     error_from_http,
 )
-from bot.providers.http import in_gil_lane, post_json, resolve_images, tagged
-from bot.providers.urlguard import UrlPolicy
+from bot.providers.http import EndpointClient, in_gil_lane, post_json, tagged
 
 # finishReason / blockReason values that mean "refused" (§2). Any image present is a success.
 BLOCK_REASONS = frozenset(
@@ -259,22 +256,8 @@ def parse_response(body: bytes | bytearray) -> ParsedAnswer:
 # --- provider -----------------------------------------------------------------------------
 
 
-class GeminiProvider:
-    """One endpoint speaking Gemini-native. Uses, never creates or closes, the shared client."""
-
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        http: httpx.AsyncClient,
-        *,
-        max_download_bytes: int = 50_000_000,
-        url_policy: UrlPolicy | None = None,
-    ) -> None:
-        self.endpoint = endpoint
-        self._http = http
-        self._max_download_bytes = max_download_bytes
-        # image links may lead to public hosts, the operator's allowed ones and this endpoint
-        self._url_policy = (url_policy or UrlPolicy()).with_origin(endpoint.base_url)
+class GeminiProvider(EndpointClient):
+    """One endpoint speaking Gemini-native."""
 
     def url(self, model: str) -> str:
         return endpoint_url(self.endpoint.base_url, model)
@@ -288,13 +271,7 @@ class GeminiProvider:
             raw = await post_json(self._http, self.endpoint, self.url(request.model), body)
             parsed = await in_gil_lane(parse_response, raw)
             del raw  # up to 64 MB, not to be held while the links download
-            images = await resolve_images(
-                self._http,
-                parsed.images,
-                max_bytes=self._max_download_bytes,
-                timeout=self.endpoint.timeout,
-                policy=self._url_policy,
-            )
+            images = await self._images(parsed.images)
         return ImageResult(
             images=images,
             text=parsed.text,

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from bot.providers.base import (
     Endpoint,
     ImageRequest,
@@ -25,8 +23,7 @@ from bot.providers.extract import (
     images_from_chat_message,
     text_of_chat_message,
 )
-from bot.providers.http import in_gil_lane, post_json, resolve_images, tagged
-from bot.providers.urlguard import UrlPolicy
+from bot.providers.http import EndpointClient, in_gil_lane, post_json, tagged
 
 # --- request ------------------------------------------------------------------------------
 
@@ -116,22 +113,8 @@ def parse_response(body: bytes | bytearray) -> ParsedAnswer:
 # --- provider -----------------------------------------------------------------------------
 
 
-class OpenAIChatProvider:
-    """One endpoint speaking openai-chat. Uses, never creates or closes, the shared client."""
-
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        http: httpx.AsyncClient,
-        *,
-        max_download_bytes: int = 50_000_000,
-        url_policy: UrlPolicy | None = None,
-    ) -> None:
-        self.endpoint = endpoint
-        self._http = http
-        self._max_download_bytes = max_download_bytes
-        # image links may lead to public hosts, the operator's allowed ones and this endpoint
-        self._url_policy = (url_policy or UrlPolicy()).with_origin(endpoint.base_url)
+class OpenAIChatProvider(EndpointClient):
+    """One endpoint speaking openai-chat."""
 
     @property
     def url(self) -> str:
@@ -146,11 +129,7 @@ class OpenAIChatProvider:
             raw = await post_json(self._http, self.endpoint, self.url, body)
             parsed = await in_gil_lane(parse_response, raw)
             del raw  # up to 64 MB, not to be held while the links download
-            images = await resolve_images(
-                self._http, parsed.images,
-                max_bytes=self._max_download_bytes, timeout=self.endpoint.timeout,
-                policy=self._url_policy,
-            )
+            images = await self._images(parsed.images)
         return ImageResult(
             images=images, text=parsed.text, usage=parsed.usage,
             endpoint=self.endpoint.name, model=request.model,

@@ -38,7 +38,7 @@ from bot.providers.extract import (
     ref_from_url_or_data,
     text_without_images,
 )
-from bot.providers.http import get_json, in_gil_lane, post_json, resolve_images, tagged
+from bot.providers.http import EndpointClient, get_json, in_gil_lane, post_json, tagged
 from bot.providers.urlguard import UrlPolicy
 
 log = logging.getLogger(__name__)
@@ -190,8 +190,8 @@ async def _parse(parse: Callable[[bytes | bytearray], T], raw: bytes | bytearray
     return parse(raw)
 
 
-class OpenAIImagesProvider:
-    """One endpoint speaking the Images API. Uses, never creates or closes, the shared client."""
+class OpenAIImagesProvider(EndpointClient):
+    """One endpoint speaking the Images API."""
 
     def __init__(
         self,
@@ -203,13 +203,11 @@ class OpenAIImagesProvider:
         max_task_wait: float = 300.0,
         url_policy: UrlPolicy | None = None,
     ) -> None:
-        self.endpoint = endpoint
-        self._http = http
-        self._max_download_bytes = max_download_bytes
+        super().__init__(
+            endpoint, http, max_download_bytes=max_download_bytes, url_policy=url_policy
+        )
         self._poll_interval = poll_interval
         self._max_task_wait = max_task_wait
-        # image links may lead to public hosts, the operator's allowed ones and this endpoint
-        self._url_policy = (url_policy or UrlPolicy()).with_origin(endpoint.base_url)
 
     @property
     def base(self) -> str:
@@ -231,10 +229,7 @@ class OpenAIImagesProvider:
             refs = parsed.images
             if parsed.task_id is not None:
                 refs = await self._wait_for_task(parsed.task_id, progress)
-            images = await resolve_images(
-                self._http, refs, max_bytes=self._max_download_bytes,
-                timeout=self.endpoint.timeout, policy=self._url_policy,
-            )
+            images = await self._images(refs)
         return ImageResult(
             images=images,
             text=parsed.text,
