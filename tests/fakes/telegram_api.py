@@ -18,9 +18,11 @@ multipart bodies, as the real server accepts) and ``{root}/file/bot{token}/{file
 
 Answers have the real shapes: ``{"ok": true, "result": ...}`` or
 ``{"ok": false, "error_code": N, "description": "..."}`` (plus ``parameters.retry_after`` for 429),
-and the HTTP status equals ``error_code``. Error texts are the real server's. HTML, MarkdownV2 and
-Markdown parsing follow TDLib's parsers (same error texts and byte offsets), so a bot that sends
-broken markup fails here as it would in production.
+and the HTTP status equals ``error_code``. Error texts are the real server's. HTML parsing follows
+TDLib's parser (same error texts and byte offsets), so a bot that sends broken markup fails here as
+it would in production. HTML is the only parse mode the bot uses, so it is the only one parsed:
+MarkdownV2 and Markdown are refused like an unknown mode, and a change that starts sending them
+fails here at once.
 """
 
 from __future__ import annotations
@@ -241,8 +243,8 @@ class _Upload:
 
 
 # --------------------------------------------------------------------------------------------
-# Entity parsing, ported from TDLib (td/telegram/MessageEntity.cpp): parse_html,
-# parse_markdown_v2 and parse_markdown, with the same error texts and byte offsets.
+# Entity parsing, ported from TDLib (td/telegram/MessageEntity.cpp): parse_html, with the same
+# error texts and byte offsets.
 
 _SPACE = frozenset(b" \t\r\n\x00\x0b")
 
@@ -527,305 +529,6 @@ def _parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
     for ent in entities:
         if ent["type"] == "code":
             ent.pop("language", None)
-    return out.decode("utf-8", "replace"), _sorted_entities(entities)
-
-
-_MDV2_TYPE_NAMES = {
-    "bold": "Bold",
-    "italic": "Italic",
-    "underline": "Underline",
-    "strikethrough": "Strikethrough",
-    "spoiler": "Spoiler",
-    "code": "Code",
-    "pre": "Pre",
-    "pre_code": "PreCode",
-    "text_link": "TextUrl",
-    "custom_emoji": "CustomEmoji",
-    "blockquote": "BlockQuote",
-}
-
-
-def _reserved_error(ch: int) -> ValueError:
-    return ValueError(
-        f"Character '{chr(ch)}' is reserved and must be escaped with the preceding '\\'"
-    )
-
-
-def _parse_markdown_v2(text: str) -> tuple[str, list[dict[str, Any]]]:
-    t = _Bytes(text.encode("utf-8"))
-    out = bytearray()
-    entities: list[dict[str, Any]] = []
-    utf16 = 0
-    nested: list[dict[str, Any]] = []
-    have_bq = False
-    i = 0
-    while i < t.n:
-        c = t[i]
-        if c == ord("\\") and 0 < t[i + 1] <= 126:
-            i += 1
-            utf16 += 1
-            out.append(t[i])
-            i += 1
-            continue
-        reserved = b"_*[]()~`>#+-=|{}.!\n"
-        if nested and nested[-1]["type"] in ("code", "pre", "pre_code"):
-            reserved = b"`"
-        if c not in reserved:
-            if _is_first_unit(c):
-                utf16 += _utf16_step(c)
-            out.append(c)
-            i += 1
-            continue
-
-        is_end = False
-        if nested:
-            top_type = nested[-1]["type"]
-            if have_bq and c == ord("\n") and (i + 1 == t.n or t[i + 1] != ord(">")):
-                is_end = True
-            elif top_type == "bold":
-                is_end = c == ord("*")
-            elif top_type == "italic":
-                is_end = c == ord("_") and t[i + 1] != ord("_")
-            elif top_type == "code":
-                is_end = c == ord("`")
-            elif top_type in ("pre", "pre_code"):
-                is_end = c == ord("`") and t[i + 1] == ord("`") and t[i + 2] == ord("`")
-            elif top_type in ("text_link", "custom_emoji"):
-                is_end = c == ord("]")
-            elif top_type == "underline":
-                is_end = c == ord("_") and t[i + 1] == ord("_")
-            elif top_type == "strikethrough":
-                is_end = c == ord("~")
-            elif top_type == "spoiler":
-                is_end = c == ord("|") and t[i + 1] == ord("|")
-
-        if not is_end:
-            etype: str | None
-            argument = ""
-            byte_offset = i
-            ch = chr(c)
-            if ch == "_":
-                if t[i + 1] == ord("_"):
-                    etype = "underline"
-                    i += 1
-                else:
-                    etype = "italic"
-            elif ch == "*":
-                etype = "bold"
-            elif ch == "~":
-                etype = "strikethrough"
-            elif ch == "|":
-                if t[i + 1] != ord("|"):
-                    raise _reserved_error(c)
-                i += 1
-                etype = "spoiler"
-            elif ch == "[":
-                etype = "text_link"
-            elif ch == "`":
-                if t[i + 1] == ord("`") and t[i + 2] == ord("`"):
-                    i += 3
-                    etype = "pre"
-                    lang_end = i
-                    while t[lang_end] not in _SPACE and t[lang_end] != ord("`"):
-                        lang_end += 1
-                    if i != lang_end and lang_end < t.n and t[lang_end] != ord("`"):
-                        etype = "pre_code"
-                        argument = t.b[i:lang_end].decode("utf-8", "replace")
-                        i = lang_end
-                    if t[i] in (ord("\n"), ord("\r")):
-                        if t[i + 1] in (ord("\n"), ord("\r")) and t[i] != t[i + 1]:
-                            i += 2
-                        else:
-                            i += 1
-                    i -= 1
-                else:
-                    etype = "code"
-            elif ch == "!":
-                if t[i + 1] != ord("["):
-                    raise _reserved_error(c)
-                i += 1
-                etype = "custom_emoji"
-            elif ch == "\n":
-                utf16 += 1
-                out.append(c)
-                etype = None
-                if i + 1 < t.n and t[i + 1] == ord(">"):
-                    i += 1
-                    if not have_bq:
-                        etype = "blockquote"
-                        have_bq = True
-            elif ch == ">":
-                if i != 0:
-                    raise _reserved_error(c)
-                etype = "blockquote"
-                have_bq = True
-            else:
-                raise _reserved_error(c)
-            if etype is not None:
-                nested.append(
-                    {
-                        "type": etype,
-                        "arg": argument,
-                        "offset": utf16,
-                        "byte_offset": byte_offset,
-                        "begin": len(out),
-                    }
-                )
-            i += 1
-            continue
-
-        top = nested[-1]
-        etype = top["type"]
-        if c == ord("\n") and etype != "blockquote":
-            raise ValueError(
-                f"Can't find end of {_MDV2_TYPE_NAMES[etype]} entity at byte offset "
-                f"{top['byte_offset']}"
-            )
-        skip = utf16 == top["offset"]
-        extra: dict[str, Any] = {}
-        if etype in ("underline", "spoiler"):
-            i += 1
-        elif etype in ("pre", "pre_code"):
-            i += 2
-            if etype == "pre_code":
-                extra["language"] = top["arg"]
-        elif etype in ("text_link", "custom_emoji"):
-            if etype == "text_link" and t[i + 1] != ord("("):
-                url = out[top["begin"] :].decode("utf-8", "replace")
-            else:
-                if t[i + 1] != ord("("):
-                    raise ValueError("Custom emoji entity must contain a tg://emoji URL")
-                i += 2
-                url_begin = i
-                buf = bytearray()
-                while i < t.n and t[i] != ord(")"):
-                    if t[i] == ord("\\") and 0 < t[i + 1] <= 126:
-                        buf.append(t[i + 1])
-                        i += 2
-                        continue
-                    buf.append(t[i])
-                    i += 1
-                if t[i] != ord(")"):
-                    what = "a URL" if etype == "text_link" else "a custom emoji URL"
-                    raise ValueError(f"Can't find end of {what} at byte offset {url_begin}")
-                url = buf.decode("utf-8", "replace")
-            if etype == "text_link":
-                checked = _checked_link(url)
-                if checked:
-                    extra["url"] = checked
-                else:
-                    skip = True
-            else:
-                m = re.fullmatch(r"tg://emoji\?id=(\d+)", url)
-                if not m:
-                    raise ValueError("Invalid custom emoji identifier specified")
-                extra["custom_emoji_id"] = m.group(1)
-        elif etype == "blockquote":
-            have_bq = False
-            out.append(c)
-            utf16 += 1
-        if not skip:
-            ent = {"type": "pre" if etype == "pre_code" else etype, **extra}
-            ent["offset"] = top["offset"]
-            ent["length"] = utf16 - top["offset"]
-            entities.append(ent)
-        nested.pop()
-        i += 1
-
-    if have_bq and nested and nested[-1]["type"] == "blockquote":
-        top = nested.pop()
-        if utf16 != top["offset"]:
-            entities.append(
-                {"type": "blockquote", "offset": top["offset"], "length": utf16 - top["offset"]}
-            )
-    if nested:
-        top = nested[-1]
-        raise ValueError(
-            f"Can't find end of {_MDV2_TYPE_NAMES[top['type']]} entity at byte offset "
-            f"{top['byte_offset']}"
-        )
-    return out.decode("utf-8", "replace"), _sorted_entities(entities)
-
-
-def _parse_markdown(text: str) -> tuple[str, list[dict[str, Any]]]:
-    t = _Bytes(text.encode("utf-8"))
-    out = bytearray()
-    entities: list[dict[str, Any]] = []
-    utf16 = 0
-    i = 0
-    while i < t.n:
-        c = t[i]
-        if c == ord("\\") and t[i + 1] in b"_*`[" and t[i + 1]:
-            i += 1
-            out.append(t[i])
-            utf16 += 1
-            i += 1
-            continue
-        if c not in b"_*`[":
-            if _is_first_unit(c):
-                utf16 += _utf16_step(c)
-            out.append(c)
-            i += 1
-            continue
-        begin = i
-        end_ch = ord("]") if c == ord("[") else c
-        is_pre = False
-        i += 1
-        language = ""
-        if c == ord("`") and t[i] == ord("`") and t[i + 1] == ord("`"):
-            i += 2
-            is_pre = True
-            lang_end = i
-            while t[lang_end] not in _SPACE and t[lang_end] != ord("`"):
-                lang_end += 1
-            if i != lang_end and lang_end < t.n and t[lang_end] != ord("`"):
-                language = t.b[i:lang_end].decode("utf-8", "replace")
-                i = lang_end
-            if t[i] in (ord("\n"), ord("\r")):
-                if t[i + 1] in (ord("\n"), ord("\r")) and t[i] != t[i + 1]:
-                    i += 2
-                else:
-                    i += 1
-        off = utf16
-        while i < t.n and (
-            t[i] != end_ch or (is_pre and not (t[i + 1] == ord("`") and t[i + 2] == ord("`")))
-        ):
-            if _is_first_unit(t[i]):
-                utf16 += _utf16_step(t[i])
-            out.append(t[i])
-            i += 1
-        if i == t.n:
-            raise ValueError(f"Can't find end of the entity starting at byte offset {begin}")
-        if off != utf16:
-            length = utf16 - off
-            if c == ord("_"):
-                entities.append({"type": "italic", "offset": off, "length": length})
-            elif c == ord("*"):
-                entities.append({"type": "bold", "offset": off, "length": length})
-            elif c == ord("["):
-                if t[i + 1] != ord("("):
-                    url = t.b[begin + 1 : i].decode("utf-8", "replace")
-                else:
-                    i += 2
-                    url_start = i
-                    while i < t.n and t[i] != ord(")"):
-                        i += 1
-                    url = t.b[url_start:i].decode("utf-8", "replace")
-                checked = _checked_link(url)
-                if checked:
-                    entities.append(
-                        {"type": "text_link", "offset": off, "length": length, "url": checked}
-                    )
-            elif is_pre:
-                ent: dict[str, Any] = {"type": "pre", "offset": off, "length": length}
-                if language:
-                    ent["language"] = language
-                entities.append(ent)
-            else:
-                entities.append({"type": "code", "offset": off, "length": length})
-        if is_pre:
-            i += 2
-        i += 1
     return out.decode("utf-8", "replace"), _sorted_entities(entities)
 
 
@@ -1795,15 +1498,10 @@ class FakeTelegram:
         mode = (p.get_str(mode_name) or "").strip()
         entities: list[dict[str, Any]] = []
         if mode:
-            parser = {
-                "html": _parse_html,
-                "markdownv2": _parse_markdown_v2,
-                "markdown": _parse_markdown,
-            }.get(mode.lower())
-            if parser is None:
+            if mode.lower() != "html":
                 raise _bad("unsupported parse_mode")
             try:
-                text, entities = parser(text)
+                text, entities = _parse_html(text)
             except ValueError as exc:
                 raise _bad(f"can't parse entities: {exc}") from None
         else:
