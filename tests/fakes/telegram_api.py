@@ -150,6 +150,7 @@ JSON_PARAMS = frozenset(
     }
 )
 
+_CAPTIONED = ("photo", "document", "video", "audio", "animation")  # messages that have a caption
 FLOOD_METHODS = frozenset(
     {
         "sendMessage",
@@ -785,9 +786,9 @@ class FakeTelegram:
                 "sendPhoto": self._send_photo,
                 "sendDocument": self._send_document,
                 "sendMediaGroup": self._send_media_group,
-                "editMessageText": self._edit_message_text,
-                "editMessageCaption": self._edit_message_caption,
-                "editMessageReplyMarkup": self._edit_message_reply_markup,
+                "editMessageText": lambda p, _: self._edit(p, "text"),
+                "editMessageCaption": lambda p, _: self._edit(p, "caption"),
+                "editMessageReplyMarkup": lambda p, _: self._edit(p, None),
                 "deleteMessage": self._delete_message,
                 "deleteMessages": self._delete_messages,
                 "sendChatAction": self._send_chat_action,
@@ -2039,57 +2040,31 @@ class FakeTelegram:
             "exactly the same as a current content and reply markup of the message"
         )
 
-    def _edit_message_text(self, p: _Params, uploads: dict[str, _Upload]) -> dict[str, Any]:
+    def _edit(self, p: _Params, field: str | None) -> dict[str, Any]:
+        """editMessageText (`field` "text"), editMessageCaption ("caption") and
+        editMessageReplyMarkup (None): the checks and the not-modified rule they share."""
         key, msg = self._target(p, "message to edit not found")
-        text, entities = self._text(p)
+        value: str | None = None
+        entities: list[dict[str, Any]] = []
+        if field == "text":
+            value, entities = self._text(p)
+        elif field == "caption":
+            value, entities = self._caption(p)
         markup = self._markup(p)
         if key not in self.messages:
             raise _bad("message can't be edited")
-        if "text" not in msg:
+        if field == "text" and "text" not in msg:
             raise _bad("there is no text in the message to edit")
-        new_markup = markup if markup and "inline_keyboard" in markup else None
-        if (
-            msg.get("text") == text
-            and msg.get("entities", []) == entities
-            and msg.get("reply_markup") == new_markup
-        ):
-            raise self._not_modified()
-        self._set_text(msg, "text", text, entities)
-        if new_markup is None:
-            msg.pop("reply_markup", None)
-        else:
-            msg["reply_markup"] = copy.deepcopy(new_markup)
-        return self._edited(key, msg)
-
-    def _edit_message_caption(self, p: _Params, uploads: dict[str, _Upload]) -> dict[str, Any]:
-        key, msg = self._target(p, "message to edit not found")
-        caption, entities = self._caption(p)
-        markup = self._markup(p)
-        if key not in self.messages:
-            raise _bad("message can't be edited")
-        if not any(k in msg for k in ("photo", "document", "video", "audio", "animation")):
+        if field == "caption" and not any(k in msg for k in _CAPTIONED):
             raise _bad("there is no caption in the message to edit")
         new_markup = markup if markup and "inline_keyboard" in markup else None
-        if (
-            msg.get("caption") == caption
-            and msg.get("caption_entities", []) == entities
-            and msg.get("reply_markup") == new_markup
-        ):
-            raise self._not_modified()
-        self._set_text(msg, "caption", caption, entities)
-        if new_markup is None:
-            msg.pop("reply_markup", None)
-        else:
-            msg["reply_markup"] = copy.deepcopy(new_markup)
-        return self._edited(key, msg)
-
-    def _edit_message_reply_markup(self, p: _Params, uploads: dict[str, _Upload]) -> dict[str, Any]:
-        key, msg = self._target(p, "message to edit not found")
-        markup = self._markup(p)
-        if key not in self.messages:
-            raise _bad("message can't be edited")
-        new_markup = markup if markup and "inline_keyboard" in markup else None
-        if msg.get("reply_markup") == new_markup:
+        unchanged = msg.get("reply_markup") == new_markup
+        if field is not None:
+            entities_key = "entities" if field == "text" else "caption_entities"
+            unchanged &= msg.get(field) == value and msg.get(entities_key, []) == entities
+            if not unchanged:
+                self._set_text(msg, field, value, entities)
+        if unchanged:
             raise self._not_modified()
         if new_markup is None:
             msg.pop("reply_markup", None)
