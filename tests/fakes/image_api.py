@@ -269,13 +269,6 @@ class FakeImageAPI:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> FakeImageAPI:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     @property
     def openai_base(self) -> str:
         return f"{self.root}/v1"

@@ -14,7 +14,7 @@ The real python-telegram-bot ``Application`` runs against it unmodified::
 
 It serves ``{root}/bot{token}/{method}`` (GET or POST; query string, form-urlencoded, JSON and
 multipart bodies, as the real server accepts) and ``{root}/file/bot{token}/{file_path}``. It binds
-127.0.0.1 only and never touches the network (sending by URL works only for 127.0.0.1/localhost).
+127.0.0.1 only and never touches the network (it takes no file by URL: the bot sends none).
 
 Answers have the real shapes: ``{"ok": true, "result": ...}`` or
 ``{"ok": false, "error_code": N, "description": "..."}`` (plus ``parameters.retry_after`` for 429),
@@ -42,9 +42,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from aiohttp import BodyPartReader, ClientSession, ClientTimeout, web
+from aiohttp import BodyPartReader, web
 from aiohttp.web_request import FileField
 from PIL import Image
 
@@ -735,7 +734,6 @@ class FakeTelegram:
         # commands, replies to the bot's messages, and messages mentioning the bot.
         self.privacy_mode = False
         self.chat_admins: dict[int, list[int]] = {}  # for getChatMember; first id is the owner
-        self.descriptions: dict[tuple[str, str], str] = {}
         # Exceptions raised inside the fake while answering (should stay empty).
         self.server_errors: list[BaseException] = []
         # When False, photos the bot sends are not decoded to make their thumbnail size (the
@@ -768,20 +766,11 @@ class FakeTelegram:
             name.lower(): (name, fn)
             for name, fn in {
                 "getMe": self._get_me,
-                "logOut": self._true,
-                "close": self._true,
                 "deleteWebhook": self._delete_webhook,
-                "getWebhookInfo": self._get_webhook_info,
                 "getUpdates": self._get_updates,
                 "setMyCommands": self._set_my_commands,
                 "getMyCommands": self._get_my_commands,
                 "deleteMyCommands": self._delete_my_commands,
-                "setMyDescription": self._set_description("description"),
-                "getMyDescription": self._get_description("description"),
-                "setMyShortDescription": self._set_description("short_description"),
-                "getMyShortDescription": self._get_description("short_description"),
-                "setMyName": self._set_description("name"),
-                "getMyName": self._get_description("name"),
                 "sendMessage": self._send_message,
                 "sendPhoto": self._send_photo,
                 "sendDocument": self._send_document,
@@ -790,10 +779,8 @@ class FakeTelegram:
                 "editMessageCaption": lambda p, _: self._edit(p, "caption"),
                 "editMessageReplyMarkup": lambda p, _: self._edit(p, None),
                 "deleteMessage": self._delete_message,
-                "deleteMessages": self._delete_messages,
                 "sendChatAction": self._send_chat_action,
                 "answerCallbackQuery": self._answer_callback_query,
-                "setMessageReaction": self._set_message_reaction,
                 "getFile": self._get_file,
                 "getChatMember": self._get_chat_member,
             }.items()
@@ -1652,27 +1639,10 @@ class FakeTelegram:
             raise _bad("PHOTO_INVALID_DIMENSIONS")
         return width, height
 
-    async def _fetch_url(self, url: str) -> bytes:
-        host = (urlsplit(url).hostname or "").lower()
-        if host not in ("127.0.0.1", "localhost"):
-            raise _bad("failed to get HTTP URL content")
-        try:
-            async with (
-                ClientSession(timeout=ClientTimeout(total=10)) as session,
-                session.get(url) as resp,
-            ):
-                if resp.status != 200:
-                    raise _bad("failed to get HTTP URL content")
-                return await resp.read()
-        except ApiError:
-            raise
-        except Exception:
-            raise _bad("failed to get HTTP URL content") from None
-
     async def _input_file(
         self, value: Any, uploads: dict[str, _Upload], field_name: str | None = None
     ) -> tuple[_Upload | None, _File | None]:
-        """Resolve an InputFile: an upload, attach://, an http(s) URL, or a file_id."""
+        """Resolve an InputFile: an upload, attach:// or a file_id (the bot never sends a URL)."""
         if field_name is not None and field_name in uploads:
             return uploads[field_name], None
         if not isinstance(value, str) or not value:
@@ -1682,10 +1652,6 @@ class FakeTelegram:
             if up is None:
                 raise _bad("can't parse InputMedia: media not found")
             return up, None
-        if value.startswith(("http://", "https://")):
-            data = await self._fetch_url(value)
-            name = urlsplit(value).path.rsplit("/", 1)[-1] or None
-            return _Upload(data, name, None), None
         rec = self._files.get(value)
         if rec is None:
             raise _bad("wrong file identifier/HTTP URL specified")
@@ -1720,9 +1686,6 @@ class FakeTelegram:
         return self._document_dict(rec)
 
     # ---------------------------------------------------------------- methods
-
-    def _true(self, p: _Params, uploads: dict[str, _Upload]) -> bool:
-        return True
 
     def _get_me(self, p: _Params, uploads: dict[str, _Upload]) -> dict[str, Any]:
         return {
@@ -1760,13 +1723,6 @@ class FakeTelegram:
         if p.get_bool("drop_pending_updates"):
             self._pending.clear()
         return True
-
-    def _get_webhook_info(self, p: _Params, uploads: dict[str, _Upload]) -> dict[str, Any]:
-        return {
-            "url": "",
-            "has_custom_certificate": False,
-            "pending_update_count": len(self._pending),
-        }
 
     def _available_updates(self, limit: int) -> list[dict[str, Any]]:
         allowed = self._allowed_updates
@@ -1858,23 +1814,6 @@ class FakeTelegram:
     def _delete_my_commands(self, p: _Params, uploads: dict[str, _Upload]) -> bool:
         self.commands.pop(self._scope_key(p), None)
         return True
-
-    def _set_description(self, kind: str) -> Callable[[_Params, dict[str, _Upload]], bool]:
-        def handler(p: _Params, uploads: dict[str, _Upload]) -> bool:
-            self.descriptions[(kind, p.get_str("language_code") or "")] = p.get_str(kind) or ""
-            return True
-
-        return handler
-
-    def _get_description(
-        self, kind: str
-    ) -> Callable[[_Params, dict[str, _Upload]], dict[str, str]]:
-        def handler(p: _Params, uploads: dict[str, _Upload]) -> dict[str, str]:
-            lang = p.get_str("language_code") or ""
-            value = self.descriptions.get((kind, lang), self.descriptions.get((kind, ""), ""))
-            return {kind: value}
-
-        return handler
 
     def _send_message(self, p: _Params, uploads: dict[str, _Upload]) -> dict[str, Any]:
         chat_id = self._chat_id(p)
@@ -2078,16 +2017,6 @@ class FakeTelegram:
         self.messages.pop(key, None)
         return True
 
-    def _delete_messages(self, p: _Params, uploads: dict[str, _Upload]) -> bool:
-        chat_id = self._chat_id(p)
-        ids = p.get_obj("message_ids")
-        if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
-            raise _bad("message_ids must be a non-empty array of at most 100 identifiers")
-        for mid in ids:
-            self._all.pop((chat_id, int(mid)), None)
-            self.messages.pop((chat_id, int(mid)), None)
-        return True
-
     def _send_chat_action(self, p: _Params, uploads: dict[str, _Upload]) -> bool:
         self._chat_id(p)
         if (p.get_str("action") or "") not in CHAT_ACTIONS:
@@ -2100,12 +2029,6 @@ class FakeTelegram:
             raise _bad("query is too old and response timeout expired or query ID is invalid")
         self._callbacks.discard(query_id)
         self.callback_answers[query_id] = dict(p.d)
-        return True
-
-    def _set_message_reaction(self, p: _Params, uploads: dict[str, _Upload]) -> bool:
-        chat_id = self._chat_id(p)
-        if (chat_id, p.get_int("message_id") or 0) not in self._all:
-            raise _bad("message to react not found")
         return True
 
     def _get_file(self, p: _Params, uploads: dict[str, _Upload]) -> dict[str, Any]:
