@@ -208,11 +208,6 @@ def _markdown_links(text: str) -> Iterator[tuple[int, int, int, int]]:
         pos = end + 1
 
 
-def markdown_image_targets(text: str) -> list[str]:
-    """Targets of `![..](target)` links, in order; empty targets (`![image]()`) left out."""
-    return [text[lo:hi] for _, _, lo, hi in _markdown_links(text) if hi > lo]
-
-
 def text_without_images(content: str) -> str:
     """The model's words with markdown image links removed, stripped."""
     pieces, pos = [], 0

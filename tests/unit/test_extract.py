@@ -413,16 +413,14 @@ def test_failed_precondition_is_an_endpoint_fault() -> None:
 
 
 def test_markdown_targets_located_without_copies_keep_their_exact_text() -> None:
-    from bot.providers.extract import markdown_image_targets
-
     text = (
         "![a](  data:image/png;base64,AAAA\nBBBB  ) ![b]( <https://h/1.png> ) "
         '![c](https://h/2.png "t") ![d](https://h/3.png no-title) ![e](<>) ![f]( )'
     )
-    assert markdown_image_targets(text) == [
-        "data:image/png;base64,AAAA\nBBBB",
-        "https://h/1.png",
-        "https://h/2.png",
+    assert images_from_chat_message({"content": text}) == [
+        ImageRef(data=base64.b64decode("AAAABBBB"), mime="image/png"),
+        ImageRef(url="https://h/1.png"),
+        ImageRef(url="https://h/2.png"),
     ]
     assert text_without_images(text) == "![d](https://h/3.png no-title)"
 
