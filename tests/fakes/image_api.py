@@ -59,14 +59,6 @@ from PIL import Image, ImageStat
 Color = tuple[int, int, int]
 Answer = Callable[[dict[str, Any], "_Failure | None"], Awaitable[web.StreamResponse]]
 
-ANSWER_SHAPES = (
-    "markdown-data",
-    "markdown-url",
-    "images-field",
-    "content-array",
-    "text-only",
-    "empty-markdown",
-)
 FAIL_KINDS = (
     "500",
     "503-html",
@@ -211,6 +203,7 @@ class FakeImageAPI:
         self.requests: list[Recorded] = []
         self.outputs: list[Color] = []
         self.output_bytes: list[bytes] = []  # every generated image, in order
+        # markdown-data | markdown-url | images-field | content-array | text-only | empty-markdown
         self.answer_shape = "markdown-data"
         self.output_size: tuple[int, int] = (1024, 1024)
         self.output_format = "png"  # png | jpeg

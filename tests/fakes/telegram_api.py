@@ -150,19 +150,6 @@ JSON_PARAMS = frozenset(
 )
 
 _CAPTIONED = ("photo", "document", "video", "audio", "animation")  # messages that have a caption
-FLOOD_METHODS = frozenset(
-    {
-        "sendMessage",
-        "sendPhoto",
-        "sendDocument",
-        "sendMediaGroup",
-        "sendSticker",
-        "sendAnimation",
-        "sendVoice",
-        "copyMessage",
-        "forwardMessage",
-    }
-)
 
 
 class ApiError(Exception):
