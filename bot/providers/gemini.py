@@ -49,7 +49,7 @@ BLOCK_REASONS = frozenset(
 # Words inside reasons Google may add later (or Vertex sends: MODEL_ARMOR, JAILBREAK).
 _BLOCK_MARKERS = ("SAFETY", "PROHIBITED", "BLOCKLIST", "RECITATION", "SPII", "JAILBREAK", "ARMOR")
 _MODALITIES = ["TEXT", "IMAGE"]  # image-only is refused by some models and relays (S3)
-_INLINE_KEYS = ("inlineData", "inline_data")
+INLINE_KEYS = ("inlineData", "inline_data")
 _GEMINI_VERSION = re.compile(r"gemini-(\d+)(?:\.\d+)?-")
 
 
@@ -181,8 +181,9 @@ def _parts(candidate: Mapping[str, Any]) -> list[Any]:
     return parts if isinstance(parts, list) else []
 
 
-def _inline(part: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for key in _INLINE_KEYS:
+def inline_data(part: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A part's inline image object (under its camelCase or snake_case key), if it has one."""
+    for key in INLINE_KEYS:
         value = part.get(key)
         if isinstance(value, Mapping):
             return value
@@ -208,7 +209,7 @@ def _read_parts(parts: list[Any]) -> tuple[list[ImageRef], list[str], list[dict[
     for part in parts:
         if not isinstance(part, dict) or part.get("thought"):
             continue
-        inline = _inline(part)
+        inline = inline_data(part)
         if inline is not None:
             images.append(_image_of(inline))
         elif isinstance(part.get("text"), str):
