@@ -4,9 +4,9 @@
 
 Drives the bot's real services against a migrated SQLite file (WAL, as `python -m bot` runs it)
 with a provider that answers at once, so only the database and blob store work is measured:
-per job, the reads a text message makes (waiting album, current image), `GenerationService.run`
-(open the job, mark it sent upstream, store the output, finish the job),
-`ImageLibrary.record_delivery` and `GenerationService.mark_delivered` -- every database write
+per job, the read a text message makes (`ImageLibrary.for_text`: waiting album, else current
+image), `GenerationService.run` (open the job, mark it sent upstream, store the output, finish
+the job), `ImageLibrary.record_delivery` and `GenerationService.mark_delivered` -- every database write
 of one generation. `--chats` chats run concurrently, each `--jobs` jobs in a row.
 Prints one JSON object.
 """
@@ -74,8 +74,7 @@ async def run(chats: int, jobs: int, data_dir: Path) -> dict[str, Any]:
         for n in range(jobs):
             started = time.monotonic()
             try:
-                await images.take_pending_album(chat_id)
-                await images.current(chat_id)
+                await images.for_text(chat_id)
                 outcome = await generation.run(who, f"job {n}", [], message_id=2 * n + 1)
                 await images.record_delivery(chat_id, 2 * n + 2, outcome.images[0].id, None)
                 await generation.mark_delivered(outcome.job_id)

@@ -52,8 +52,8 @@ EXT_BY_MIME: Final[dict[str, str]] = {
     MIME_TIFF: "tiff",
 }
 
-#: Formats Gemini (and the relays) accept as-is; everything else is converted first.
-UPSTREAM_MIMES: Final = frozenset({MIME_PNG, MIME_JPEG, MIME_WEBP})
+#: Formats an upstream answer may hold (validate_output refuses any other).
+ANSWER_MIMES: Final = frozenset({MIME_PNG, MIME_JPEG, MIME_WEBP, MIME_GIF})
 
 #: Decompression-bomb guard: the most pixels any decode may hold, checked from the header
 #: before decoding. 25 MP is the biggest photo Telegram sends (5000x5000 within its
@@ -342,7 +342,7 @@ def validate_output(data: bytes, *, max_pixels: int = MAX_PIXELS) -> ImageInfo:
     if not data:
         raise ImageInputError("empty", "no bytes")
     mime = sniff_mime(data)
-    if mime not in (MIME_PNG, MIME_JPEG, MIME_WEBP, MIME_GIF):
+    if mime not in ANSWER_MIMES:
         raise ImageInputError("not_image", f"unexpected signature {data[:12]!r}")
     if mime == MIME_PNG:
         return _verify_png(data, max_pixels)
@@ -564,7 +564,7 @@ def _reencode(im: Image.Image, icc: bytes | None, max_side: int) -> tuple[bytes,
     return payload, ImageInfo(mime, converted.width, converted.height, fmt)
 
 
-# --- Telegram preview, thumbnails, colour --------------------------------------------------
+# --- Telegram preview, colour --------------------------------------------------------------
 
 
 def _sendable_as_is(data: bytes, info: ImageInfo) -> bool:
@@ -628,16 +628,6 @@ def telegram_photo(data: bytes, info: ImageInfo, *, max_pixels: int = MAX_PIXELS
         return _preview(_reduced(im, PREVIEW_MAX_SIDE))
 
 
-def thumbnail(data: bytes, size: int = 320, *, max_pixels: int = MAX_PIXELS) -> bytes:
-    """JPEG thumbnail with the long side ≤ ``size``."""
-    im = _open_header(data, _INPUT_FORMATS, max_pixels)
-    with im:
-        _load_first_frame(im, max_pixels, _scale_for_side(im.size, size))  # JPEG: much faster
-        rgb = _flatten(_reduced(im, size))
-    rgb.thumbnail((size, size), Image.Resampling.LANCZOS)
-    return _jpeg(rgb, 85)
-
-
 def mean_color(data: bytes, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int, int]:
     """Average (R, G, B) of the first frame, alpha ignored."""
     im, _animated = _decode(data, _INPUT_FORMATS, max_pixels)
@@ -693,6 +683,3 @@ async def atelegram_photo(data: bytes, info: ImageInfo) -> bytes | None:
         return None
     return await _in_image_lane(telegram_photo, data, info)
 
-
-async def athumbnail(data: bytes, size: int = 320) -> bytes:
-    return await _in_image_lane(thumbnail, data, size)

@@ -15,11 +15,8 @@ class RedactingFormatter(logging.Formatter):
         super().__init__(fmt)
         redaction.register(secrets)
 
-    def redact(self, text: str) -> str:
-        return redaction.redact(text)
-
     def format(self, record: logging.LogRecord) -> str:
-        return self.redact(super().format(record))
+        return redaction.redact(super().format(record))
 
 
 def setup_logging(level: str, *, secrets: Iterable[str]) -> None:

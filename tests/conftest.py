@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot import redaction
@@ -16,6 +18,13 @@ for _name in list(os.environ):
         "DATABASE_URL",
     }:
         del os.environ[_name]
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client for provider tests; environment proxies ignored (every server is local)."""
+    async with httpx.AsyncClient(trust_env=False) as client:
+        yield client
 
 
 @pytest.fixture

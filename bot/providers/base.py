@@ -71,7 +71,6 @@ class ImageRequest:
     image_size: str | None = None
     n: int = 1
     history: list[Turn] = field(default_factory=list)
-    mask: InputImage | None = None  # openai-images edits: white = change, black = keep
     # Awaited just before the request is first sent (the pool calls it inside the endpoint's
     # slot): the job records that it may be billed from now on.
     on_send: Callable[[], Awaitable[None]] | None = field(default=None, repr=False, compare=False)

@@ -1,4 +1,5 @@
-"""Pure helpers shared by the dialects: find images in answers, decode them, classify errors.
+"""Pure helpers shared by the dialects: data URIs and merged bodies for requests; find images
+in answers, decode them, classify errors.
 
 No I/O here. See PROTOCOLS.md §1D (where images hide in an answer) and §2 (error bodies).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import html
 import json
 import re
@@ -16,8 +18,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from bot import redaction
+from bot.imaging import ANSWER_MIMES, sniff_mime
 from bot.providers import bigjson
-from bot.providers.base import ImageRef
+from bot.providers.base import ImageRef, InputImage
 from bot.providers.errors import ProviderError, ProviderErrorKind
 
 DETAIL_LIMIT = 300
@@ -38,20 +41,27 @@ def bad_response(detail: str, **kw: Any) -> ProviderError:
     return ProviderError(ProviderErrorKind.BAD_RESPONSE, detail, **kw)
 
 
+# --- requests -----------------------------------------------------------------------------
+
+
+def data_uri(image: InputImage) -> str:
+    return f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `over` laid on top; nested objects merged, `over` wins. `base` is copied, so
+    an endpoint's own settings are never changed nor shared."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        old = merged.get(key)
+        if isinstance(old, dict) and isinstance(value, Mapping):
+            merged[key] = deep_merge(old, value)
+        else:
+            merged[key] = value
+    return merged
+
+
 # --- images -------------------------------------------------------------------------------
-
-
-def sniff_mime(data: bytes) -> str | None:
-    """The image type by magic bytes: PNG, JPEG, WebP or GIF; None for anything else."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    return None
 
 
 def looks_truncated(data: bytes, mime: str) -> bool:
@@ -66,7 +76,7 @@ def looks_truncated(data: bytes, mime: str) -> bool:
 def checked_mime(data: bytes, declared: str | None = None) -> str:
     """The sniffed mime of bytes that must be a whole image; else BAD_RESPONSE."""
     mime = sniff_mime(data)
-    if mime is None:
+    if mime not in ANSWER_MIMES:
         head = data[:16].hex(" ")
         raise bad_response(f"answer holds bytes that are not an image ({declared}; {head})")
     if looks_truncated(data, mime):
@@ -198,11 +208,6 @@ def _markdown_links(text: str) -> Iterator[tuple[int, int, int, int]]:
         pos = end + 1
 
 
-def markdown_image_targets(text: str) -> list[str]:
-    """Targets of `![..](target)` links, in order; empty targets (`![image]()`) left out."""
-    return [text[lo:hi] for _, _, lo, hi in _markdown_links(text) if hi > lo]
-
-
 def text_without_images(content: str) -> str:
     """The model's words with markdown image links removed, stripped."""
     pieces, pos = [], 0
@@ -291,13 +296,9 @@ def text_of_chat_message(message: Mapping[str, Any]) -> str | None:
 # --- errors -------------------------------------------------------------------------------
 
 
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Text with API keys and anything that looks like one replaced by `***` (see bot.redaction)."""
-    return redaction.redact(text, secrets)
-
-
 def clean_detail(text: str, secrets: Iterable[str] = (), limit: int = DETAIL_LIMIT) -> str:
-    text = " ".join(redact(text, secrets).split())
+    """An error detail on one line, secrets masked (bot.redaction), at most `limit` characters."""
+    text = " ".join(redaction.redact(text, secrets).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -8,12 +8,9 @@ no image says why in `finishReason`. Model turns are kept verbatim for real hist
 from __future__ import annotations
 
 import base64
-import copy
 import re
 from collections.abc import Mapping
 from typing import Any
-
-import httpx
 
 from bot.providers.base import (
     Endpoint,
@@ -31,10 +28,10 @@ from bot.providers.extract import (
     checked_mime,
     clean_detail,
     decode_base64,
+    deep_merge,
     error_from_http,
 )
-from bot.providers.http import in_gil_lane, post_json, resolve_images, tagged
-from bot.providers.urlguard import UrlPolicy
+from bot.providers.http import EndpointClient, in_gil_lane, post_json, tagged
 
 # finishReason / blockReason values that mean "refused" (§2). Any image present is a success.
 BLOCK_REASONS = frozenset(
@@ -52,7 +49,7 @@ BLOCK_REASONS = frozenset(
 # Words inside reasons Google may add later (or Vertex sends: MODEL_ARMOR, JAILBREAK).
 _BLOCK_MARKERS = ("SAFETY", "PROHIBITED", "BLOCKLIST", "RECITATION", "SPII", "JAILBREAK", "ARMOR")
 _MODALITIES = ["TEXT", "IMAGE"]  # image-only is refused by some models and relays (S3)
-_INLINE_KEYS = ("inlineData", "inline_data")
+INLINE_KEYS = ("inlineData", "inline_data")
 _GEMINI_VERSION = re.compile(r"gemini-(\d+)(?:\.\d+)?-")
 
 
@@ -79,18 +76,6 @@ def endpoint_url(base_url: str, model: str) -> str:
     (a common way to write a relay's URL) is not doubled."""
     base = base_url.rstrip("/").removesuffix("/v1beta")
     return f"{base}/v1beta/models/{model_id(model)}:generateContent"
-
-
-def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """`base` with `over` laid on top; nested objects merged, `over` wins. Copies, never shares."""
-    merged = copy.deepcopy(dict(base))
-    for key, value in over.items():
-        old = merged.get(key)
-        if isinstance(old, dict) and isinstance(value, Mapping):
-            merged[key] = _deep_merge(old, value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def _image_config(req: ImageRequest) -> dict[str, str]:
@@ -134,7 +119,7 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
     if not endpoint.extra_body:
         return core
     extra = {k: v for k, v in endpoint.extra_body.items() if k != "contents"}
-    return _deep_merge(extra, core)
+    return deep_merge(extra, core)
 
 
 # --- response -----------------------------------------------------------------------------
@@ -196,8 +181,9 @@ def _parts(candidate: Mapping[str, Any]) -> list[Any]:
     return parts if isinstance(parts, list) else []
 
 
-def _inline(part: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for key in _INLINE_KEYS:
+def inline_data(part: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A part's inline image object (under its camelCase or snake_case key), if it has one."""
+    for key in INLINE_KEYS:
         value = part.get(key)
         if isinstance(value, Mapping):
             return value
@@ -223,7 +209,7 @@ def _read_parts(parts: list[Any]) -> tuple[list[ImageRef], list[str], list[dict[
     for part in parts:
         if not isinstance(part, dict) or part.get("thought"):
             continue
-        inline = _inline(part)
+        inline = inline_data(part)
         if inline is not None:
             images.append(_image_of(inline))
         elif isinstance(part.get("text"), str):
@@ -271,22 +257,8 @@ def parse_response(body: bytes | bytearray) -> ParsedAnswer:
 # --- provider -----------------------------------------------------------------------------
 
 
-class GeminiProvider:
-    """One endpoint speaking Gemini-native. Uses, never creates or closes, the shared client."""
-
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        http: httpx.AsyncClient,
-        *,
-        max_download_bytes: int = 50_000_000,
-        url_policy: UrlPolicy | None = None,
-    ) -> None:
-        self.endpoint = endpoint
-        self._http = http
-        self._max_download_bytes = max_download_bytes
-        # image links may lead to public hosts, the operator's allowed ones and this endpoint
-        self._url_policy = (url_policy or UrlPolicy()).with_origin(endpoint.base_url)
+class GeminiProvider(EndpointClient):
+    """One endpoint speaking Gemini-native."""
 
     def url(self, model: str) -> str:
         return endpoint_url(self.endpoint.base_url, model)
@@ -300,13 +272,7 @@ class GeminiProvider:
             raw = await post_json(self._http, self.endpoint, self.url(request.model), body)
             parsed = await in_gil_lane(parse_response, raw)
             del raw  # up to 64 MB, not to be held while the links download
-            images = await resolve_images(
-                self._http,
-                parsed.images,
-                max_bytes=self._max_download_bytes,
-                timeout=self.endpoint.timeout,
-                policy=self._url_policy,
-            )
+            images = await self._images(parsed.images)
         return ImageResult(
             images=images,
             text=parsed.text,

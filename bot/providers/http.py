@@ -300,3 +300,29 @@ async def _download_paid(
             log.info("image download failed (%s), trying again", exc.kind.value)
             await asyncio.sleep(DOWNLOAD_RETRY_PAUSE)
     raise AssertionError("unreachable")
+
+
+class EndpointClient:
+    """What each dialect's provider holds: its endpoint, the shared client (used, never created
+    or closed) and where the image links of its answers may lead."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        http: httpx.AsyncClient,
+        *,
+        max_download_bytes: int = 50_000_000,
+        url_policy: UrlPolicy | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self._http = http
+        self._max_download_bytes = max_download_bytes
+        # image links may lead to public hosts, the operator's allowed ones and this endpoint
+        self._url_policy = (url_policy or UrlPolicy()).with_origin(endpoint.base_url)
+
+    async def _images(self, refs: list[ImageRef]) -> list[GeneratedImage]:
+        """The bytes of an answer's images, its links downloaded at once (relay links expire)."""
+        return await resolve_images(
+            self._http, refs, max_bytes=self._max_download_bytes,
+            timeout=self.endpoint.timeout, policy=self._url_policy,
+        )

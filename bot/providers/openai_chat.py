@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import copy
 from collections.abc import Mapping
 from typing import Any
-
-import httpx
 
 from bot.providers.base import (
     Endpoint,
     ImageRequest,
     ImageResult,
-    InputImage,
     ParsedAnswer,
     ProgressCallback,
 )
@@ -22,18 +17,15 @@ from bot.providers.extract import (
     answer_object,
     bad_response,
     clean_detail,
+    data_uri,
+    deep_merge,
     error_in_200,
     images_from_chat_message,
     text_of_chat_message,
 )
-from bot.providers.http import in_gil_lane, post_json, resolve_images, tagged
-from bot.providers.urlguard import UrlPolicy
+from bot.providers.http import EndpointClient, in_gil_lane, post_json, tagged
 
 # --- request ------------------------------------------------------------------------------
-
-
-def data_uri(image: InputImage) -> str:
-    return f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
 
 
 def _user_content(req: ImageRequest) -> str | list[dict[str, Any]]:
@@ -42,17 +34,6 @@ def _user_content(req: ImageRequest) -> str | list[dict[str, Any]]:
     return [{"type": "text", "text": req.prompt}] + [
         {"type": "image_url", "image_url": {"url": data_uri(image)}} for image in req.images
     ]
-
-
-def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        old = merged.get(key)
-        if isinstance(old, dict) and isinstance(value, Mapping):
-            merged[key] = _deep_merge(old, value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def _image_config(req: ImageRequest) -> dict[str, Any]:
@@ -78,7 +59,7 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
         "messages": [*history, {"role": "user", "content": _user_content(req)}],
         "stream": False,
     }
-    return {**_deep_merge(endpoint.extra_body, _image_config(req)), **core}
+    return {**deep_merge(endpoint.extra_body, _image_config(req)), **core}
 
 
 # --- response -----------------------------------------------------------------------------
@@ -132,22 +113,8 @@ def parse_response(body: bytes | bytearray) -> ParsedAnswer:
 # --- provider -----------------------------------------------------------------------------
 
 
-class OpenAIChatProvider:
-    """One endpoint speaking openai-chat. Uses, never creates or closes, the shared client."""
-
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        http: httpx.AsyncClient,
-        *,
-        max_download_bytes: int = 50_000_000,
-        url_policy: UrlPolicy | None = None,
-    ) -> None:
-        self.endpoint = endpoint
-        self._http = http
-        self._max_download_bytes = max_download_bytes
-        # image links may lead to public hosts, the operator's allowed ones and this endpoint
-        self._url_policy = (url_policy or UrlPolicy()).with_origin(endpoint.base_url)
+class OpenAIChatProvider(EndpointClient):
+    """One endpoint speaking openai-chat."""
 
     @property
     def url(self) -> str:
@@ -162,11 +129,7 @@ class OpenAIChatProvider:
             raw = await post_json(self._http, self.endpoint, self.url, body)
             parsed = await in_gil_lane(parse_response, raw)
             del raw  # up to 64 MB, not to be held while the links download
-            images = await resolve_images(
-                self._http, parsed.images,
-                max_bytes=self._max_download_bytes, timeout=self.endpoint.timeout,
-                policy=self._url_policy,
-            )
+            images = await self._images(parsed.images)
         return ImageResult(
             images=images, text=parsed.text, usage=parsed.usage,
             endpoint=self.endpoint.name, model=request.model,

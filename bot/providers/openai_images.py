@@ -11,7 +11,6 @@ failure to learn its outcome is reported as TIMEOUT ("maybe charged"), which the
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,12 +19,12 @@ from urllib.parse import quote
 
 import httpx
 
+from bot.imaging import sniff_mime
 from bot.providers.base import (
     Endpoint,
     ImageRef,
     ImageRequest,
     ImageResult,
-    InputImage,
     ParsedAnswer,
     ProgressCallback,
 )
@@ -33,13 +32,13 @@ from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import (
     answer_object,
     clean_detail,
+    data_uri,
     decode_base64,
     error_in_200,
     ref_from_url_or_data,
-    sniff_mime,
     text_without_images,
 )
-from bot.providers.http import get_json, in_gil_lane, post_json, resolve_images, tagged
+from bot.providers.http import EndpointClient, get_json, in_gil_lane, post_json, tagged
 from bot.providers.urlguard import UrlPolicy
 
 log = logging.getLogger(__name__)
@@ -66,15 +65,11 @@ T = TypeVar("T")
 # --- request ------------------------------------------------------------------------------
 
 
-def data_uri(image: InputImage) -> str:
-    return f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
-
-
 def build_request(req: ImageRequest, endpoint: Endpoint) -> tuple[str, dict[str, Any]]:
     """(path, JSON body). No images: a generation; with images: an edit, JSON as S2 takes it
     (`image` a string for one image, a list for several). `endpoint.extra_body` is merged at top
-    level but cannot replace model, prompt, images, mask or n. `aspect_ratio` is documented for
-    kling models only (S2), so it is sent only to those; `req.mask` only goes with an edit."""
+    level but cannot set model, prompt, images, mask or n. `aspect_ratio` is documented for
+    kling models only (S2), so it is sent only to those."""
     body: dict[str, Any] = {k: v for k, v in endpoint.extra_body.items() if k not in _RESERVED}
     body.update(model=req.model, prompt=req.prompt)
     if req.n > 1:
@@ -85,8 +80,6 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> tuple[str, dict[str,
         return "/images/generations", body
     uris = [data_uri(image) for image in req.images]
     body["image"] = uris[0] if len(uris) == 1 else uris
-    if req.mask is not None:
-        body["mask"] = data_uri(req.mask)
     return "/images/edits", body
 
 
@@ -197,8 +190,8 @@ async def _parse(parse: Callable[[bytes | bytearray], T], raw: bytes | bytearray
     return parse(raw)
 
 
-class OpenAIImagesProvider:
-    """One endpoint speaking the Images API. Uses, never creates or closes, the shared client."""
+class OpenAIImagesProvider(EndpointClient):
+    """One endpoint speaking the Images API."""
 
     def __init__(
         self,
@@ -210,13 +203,11 @@ class OpenAIImagesProvider:
         max_task_wait: float = 300.0,
         url_policy: UrlPolicy | None = None,
     ) -> None:
-        self.endpoint = endpoint
-        self._http = http
-        self._max_download_bytes = max_download_bytes
+        super().__init__(
+            endpoint, http, max_download_bytes=max_download_bytes, url_policy=url_policy
+        )
         self._poll_interval = poll_interval
         self._max_task_wait = max_task_wait
-        # image links may lead to public hosts, the operator's allowed ones and this endpoint
-        self._url_policy = (url_policy or UrlPolicy()).with_origin(endpoint.base_url)
 
     @property
     def base(self) -> str:
@@ -238,10 +229,7 @@ class OpenAIImagesProvider:
             refs = parsed.images
             if parsed.task_id is not None:
                 refs = await self._wait_for_task(parsed.task_id, progress)
-            images = await resolve_images(
-                self._http, refs, max_bytes=self._max_download_bytes,
-                timeout=self.endpoint.timeout, policy=self._url_policy,
-            )
+            images = await self._images(refs)
         return ImageResult(
             images=images,
             text=parsed.text,

@@ -16,20 +16,11 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.providers.base import GeneratedImage, Turn
+from bot.providers.gemini import INLINE_KEYS, inline_data
 from bot.services.types import StoredImage
 from bot.storage.blobs import BlobStore
 from bot.storage.models import Job
 from bot.storage.repositories import IMAGE_COLUMNS, Repo, table_of
-
-_INLINE_KEYS = ("inlineData", "inline_data")
-
-
-def _inline(part: dict[str, Any]) -> dict[str, Any] | None:
-    for key in _INLINE_KEYS:
-        value = part.get(key)
-        if isinstance(value, dict):
-            return value
-    return None
 
 
 def pack_model_turn(turn: Turn, images: list[GeneratedImage], shas: list[str]) -> str:
@@ -37,14 +28,13 @@ def pack_model_turn(turn: Turn, images: list[GeneratedImage], shas: list[str]) -
     by_image = iter(zip(images, shas, strict=True))
     parts = []
     for part in turn.parts:
-        inline = _inline(part)
-        if inline is None:
+        if inline_data(part) is None:
             parts.append(part)
             continue
         image, sha = next(by_image, (None, None))
         if image is None or sha is None:
             continue  # an image we did not keep (unusable): leave it out of the history
-        rest = {k: v for k, v in part.items() if k not in _INLINE_KEYS}
+        rest = {k: v for k, v in part.items() if k not in INLINE_KEYS}
         parts.append({**rest, "inlineData": {"mimeType": image.mime, "blob": sha}})
     return json.dumps(parts, ensure_ascii=False)
 

@@ -10,8 +10,3 @@ class UserInputError(Exception):
         super().__init__(code)
         self.code = code
         self.params = params
-
-
-class NothingToEditError(UserInputError):
-    def __init__(self) -> None:
-        super().__init__("nothing_to_edit")

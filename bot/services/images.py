@@ -114,14 +114,6 @@ class ImageLibrary:
                 await repo.set_current_image(who.chat_id, who.thread_id, image_id, drop_album=True)
         return replace(candidate, id=image_id, sha256=sha)
 
-    async def current(self, chat_id: int, thread_id: int = 0) -> StoredImage | None:
-        async with self._sessions() as s:
-            state = await s.get(ChatState, (chat_id, thread_id))
-            if state is None or state.current_image_id is None:
-                return None
-            row = await s.get(Image, state.current_image_id)
-            return StoredImage.of(row) if row else None
-
     async def set_current(self, who: Who, image_id: int | None) -> None:
         async with self._subjects.begin(self._sessions, who) as s:
             await Repo(s).set_current_image(who.chat_id, who.thread_id, image_id, drop_album=True)
@@ -131,17 +123,6 @@ class ImageLibrary:
         async with self._subjects.begin(self._sessions, who) as s:
             state = await Repo(s).chat_state(who.chat_id, who.thread_id)
             state.pending_album = json.dumps([i.id for i in images])
-
-    async def take_pending_album(self, chat_id: int, thread_id: int = 0) -> list[StoredImage]:
-        """The images of a waiting album, in order (and forget it); [] when none waits."""
-        async with self._sessions.begin() as s:
-            state = await s.get(ChatState, (chat_id, thread_id))
-            if state is None or not state.pending_album:
-                return []
-            ids = json.loads(state.pending_album)
-            state.pending_album = None
-            rows = [await s.get(Image, i) for i in ids]
-            return [StoredImage.of(r) for r in rows if r is not None]
 
     async def for_text(
         self, chat_id: int, thread_id: int = 0, *, refine: bool = True

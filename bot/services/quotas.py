@@ -28,6 +28,13 @@ class Usage:
         return None if self.limit is None else max(0, self.limit - self.used)
 
 
+def subjects(who: Who) -> list[tuple[SubjectKind, int]]:
+    """Whose limits a request counts against: its user, and its chat unless that is private."""
+    if who.chat_type == "private":
+        return [(SubjectKind.USER, who.user_id)]
+    return [(SubjectKind.USER, who.user_id), (SubjectKind.CHAT, who.chat_id)]
+
+
 def day_start(now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -121,7 +128,7 @@ class QuotaService:
         """Hold while checking the quota and opening the job, so two requests of one user (or
         one group) can't both squeeze under its limit. Per subject, not one lock for all: with
         one global lock, 500 chats at once queued behind each other's database work (15 s)."""
-        keys = sorted(self._scopes(who))  # one order everywhere: no deadlock between two
+        keys = sorted(subjects(who))  # one order everywhere: no deadlock between two
         counted: list[_Lock] = []
         acquired: list[_Lock] = []
         try:
@@ -140,20 +147,11 @@ class QuotaService:
                 if lock.users == 0:
                     del self._locks[lock.key]
 
-    def _scopes(self, who: Who) -> list[tuple[str, int]]:
-        scopes = [(SubjectKind.USER.value, who.user_id)]
-        if who.chat_type != "private":
-            scopes.append((SubjectKind.CHAT.value, who.chat_id))
-        return scopes
-
     async def check(self, who: Who, n: int) -> None:
         """Raise QuotaExceededError when n more images would pass the user's or chat's limit."""
         if who.user_id in self._exempt:
             return
-        scopes = [(SubjectKind.USER, who.user_id)]
-        if who.chat_type != "private":
-            scopes.append((SubjectKind.CHAT, who.chat_id))
-        for kind, subject in scopes:
+        for kind, subject in subjects(who):
             limit = await self.limit(kind, subject)
             if limit is None:
                 continue  # unlimited: no need to count

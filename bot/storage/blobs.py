@@ -68,11 +68,12 @@ class BlobStore:
         # The rename and any new directory are entries of their parents: sync those too,
         # or a power loss could forget a file whose row is committed.
         for directory in dict.fromkeys([path.parent, *(d.parent for d in reversed(created))]):
-            _fsync_dir(directory)
+            fsync_dir(directory)
         return sha256
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a directory's entries (a new or renamed file in it) survive a power loss."""
     fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 import migrations
+from bot.storage.blobs import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -196,17 +197,9 @@ class _WalSyncer:
             finally:
                 os.close(fd)
             if inode != self._synced_inode:  # a new file: its directory entry must last too
-                _fsync_directory(path.parent)
+                fsync_dir(path.parent)
                 self._synced_inode = inode
             return
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _InlineSessions(async_sessionmaker[AsyncSession]):

@@ -54,7 +54,6 @@ class Base(DeclarativeBase):
 
 
 class JobStatus(StrEnum):
-    QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     TEXT_ONLY = "text_only"
@@ -142,7 +141,8 @@ class Job(Base):
     model: Mapped[str] = mapped_column(String(128))
     aspect_ratio: Mapped[str | None] = mapped_column(String(8))
     image_size: Mapped[str | None] = mapped_column(String(4))
-    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED, index=True)
+    # every insert names its status; the default is the one the column always had
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     error_code: Mapped[str | None] = mapped_column(String(32))
     error_detail: Mapped[str | None] = mapped_column(Text)
     model_text: Mapped[str | None] = mapped_column(Text)

@@ -289,24 +289,6 @@ class Repo:
         stmt = select(Job.id, Job.prompt).where(Job.id.in_(job_ids))
         return {job_id: prompt for job_id, prompt in (await self.s.execute(stmt)).all()}
 
-    async def jobs_of_chat(self, chat_id: int) -> Sequence[Job]:
-        stmt = select(Job).where(Job.chat_id == chat_id).order_by(Job.id)
-        return (await self.s.execute(stmt)).scalars().all()
-
-    async def count_images_since(
-        self, since: datetime, *, user_id: int | None = None, chat_id: int | None = None
-    ) -> int:
-        stmt = (
-            select(func.count(Image.id))
-            .join(Job, Job.id == Image.job_id)
-            .where(Job.created_at >= since, Job.status == JobStatus.SUCCEEDED)
-        )
-        if user_id is not None:
-            stmt = stmt.where(Job.user_id == user_id)
-        if chat_id is not None:
-            stmt = stmt.where(Job.chat_id == chat_id)
-        return int((await self.s.execute(stmt)).scalar_one())
-
     async def job_owner_in_chat(self, job_id: int, chat_id: int) -> tuple[bool, int | None]:
         """(whether the job is this chat's, who asked for it)."""
         stmt = select(Job.user_id).where(Job.id == job_id, Job.chat_id == chat_id)

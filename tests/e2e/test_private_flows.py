@@ -10,10 +10,6 @@ from tests.fakes.telegram_api import FakeTelegram
 CHAT = 1001
 
 
-def _is_result(call) -> bool:  # type: ignore[no-untyped-def]
-    return call.params.get("chat_id") in (CHAT, str(CHAT))
-
-
 async def test_text_becomes_a_photo(tg: FakeTelegram, upstream: FakeImageAPI, bot: RunningBot):
     tg.send_text(CHAT, "a red panda reading a newspaper")
     [photo] = await tg.wait_for("sendPhoto")

@@ -51,23 +51,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-import aiohttp
 from aiohttp import web
 from PIL import Image, ImageStat
 
 Color = tuple[int, int, int]
 Answer = Callable[[dict[str, Any], "_Failure | None"], Awaitable[web.StreamResponse]]
 
-ANSWER_SHAPES = (
-    "markdown-data",
-    "markdown-url",
-    "images-field",
-    "content-array",
-    "text-only",
-    "empty-markdown",
-)
 FAIL_KINDS = (
     "500",
     "503-html",
@@ -212,6 +203,7 @@ class FakeImageAPI:
         self.requests: list[Recorded] = []
         self.outputs: list[Color] = []
         self.output_bytes: list[bytes] = []  # every generated image, in order
+        # markdown-data | markdown-url | images-field | content-array | text-only | empty-markdown
         self.answer_shape = "markdown-data"
         self.output_size: tuple[int, int] = (1024, 1024)
         self.output_format = "png"  # png | jpeg
@@ -268,13 +260,6 @@ class FakeImageAPI:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> FakeImageAPI:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     @property
     def openai_base(self) -> str:
@@ -565,10 +550,7 @@ class FakeImageAPI:
                 return base64.b64decode(payload, validate=True)
             except ValueError:
                 return b""
-        if urlsplit(source).hostname in ("127.0.0.1", "localhost"):
-            async with aiohttp.ClientSession() as session, session.get(source) as resp:
-                return await resp.read() if resp.status == 200 else b""
-        return None  # a real public URL: not fetched in tests
+        return None  # an image link: the bot sends none, so none is fetched
 
     # -- outputs -------------------------------------------------------------------------------
     async def _make_output(self) -> tuple[bytes, str]:

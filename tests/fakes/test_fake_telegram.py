@@ -36,7 +36,7 @@ from telegram.ext import (
     filters,
 )
 
-from tests.fakes.telegram_api import FakeTelegram, _parse_html, _parse_markdown_v2
+from tests.fakes.telegram_api import FakeTelegram, _parse_html
 
 CHAT = 1001
 
@@ -340,10 +340,10 @@ async def test_long_poll_returns_when_an_update_arrives(fake: FakeTelegram, bot:
 async def test_entity_parsing_errors_match_telegram(bot: Bot) -> None:
     with pytest.raises(BadRequest, match=ci('Unsupported start tag "prompt" at byte offset 4')):
         await bot.send_message(CHAT, "use <prompt>", parse_mode=ParseMode.HTML)
-    with pytest.raises(BadRequest, match=ci("Character '.' is reserved")):
-        await bot.send_message(CHAT, "v1.5", parse_mode=ParseMode.MARKDOWN_V2)
     with pytest.raises(BadRequest, match=ci("Can't find end tag corresponding to start tag b")):
         await bot.send_message(CHAT, "<b>cut", parse_mode=ParseMode.HTML)
+    with pytest.raises(BadRequest, match=ci("unsupported parse_mode")):  # the fake parses HTML only
+        await bot.send_message(CHAT, "*hi*", parse_mode=ParseMode.MARKDOWN_V2)
     msg = await bot.send_message(
         CHAT, "<b>bold</b> &lt;tag&gt; <a href='https://x.org'>link</a>", parse_mode="HTML"
     )
@@ -352,8 +352,6 @@ async def test_entity_parsing_errors_match_telegram(bot: Bot) -> None:
         ("bold", 0, 4),
         ("text_link", 11, 4),
     ]
-    msg = await bot.send_message(CHAT, r"*hi* v1\.5", parse_mode=ParseMode.MARKDOWN_V2)
-    assert msg.text == "hi v1.5"
 
 
 async def test_button_data_limit(bot: Bot) -> None:
@@ -526,28 +524,9 @@ HTML_ERRORS = [
     ("🏟 🏟&lt;<i>a</i   ", "Unclosed end tag at byte offset 17"),
     ("🏟 🏟&lt;<i>a</em   >", 'Unmatched end tag at byte offset 17, expected "</i>", found "</em>"'),
 ]
-MARKDOWN_V2_ERRORS = [
-    ("🏟 🏟_abac * asd ", "Can't find end of Bold entity at byte offset 15"),
-    ("🏟 🏟```a ", "Can't find end of PreCode entity at byte offset 9"),
-    ("🏟 🏟_🏟 🏟__", "Can't find end of Underline entity at byte offset 19"),
-    ("[telegram\\.org](asd\\)", "Can't find end of a URL at byte offset 16"),
-    ("a-b", "Character '-' is reserved and must be escaped with the preceding '\\'"),
-]
 PARSED = [
-    (
-        _parse_html,
-        "🏟 🏟<i>🏟 &gt;<b aba   =   caba>&lt🏟</b></i>",
-        "🏟 🏟🏟 ><🏟",
-        {("italic", 5, 7), ("bold", 9, 3)},
-    ),
-    (_parse_html, '<pre><code class="language-py">x</code></pre>', "x", {("pre", 0, 1)}),
-    (_parse_markdown_v2, "🏟 🏟__🏟 _🏟_\\___", "🏟 🏟🏟 🏟_", {("underline", 5, 6), ("italic", 8, 2)}),
-    (
-        _parse_markdown_v2,
-        "`_* *_`__*` `*__",
-        "_* *_ ",
-        {("code", 0, 5), ("code", 5, 1), ("bold", 5, 1), ("underline", 5, 1)},
-    ),
+    ("🏟 🏟<i>🏟 &gt;<b aba   =   caba>&lt🏟</b></i>", "🏟 🏟🏟 ><🏟", {("italic", 5, 7), ("bold", 9, 3)}),
+    ('<pre><code class="language-py">x</code></pre>', "x", {("pre", 0, 1)}),
 ]
 
 
@@ -558,20 +537,10 @@ def test_html_errors_match_tdlib(text: str, error: str) -> None:
     assert str(exc.value) == error
 
 
-@pytest.mark.parametrize(("text", "error"), MARKDOWN_V2_ERRORS)
-def test_markdown_v2_errors_match_tdlib(text: str, error: str) -> None:
-    with pytest.raises(ValueError) as exc:
-        _parse_markdown_v2(text)
-    assert str(exc.value) == error
-
-
-@pytest.mark.parametrize(("parser", "text", "plain", "entities"), PARSED)
+@pytest.mark.parametrize(("text", "plain", "entities"), PARSED)
 def test_parsed_entities_match_tdlib(
-    parser: Callable[[str], tuple[str, list[dict[str, Any]]]],
-    text: str,
-    plain: str,
-    entities: set[tuple[str, int, int]],
+    text: str, plain: str, entities: set[tuple[str, int, int]]
 ) -> None:
-    got_text, got = parser(text)
+    got_text, got = _parse_html(text)
     assert got_text == plain
     assert {(e["type"], e["offset"], e["length"]) for e in got} == entities

@@ -32,12 +32,6 @@ async def api() -> AsyncIterator[FakeImageAPI]:
     await fake.stop()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        yield client
-
-
 ProviderFactory = Callable[..., OpenAIChatProvider]
 
 

@@ -32,12 +32,6 @@ async def api() -> AsyncIterator[FakeImageAPI]:
     await fake.stop()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        yield client
-
-
 Make = Callable[..., OpenAIImagesProvider]
 
 
@@ -104,13 +98,12 @@ async def test_generation(api: FakeImageAPI, make: Make) -> None:
     assert sent.headers["content-type"] == "application/json"
 
 
-async def test_edit_carries_the_input_pixels_and_the_mask(api: FakeImageAPI, make: Make) -> None:
+async def test_edit_carries_the_input_pixels(api: FakeImageAPI, make: Make) -> None:
     red = InputImage(png((200, 30, 30)), "image/png")
-    mask = InputImage(png((255, 255, 255)), "image/png")
-    await make().generate(ImageRequest(prompt="make it blue", model=MODEL, images=[red], mask=mask))
+    await make().generate(ImageRequest(prompt="make it blue", model=MODEL, images=[red]))
     [sent] = api.requests
     assert sent.path == "/v1/images/edits" and isinstance(sent.json["image"], str)
-    assert [i.color for i in sent.input_images] == [(200, 30, 30), (255, 255, 255)]
+    assert [i.color for i in sent.input_images] == [(200, 30, 30)]
 
 
 async def test_composition_sends_every_image_in_order(api: FakeImageAPI, make: Make) -> None:

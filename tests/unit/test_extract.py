@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from bot import redaction
+from bot.imaging import sniff_mime
 from bot.providers.base import ImageRef
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import (
@@ -17,9 +19,7 @@ from bot.providers.extract import (
     error_from_http,
     images_from_chat_message,
     parse_retry_after,
-    redact,
     ref_from_url_or_data,
-    sniff_mime,
     split_data_uri,
     text_of_chat_message,
     text_without_images,
@@ -104,6 +104,9 @@ def test_checked_mime_resniffs_and_rejects_non_images_and_truncated_images() -> 
     assert checked_mime(PNG, "image/jpeg") == "image/png"
     with pytest.raises(ProviderError) as info:
         checked_mime(b"<html>oops</html>", "image/png")
+    assert bad(info) and "not an image" in info.value.detail
+    with pytest.raises(ProviderError) as info:  # an image, but not one an answer may hold
+        checked_mime(b"BM" + bytes(60), "image/bmp")
     assert bad(info) and "not an image" in info.value.detail
     with pytest.raises(ProviderError) as info:
         checked_mime(PNG[:40], "image/png")
@@ -379,7 +382,7 @@ def test_the_endpoint_key_itself_is_redacted_whatever_it_looks_like() -> None:
 
 def test_redact_leaves_ordinary_words() -> None:
     text = "API key not valid. Please pass a valid API key."
-    assert redact(text) == text
+    assert redaction.redact(text) == text
 
 
 def test_things_that_only_look_like_image_links() -> None:
@@ -410,16 +413,14 @@ def test_failed_precondition_is_an_endpoint_fault() -> None:
 
 
 def test_markdown_targets_located_without_copies_keep_their_exact_text() -> None:
-    from bot.providers.extract import markdown_image_targets
-
     text = (
         "![a](  data:image/png;base64,AAAA\nBBBB  ) ![b]( <https://h/1.png> ) "
         '![c](https://h/2.png "t") ![d](https://h/3.png no-title) ![e](<>) ![f]( )'
     )
-    assert markdown_image_targets(text) == [
-        "data:image/png;base64,AAAA\nBBBB",
-        "https://h/1.png",
-        "https://h/2.png",
+    assert images_from_chat_message({"content": text}) == [
+        ImageRef(data=base64.b64decode("AAAABBBB"), mime="image/png"),
+        ImageRef(url="https://h/1.png"),
+        ImageRef(url="https://h/2.png"),
     ]
     assert text_without_images(text) == "![d](https://h/3.png no-title)"
 

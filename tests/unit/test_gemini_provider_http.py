@@ -79,12 +79,6 @@ async def server() -> AsyncIterator[TinyGemini]:
     await runner.cleanup()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        yield client
-
-
 Make = Callable[..., GeminiProvider]
 
 

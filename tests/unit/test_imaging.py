@@ -361,15 +361,6 @@ def test_transparent_png_preview_is_flattened_on_white() -> None:
     assert close_to(imaging.mean_color(preview), (255, 255, 255), 3)
 
 
-def test_thumbnail() -> None:
-    data = encode(solid(GREEN, (4000, 3000)), "JPEG")
-
-    thumb = imaging.thumbnail(data)
-
-    assert decode(thumb).size == (320, 240)
-    assert close_to(imaging.mean_color(thumb), GREEN, 20)
-
-
 # --- async wrappers ------------------------------------------------------------------------
 
 

@@ -39,7 +39,7 @@ def _jpeg() -> bytes:
     return buf.getvalue()
 
 
-RED, BLUE, MASK = _png((255, 0, 0)), _png((0, 0, 255)), _png((255, 255, 255))
+RED, BLUE = _png((255, 0, 0)), _png((0, 0, 255))
 JPEG = _jpeg()
 
 
@@ -89,14 +89,6 @@ def test_composition_with_two_images_sends_an_array_in_order() -> None:
 def test_n_is_sent_only_above_one_and_clamped_to_ten(n: int, sent: int | None) -> None:
     _, body = build_request(req(n=n), EP)
     assert body.get("n") == sent
-
-
-def test_mask_goes_with_an_edit_as_a_data_uri() -> None:
-    mask = InputImage(MASK, "image/png")
-    _, body = build_request(req(images=[InputImage(RED, "image/png")], mask=mask), EP)
-    assert body["mask"] == uri(MASK) and body["image"] == uri(RED)
-    path, body = build_request(req(mask=mask), EP)  # nothing to mask in a generation
-    assert path == "/images/generations" and "mask" not in body
 
 
 def test_aspect_ratio_only_for_kling_models_and_size_never() -> None:

@@ -9,6 +9,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.ext import ContextTypes
 
 from bot.i18n import t
+from bot.services.quotas import subjects
 from bot.services.stats import StatRow
 from bot.storage.models import SubjectKind
 from bot.telegram.context import lang, services, who_of
@@ -98,10 +99,7 @@ async def cmd_usage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """How many images you (and this chat) made today, and what is left."""
     svc, who, lng = services(context), who_of(update), lang(update, context)
     lines = []
-    scopes = [(SubjectKind.USER, who.user_id)]
-    if who.chat_type != ChatType.PRIVATE:
-        scopes.append((SubjectKind.CHAT, who.chat_id))
-    for kind, subject_id in scopes:
+    for kind, subject_id in subjects(who):
         usage = await svc.quotas.usage(kind, subject_id)
         left = t(lng, "unlimited") if usage.left is None else usage.left
         lines.append(
