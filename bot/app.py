@@ -34,9 +34,10 @@ from bot.services.generation import GenerationLimits, GenerationService
 from bot.services.images import ImageLibrary
 from bot.services.ordering import ChatQueue, FairScheduler
 from bot.services.prefs import PrefsService
+from bot.services.quotas import QuotaService
 from bot.services.recovery import RecoveryService
 from bot.services.stats import StatsService
-from bot.services.storage_limit import StorageAwareQuotas, StorageLimit
+from bot.services.storage_limit import StorageLimit
 from bot.storage.blobs import BlobStore
 from bot.storage.db import create_engine, create_sessionmaker
 from bot.telegram import gate
@@ -212,7 +213,7 @@ def _open_services(
             mb_per_day=settings.max_stored_mb_per_user_day,
             exempt=settings.admin_user_ids,
         )
-        quotas = StorageAwareQuotas(
+        quotas = QuotaService(
             sessions,
             per_user=settings.daily_images_per_user,
             per_chat=settings.daily_images_per_chat,

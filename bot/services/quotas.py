@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,6 +16,9 @@ from bot.services.errors import UserInputError
 from bot.services.types import Who
 from bot.storage.models import Image, Job, JobStatus, SubjectKind, SubjectRule
 from bot.storage.repositories import Repo
+
+if TYPE_CHECKING:  # storage_limit.py imports this module
+    from bot.services.storage_limit import StorageLimit
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,13 @@ class QuotaService:
         per_user: int,
         per_chat: int,
         exempt: frozenset[int] = frozenset(),
+        storage: StorageLimit | None = None,
     ) -> None:
         self._sessions = sessions
         self._defaults = {SubjectKind.USER: per_user, SubjectKind.CHAT: per_chat}
         self._exempt = exempt
+        # Checked at the same point as the image quota: before a job opens, under the guard.
+        self.storage = storage
         self._locks: dict[tuple[str, int], _Lock] = {}
         # /quota overrides (subject_rules.daily_limit), read once; set_limit keeps them current.
         self._overrides: dict[tuple[str, int], int] | None = None
@@ -148,7 +155,8 @@ class QuotaService:
                     del self._locks[lock.key]
 
     async def check(self, who: Who, n: int) -> None:
-        """Raise QuotaExceededError when n more images would pass the user's or chat's limit."""
+        """Raise QuotaExceededError when n more images would pass the user's or chat's limit
+        (and StorageLimitError when the user has stored their day's bytes)."""
         if who.user_id in self._exempt:
             return
         for kind, subject in subjects(who):
@@ -157,6 +165,8 @@ class QuotaService:
                 continue  # unlimited: no need to count
             if await self.used(kind, subject) + n > limit:
                 raise QuotaExceededError(kind.value, limit, day_start() + timedelta(days=1))
+        if self.storage is not None:
+            await self.storage.check(who.user_id)
 
 
 class _Lock(asyncio.Lock):

@@ -10,8 +10,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.services.errors import UserInputError
-from bot.services.quotas import QuotaService, day_start
-from bot.services.types import Who
+from bot.services.quotas import day_start
 from bot.storage.repositories import Repo
 
 MB = 1024 * 1024
@@ -49,24 +48,3 @@ class StorageLimit:
         limit = self._limit_mb * MB
         if used + adding > limit or (adding == 0 and used >= limit):
             raise StorageLimitError(self._limit_mb)
-
-
-class StorageAwareQuotas(QuotaService):
-    """The daily image quota, and the storage limit checked at the same point: before a job
-    opens, under the same guard (so a user over the limit causes no upstream call)."""
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        *,
-        per_user: int,
-        per_chat: int,
-        exempt: frozenset[int] = frozenset(),
-        storage: StorageLimit,
-    ) -> None:
-        super().__init__(sessions, per_user=per_user, per_chat=per_chat, exempt=exempt)
-        self.storage = storage
-
-    async def check(self, who: Who, n: int) -> None:
-        await super().check(who, n)
-        await self.storage.check(who.user_id)
