@@ -15,7 +15,7 @@ from bot.services.subjects import subjects_of
 from bot.services.types import HistoryEntry, HistoryPage, StoredImage, Who
 from bot.storage.blobs import BlobStore
 from bot.storage.models import ChatState, Image, ImageSource
-from bot.storage.repositories import IMAGE_COLUMNS, Repo, table_of
+from bot.storage.repositories import IMAGE_COLUMNS, Repo, mark_job_delivered, table_of
 
 _STATES = table_of(ChatState)
 _IMAGES = table_of(Image)
@@ -185,14 +185,23 @@ class ImageLibrary:
         return await self._blobs.get(image.sha256)
 
     async def record_delivery(
-        self, chat_id: int, message_id: int, image_id: int, file_id: str | None
+        self,
+        chat_id: int,
+        message_id: int,
+        image_id: int,
+        file_id: str | None,
+        *,
+        job_id: int | None = None,
     ) -> None:
-        """Remember where we showed an image (reply-to-edit) and Telegram's id for resending."""
+        """Remember where we showed an image (reply-to-edit) and Telegram's id for resending;
+        with `job_id`, that this job's result reached the chat (in the same commit)."""
         async with self._sessions.begin() as s:
             repo = Repo(s)
             await repo.add_image_message(chat_id, message_id, image_id)
             if file_id:
                 await repo.set_file_id(image_id, file_id)
+            if job_id is not None:
+                await mark_job_delivered(repo, job_id)
 
     async def history(self, chat_id: int, page: int, per_page: int = 6) -> HistoryPage:
         """The chat's images, newest first, one page of them."""

@@ -109,4 +109,5 @@ async def answer_job(
         # The result goes out first; the status message is removed after it (on exit).
         sender = ResultSender(bot, svc.images, svc.generation.supports_n)
         await sender.send(who, lng, outcome, reply_to, reply_mode=prefs.reply_mode)
-        await svc.generation.mark_delivered(outcome.job_id)
+        if not outcome.images:  # a shown image records its job's delivery with it
+            await svc.generation.mark_delivered(outcome.job_id)

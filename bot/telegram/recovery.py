@@ -112,7 +112,8 @@ async def _answer(bot: Bot, svc: Services, service: RecoveryService, leftover: L
         outcome = await service.outcome(leftover.job_id)
         sender = ResultSender(bot, svc.images, svc.generation.supports_n)
         await sender.send(who, lng, outcome, reply_to, reply_mode=prefs.reply_mode)
-        await svc.generation.mark_delivered(leftover.job_id)
+        if not outcome.images:  # a shown image records its job's delivery with it
+            await svc.generation.mark_delivered(leftover.job_id)
     elif not await svc.access.allowed(who.user_id, who.chat_id):
         # The allow lists changed across the restart: no upstream call for someone refused.
         log.info("job %s not run again: its user may no longer use the bot", leftover.job_id)

@@ -81,12 +81,19 @@ class ResultSender:
             image = outcome.images[0]
             keyboard = result_keyboard(outcome.job_id, image, lang, variations=self._variations)
             caption = caption_for(outcome, lang)
+            done = outcome.job_id  # the first message that shows the result delivers it
             if reply_mode == "document":
                 await self.send_original(
-                    who, lang, image, reply_to=reply_to, caption=caption, keyboard=keyboard
+                    who,
+                    lang,
+                    image,
+                    reply_to=reply_to,
+                    caption=caption,
+                    keyboard=keyboard,
+                    job_id=done,
                 )
                 return
-            msg = await self.send_image(who, lang, image, caption, reply_to, keyboard)
+            msg = await self.send_image(who, lang, image, caption, reply_to, keyboard, job_id=done)
             if reply_mode == "both":
                 await self.send_original(who, lang, image, reply_to=msg.message_id)
         else:
@@ -100,8 +107,11 @@ class ResultSender:
         caption: str,
         reply_to: int | None,
         keyboard: InlineKeyboardMarkup | None,
+        *,
+        job_id: int | None = None,
     ) -> Message:
-        """As a photo; over Telegram's photo limits, a preview photo plus the file."""
+        """As a photo; over Telegram's photo limits, a preview photo plus the file.
+        `job_id`: the job whose result this shows is recorded as delivered."""
         data = await self._images.data(image)
         preview = await imaging.atelegram_photo(data, _info(image))
         msg = await self._bot.send_photo(
@@ -114,7 +124,9 @@ class ResultSender:
             message_thread_id=who.thread_id or None,
         )
         file_id = msg.photo[-1].file_id if msg.photo and preview is None else None
-        await self._images.record_delivery(who.chat_id, msg.message_id, image.id, file_id)
+        await self._images.record_delivery(
+            who.chat_id, msg.message_id, image.id, file_id, job_id=job_id
+        )
         if preview is not None:
             await self.send_original(
                 who,
@@ -136,6 +148,7 @@ class ResultSender:
         reply_to: int | None = None,
         caption: str | None = None,
         keyboard: InlineKeyboardMarkup | None = None,
+        job_id: int | None = None,
     ) -> Message:
         data = data if data is not None else await self._images.data(image)
         msg = await self._bot.send_document(
@@ -149,7 +162,9 @@ class ResultSender:
             message_thread_id=who.thread_id or None,
             disable_content_type_detection=True,
         )
-        await self._images.record_delivery(who.chat_id, msg.message_id, image.id, None)
+        await self._images.record_delivery(
+            who.chat_id, msg.message_id, image.id, None, job_id=job_id
+        )
         return msg
 
     async def _send_album(
@@ -173,8 +188,11 @@ class ResultSender:
             allow_sending_without_reply=True,
             message_thread_id=who.thread_id or None,
         )
-        for msg, image in zip(messages, shown, strict=False):
-            await self._images.record_delivery(who.chat_id, msg.message_id, image.id, None)
+        for i, (msg, image) in enumerate(zip(messages, shown, strict=False)):
+            done = outcome.job_id if i == 0 else None
+            await self._images.record_delivery(
+                who.chat_id, msg.message_id, image.id, None, job_id=done
+            )
         await self._bot.send_message(
             who.chat_id,
             t(lang, "album_buttons"),
