@@ -67,7 +67,8 @@ class ImageLibrary:
         )
 
     async def accept(self, data: bytes, *, file_id: str | None = None) -> StoredImage:
-        """Check an image the user sent, keeping nothing: the StoredImage it would be (id 0).
+        """Check an image the user sent, keeping nothing: the StoredImage it would be (id 0,
+        no sha256 yet: `keep` hashes it as it writes the file, off the event loop).
 
         Nothing is written before the image is known to be usable, so a refused one leaves
         no file behind."""
@@ -75,8 +76,7 @@ class ImageLibrary:
             info = await imaging.aprobe(data)
         except imaging.ImageInputError as exc:
             raise UserInputError(f"image_{exc.code}") from exc
-        sha = BlobStore.sha256_of(data)
-        return StoredImage(0, sha, info.mime, info.width, info.height, len(data), file_id, None)
+        return StoredImage(0, "", info.mime, info.width, info.height, len(data), file_id, None)
 
     async def check_room(self, who: Who, adding: int) -> None:
         """Refuse (StorageLimitError) when ``adding`` more bytes pass the user's daily limit."""
