@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 from tests.e2e.helpers import close, mean
-from tests.e2e.test_process import API_KEY, _env, _spawn
+from tests.e2e.test_process import _spawn, bot_env
 from tests.fakes.image_api import FakeImageAPI, Recorded
 from tests.fakes.telegram_api import Call, FakeTelegram
 
@@ -60,12 +60,10 @@ async def _wait_for_rows(db: Path, sql: str, count: int) -> None:
 async def test_a_killed_bot_answers_every_job_it_left_once_restarted(
     tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI
 ) -> None:
-    env = _env(
+    env = bot_env(
         tmp_path,
-        TELEGRAM_BOT_TOKEN=tg.token,
-        TELEGRAM_API_URL=tg.root,
-        IMAGE_API_BASE_URL=f"{upstream.root}/v1",
-        IMAGE_API_KEY=API_KEY,
+        tg,
+        upstream,
         MAX_CONCURRENT_JOBS="1",  # Bob's job waits for Alice's to leave its slot
         DAILY_IMAGES_PER_USER="1",
         ADMIN_USER_IDS=str(BOB),  # Bob makes two images; admins have no daily limit

@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.conftest import RunningBot
 from tests.e2e.helpers import db_rows
-from tests.e2e.test_process import _env, _spawn
+from tests.e2e.test_process import _spawn, bot_env
 from tests.fakes.image_api import FakeImageAPI
 from tests.fakes.telegram_api import FakeTelegram
 
@@ -67,12 +67,11 @@ async def test_an_echoed_key_is_masked_in_the_job_row_the_admin_message_and_the_
 async def test_the_check_table_and_the_bot_logs_mask_an_echoed_key(
     tmp_path: Path, tg: FakeTelegram, echoing: FakeImageAPI
 ) -> None:
-    env = _env(
+    env = bot_env(
         tmp_path,
-        TELEGRAM_BOT_TOKEN=tg.token,
-        TELEGRAM_API_URL=tg.root,
-        IMAGE_API_BASE_URL=f"{echoing.root}/v1",
-        IMAGE_API_KEY=KEY,
+        tg,
+        echoing,
+        KEY,
         IMAGE_RETRY_BASE_DELAY="0.05",
         ADMIN_USER_IDS=str(ADMIN),
         LOG_LEVEL="DEBUG",

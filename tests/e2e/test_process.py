@@ -25,6 +25,20 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def bot_env(
+    tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI, key: str = API_KEY, **extra: str
+) -> dict[str, str]:
+    """The environment of a `python -m bot` talking to these fakes."""
+    return _env(
+        tmp_path,
+        TELEGRAM_BOT_TOKEN=tg.token,
+        TELEGRAM_API_URL=tg.root,
+        IMAGE_API_BASE_URL=f"{upstream.root}/v1",
+        IMAGE_API_KEY=key,
+        **extra,
+    )
+
+
 async def _spawn(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -40,14 +54,7 @@ async def _spawn(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
 async def test_python_m_bot_answers_then_stops_on_sigterm(
     tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI
 ) -> None:
-    env = _env(
-        tmp_path,
-        TELEGRAM_BOT_TOKEN=tg.token,
-        TELEGRAM_API_URL=tg.root,
-        IMAGE_API_BASE_URL=f"{upstream.root}/v1",
-        IMAGE_API_KEY=API_KEY,
-        LOG_LEVEL="DEBUG",
-    )
+    env = bot_env(tmp_path, tg, upstream, LOG_LEVEL="DEBUG")
     proc = await _spawn(env, tmp_path)
     # Read its output all along: a DEBUG log fills a pipe nobody reads, and the bot then blocks.
     output = asyncio.create_task(proc.communicate())
