@@ -7,10 +7,14 @@ from typing import Any
 
 from bot.providers.base import (
     Endpoint,
+    ImagePart,
     ImageRequest,
     ImageResult,
+    InputImage,
     ParsedAnswer,
     ProgressCallback,
+    TextPart,
+    Turn,
 )
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import (
@@ -36,6 +40,18 @@ def _user_content(req: ImageRequest) -> str | list[dict[str, Any]]:
     ]
 
 
+def _content(turn: Turn) -> list[dict[str, Any]]:
+    """A neutral turn as OpenAI content parts; other dialects' tokens mean nothing here."""
+    content: list[dict[str, Any]] = []
+    for part in turn.parts:
+        if isinstance(part, TextPart):
+            content.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart) and part.data is not None:
+            uri = data_uri(InputImage(part.data, part.mime))
+            content.append({"type": "image_url", "image_url": {"url": uri}})
+    return content
+
+
 def _image_config(req: ImageRequest) -> dict[str, Any]:
     config = {}
     if req.aspect_ratio:
@@ -49,9 +65,9 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
     """The JSON body. `endpoint.extra_body` is merged at top level (S4's `group`, OpenRouter's
     `modalities`); aspect ratio/size go in `extra_body.google.image_config` (S0/S1, Google's
     OpenAI-compat convention). `req.n` is left out: one chat call yields one answer.
-    History turns (if any) are sent as earlier messages; their parts are OpenAI content parts."""
+    History turns (if any) are sent as earlier messages."""
     history = [
-        {"role": "assistant" if turn.role == "model" else "user", "content": turn.parts}
+        {"role": "assistant" if turn.role == "model" else "user", "content": _content(turn)}
         for turn in req.history
     ]
     core = {
