@@ -39,7 +39,7 @@ from bot.providers.extract import (
     deep_merge,
     error_from_http,
 )
-from bot.providers.http import EndpointClient, in_gil_lane, post_json, tagged
+from bot.providers.http import EndpointClient
 
 # finishReason / blockReason values that mean "refused" (§2). Any image present is a success.
 BLOCK_REASONS = frozenset(
@@ -324,17 +324,5 @@ class GeminiProvider(EndpointClient):
         self, request: ImageRequest, progress: ProgressCallback | None = None
     ) -> ImageResult:
         """One call; `progress` is accepted for the ImageProvider protocol (no stages here)."""
-        with tagged(self.endpoint.name):
-            body = await in_gil_lane(build_request, request, self.endpoint)
-            raw = await post_json(self._http, self.endpoint, self.url(request.model), body)
-            parsed = await in_gil_lane(parse_response, raw)
-            del raw  # up to 64 MB, not to be held while the links download
-            images = await self._images(parsed.images)
-        return ImageResult(
-            images=images,
-            text=parsed.text,
-            model_turn=parsed.model_turn,
-            usage=parsed.usage,
-            endpoint=self.endpoint.name,
-            model=request.model,
-        )
+        url = self.url(request.model)
+        return await self._post_and_parse(request, url, build_request, parse_response)

@@ -27,7 +27,7 @@ from bot.providers.extract import (
     images_from_chat_message,
     text_of_chat_message,
 )
-from bot.providers.http import EndpointClient, in_gil_lane, post_json, tagged
+from bot.providers.http import EndpointClient
 
 # --- request ------------------------------------------------------------------------------
 
@@ -140,13 +140,4 @@ class OpenAIChatProvider(EndpointClient):
         self, request: ImageRequest, progress: ProgressCallback | None = None
     ) -> ImageResult:
         """One call; `progress` is accepted for the ImageProvider protocol (chat has no stages)."""
-        with tagged(self.endpoint.name):
-            body = await in_gil_lane(build_request, request, self.endpoint)
-            raw = await post_json(self._http, self.endpoint, self.url, body)
-            parsed = await in_gil_lane(parse_response, raw)
-            del raw  # up to 64 MB, not to be held while the links download
-            images = await self._images(parsed.images)
-        return ImageResult(
-            images=images, text=parsed.text, usage=parsed.usage,
-            endpoint=self.endpoint.name, model=request.model,
-        )
+        return await self._post_and_parse(request, self.url, build_request, parse_response)
