@@ -57,7 +57,7 @@ BLOCK_REASONS = frozenset(
 # Words inside reasons Google may add later (or Vertex sends: MODEL_ARMOR, JAILBREAK).
 _BLOCK_MARKERS = ("SAFETY", "PROHIBITED", "BLOCKLIST", "RECITATION", "SPII", "JAILBREAK", "ARMOR")
 _MODALITIES = ["TEXT", "IMAGE"]  # image-only is refused by some models and relays (S3)
-INLINE_KEYS = ("inlineData", "inline_data")
+_INLINE_KEYS = ("inlineData", "inline_data")
 _GEMINI_VERSION = re.compile(r"gemini-(\d+)(?:\.\d+)?-")
 
 
@@ -204,9 +204,9 @@ def _parts(candidate: Mapping[str, Any]) -> list[Any]:
     return parts if isinstance(parts, list) else []
 
 
-def inline_data(part: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def _inline_data(part: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """A part's inline image object (under its camelCase or snake_case key), if it has one."""
-    for key in INLINE_KEYS:
+    for key in _INLINE_KEYS:
         value = part.get(key)
         if isinstance(value, Mapping):
             return value
@@ -246,13 +246,13 @@ def read_content(candidate: Mapping[str, Any]) -> tuple[list[ImageRef], Turn | N
     for part in _parts(candidate):
         if not isinstance(part, dict) or part.get("thought"):
             continue
-        inline = inline_data(part)
+        inline = _inline_data(part)
         if inline is None:
             kept.append(_text_part(part))
             continue
         data, mime = _decoded(inline)
         images.append(ImageRef(data=data, mime=mime))
-        kept.append(ImagePart(mime=mime, data=data, token=_token(part, INLINE_KEYS)))
+        kept.append(ImagePart(mime=mime, data=data, token=_token(part, _INLINE_KEYS)))
     return images, Turn("model", kept) if kept else None
 
 
@@ -263,11 +263,11 @@ def stored_model_turn(parts: Sequence[Any]) -> Turn:
     for part in parts:
         if not isinstance(part, dict):
             continue
-        inline = inline_data(part)
+        inline = _inline_data(part)
         if inline is None:
             kept.append(_text_part(part))
         elif isinstance(inline.get("blob"), str) and isinstance(inline.get("mimeType"), str):
-            token = _token(part, INLINE_KEYS)
+            token = _token(part, _INLINE_KEYS)
             kept.append(ImagePart(mime=inline["mimeType"], sha256=inline["blob"], token=token))
         else:
             kept.append(TokenPart(dict(part)))  # as the old reader passed it on: verbatim
