@@ -71,6 +71,12 @@ class ImagePart:
     data: bytes | None = field(default=None, repr=False)
     token: Token | None = None
 
+    def loaded(self) -> bytes:
+        """Its bytes, which whoever builds the request loads from the blob store beforehand."""
+        if self.data is None:
+            raise ValueError(f"image part {self.sha256} has no bytes loaded")
+        return self.data
+
 
 @dataclass(frozen=True)
 class TokenPart:

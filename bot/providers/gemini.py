@@ -3,7 +3,7 @@
 Pure `build_request` / `parse_response` (tested on JSON alone) and a small class for the HTTP.
 Refusals arrive as 200 answers (§2): a blocked prompt has no candidates, a candidate that made
 no image says why in `finishReason`. For real history (§3) an answer becomes a neutral model turn
-(`model_turn_of`) and neutral turns become `contents` again (`contents_of`), thought signatures
+(`read_content`) and neutral turns become `contents` again (`contents_of`), thought signatures
 and any other field of a part kept verbatim in its token.
 """
 
@@ -112,9 +112,7 @@ def _part_json(part: Part) -> dict[str, Any]:
     if isinstance(part, TextPart):
         body: dict[str, Any] = {"text": part.text}
     else:
-        if part.data is None:
-            raise ValueError(f"image part {part.sha256} has no bytes loaded")
-        data = pybase64.b64encode(part.data).decode("ascii")
+        data = pybase64.b64encode(part.loaded()).decode("ascii")
         body = {"inlineData": {"mimeType": part.mime, "data": data}}
     return {**body, **part.token} if part.token else body
 

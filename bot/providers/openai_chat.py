@@ -46,8 +46,8 @@ def _content(turn: Turn) -> list[dict[str, Any]]:
     for part in turn.parts:
         if isinstance(part, TextPart):
             content.append({"type": "text", "text": part.text})
-        elif isinstance(part, ImagePart) and part.data is not None:
-            uri = data_uri(InputImage(part.data, part.mime))
+        elif isinstance(part, ImagePart):
+            uri = data_uri(InputImage(part.loaded(), part.mime))
             content.append({"type": "image_url", "image_url": {"url": uri}})
     return content
 

@@ -153,6 +153,12 @@ def test_history_turns_become_earlier_messages() -> None:
     ]
 
 
+
+def test_a_history_picture_without_its_bytes_is_not_sent() -> None:
+    history = [Turn(role="model", parts=[base.ImagePart("image/png", sha256="ab" * 32)])]
+    with pytest.raises(ValueError, match="no bytes"):
+        build_request(request(history=history), endpoint())
+
 # --- parse_response: answers with images ----------------------------------------------------
 
 
