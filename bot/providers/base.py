@@ -51,15 +51,51 @@ class InputImage:
     mime: str
 
 
+#: What a dialect keeps of a part beyond its words or picture (Gemini's thoughtSignature, say):
+#: JSON fields only that dialect reads, passed back to it verbatim.
+Token = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TextPart:
+    text: str
+    token: Token | None = None
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """A picture in a turn: by its blob (sha256) when stored, with its bytes once loaded."""
+
+    mime: str
+    sha256: str | None = None
+    data: bytes | None = field(default=None, repr=False)
+    token: Token | None = None
+
+    def loaded(self) -> bytes:
+        """Its bytes, which whoever builds the request loads from the blob store beforehand."""
+        if self.data is None:
+            raise ValueError(f"image part {self.sha256} has no bytes loaded")
+        return self.data
+
+
+@dataclass(frozen=True)
+class TokenPart:
+    """A part only its dialect understands (neither words nor a picture), kept for it verbatim."""
+
+    token: Token
+
+
+Part = TextPart | ImagePart | TokenPart
+
+
 @dataclass(frozen=True)
 class Turn:
     """One earlier turn of a conversation, for dialects that take real history (gemini).
 
-    `parts` are the dialect's own JSON parts, kept verbatim (thought signatures included).
-    """
+    Parts are neutral: each dialect turns its answer into them and renders them back."""
 
     role: Literal["user", "model"]
-    parts: list[dict[str, Any]]
+    parts: list[Part]
 
 
 @dataclass

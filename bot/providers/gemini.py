@@ -2,23 +2,31 @@
 
 Pure `build_request` / `parse_response` (tested on JSON alone) and a small class for the HTTP.
 Refusals arrive as 200 answers (§2): a blocked prompt has no candidates, a candidate that made
-no image says why in `finishReason`. Model turns are kept verbatim for real history (§3).
+no image says why in `finishReason`. For real history (§3) an answer becomes a neutral model turn
+(`read_content`) and neutral turns become `contents` again (`contents_of`), thought signatures
+and any other field of a part kept verbatim in its token.
 """
 
 from __future__ import annotations
 
-import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+import pybase64
 
 from bot.providers.base import (
     Endpoint,
+    ImagePart,
     ImageRef,
     ImageRequest,
     ImageResult,
     ParsedAnswer,
+    Part,
     ProgressCallback,
+    TextPart,
+    Token,
+    TokenPart,
     Turn,
 )
 from bot.providers.errors import ProviderError, ProviderErrorKind
@@ -31,7 +39,7 @@ from bot.providers.extract import (
     deep_merge,
     error_from_http,
 )
-from bot.providers.http import EndpointClient, in_gil_lane, post_json, tagged
+from bot.providers.http import EndpointClient
 
 # finishReason / blockReason values that mean "refused" (§2). Any image present is a success.
 BLOCK_REASONS = frozenset(
@@ -49,7 +57,7 @@ BLOCK_REASONS = frozenset(
 # Words inside reasons Google may add later (or Vertex sends: MODEL_ARMOR, JAILBREAK).
 _BLOCK_MARKERS = ("SAFETY", "PROHIBITED", "BLOCKLIST", "RECITATION", "SPII", "JAILBREAK", "ARMOR")
 _MODALITIES = ["TEXT", "IMAGE"]  # image-only is refused by some models and relays (S3)
-INLINE_KEYS = ("inlineData", "inline_data")
+_INLINE_KEYS = ("inlineData", "inline_data")
 _GEMINI_VERSION = re.compile(r"gemini-(\d+)(?:\.\d+)?-")
 
 
@@ -97,23 +105,36 @@ def _generation_config(req: ImageRequest) -> dict[str, Any]:
     return config
 
 
-def _user_turn(req: ImageRequest) -> dict[str, Any]:
+def _part_json(part: Part) -> dict[str, Any]:
+    """A neutral part as a Gemini part; its token's fields (thoughtSignature) go back beside it."""
+    if isinstance(part, TokenPart):
+        return dict(part.token)
+    if isinstance(part, TextPart):
+        body: dict[str, Any] = {"text": part.text}
+    else:
+        data = pybase64.b64encode(part.loaded()).decode("ascii")
+        body = {"inlineData": {"mimeType": part.mime, "data": data}}
+    return {**body, **part.token} if part.token else body
+
+
+def contents_of(turns: Sequence[Turn]) -> list[dict[str, Any]]:
+    """Neutral turns as generateContent `contents`."""
+    return [{"role": turn.role, "parts": [_part_json(p) for p in turn.parts]} for turn in turns]
+
+
+def _user_turn(req: ImageRequest) -> Turn:
     """The new turn: the words first, then each image (the order Google and OpenRouter advise)."""
-    parts: list[dict[str, Any]] = [{"text": req.prompt}]
-    for image in req.images:
-        data = base64.b64encode(image.data).decode("ascii")
-        parts.append({"inlineData": {"mimeType": image.mime, "data": data}})
-    return {"role": "user", "parts": parts}
+    images = [ImagePart(mime=image.mime, data=image.data) for image in req.images]
+    return Turn("user", [TextPart(req.prompt), *images])
 
 
 def build_request(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
-    """The JSON body: earlier turns verbatim (thought signatures included), then the new turn.
+    """The JSON body: earlier turns (thought signatures included), then the new turn.
 
     `endpoint.extra_body` (say `safetySettings`, or `generationConfig.temperature`) is merged
     underneath: what this request needs wins. CPU-heavy with big images: run it in a thread."""
-    history = [{"role": turn.role, "parts": turn.parts} for turn in req.history]
     core = {
-        "contents": [*history, _user_turn(req)],
+        "contents": contents_of([*req.history, _user_turn(req)]),
         "generationConfig": _generation_config(req),
     }
     if not endpoint.extra_body:
@@ -181,41 +202,74 @@ def _parts(candidate: Mapping[str, Any]) -> list[Any]:
     return parts if isinstance(parts, list) else []
 
 
-def inline_data(part: Mapping[str, Any]) -> Mapping[str, Any] | None:
+def _inline_data(part: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """A part's inline image object (under its camelCase or snake_case key), if it has one."""
-    for key in INLINE_KEYS:
+    for key in _INLINE_KEYS:
         value = part.get(key)
         if isinstance(value, Mapping):
             return value
     return None
 
 
-def _image_of(inline: Mapping[str, Any]) -> ImageRef:
+def _decoded(inline: Mapping[str, Any]) -> tuple[bytes, str]:
     """Decoded bytes of an inline image, typed by their magic bytes (not the declared type)."""
     payload = inline.get("data")
     if not isinstance(payload, str) or not payload:
         raise bad_response("inlineData without data")
     data = decode_base64(payload)
     declared = _text_field(inline, "mimeType", "mime_type")
-    return ImageRef(data=data, mime=checked_mime(data, declared))
+    return data, checked_mime(data, declared)
 
 
-def _read_parts(parts: list[Any]) -> tuple[list[ImageRef], list[str], list[dict[str, Any]]]:
-    """(images, texts, parts to keep for history), skipping 3 Pro's `thought` parts: its interim
-    "thinking" images are neither the answer nor history. Kept parts stay verbatim."""
+def _token(part: Mapping[str, Any], content_keys: Sequence[str]) -> Token | None:
+    """A part's fields besides its words or picture (thoughtSignature and the like)."""
+    rest = {k: v for k, v in part.items() if k not in content_keys}
+    return rest or None
+
+
+def _text_part(part: Mapping[str, Any]) -> Part:
+    """Words (with their token), or a part of another kind kept whole."""
+    text = part.get("text")
+    if isinstance(text, str):
+        return TextPart(text, _token(part, ("text",)))
+    return TokenPart(dict(part))
+
+
+def read_content(candidate: Mapping[str, Any]) -> tuple[list[ImageRef], Turn | None]:
+    """A candidate's images (decoded) and its content as a neutral model turn (None when it kept
+    nothing), skipping 3 Pro's `thought` parts: its interim "thinking" images are neither the
+    answer nor history. Raises BAD_RESPONSE for a broken inline image."""
     images: list[ImageRef] = []
-    texts: list[str] = []
-    kept: list[dict[str, Any]] = []
-    for part in parts:
+    kept: list[Part] = []
+    for part in _parts(candidate):
         if not isinstance(part, dict) or part.get("thought"):
             continue
-        inline = inline_data(part)
-        if inline is not None:
-            images.append(_image_of(inline))
-        elif isinstance(part.get("text"), str):
-            texts.append(part["text"])
-        kept.append(part)
-    return images, texts, kept
+        inline = _inline_data(part)
+        if inline is None:
+            kept.append(_text_part(part))
+            continue
+        data, mime = _decoded(inline)
+        images.append(ImageRef(data=data, mime=mime))
+        kept.append(ImagePart(mime=mime, data=data, token=_token(part, _INLINE_KEYS)))
+    return images, Turn("model", kept) if kept else None
+
+
+def stored_model_turn(parts: Sequence[Any]) -> Turn:
+    """A model turn as jobs.model_parts held it before turns were neutral: Gemini parts whose
+    inline images were swapped for {"inlineData": {"mimeType": ..., "blob": sha256}}."""
+    kept: list[Part] = []
+    for part in parts:
+        if not isinstance(part, dict):
+            continue
+        inline = _inline_data(part)
+        if inline is None:
+            kept.append(_text_part(part))
+        elif isinstance(inline.get("blob"), str) and isinstance(inline.get("mimeType"), str):
+            token = _token(part, _INLINE_KEYS)
+            kept.append(ImagePart(mime=inline["mimeType"], sha256=inline["blob"], token=token))
+        else:
+            kept.append(TokenPart(dict(part)))  # as the old reader passed it on: verbatim
+    return Turn("model", kept)
 
 
 def _raise_unless_words(candidate: Mapping[str, Any], text: str | None) -> None:
@@ -242,14 +296,15 @@ def parse_response(body: bytes | bytearray) -> ParsedAnswer:
     CPU-heavy for big answers (JSON + base64 of 20+ MB at 4K): run it in a thread."""
     answer = answer_object(body)
     candidate = _first_candidate(answer, body)
-    images, texts, kept = _read_parts(_parts(candidate))
+    images, model_turn = read_content(candidate)
+    texts = [p.text for p in model_turn.parts if isinstance(p, TextPart)] if model_turn else []
     text = "\n".join(t.strip() for t in texts if t.strip()) or None
     if not images:
         _raise_unless_words(candidate, text)
     return ParsedAnswer(
         images=images,
         text=text,
-        model_turn=Turn("model", kept) if kept else None,
+        model_turn=model_turn,
         usage=_usage(answer),
     )
 
@@ -267,17 +322,5 @@ class GeminiProvider(EndpointClient):
         self, request: ImageRequest, progress: ProgressCallback | None = None
     ) -> ImageResult:
         """One call; `progress` is accepted for the ImageProvider protocol (no stages here)."""
-        with tagged(self.endpoint.name):
-            body = await in_gil_lane(build_request, request, self.endpoint)
-            raw = await post_json(self._http, self.endpoint, self.url(request.model), body)
-            parsed = await in_gil_lane(parse_response, raw)
-            del raw  # up to 64 MB, not to be held while the links download
-            images = await self._images(parsed.images)
-        return ImageResult(
-            images=images,
-            text=parsed.text,
-            model_turn=parsed.model_turn,
-            usage=parsed.usage,
-            endpoint=self.endpoint.name,
-            model=request.model,
-        )
+        url = self.url(request.model)
+        return await self._post_and_parse(request, url, build_request, parse_response)

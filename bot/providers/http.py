@@ -19,7 +19,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bot.providers.base import Endpoint, GeneratedImage, ImageRef
+from bot.providers.base import (
+    Endpoint,
+    GeneratedImage,
+    ImageRef,
+    ImageRequest,
+    ImageResult,
+    ParsedAnswer,
+)
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import bad_response, checked_mime, clean_detail, error_from_http
 from bot.providers.urlguard import Pinned, UrlPolicy
@@ -325,4 +332,28 @@ class EndpointClient:
         return await resolve_images(
             self._http, refs, max_bytes=self._max_download_bytes,
             timeout=self.endpoint.timeout, policy=self._url_policy,
+        )
+
+    async def _post_and_parse(
+        self,
+        request: ImageRequest,
+        url: str,
+        build: Callable[[ImageRequest, Endpoint], Any],
+        parse: Callable[[bytes | bytearray], ParsedAnswer],
+    ) -> ImageResult:
+        """One call of a dialect that answers at once: the body built and the answer parsed in
+        the GIL lane (both CPU-heavy with big images), then the answer's links downloaded."""
+        with tagged(self.endpoint.name):
+            body = await in_gil_lane(build, request, self.endpoint)
+            raw = await post_json(self._http, self.endpoint, url, body)
+            parsed = await in_gil_lane(parse, raw)
+            del raw  # up to 64 MB, not to be held while the links download
+            images = await self._images(parsed.images)
+        return ImageResult(
+            images=images,
+            text=parsed.text,
+            model_turn=parsed.model_turn,
+            usage=parsed.usage,
+            endpoint=self.endpoint.name,
+            model=request.model,
         )

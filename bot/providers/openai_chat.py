@@ -7,10 +7,14 @@ from typing import Any
 
 from bot.providers.base import (
     Endpoint,
+    ImagePart,
     ImageRequest,
     ImageResult,
+    InputImage,
     ParsedAnswer,
     ProgressCallback,
+    TextPart,
+    Turn,
 )
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import (
@@ -23,7 +27,7 @@ from bot.providers.extract import (
     images_from_chat_message,
     text_of_chat_message,
 )
-from bot.providers.http import EndpointClient, in_gil_lane, post_json, tagged
+from bot.providers.http import EndpointClient
 
 # --- request ------------------------------------------------------------------------------
 
@@ -34,6 +38,18 @@ def _user_content(req: ImageRequest) -> str | list[dict[str, Any]]:
     return [{"type": "text", "text": req.prompt}] + [
         {"type": "image_url", "image_url": {"url": data_uri(image)}} for image in req.images
     ]
+
+
+def _content(turn: Turn) -> list[dict[str, Any]]:
+    """A neutral turn as OpenAI content parts; other dialects' tokens mean nothing here."""
+    content: list[dict[str, Any]] = []
+    for part in turn.parts:
+        if isinstance(part, TextPart):
+            content.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            uri = data_uri(InputImage(part.loaded(), part.mime))
+            content.append({"type": "image_url", "image_url": {"url": uri}})
+    return content
 
 
 def _image_config(req: ImageRequest) -> dict[str, Any]:
@@ -49,9 +65,9 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
     """The JSON body. `endpoint.extra_body` is merged at top level (S4's `group`, OpenRouter's
     `modalities`); aspect ratio/size go in `extra_body.google.image_config` (S0/S1, Google's
     OpenAI-compat convention). `req.n` is left out: one chat call yields one answer.
-    History turns (if any) are sent as earlier messages; their parts are OpenAI content parts."""
+    History turns (if any) are sent as earlier messages."""
     history = [
-        {"role": "assistant" if turn.role == "model" else "user", "content": turn.parts}
+        {"role": "assistant" if turn.role == "model" else "user", "content": _content(turn)}
         for turn in req.history
     ]
     core = {
@@ -124,13 +140,4 @@ class OpenAIChatProvider(EndpointClient):
         self, request: ImageRequest, progress: ProgressCallback | None = None
     ) -> ImageResult:
         """One call; `progress` is accepted for the ImageProvider protocol (chat has no stages)."""
-        with tagged(self.endpoint.name):
-            body = await in_gil_lane(build_request, request, self.endpoint)
-            raw = await post_json(self._http, self.endpoint, self.url, body)
-            parsed = await in_gil_lane(parse_response, raw)
-            del raw  # up to 64 MB, not to be held while the links download
-            images = await self._images(parsed.images)
-        return ImageResult(
-            images=images, text=parsed.text, usage=parsed.usage,
-            endpoint=self.endpoint.name, model=request.model,
-        )
+        return await self._post_and_parse(request, self.url, build_request, parse_response)

@@ -362,9 +362,7 @@ class GenerationService:
             price = self._pricing(result.endpoint, options.model, options.image_size)
             done["cost"] = None if price is None else round(price * len(stored), 6)
         if result.model_turn is not None and stored:
-            done["model_parts"] = pack_model_turn(
-                result.model_turn, result.images, [i.sha256 for i in stored]
-            )
+            done["model_parts"] = pack_model_turn(result.model_turn, stored)
         async with self._sessions.begin() as s:
             repo = Repo(s)
             await repo.update_job(job_id, **done)

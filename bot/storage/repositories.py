@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from bot.services.types import StoredImage
 from bot.storage.models import (
     Chat,
     ChatPrefs,
@@ -393,3 +395,27 @@ async def unanswered_jobs(repo: Repo) -> Sequence[Job]:
 
 async def chat_and_user(repo: Repo, chat_id: int, user_id: int) -> tuple[Chat | None, User | None]:
     return await repo.s.get(Chat, chat_id), await repo.s.get(User, user_id)
+
+
+# -- conversation history (bot/services/conversation.py) ------------------------------------
+@dataclass(frozen=True)
+class JobTurn:
+    """A job's prompt and its model turn as stored (jobs.model_parts; None when it kept none)."""
+
+    prompt: str
+    model_turn: str | None
+
+
+_STORED_IMAGE = select(*IMAGE_COLUMNS).where(IMAGE_COLUMNS[0] == bindparam("_id"))
+_JOB_TURN = select(_JOBS.c.prompt, _JOBS.c.model_parts).where(_JOBS.c.id == bindparam("_id"))
+
+
+async def stored_image(repo: Repo, image_id: int) -> StoredImage | None:
+    """One image as the services pass it around, by one Core SELECT."""
+    row = (await repo.core(_STORED_IMAGE, {"_id": image_id})).first()
+    return StoredImage(*row) if row is not None else None
+
+
+async def job_turn(repo: Repo, job_id: int) -> JobTurn | None:
+    row = (await repo.core(_JOB_TURN, {"_id": job_id})).first()
+    return JobTurn(row[0], row[1]) if row is not None else None

@@ -3,13 +3,14 @@ example for it (only the host is the fake's), plus Google's API directly."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import RunningBot
-from tests.e2e.helpers import close, jpeg
+from tests.e2e.helpers import close, db_rows, jpeg
 from tests.fakes.image_api import FakeImageAPI
 from tests.fakes.telegram_api import FakeTelegram
 
@@ -124,6 +125,35 @@ async def test_google_direct_multi_turn_history(
     assert any(close(i.color, relay.outputs[1]) for i in third.input_images)
     assert any("thoughtSignature" in p for p in _gemini_parts(third))
     assert not any(p.get("thought") for p in _gemini_parts(third))
+
+
+@pytest.mark.parametrize("relay", [("AIza-google", "x-goog-api-key")], indirect=True)
+async def test_a_job_row_in_the_old_gemini_shape_still_continues(
+    tg: FakeTelegram, relay: FakeImageAPI, start_bot: StartBot
+):
+    """Jobs kept before turns were neutral hold Gemini parts, images as {"blob": sha256}."""
+    relay.gemini_answer = "thinking"
+    bot = await start_bot(image_api_dialect="gemini", image_api_base_url=relay.root,
+                          image_api_key="AIza-google", image_api_auth="x-goog-api-key",
+                          image_model="gemini-3-pro-image-preview")
+    tg.send_text(CHAT, "a red panda, watercolor")
+    await tg.wait_for("sendPhoto", timeout=30)
+    sql = "select jobs.id, sha256, mime from jobs join images on images.job_id = jobs.id"
+    [(job_id, sha, mime)] = db_rows(bot.settings, sql)
+    old = [
+        {"text": "Here it is.", "thoughtSignature": "sig-old-text"},
+        {"inlineData": {"mimeType": mime, "blob": sha}, "thoughtSignature": "sig-old-image"},
+    ]
+    db_rows(bot.settings, "update jobs set model_parts = ? where id = ?", json.dumps(old), job_id)
+    tg.send_text(CHAT, "now make it blue")
+    await tg.wait_for("sendPhoto", count=2, timeout=30)
+    second = relay.requests[-1]
+    assert [turn["role"] for turn in second.json["contents"]] == ["user", "model", "user"]
+    model = second.json["contents"][1]["parts"]
+    assert model[0] == {"text": "Here it is.", "thoughtSignature": "sig-old-text"}
+    assert model[1]["thoughtSignature"] == "sig-old-image"
+    [earlier] = second.input_images  # the first result, its bytes back inline
+    assert close(earlier.color, relay.outputs[0])
 
 
 @pytest.mark.parametrize("relay", [("AIza-google", "x-goog-api-key")], indirect=True)

@@ -7,7 +7,9 @@ recorded and the statement counts, so a regression in either shows.
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,8 +21,9 @@ from PIL import Image as PILImage
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.providers.base import GeneratedImage, ImageResult
+from bot.providers.base import GeneratedImage, ImagePart, ImageResult, TextPart, Turn
 from bot.providers.errors import ProviderError, ProviderErrorKind
+from bot.providers.gemini import contents_of
 from bot.services import subjects as subjects_module
 from bot.services.errors import UserInputError
 from bot.services.generation import GenerationService
@@ -442,25 +445,24 @@ async def test_a_known_chats_photo_edit_and_delivery_take_eleven_statements(env:
     }
 
 
-async def test_a_gemini_refine_carries_the_turns_that_made_the_current_image(env: Env) -> None:
-    import base64
-
-    from bot.providers.base import Turn
-
+def _history_service(env: Env) -> GenerationService:
+    """The gemini set-up: the fake provider's answers carry a model turn, as gemini's do."""
     provider = env.provider
     real = provider.generate
 
     async def with_turn(request: Any, progress: Any = None) -> ImageResult:
         result = await real(request, progress)
-        data = base64.b64encode(result.images[0].data).decode()
         result.model_turn = Turn(
             "model",
-            [{"text": f"turn {provider.calls}"}, {"inlineData": {"mimeType": "x", "data": data}}],
+            [
+                TextPart(f"turn {provider.calls}", {"thoughtSignature": f"sig-{provider.calls}"}),
+                ImagePart("image/png", data=result.images[0].data),
+            ],
         )
         return result
 
     provider.generate = with_turn  # type: ignore[method-assign]
-    generation = GenerationService(
+    return GenerationService(
         env.sessions,
         env.images._blobs,
         provider,  # type: ignore[arg-type]
@@ -469,20 +471,83 @@ async def test_a_gemini_refine_carries_the_turns_that_made_the_current_image(env
         real_history=True,
         limits=None,
     )
+
+
+async def test_a_gemini_refine_carries_the_turns_that_made_the_current_image(env: Env) -> None:
+    generation = _history_service(env)
     w = who()
     photo = await take_photo(env, w, 1)
     first = await generation.run(w, "one", [photo], message_id=2)
     second = await generation.run(w, "two", first.images, message_id=3)
     await generation.run(w, "three", second.images, message_id=4)
-    third = provider.requests[-1]
+    third = env.provider.requests[-1]
     assert third.images == [] and [t.role for t in third.history] == ["user", "model"] * 2
     one, turn_one, two, turn_two = third.history
-    photo_b64 = base64.b64encode(await env.images.data(photo)).decode()
     assert one.parts == [
-        {"text": "one"},
-        {"inlineData": {"mimeType": "image/jpeg", "data": photo_b64}},
+        TextPart("one"),
+        ImagePart("image/jpeg", sha256=photo.sha256, data=await env.images.data(photo)),
     ]
-    assert two.parts == [{"text": "two"}]  # its input is the model turn before it
-    assert turn_one.parts[0] == {"text": "turn 1"} and turn_two.parts[0] == {"text": "turn 2"}
-    result_b64 = base64.b64encode(await env.images.data(second.images[0])).decode()
-    assert turn_two.parts[1]["inlineData"]["data"] == result_b64
+    assert two.parts == [TextPart("two")]  # its input is the model turn before it
+    assert turn_one.parts[0] == TextPart("turn 1", {"thoughtSignature": "sig-1"})
+    assert turn_two.parts[0] == TextPart("turn 2", {"thoughtSignature": "sig-2"})
+    [result] = second.images
+    assert turn_two.parts[1] == ImagePart(
+        result.mime, sha256=result.sha256, data=await env.images.data(result)
+    )
+
+
+async def test_a_job_row_of_the_old_gemini_shape_still_gives_its_history(env: Env) -> None:
+    """Rows written before turns were neutral: Gemini parts, images as {"blob": sha256}."""
+    generation = _history_service(env)
+    w = who()
+    first = await generation.run(w, "one", [], message_id=2)
+    [result] = first.images
+    old_shape = [
+        {"text": "here", "thoughtSignature": "sig-old"},
+        {
+            "inlineData": {"mimeType": "image/png", "blob": result.sha256},
+            "thoughtSignature": "sig-img",
+        },
+    ]
+    async with env.sessions.begin() as s:
+        await Repo(s).update_job(first.job_id, model_parts=json.dumps(old_shape))
+    await generation.run(w, "two", first.images, message_id=3)
+    request = env.provider.requests[-1]
+    assert request.images == []
+    assert request.history == [
+        Turn("user", [TextPart("one")]),
+        Turn(
+            "model",
+            [
+                TextPart("here", {"thoughtSignature": "sig-old"}),
+                ImagePart(
+                    "image/png",
+                    sha256=result.sha256,
+                    data=await env.images.data(result),
+                    token={"thoughtSignature": "sig-img"},
+                ),
+            ],
+        ),
+    ]
+    # and as the gemini dialect sends it: the picture's bytes back inline, signatures beside
+    [_, model] = contents_of(request.history)
+    data = base64.b64encode(await env.images.data(result)).decode()
+    assert model["parts"] == [
+        {"text": "here", "thoughtSignature": "sig-old"},
+        {"inlineData": {"mimeType": "image/png", "data": data}, "thoughtSignature": "sig-img"},
+    ]
+
+
+async def test_a_job_row_keeps_its_model_turn_without_bytes(env: Env) -> None:
+    generation = _history_service(env)
+    first = await generation.run(who(), "one", [], message_id=2)
+    [job] = await env.rows(Job)
+    assert job.model_parts is not None and len(job.model_parts) < 300
+    assert json.loads(job.model_parts) == {
+        "v": 1,
+        "role": "model",
+        "parts": [
+            {"text": "turn 1", "token": {"thoughtSignature": "sig-1"}},
+            {"image": first.images[0].sha256, "mime": "image/png"},
+        ],
+    }

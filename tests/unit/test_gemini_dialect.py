@@ -9,15 +9,26 @@ from typing import Any
 
 import pytest
 
-from bot.providers.base import Endpoint, ImageRef, ImageRequest, InputImage, Turn
+from bot.providers.base import (
+    Endpoint,
+    ImagePart,
+    ImageRef,
+    ImageRequest,
+    InputImage,
+    TextPart,
+    TokenPart,
+    Turn,
+)
 from bot.providers.errors import ProviderError
 from bot.providers.errors import ProviderErrorKind as K
 from bot.providers.extract import error_from_http
 from bot.providers.gemini import (
     build_request,
+    contents_of,
     endpoint_url,
     model_takes_image_size,
     parse_response,
+    read_content,
 )
 
 EP = Endpoint(name="google", dialect="gemini", base_url="https://g.test", api_key="AIza-test")
@@ -160,13 +171,18 @@ SIGNED_MODEL_PARTS: list[dict[str, Any]] = [
     {"inlineData": {"mimeType": "image/png", "data": PNG_B64}, "thoughtSignature": "Cq0BAXLI2n=="},
     {"text": "", "thoughtSignature": "EvUCAQ+sig/2=="},
 ]
+# The same turn as the dialect hands it to the services: neutral parts, signatures as tokens.
+SIGNED_MODEL_TURN = Turn(
+    "model",
+    [
+        ImagePart("image/png", data=PNG, token={"thoughtSignature": "Cq0BAXLI2n=="}),
+        TextPart("", {"thoughtSignature": "EvUCAQ+sig/2=="}),
+    ],
+)
 
 
 def test_history_of_two_earlier_turns_is_sent_verbatim() -> None:
-    history = [
-        Turn("user", [{"text": "draw a red bicycle"}]),
-        Turn("model", SIGNED_MODEL_PARTS),
-    ]
+    history = [Turn("user", [TextPart("draw a red bicycle")]), SIGNED_MODEL_TURN]
     req = ImageRequest(prompt="now make it blue", model=PRO, history=history)
     body = build_request(req, EP)
     assert body == {
@@ -190,12 +206,85 @@ def test_history_of_two_earlier_turns_is_sent_verbatim() -> None:
     assert sent == json.dumps(SIGNED_MODEL_PARTS, separators=(",", ":"))
 
 
-def test_snake_case_history_parts_stay_snake_case() -> None:
-    parts = [{"inline_data": {"mime_type": "image/png", "data": PNG_B64}, "thought_signature": "s"}]
-    req = ImageRequest(
-        prompt="again", model=PRO, history=[Turn("user", [{"text": "x"}]), Turn("model", parts)]
+def test_a_snake_case_signature_goes_back_under_its_own_name() -> None:
+    parsed = parse_response(
+        answer(
+            """{"candidates": [{"content": {"parts": [
+                 {"inline_data": {"mime_type": "image/png", "data": "<PNG>"},
+                  "thought_signature": "s"}]}}]}"""
+        )
     )
-    assert build_request(req, EP)["contents"][1] == {"role": "model", "parts": parts}
+    assert parsed.model_turn is not None
+    history = [Turn("user", [TextPart("x")]), parsed.model_turn]
+    req = ImageRequest(prompt="again", model=PRO, history=history)
+    assert build_request(req, EP)["contents"][1] == {
+        "role": "model",
+        # the picture in the form this dialect writes its own (and every relay reads)
+        "parts": [
+            {"inlineData": {"mimeType": "image/png", "data": PNG_B64}, "thought_signature": "s"}
+        ],
+    }
+
+
+def test_an_image_part_without_its_bytes_is_not_sent() -> None:
+    history = [Turn("model", [ImagePart("image/png", sha256="ab" * 32)])]
+    with pytest.raises(ValueError, match="no bytes"):
+        build_request(ImageRequest(prompt="p", model=PRO, history=history), EP)
+
+
+# --- round trips: an answer's content -> neutral model turn -> contents ----------------------
+
+
+def _content(text: str) -> dict[str, Any]:
+    candidate: dict[str, Any] = json.loads(answer(text))["candidates"][0]
+    return candidate
+
+
+def test_a_3_pro_answer_round_trips_with_its_signatures() -> None:
+    candidate = _content(THREE_PRO_ANSWER)
+    images, turn = read_content(candidate)
+    assert images == [ImageRef(data=PNG, mime="image/png")]
+    assert turn is not None
+    kept = [p for p in candidate["content"]["parts"] if not p.get("thought")]
+    assert contents_of([turn]) == [{"role": "model", "parts": kept}]
+    sent = json.dumps(contents_of([turn])[0]["parts"], separators=(",", ":"))
+    assert sent == json.dumps(kept, separators=(",", ":"))  # key order too
+
+
+def test_several_images_and_words_round_trip_in_order() -> None:
+    candidate = _content(
+        """{"candidates": [{"content": {"role": "model", "parts": [
+             {"text": "First the day,"},
+             {"inlineData": {"mimeType": "image/png", "data": "<PNG>"}, "thoughtSignature": "a"},
+             {"text": "then the night."},
+             {"inlineData": {"mimeType": "image/webp", "data": "<WEBP>"}},
+             {"text": "", "thoughtSignature": "b"}]}}]}"""
+    )
+    images, turn = read_content(candidate)
+    assert [i.mime for i in images] == ["image/png", "image/webp"]
+    assert turn == Turn(
+        "model",
+        [
+            TextPart("First the day,"),
+            ImagePart("image/png", data=PNG, token={"thoughtSignature": "a"}),
+            TextPart("then the night."),
+            ImagePart("image/webp", data=WEBP),
+            TextPart("", {"thoughtSignature": "b"}),
+        ],
+    )
+    assert contents_of([turn]) == [{"role": "model", "parts": candidate["content"]["parts"]}]
+
+
+def test_a_part_of_another_kind_is_kept_whole_and_sent_back_verbatim() -> None:
+    call = {"functionCall": {"name": "draw", "args": {"what": "fox"}}, "thoughtSignature": "c"}
+    images, turn = read_content({"content": {"parts": [call, {"text": "ok"}]}})
+    assert images == []
+    assert turn == Turn("model", [TokenPart(call), TextPart("ok")])
+    assert contents_of([turn])[0]["parts"] == [call, {"text": "ok"}]
+
+
+def test_a_content_of_thoughts_alone_keeps_no_turn() -> None:
+    assert read_content({"content": {"parts": [{"text": "hm", "thought": True}]}}) == ([], None)
 
 
 def test_extra_body_is_merged_and_the_request_wins() -> None:
@@ -276,11 +365,7 @@ def test_camel_case_image_and_text() -> None:
         "totalTokenCount": 1299,
     }
     assert parsed.model_turn == Turn(
-        "model",
-        [
-            {"text": "Here is your cat."},
-            {"inlineData": {"mimeType": "image/png", "data": PNG_B64}},
-        ],
+        "model", [TextPart("Here is your cat."), ImagePart("image/png", data=PNG)]
     )
 
 
@@ -329,11 +414,8 @@ def test_3_pro_thinking_images_are_skipped_and_signatures_kept() -> None:
     assert parsed.model_turn == Turn(
         "model",
         [
-            {
-                "inlineData": {"mimeType": "image/png", "data": PNG_B64},
-                "thoughtSignature": "Cq0BAXLI2n==",
-            },
-            {"text": "Here is the fox at sunset.", "thoughtSignature": "EvUCAQ+sig/2=="},
+            ImagePart("image/png", data=PNG, token={"thoughtSignature": "Cq0BAXLI2n=="}),
+            TextPart("Here is the fox at sunset.", {"thoughtSignature": "EvUCAQ+sig/2=="}),
         ],
     )
     assert parsed.usage is not None and parsed.usage["thoughtsTokenCount"] == 250
@@ -348,8 +430,7 @@ def test_snake_case_signature_is_kept_verbatim() -> None:
         )
     )
     assert parsed.model_turn == Turn(
-        "model",
-        [{"inline_data": {"mime_type": "image/png", "data": PNG_B64}, "thought_signature": "c2ln"}],
+        "model", [ImagePart("image/png", data=PNG, token={"thought_signature": "c2ln"})]
     )
 
 
@@ -374,7 +455,7 @@ def test_text_only_stop_is_an_answer_not_an_error() -> None:
     assert parsed.images == []
     assert parsed.text == "I can describe a cat, but please ask me to generate an image."
     assert parsed.model_turn == Turn(
-        "model", [{"text": "I can describe a cat, but please ask me to generate an image."}]
+        "model", [TextPart("I can describe a cat, but please ask me to generate an image.")]
     )
     assert parsed.usage == {"totalTokenCount": 1304}
 

@@ -17,7 +17,15 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot.providers.base import AuthStyle, Endpoint, ImageRequest, InputImage, Turn
+from bot.providers.base import (
+    AuthStyle,
+    Endpoint,
+    ImagePart,
+    ImageRequest,
+    InputImage,
+    TextPart,
+    Turn,
+)
 from bot.providers.errors import ProviderError
 from bot.providers.errors import ProviderErrorKind as K
 from bot.providers.gemini import GeminiProvider
@@ -169,11 +177,8 @@ async def test_an_image_answer(server: TinyGemini, make: Make, http: httpx.Async
     assert result.model_turn == Turn(
         "model",
         [
-            {
-                "inlineData": {"mimeType": "image/png", "data": PNG_B64},
-                "thoughtSignature": "Cq0BAXLI2n==",
-            },
-            {"text": "Here is your fox."},
+            ImagePart("image/png", data=PNG, token={"thoughtSignature": "Cq0BAXLI2n=="}),
+            TextPart("Here is your fox."),
         ],
     )
     assert result.usage == {"promptTokenCount": 7, "totalTokenCount": 1127}
@@ -191,13 +196,17 @@ async def test_an_image_answer(server: TinyGemini, make: Make, http: httpx.Async
 async def test_an_edit_with_history_reaches_the_server_verbatim(
     server: TinyGemini, make: Make
 ) -> None:
-    server.reply(image_answer(signature="second"))
+    provider = make()
+    server.reply(image_answer())
+    earlier = await provider.generate(ImageRequest(prompt="a fox", model=PRO))
+    assert earlier.model_turn is not None
     first = image_answer()["candidates"][0]["content"]["parts"][2:]
-    history = [Turn("user", [{"text": "a fox"}]), Turn("model", first)]
+    server.reply(image_answer(signature="second"))
+    history = [Turn("user", [TextPart("a fox")]), earlier.model_turn]
     photo = InputImage(PNG, "image/png")
     request = ImageRequest(prompt="make it night", model=PRO, images=[photo], history=history)
-    result = await make().generate(request)
-    assert server.seen[0].body["contents"] == [
+    result = await provider.generate(request)
+    assert server.seen[1].body["contents"] == [
         {"role": "user", "parts": [{"text": "a fox"}]},
         {"role": "model", "parts": first},
         {
@@ -209,7 +218,9 @@ async def test_an_edit_with_history_reaches_the_server_verbatim(
         },
     ]
     assert result.model_turn is not None
-    assert result.model_turn.parts[0]["thoughtSignature"] == "second"
+    assert result.model_turn.parts[0] == ImagePart(
+        "image/png", data=PNG, token={"thoughtSignature": "second"}
+    )
 
 
 async def test_a_text_only_answer(server: TinyGemini, make: Make) -> None:
@@ -302,7 +313,9 @@ async def test_a_16_mb_inline_image_arrives_whole(server: TinyGemini, make: Make
     assert hashlib.sha256(image.data).digest() == hashlib.sha256(big).digest()
     assert image.mime == "image/png"
     assert result.model_turn is not None
-    assert result.model_turn.parts[0]["inlineData"]["data"] == encoded
+    assert result.model_turn.parts[0] == ImagePart(
+        "image/png", data=big, token={"thoughtSignature": "Cq0BAXLI2n=="}
+    )
 
 
 async def test_an_image_over_the_download_cap_is_refused(server: TinyGemini, make: Make) -> None:

@@ -6,6 +6,7 @@ import base64
 
 import pytest
 
+from bot.providers import base
 from bot.providers.base import Endpoint, ImageRef, ImageRequest, InputImage, Turn
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.openai_chat import build_request, parse_response
@@ -128,16 +129,35 @@ def test_n_is_left_out_because_chat_cannot_ask_for_several_images() -> None:
 
 def test_history_turns_become_earlier_messages() -> None:
     history = [
-        Turn(role="user", parts=[{"type": "text", "text": "draw a cat"}]),
-        Turn(role="model", parts=[{"type": "text", "text": "here"}]),
+        Turn(role="user", parts=[base.TextPart("draw a cat")]),
+        Turn(
+            role="model",
+            parts=[
+                base.TextPart("here", {"thoughtSignature": "gemini's own"}),
+                base.ImagePart("image/png", data=PNG),
+                base.TokenPart({"functionCall": {"name": "x"}}),
+            ],
+        ),
     ]
     body = build_request(request(prompt="now blue", history=history), endpoint())
     assert body["messages"] == [
         {"role": "user", "content": [{"type": "text", "text": "draw a cat"}]},
-        {"role": "assistant", "content": [{"type": "text", "text": "here"}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "here"},
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}},
+            ],
+        },
         {"role": "user", "content": "now blue"},
     ]
 
+
+
+def test_a_history_picture_without_its_bytes_is_not_sent() -> None:
+    history = [Turn(role="model", parts=[base.ImagePart("image/png", sha256="ab" * 32)])]
+    with pytest.raises(ValueError, match="no bytes"):
+        build_request(request(history=history), endpoint())
 
 # --- parse_response: answers with images ----------------------------------------------------
 
