@@ -108,13 +108,14 @@ class Bench:
         from bot.services.quotas import QuotaService
         from bot.storage import db
         from bot.storage.blobs import BlobStore
+        from bot.storage.database import Database
         from bot.telegram.replies import ResultSender
 
         url = f"sqlite+aiosqlite:///{self.data_dir}/bot.db"
         await db.aupgrade(url)
         self.engine = db.create_engine(url)
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._count)
-        sessions = db.create_sessionmaker(self.engine)
+        sessions = Database(db.create_sessionmaker(self.engine))
         blobs = BlobStore(self.data_dir / "images")
         self.access = AccessService(sessions, AccessLists(frozenset(), frozenset(), frozenset()))
         self.quotas = QuotaService(sessions, per_user=0, per_chat=0)
