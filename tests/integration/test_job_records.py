@@ -486,3 +486,21 @@ async def test_a_gemini_refine_carries_the_turns_that_made_the_current_image(env
     assert turn_one.parts[0] == {"text": "turn 1"} and turn_two.parts[0] == {"text": "turn 2"}
     result_b64 = base64.b64encode(await env.images.data(second.images[0])).decode()
     assert turn_two.parts[1]["inlineData"]["data"] == result_b64
+
+
+async def test_the_prefs_cache_is_bounded_and_reads_a_forgotten_chat_again(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.services import prefs as prefs_module
+
+    monkeypatch.setattr(prefs_module, "MAX_CACHED", 1)
+    prefs = PrefsService(env.database)
+    await prefs.update(-5, "group", "G", aspect_ratio="4:3")
+    assert prefs.cached(-5) is not None
+    env.statements.clear()
+    assert (await prefs.get(-5)).aspect_ratio == "4:3"
+    assert env.count() == 0  # from the cache
+    await prefs.get(-6)  # takes the only place
+    assert prefs.cached(-5) is None
+    assert (await prefs.get(-5)).aspect_ratio == "4:3"
+    assert env.statements["SELECT chat_prefs.refine, chat_prefs.aspect_ratio,"] == 2
