@@ -13,6 +13,8 @@ from bot.storage.jobs import INTERRUPTED, JobQueries
 from bot.storage.queries import table_of
 from bot.storage.rules import RuleQueries
 
+# IMAGE_COLUMNS, table_of and Repo.core stay reachable only while services/conversation.py
+# builds its own two statements; it can use Repo.image() and Repo.job_turn() instead.
 __all__ = ["IMAGE_COLUMNS", "INTERRUPTED", "Repo", "table_of"]
 
 

@@ -13,10 +13,20 @@ from bot.storage.models import Image
 T = TypeVar("T")
 
 
+_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
 def from_row(cls: type[T], row: Row[Any]) -> T:
     """A dataclass from the result columns named like its fields (extra columns ignored)."""
     mapping = row._mapping
-    return cls(**{f.name: mapping[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+    return cls(**{name: mapping[name] for name in _field_names(cls)})
 
 
 @dataclass(frozen=True)
@@ -40,7 +50,7 @@ class StoredImage:
     @classmethod
     def of(cls, row: Image) -> StoredImage:
         """The value of an ORM image row."""
-        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+        return cls(**{name: getattr(row, name) for name in _field_names(cls)})
 
 
 @dataclass(frozen=True)
