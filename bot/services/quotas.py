@@ -89,9 +89,8 @@ class QuotaService:
 
     async def used(self, kind: SubjectKind, subject_id: int) -> int:
         """Images made today, plus those that running jobs may still make."""
-        column = "user_id" if kind == SubjectKind.USER else "chat_id"
         async with self._db.read() as repo:
-            return await repo.images_used(column, subject_id, day_start())
+            return await repo.images_used(kind.value, subject_id, day_start())
 
     async def usage(self, kind: SubjectKind, subject_id: int) -> Usage:
         return Usage(

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.images import IMAGE_COLUMNS
 from bot.storage.models import Chat, ChatPrefs, ChatState, Image, User, utcnow
@@ -51,8 +52,8 @@ class ChatQueries(Queries):
     """Users and chats are written through here only, so a unit of work knows which it wrote
     (`written_users`, `written_chats`): `Database.write()` remembers them once committed."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session)
         self.written_users: dict[int, UserValues] = {}
         self.written_chats: dict[int, ChatValues] = {}
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, func, insert, or_, select, update
 
 from bot.storage.images import IMAGE_COLUMNS
-from bot.storage.models import Image, ImageMessage, Job, JobInput, JobStatus, utcnow
+from bot.storage.models import Image, ImageMessage, Job, JobInput, JobStatus, SubjectKind, utcnow
 from bot.storage.queries import Queries, by_id, returning_id, table_of
 from bot.storage.rows import JobRow, JobTurn, StatRow, StoredImage, from_row
 
@@ -162,10 +162,11 @@ class JobQueries(Queries):
         return [from_row(JobRow, r) for r in await self.core(_UNANSWERED)]
 
     # -- counting --------------------------------------------------------------------------
-    async def images_used(self, column: str, subject_id: int, since: datetime) -> int:
-        """Images made since `since` by the jobs whose `column` (user_id or chat_id) is this
-        subject, plus those its running jobs may still make."""
-        owner: ColumnElement[bool] = _JOBS.c[column] == subject_id
+    async def images_used(self, kind: str, subject_id: int, since: datetime) -> int:
+        """Images made since `since` by the jobs of this user or chat (`kind`, a SubjectKind),
+        plus those its running jobs may still make."""
+        column = _JOBS.c.user_id if kind == SubjectKind.USER else _JOBS.c.chat_id
+        owner: ColumnElement[bool] = column == subject_id
         made = (
             select(func.count(_IMAGES.c.id))
             .join(_JOBS, _JOBS.c.id == _IMAGES.c.job_id)

@@ -192,10 +192,10 @@ async def test_stored_bytes_and_used_images_are_counted_per_user_and_chat(
         assert await repo.stored_bytes_since(1, today) == 11 + 33
         assert await repo.stored_bytes_since(2, today) == 22
         # Ann's job made one image and, still running, may make its n=2 more
-        assert await repo.images_used("user_id", 1, today) == 3
-        assert await repo.images_used("chat_id", -100, today) == 3
-        assert await repo.images_used("user_id", 2, today) == 0
-        assert await repo.images_used("chat_id", -200, today) == 0
+        assert await repo.images_used("user", 1, today) == 3
+        assert await repo.images_used("chat", -100, today) == 3
+        assert await repo.images_used("user", 2, today) == 0
+        assert await repo.images_used("chat", -200, today) == 0
 
 
 async def test_a_chats_inputs_current_image_and_album(database: Database, two: Two) -> None:
