@@ -108,18 +108,19 @@ class Bench:
         from bot.services.quotas import QuotaService
         from bot.storage import db
         from bot.storage.blobs import BlobStore
+        from bot.storage.database import Database
         from bot.telegram.replies import ResultSender
 
         url = f"sqlite+aiosqlite:///{self.data_dir}/bot.db"
         await db.aupgrade(url)
         self.engine = db.create_engine(url)
         event.listen(self.engine.sync_engine, "before_cursor_execute", self._count)
-        sessions = db.create_sessionmaker(self.engine)
+        database = Database(db.create_sessionmaker(self.engine))
         blobs = BlobStore(self.data_dir / "images")
-        self.access = AccessService(sessions, AccessLists(frozenset(), frozenset(), frozenset()))
-        self.quotas = QuotaService(sessions, per_user=0, per_chat=0)
+        self.access = AccessService(database, AccessLists(frozenset(), frozenset(), frozenset()))
+        self.quotas = QuotaService(database, per_user=0, per_chat=0)
         self.generation = GenerationService(
-            sessions,
+            database,
             blobs,
             InstantProvider(),
             model="gemini-2.5-flash-image",
@@ -128,8 +129,8 @@ class Bench:
             scheduler=FairScheduler(1000, 1000),
             pricing=lambda endpoint, model, size: 0.039,
         )
-        self.images = ImageLibrary(sessions, blobs)
-        self.prefs = PrefsService(sessions)
+        self.images = ImageLibrary(database, blobs)
+        self.prefs = PrefsService(database)
         self.sender = ResultSender(InstantBot(), self.images)  # type: ignore[arg-type]
         self.photo = user_photo()
         self.photos = 0

@@ -56,16 +56,17 @@ async def run(chats: int, jobs: int, data_dir: Path) -> dict[str, Any]:
     from bot.services.types import Who
     from bot.storage import db
     from bot.storage.blobs import BlobStore
+    from bot.storage.database import Database
 
     url = f"sqlite+aiosqlite:///{data_dir}/bot.db"
     await db.aupgrade(url)
     engine = db.create_engine(url)
-    sessions = db.create_sessionmaker(engine)
+    database = Database(db.create_sessionmaker(engine))
     blobs = BlobStore(data_dir / "images")
     generation = GenerationService(
-        sessions, blobs, InstantProvider(), model="gemini-2.5-flash-image", dialect="openai-chat"
+        database, blobs, InstantProvider(), model="gemini-2.5-flash-image", dialect="openai-chat"
     )
-    images = ImageLibrary(sessions, blobs)
+    images = ImageLibrary(database, blobs)
     latencies: list[float] = []
     errors: dict[str, int] = {}
 

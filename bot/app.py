@@ -39,6 +39,7 @@ from bot.services.recovery import RecoveryService
 from bot.services.stats import StatsService
 from bot.services.storage_limit import StorageLimit
 from bot.storage.blobs import BlobStore
+from bot.storage.database import Database
 from bot.storage.db import create_engine, create_sessionmaker
 from bot.telegram import gate
 from bot.telegram.albums import AlbumCollector
@@ -196,25 +197,25 @@ def _open_services(
 ) -> Callable[[Application], Coroutine[Any, Any, None]]:
     async def post_init(app: Application) -> None:
         engine = create_engine(settings.database_url)
-        sessions = create_sessionmaker(engine)
+        database = Database(create_sessionmaker(engine))
         http = make_http_client()
         blobs = BlobStore(settings.blobs_dir)
         endpoints = endpoints_from_settings(settings)
         dialects = {e.dialect for e in endpoints}
         notifier = endpoint_fault_notifier(app.bot, settings.admin_user_ids)
         access = AccessService(
-            sessions,
+            database,
             AccessLists(
                 settings.allowed_user_ids, settings.allowed_chat_ids, settings.admin_user_ids
             ),
         )
         storage = StorageLimit(
-            sessions,
+            database,
             mb_per_day=settings.max_stored_mb_per_user_day,
             exempt=settings.admin_user_ids,
         )
         quotas = QuotaService(
-            sessions,
+            database,
             per_user=settings.daily_images_per_user,
             per_chat=settings.daily_images_per_chat,
             exempt=settings.admin_user_ids,
@@ -222,7 +223,7 @@ def _open_services(
         )
         by_name = {e.name: e for e in endpoints}
         generation = GenerationService(
-            sessions,
+            database,
             blobs,
             build_provider(settings, http, on_endpoint_fault=notifier),
             model=settings.image_model,
@@ -244,17 +245,17 @@ def _open_services(
         app.bot_data[SERVICES_KEY] = Services(
             settings,
             generation,
-            ImageLibrary(sessions, blobs, storage),
-            PrefsService(sessions),
+            ImageLibrary(database, blobs, storage),
+            PrefsService(database),
             ChatQueue(),
             progress,
             models,
             access,
             quotas,
-            StatsService(sessions),
+            StatsService(database),
             ProgressBudget(),
         )
-        app.bot_data[RECOVERY_KEY] = RecoveryService(sessions)
+        app.bot_data[RECOVERY_KEY] = RecoveryService(database)
         app.bot_data[private.ALBUMS_KEY] = AlbumCollector(progress.album_quiet, private.on_album)
         app.bot_data["_closables"] = (engine, http)
         await _set_commands(app)

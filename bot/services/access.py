@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from bot.storage.models import SubjectKind, SubjectRule
-from bot.storage.repositories import Repo
+from bot.storage.database import Database
+from bot.storage.models import SubjectKind
 
 
 @dataclass(frozen=True)
@@ -26,8 +24,8 @@ class AccessLists:
 
 
 class AccessService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], lists: AccessLists) -> None:
-        self._sessions = sessions
+    def __init__(self, database: Database, lists: AccessLists) -> None:
+        self._db = database
         self.lists = lists
         self._rules: dict[tuple[str, int], bool] | None = None
 
@@ -36,13 +34,8 @@ class AccessService:
 
     async def _load(self) -> dict[tuple[str, int], bool]:
         if self._rules is None:
-            async with self._sessions() as s:
-                rows = (
-                    await s.execute(
-                        SubjectRule.__table__.select().where(SubjectRule.allowed.is_not(None))
-                    )
-                ).all()
-            self._rules = {(r.kind, r.subject_id): bool(r.allowed) for r in rows}
+            async with self._db.read() as repo:
+                self._rules = await repo.access_rules()
         return self._rules
 
     async def allowed(self, user_id: int, chat_id: int) -> bool:
@@ -61,16 +54,14 @@ class AccessService:
         )
 
     async def set_allowed(self, kind: SubjectKind, subject_id: int, allowed: bool, by: int) -> None:
-        async with self._sessions.begin() as s:
-            rule = await Repo(s).subject_rule(kind.value, subject_id)
-            rule.allowed, rule.updated_by = allowed, by
+        async with self._db.write() as repo:
+            await repo.set_allowed(kind.value, subject_id, allowed, by)
         rules = await self._load()
         rules[(kind.value, subject_id)] = allowed
 
     async def owner_of(self, kind: str, row_id: int, chat_id: int) -> tuple[bool, int | None]:
         """(whether the `job` or `image` with this id is the chat's, who owns it if known)."""
-        async with self._sessions() as s:
-            repo = Repo(s)
+        async with self._db.read() as repo:
             if kind == "job":
                 return await repo.job_owner_in_chat(row_id, chat_id)
             return await repo.image_owner_in_chat(row_id, chat_id)

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.providers.base import ImagePart, Part, TextPart, Turn
 from bot.providers.turns import dumps_turn, loads_turn
 from bot.services.types import StoredImage
 from bot.storage.blobs import BlobStore
-from bot.storage.repositories import Repo, job_turn, stored_image
+from bot.storage.repositories import Repo
 
 
 def pack_model_turn(turn: Turn, stored: list[StoredImage]) -> str:
@@ -48,19 +46,18 @@ async def _image_part(image: StoredImage, blobs: BlobStore) -> ImagePart:
 
 
 async def history_for(
-    s: AsyncSession, blobs: BlobStore, current_image_id: int, window: int
+    repo: Repo, blobs: BlobStore, current_image_id: int, window: int
 ) -> list[Turn] | None:
     """Turns leading to the current image, oldest first; None when it has no model history."""
-    repo = Repo(s)
-    image = await stored_image(repo, current_image_id)
+    image = await repo.image(current_image_id)
     turns: list[Turn] = []
     while image is not None and image.job_id is not None and len(turns) < 2 * window:
-        job = await job_turn(repo, image.job_id)
-        if job is None or not job.model_turn:
+        job = await repo.job_turn(image.job_id)
+        if job is None or not job.model_parts:
             break
-        model_turn = await _model_turn(job.model_turn, blobs)
+        model_turn = await _model_turn(job.model_parts, blobs)
         parent_ids = await repo.job_input_ids(image.job_id)
-        parent = await stored_image(repo, parent_ids[0]) if len(parent_ids) == 1 else None
+        parent = await repo.image(parent_ids[0]) if len(parent_ids) == 1 else None
         continues = (
             parent is not None
             and parent.job_id is not None
@@ -70,7 +67,7 @@ async def history_for(
         user_parts: list[Part] = [TextPart(job.prompt)]
         if not continues:
             for image_id in parent_ids:
-                row = await stored_image(repo, image_id)
+                row = await repo.image(image_id)
                 if row is not None:
                     user_parts.append(await _image_part(row, blobs))
         turns[:0] = [Turn("user", user_parts), model_turn]
@@ -79,5 +76,5 @@ async def history_for(
 
 
 async def _has_model_turn(repo: Repo, job_id: int) -> bool:
-    job = await job_turn(repo, job_id)
-    return job is not None and bool(job.model_turn)
+    job = await repo.job_turn(job_id)
+    return job is not None and bool(job.model_parts)

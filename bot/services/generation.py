@@ -8,8 +8,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot import imaging
 from bot.providers.base import (
     ImageProvider,
@@ -25,12 +23,10 @@ from bot.services.ordering import FairScheduler
 from bot.services.prefs import MATCH_INPUT, Prefs
 from bot.services.prompts import PromptFlags, nearest_ratio
 from bot.services.quotas import QuotaService
-from bot.services.subjects import subjects_of
 from bot.services.types import JobOptions, JobOutcome, StoredImage, Who
 from bot.storage.blobs import BlobStore
-from bot.storage.db import to_disk
+from bot.storage.database import Database
 from bot.storage.models import ImageSource, JobKind, JobStatus, utcnow
-from bot.storage.repositories import Repo, mark_job_delivered, mark_job_upstream, restart_job
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +50,7 @@ class GenerationLimits:
 class GenerationService:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        database: Database,
         blobs: BlobStore,
         provider: ImageProvider,
         *,
@@ -71,8 +67,7 @@ class GenerationService:
         self._quotas = quotas
         self._scheduler = scheduler or FairScheduler(total=8, per_user=2)
         self._pricing = pricing
-        self._sessions = sessions
-        self._subjects = subjects_of(sessions)
+        self._db = database
         self._blobs = blobs
         self._provider = provider
         self.default_model = model
@@ -108,23 +103,18 @@ class GenerationService:
         )
 
     async def job_owner(self, job_id: int) -> int | None:
-        async with self._sessions() as s:
-            return await Repo(s).job_owner(job_id)
+        async with self._db.read() as repo:
+            return await repo.job_owner(job_id)
 
     async def job_spec(
         self, job_id: int, chat_id: int
     ) -> tuple[str, list[StoredImage], JobOptions] | None:
         """Prompt, inputs and options of an earlier job of this chat (for Regenerate)."""
-        async with self._sessions() as s:
-            repo = Repo(s)
+        async with self._db.read() as repo:
             job = await repo.job(job_id)
             if job is None or job.chat_id != chat_id:
                 return None
-            inputs = []
-            for image_id in await repo.job_input_ids(job.id):
-                row = await repo.image(image_id)
-                if row is not None:
-                    inputs.append(StoredImage.of(row))
+            inputs = await repo.job_inputs(job.id)
             options = JobOptions(job.model, job.aspect_ratio, job.image_size, job.n)
             return job.prompt, inputs, options
 
@@ -156,14 +146,14 @@ class GenerationService:
             await self._fail_job(job_id, error, time.monotonic())
             raise error
         prompt, inputs, options = spec
-        async with self._sessions.begin() as s:
-            await restart_job(Repo(s), job_id)
+        async with self._db.write() as repo:
+            await repo.restart_job(job_id)
         return await self._execute(job_id, who, prompt, inputs, options, progress)
 
     async def mark_delivered(self, job_id: int) -> None:
         """The job's result reached the chat: a restart need not send it again."""
-        async with self._sessions.begin() as s:
-            await mark_job_delivered(Repo(s), job_id)
+        async with self._db.write() as repo:
+            await repo.mark_delivered(job_id)
 
     async def _execute(
         self,
@@ -191,7 +181,7 @@ class GenerationService:
             upstream_ms = int((time.monotonic() - started) * 1000)
             stored = await self._store_outputs(result)
             await self._finish_job(job_id, who, options, result, stored, upstream_ms)
-            await to_disk(self._sessions)  # the result is on disk before the user can have it
+            await self._db.to_disk()  # the result is on disk before the user can have it
         except BaseException as exc:
             await self._fail_job(job_id, exc, started)
             raise
@@ -210,9 +200,9 @@ class GenerationService:
         marking: asyncio.Future[None] | None = None
 
         async def mark() -> None:
-            async with self._sessions.begin() as s:
-                await mark_job_upstream(Repo(s), job_id)
-            await to_disk(self._sessions)
+            async with self._db.write() as repo:
+                await repo.mark_upstream(job_id)
+            await self._db.to_disk()
 
         async def once() -> None:
             nonlocal marking
@@ -270,9 +260,9 @@ class GenerationService:
             n=options.n,
         )
         if self._real_history and len(inputs) == 1 and inputs[0].job_id is not None:
-            async with self._sessions() as s:
+            async with self._db.read() as repo:
                 history = await history_for(
-                    s, self._blobs, inputs[0].id, self._limits.history_window
+                    repo, self._blobs, inputs[0].id, self._limits.history_window
                 )
             if history:
                 request.history = history  # the current image travels inside the history
@@ -293,8 +283,8 @@ class GenerationService:
             if not inputs
             else (JobKind.EDIT if len(inputs) == 1 else JobKind.COMPOSE)
         )
-        async with self._subjects.begin(self._sessions, who) as s:
-            return await Repo(s).insert_job(
+        async with self._db.write(who) as repo:
+            return await repo.insert_job(
                 [i.id for i in inputs],
                 chat_id=who.chat_id,
                 thread_id=who.thread_id,
@@ -363,8 +353,7 @@ class GenerationService:
             done["cost"] = None if price is None else round(price * len(stored), 6)
         if result.model_turn is not None and stored:
             done["model_parts"] = pack_model_turn(result.model_turn, stored)
-        async with self._sessions.begin() as s:
-            repo = Repo(s)
+        async with self._db.write() as repo:
             await repo.update_job(job_id, **done)
             for i, img in enumerate(stored):
                 image_id = await repo.insert_image(
@@ -385,8 +374,8 @@ class GenerationService:
     async def _fail_job(self, job_id: int, exc: BaseException, started: float) -> None:
         code, detail = describe_failure(exc)
         log.info("job %s failed: %s", job_id, code)
-        async with self._sessions.begin() as s:
-            await Repo(s).update_job(
+        async with self._db.write() as repo:
+            await repo.update_job(
                 job_id,
                 status=JobStatus.FAILED,
                 finished_at=utcnow(),

@@ -2,47 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
-
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot import imaging
 from bot.services.errors import UserInputError
 from bot.services.storage_limit import StorageLimit
-from bot.services.subjects import subjects_of
 from bot.services.types import HistoryEntry, HistoryPage, StoredImage, Who
 from bot.storage.blobs import BlobStore
-from bot.storage.models import ChatState, Image, ImageSource
-from bot.storage.repositories import IMAGE_COLUMNS, Repo, mark_job_delivered, table_of
-
-_STATES = table_of(ChatState)
-_IMAGES = table_of(Image)
-_THIS_STATE = (_STATES.c.chat_id == bindparam("_chat")) & (
-    _STATES.c.thread_id == bindparam("_thread")
-)
-#: A text's inputs in one read: the waiting album, and the current image's StoredImage columns.
-_TEXT_INPUTS = (
-    select(_STATES.c.pending_album, *IMAGE_COLUMNS)
-    .select_from(_STATES.outerjoin(_IMAGES, _IMAGES.c.id == _STATES.c.current_image_id))
-    .where(_THIS_STATE)
-)
-_DROP_ALBUM = update(_STATES).where(_THIS_STATE).values(pending_album=None)
-_IMAGES_BY_ID = select(*IMAGE_COLUMNS).where(_IMAGES.c.id.in_(bindparam("ids", expanding=True)))
+from bot.storage.database import Database
+from bot.storage.models import ImageSource
 
 
 class ImageLibrary:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        database: Database,
         blobs: BlobStore,
         storage: StorageLimit | None = None,
     ) -> None:
-        self._sessions = sessions
+        self._db = database
         self._blobs = blobs
         self._storage = storage
-        self._subjects = subjects_of(sessions)
 
     async def take_user_image(
         self,
@@ -95,8 +75,7 @@ class ImageLibrary:
     ) -> StoredImage:
         """Store an accepted image (file, then row); optionally make it the chat's current one."""
         sha = await self._blobs.put(data)
-        async with self._subjects.begin(self._sessions, who) as s:
-            repo = Repo(s)
+        async with self._db.write(who) as repo:
             image_id = await repo.insert_image(
                 chat_id=who.chat_id,
                 source=ImageSource.USER,
@@ -115,71 +94,55 @@ class ImageLibrary:
         return replace(candidate, id=image_id, sha256=sha)
 
     async def set_current(self, who: Who, image_id: int | None) -> None:
-        async with self._subjects.begin(self._sessions, who) as s:
-            await Repo(s).set_current_image(who.chat_id, who.thread_id, image_id, drop_album=True)
+        async with self._db.write(who) as repo:
+            await repo.set_current_image(who.chat_id, who.thread_id, image_id, drop_album=True)
 
     async def keep_album(self, who: Who, images: list[StoredImage]) -> None:
         """An album without a caption: its images wait for the next text, which composes them."""
-        async with self._subjects.begin(self._sessions, who) as s:
-            state = await Repo(s).chat_state(who.chat_id, who.thread_id)
-            state.pending_album = json.dumps([i.id for i in images])
+        async with self._db.write(who) as repo:
+            await repo.keep_album(who.chat_id, who.thread_id, [i.id for i in images])
 
     async def for_text(
         self, chat_id: int, thread_id: int = 0, *, refine: bool = True
     ) -> list[StoredImage]:
         """What a text works on, short of a replied-to image, in one read: the images of a
         waiting album (taken: it is forgotten), else the current image if `refine`, else []."""
-        async with self._sessions.begin() as s:
-            repo = Repo(s)
-            found = (
-                await repo.core(_TEXT_INPUTS, {"_chat": chat_id, "_thread": thread_id})
-            ).first()
+        async with self._db.write() as repo:
+            found = await repo.chat_inputs(chat_id, thread_id)
             if found is None:
                 return []
-            album, *current = found
-            if not album:
-                return [StoredImage(*current)] if refine and current[0] is not None else []
-            await repo.core(_DROP_ALBUM, {"_chat": chat_id, "_thread": thread_id})
-            ids = json.loads(album)
-            rows = await repo.core(_IMAGES_BY_ID, {"ids": ids})
-            by_id = {row[0]: StoredImage(*row) for row in rows}
-            return [by_id[i] for i in ids if i in by_id]
+            if not found.pending_album:
+                return [found.current] if refine and found.current is not None else []
+            await repo.drop_album(chat_id, thread_id)
+            return await repo.images(found.pending_album)
 
     async def start_over(self, chat_id: int, thread_id: int = 0) -> None:
         """Forget the current image: the next text draws anew."""
-        async with self._sessions.begin() as s:
-            state = await s.get(ChatState, (chat_id, thread_id))
-            if state is not None:
-                state.current_image_id = state.pending_album = None
+        async with self._db.write() as repo:
+            await repo.forget_current(chat_id, thread_id)
 
     async def undo(self, chat_id: int, thread_id: int = 0) -> tuple[bool, StoredImage | None]:
         """Step back one result: the current image becomes the one it was made from.
 
         Returns (stepped, new current). Nothing to undo when the current image is not a result.
         """
-        async with self._sessions.begin() as s:
-            state = await s.get(ChatState, (chat_id, thread_id))
-            if state is None or state.current_image_id is None:
-                return False, None
-            repo = Repo(s)
-            current = await repo.image(state.current_image_id)
+        async with self._db.write() as repo:
+            current = await repo.current_image(chat_id, thread_id)
             if current is None or current.job_id is None:
                 return False, None
             parents = await repo.job_input_ids(current.job_id)
             parent = await repo.image(parents[0]) if parents else None
-            state.current_image_id = parent.id if parent else None
-            return True, StoredImage.of(parent) if parent else None
+            await repo.set_current_image(chat_id, thread_id, parent.id if parent else None)
+            return True, parent
 
     async def for_message(self, chat_id: int, message_id: int) -> StoredImage | None:
-        async with self._sessions() as s:
-            row = await Repo(s).image_by_message(chat_id, message_id)
-            return StoredImage.of(row) if row else None
+        async with self._db.read() as repo:
+            return await repo.image_by_message(chat_id, message_id)
 
     async def get(self, image_id: int, chat_id: int) -> StoredImage | None:
         """An image by id, only if it belongs to this chat."""
-        async with self._sessions() as s:
-            row = await Repo(s).image(image_id)
-            return StoredImage.of(row) if row and row.chat_id == chat_id else None
+        async with self._db.read() as repo:
+            return await repo.image_in_chat(image_id, chat_id)
 
     async def data(self, image: StoredImage) -> bytes:
         return await self._blobs.get(image.sha256)
@@ -195,29 +158,21 @@ class ImageLibrary:
     ) -> None:
         """Remember where we showed an image (reply-to-edit) and Telegram's id for resending;
         with `job_id`, that this job's result reached the chat (in the same commit)."""
-        async with self._sessions.begin() as s:
-            repo = Repo(s)
+        async with self._db.write() as repo:
             await repo.add_image_message(chat_id, message_id, image_id)
             if file_id:
                 await repo.set_file_id(image_id, file_id)
             if job_id is not None:
-                await mark_job_delivered(repo, job_id)
+                await repo.mark_delivered(job_id)
 
     async def history(self, chat_id: int, page: int, per_page: int = 6) -> HistoryPage:
         """The chat's images, newest first, one page of them."""
-        async with self._sessions() as s:
-            repo = Repo(s)
+        async with self._db.read() as repo:
             total = await repo.count_images_of_chat(chat_id)
             pages = max(1, -(-total // per_page))
             page = min(max(page, 0), pages - 1)
-            rows = await repo.images_of_chat(chat_id, per_page, page * per_page)
-            prompts = await repo.prompts_of_jobs([r.job_id for r in rows if r.job_id])
+            rows = await repo.history_of_chat(chat_id, per_page, page * per_page)
         entries = [
-            HistoryEntry(
-                StoredImage.of(r),
-                prompts.get(r.job_id) if r.job_id else None,
-                r.created_at.strftime("%m-%d %H:%M"),
-            )
-            for r in rows
+            HistoryEntry(r.image, r.prompt, r.created_at.strftime("%m-%d %H:%M")) for r in rows
         ]
         return HistoryPage(entries, page, pages, total)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from cachetools import LRUCache
 
-from bot.services.subjects import subjects_of
-from bot.storage.models import ChatPrefs
-from bot.storage.repositories import Repo, table_of
+from bot.storage.database import Database
+from bot.storage.rows import PrefsRow
 
 RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 MATCH_INPUT = "match"
@@ -29,11 +27,8 @@ class Prefs:
 
 
 _FIELDS = ("refine", "aspect_ratio", "image_size", "reply_mode", "model", "language")
-_PREFS = table_of(ChatPrefs)
-#: A chat's stored choices, in the order of Prefs' fields.
-_PREFS_OF_CHAT = select(*(_PREFS.c[f] for f in _FIELDS)).where(
-    _PREFS.c.chat_id == bindparam("_chat")
-)
+#: Chats whose preferences are kept in memory; the least recently used are read again.
+MAX_CACHED = 50_000
 
 
 def validate(field: str, value: object) -> None:
@@ -51,9 +46,9 @@ def validate(field: str, value: object) -> None:
 
 
 class PrefsService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-        self._cache: dict[int, Prefs] = {}
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self._cache: LRUCache[int, Prefs] = LRUCache(MAX_CACHED)
 
     def cached(self, chat_id: int) -> Prefs | None:
         return self._cache.get(chat_id)
@@ -61,9 +56,9 @@ class PrefsService:
     async def get(self, chat_id: int) -> Prefs:
         prefs = self._cache.get(chat_id)
         if prefs is None:
-            async with self._sessions() as s:
-                row = (await Repo(s).core(_PREFS_OF_CHAT, {"_chat": chat_id})).first()
-            prefs = Prefs(**dict(zip(_FIELDS, row, strict=True))) if row else Prefs()
+            async with self._db.read() as repo:
+                row = await repo.prefs_of_chat(chat_id)
+            prefs = _from_row(row) if row is not None else Prefs()
             self._cache[chat_id] = prefs
         return prefs
 
@@ -72,18 +67,12 @@ class PrefsService:
     ) -> Prefs:
         for field, value in changes.items():
             validate(field, value)
-        async with self._sessions.begin() as s:
-            await Repo(s).upsert_chat(chat_id, chat_type, title)
-            await s.flush()
-            row = await Repo(s).chat_prefs(chat_id)
-            for field, value in changes.items():
-                setattr(row, field, value)
-            await s.flush()
-            prefs = _from_row(row)
-        subjects_of(self._sessions).chat_written(chat_id, chat_type, title)
-        self._cache[chat_id] = prefs
+        async with self._db.write() as repo:
+            await repo.upsert_chat(chat_id, chat_type, title)
+            prefs = _from_row(await repo.update_prefs(chat_id, changes))
+        self._cache[chat_id] = prefs  # only once committed
         return prefs
 
 
-def _from_row(row: ChatPrefs) -> Prefs:
-    return replace(Prefs(), **{f: getattr(row, f) for f in _FIELDS})
+def _from_row(row: PrefsRow) -> Prefs:
+    return Prefs(**asdict(row))

@@ -9,13 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.services.errors import UserInputError
 from bot.services.types import Who
-from bot.storage.models import Image, Job, JobStatus, SubjectKind, SubjectRule
-from bot.storage.repositories import Repo
+from bot.storage.database import Database
+from bot.storage.models import SubjectKind
 
 if TYPE_CHECKING:  # storage_limit.py imports this module
     from bot.services.storage_limit import StorageLimit
@@ -52,14 +49,14 @@ class QuotaExceededError(UserInputError):
 class QuotaService:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        database: Database,
         *,
         per_user: int,
         per_chat: int,
         exempt: frozenset[int] = frozenset(),
         storage: StorageLimit | None = None,
     ) -> None:
-        self._sessions = sessions
+        self._db = database
         self._defaults = {SubjectKind.USER: per_user, SubjectKind.CHAT: per_chat}
         self._exempt = exempt
         # Checked at the same point as the image quota: before a job opens, under the guard.
@@ -70,17 +67,8 @@ class QuotaService:
 
     async def _load_overrides(self) -> dict[tuple[str, int], int]:
         if self._overrides is None:
-            async with self._sessions() as s:
-                rows = (
-                    await s.execute(
-                        select(
-                            SubjectRule.kind, SubjectRule.subject_id, SubjectRule.daily_limit
-                        ).where(SubjectRule.daily_limit.is_not(None))
-                    )
-                ).all()
-            self._overrides = {
-                (kind, subject): limit for kind, subject, limit in rows if limit is not None
-            }
+            async with self._db.read() as repo:
+                self._overrides = await repo.daily_limit_overrides()
         return self._overrides
 
     async def limit(self, kind: SubjectKind, subject_id: int) -> int | None:
@@ -92,9 +80,8 @@ class QuotaService:
         self, kind: SubjectKind, subject_id: int, limit: int | None, by: int
     ) -> None:
         overrides = await self._load_overrides()
-        async with self._sessions.begin() as s:
-            rule = await Repo(s).subject_rule(kind.value, subject_id)
-            rule.daily_limit, rule.updated_by = limit, by
+        async with self._db.write() as repo:
+            await repo.set_daily_limit(kind.value, subject_id, limit, by)
         if limit is None:
             overrides.pop((kind.value, subject_id), None)
         else:
@@ -102,26 +89,8 @@ class QuotaService:
 
     async def used(self, kind: SubjectKind, subject_id: int) -> int:
         """Images made today, plus those that running jobs may still make."""
-        since = day_start()
-        column = Job.user_id if kind == SubjectKind.USER else Job.chat_id
-        made = (
-            select(func.count(Image.id))
-            .join(Job, Job.id == Image.job_id)
-            .where(column == subject_id, Job.created_at >= since)
-            .scalar_subquery()
-        )
-        running = (
-            select(func.coalesce(func.sum(Job.n), 0))
-            .where(
-                column == subject_id,
-                Job.created_at >= since,
-                Job.status == JobStatus.RUNNING,
-            )
-            .scalar_subquery()
-        )
-        async with self._sessions() as s:
-            made_n, running_n = (await s.execute(select(made, running))).one()
-        return int(made_n) + int(running_n)
+        async with self._db.read() as repo:
+            return await repo.images_used(kind.value, subject_id, day_start())
 
     async def usage(self, kind: SubjectKind, subject_id: int) -> Usage:
         return Usage(

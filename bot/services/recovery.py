@@ -18,18 +18,11 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from bot.services.types import JobOutcome, StoredImage, Who
-from bot.storage.models import Job, JobStatus
-from bot.storage.repositories import (
-    Repo,
-    chat_and_user,
-    interrupt_jobs,
-    mark_job_delivered,
-    running_jobs,
-    unanswered_jobs,
-)
+from bot.services.types import JobOutcome, Who
+from bot.storage.database import Database
+from bot.storage.models import JobStatus
+from bot.storage.repositories import Repo
+from bot.storage.rows import JobRow
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +51,19 @@ class Leftover:
 
 
 class RecoveryService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, database: Database) -> None:
+        self._db = database
 
     async def settle(self) -> list[Leftover]:
         """Fail the running jobs that went upstream (one commit), then list every job whose
         user still has to hear back, oldest first."""
-        async with self._sessions.begin() as s:
-            repo = Repo(s)
-            running = await running_jobs(repo)
+        async with self._db.write() as repo:
+            running = await repo.running_jobs()
             rerun = [j for j in running if j.upstream_at is None and j.attempts < MAX_ATTEMPTS]
             stopped = [j.id for j in running if j not in rerun]
-            await interrupt_jobs(repo, stopped, INTERRUPTED_DETAIL)
-        async with self._sessions() as s:
-            repo = Repo(s)
-            unanswered = await unanswered_jobs(repo)
+            await repo.interrupt_jobs(stopped, INTERRUPTED_DETAIL)
+        async with self._db.read() as repo:
+            unanswered = await repo.unanswered_jobs()
             actions = {j.id: Action.RERUN for j in rerun}
             for job in unanswered:
                 failed = job.status == JobStatus.FAILED or job.id in stopped
@@ -92,11 +83,10 @@ class RecoveryService:
 
     async def outcome(self, job_id: int) -> JobOutcome:
         """A finished job's result as the sender takes it, from the database."""
-        async with self._sessions() as s:
-            repo = Repo(s)
+        async with self._db.read() as repo:
             job = await repo.job(job_id)
             assert job is not None
-            outputs = [StoredImage.of(r) for r in await repo.outputs_of_job(job_id)]
+            outputs = await repo.outputs_of_job(job_id)
         return JobOutcome(
             job_id=job.id,
             model=job.model,
@@ -109,19 +99,18 @@ class RecoveryService:
     async def drop(self, job_id: int) -> None:
         """Settle a job to run again without running it (its user may no longer use the bot):
         failed as interrupted, and nobody to tell."""
-        async with self._sessions.begin() as s:
-            repo = Repo(s)
-            await interrupt_jobs(repo, [job_id], INTERRUPTED_DETAIL)
-            await mark_job_delivered(repo, job_id)
+        async with self._db.write() as repo:
+            await repo.interrupt_jobs([job_id], INTERRUPTED_DETAIL)
+            await repo.mark_delivered(job_id)
 
     async def mark_told(self, job_id: int) -> None:
         """The user heard back about this job: a later start leaves it alone."""
-        async with self._sessions.begin() as s:
-            await mark_job_delivered(Repo(s), job_id)
+        async with self._db.write() as repo:
+            await repo.mark_delivered(job_id)
 
 
-async def _who(repo: Repo, job: Job) -> Who:
-    chat, user = await chat_and_user(repo, job.chat_id, job.user_id)
+async def _who(repo: Repo, job: JobRow) -> Who:
+    chat, user = await repo.chat(job.chat_id), await repo.user(job.user_id)
     return Who(
         user_id=job.user_id,
         first_name=user.first_name if user else "",

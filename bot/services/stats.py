@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
-
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from datetime import timedelta
 
 from bot.services.quotas import day_start
-from bot.storage.models import Image, Job, JobStatus
+from bot.storage.database import Database
+from bot.storage.rows import StatRow
 
-
-@dataclass(frozen=True)
-class StatRow:
-    key: str
-    jobs: int
-    images: int
-    cost: float
+__all__ = ["StatRow", "Stats", "StatsService"]
 
 
 @dataclass(frozen=True)
@@ -32,17 +23,17 @@ class Stats:
 
 
 class StatsService:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, database: Database) -> None:
+        self._db = database
 
     async def collect(self, days: int = 7, top: int = 10) -> Stats:
         since = day_start() - timedelta(days=days - 1)
-        async with self._sessions() as s:
-            by_day = await self._group(s, func.date(Job.created_at), since, days, by_key=True)
-            by_user = await self._group(s, Job.user_id, since, top)
-            by_chat = await self._group(s, Job.chat_id, since, top)
-            by_model = await self._group(s, Job.model, since, top)
-            total = await self._group(s, None, since, 1)
+        async with self._db.read() as repo:
+            by_day = await repo.job_stats("day", since, days)
+            by_user = await repo.job_stats("user", since, top)
+            by_chat = await repo.job_stats("chat", since, top)
+            by_model = await repo.job_stats("model", since, top)
+            total = await repo.job_stats(None, since, 1)
         return Stats(
             days,
             total[0] if total else StatRow("all", 0, 0, 0.0),
@@ -51,26 +42,3 @@ class StatsService:
             by_chat,
             by_model,
         )
-
-    async def _group(
-        self, s: AsyncSession, column: Any, since: datetime, top: int, *, by_key: bool = False
-    ) -> list[StatRow]:
-        images = (
-            select(Image.job_id, func.count(Image.id).label("n")).group_by(Image.job_id).subquery()
-        )
-        key = column if column is not None else func.min("all")
-        stmt = (
-            select(
-                key,
-                func.count(Job.id),
-                func.coalesce(func.sum(images.c.n), 0),
-                func.coalesce(func.sum(Job.cost), 0.0),
-            )
-            .outerjoin(images, images.c.job_id == Job.id)
-            .where(Job.created_at >= since, Job.status == JobStatus.SUCCEEDED)
-        )
-        if column is not None:
-            order = column.desc() if by_key else func.count(Job.id).desc()
-            stmt = stmt.group_by(column).order_by(order).limit(top)
-        rows = (await s.execute(stmt)).all()
-        return [StatRow(str(k), int(j), int(i), float(c)) for k, j, i, c in rows if j]

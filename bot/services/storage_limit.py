@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from bot.services.errors import UserInputError
 from bot.services.quotas import day_start
-from bot.storage.repositories import Repo
+from bot.storage.database import Database
 
 MB = 1024 * 1024
 
@@ -25,19 +23,19 @@ class StorageLimitError(UserInputError):
 class StorageLimit:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        database: Database,
         *,
         mb_per_day: int,
         exempt: frozenset[int] = frozenset(),
     ) -> None:
-        self._sessions = sessions
+        self._db = database
         self._limit_mb = mb_per_day
         self._exempt = exempt
 
     async def used(self, user_id: int) -> int:
         """Bytes stored for this user since the start of the UTC day."""
-        async with self._sessions() as s:
-            return await Repo(s).stored_bytes_since(user_id, day_start())
+        async with self._db.read() as repo:
+            return await repo.stored_bytes_since(user_id, day_start())
 
     async def check(self, user_id: int, adding: int = 0) -> None:
         """Raise StorageLimitError if storing ``adding`` more bytes would pass the day's limit;

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.storage.models import Image
+from bot.storage.rows import StoredImage
+
+__all__ = ["HistoryEntry", "HistoryPage", "JobOptions", "JobOutcome", "StoredImage", "Who"]
 
 
 @dataclass(frozen=True)
@@ -19,38 +21,6 @@ class Who:
     chat_type: str
     chat_title: str | None = None
     thread_id: int = 0
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    id: int
-    sha256: str
-    mime: str
-    width: int
-    height: int
-    size_bytes: int
-    tg_file_id: str | None = None
-    job_id: int | None = None
-
-    @property
-    def probed(self) -> bool:
-        """A user's image: its pixel data decoded in full when it was taken in (imaging.probe).
-
-        Results (job_id set) were checked on arrival too, PNG answers only by their CRCs."""
-        return self.job_id is None
-
-    @classmethod
-    def of(cls, row: Image) -> StoredImage:
-        return cls(
-            row.id,
-            row.sha256,
-            row.mime,
-            row.width,
-            row.height,
-            row.size_bytes,
-            row.tg_file_id,
-            row.job_id,
-        )
 
 
 @dataclass(frozen=True)

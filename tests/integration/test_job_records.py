@@ -24,16 +24,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.providers.base import GeneratedImage, ImagePart, ImageResult, TextPart, Turn
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.gemini import contents_of
-from bot.services import subjects as subjects_module
 from bot.services.errors import UserInputError
 from bot.services.generation import GenerationService
 from bot.services.images import ImageLibrary
 from bot.services.prefs import Prefs, PrefsService
 from bot.services.quotas import QuotaExceededError, QuotaService
-from bot.services.subjects import subjects_of
 from bot.services.types import JobOptions, StoredImage, Who
 from bot.storage import db
+from bot.storage import subjects as subjects_module
 from bot.storage.blobs import BlobStore
+from bot.storage.database import Database
 from bot.storage.models import (
     Chat,
     ChatState,
@@ -44,7 +44,6 @@ from bot.storage.models import (
     SubjectKind,
     User,
 )
-from bot.storage.repositories import Repo
 
 
 def _image(fmt: str, color: tuple[int, int, int], size: tuple[int, int] = (48, 32)) -> bytes:
@@ -74,6 +73,8 @@ class Provider:
 class Env:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    database: Database
+    now: list[float]  # the clock of the database's memory of users and chats
     provider: Provider
     quotas: QuotaService
     generation: GenerationService
@@ -99,11 +100,13 @@ async def env(tmp_path: Path, db_url: str) -> AsyncIterator[Env]:
 
     event.listen(engine.sync_engine, "before_cursor_execute", count)
     sessions = db.create_sessionmaker(engine)
+    now = [1000.0]
+    database = Database(sessions, clock=lambda: now[0])
     blobs = BlobStore(tmp_path / "images")
     provider = Provider()
-    quotas = QuotaService(sessions, per_user=0, per_chat=0)
+    quotas = QuotaService(database, per_user=0, per_chat=0)
     generation = GenerationService(
-        sessions,
+        database,
         blobs,
         provider,  # type: ignore[arg-type]
         model="gemini-2.5-flash-image",
@@ -111,9 +114,8 @@ async def env(tmp_path: Path, db_url: str) -> AsyncIterator[Env]:
         quotas=quotas,
         pricing=lambda endpoint, model, size: 0.04,
     )
-    yield Env(
-        engine, sessions, provider, quotas, generation, ImageLibrary(sessions, blobs), statements
-    )
+    images = ImageLibrary(database, blobs)
+    yield Env(engine, sessions, database, now, provider, quotas, generation, images, statements)
     await engine.dispose()
 
 
@@ -214,38 +216,36 @@ async def test_new_names_and_titles_are_written(env: Env) -> None:
 async def test_a_title_written_by_settings_is_not_mistaken_for_the_requests_one(env: Env) -> None:
     group = who(chat=-5, chat_type="group", chat_title="A")
     await env.generation.run(group, "a", [], message_id=1)
-    await PrefsService(env.sessions).update(-5, "group", "B", refine=False)
+    await PrefsService(env.database).update(-5, "group", "B", refine=False)
     await env.generation.run(group, "b", [], message_id=2)
     [chat] = await env.rows(Chat)
     assert chat.title == "A"
 
 
 async def test_last_seen_is_refreshed_after_the_resolution(env: Env) -> None:
-    subjects = subjects_of(env.sessions)
-    now = [1000.0]
-    subjects._clock = lambda: now[0]
     await env.generation.run(who(), "a", [], message_id=1)
     first = (await env.rows(User))[0].last_seen_at
     await env.generation.run(who(), "b", [], message_id=2)
     assert env.statements["INSERT INTO users"] == 1
-    now[0] += subjects_module.LAST_SEEN_RESOLUTION + 1
+    env.now[0] += subjects_module.LAST_SEEN_RESOLUTION + 1
     await env.generation.run(who(), "c", [], message_id=3)
     assert env.statements["INSERT INTO users"] == 2
     assert (await env.rows(User))[0].last_seen_at > first
 
 
 async def test_a_rolled_back_write_is_not_taken_for_a_stored_user(env: Env) -> None:
-    subjects = subjects_of(env.sessions)
     with pytest.raises(RuntimeError):
-        async with subjects.begin(env.sessions, who(user=9, chat=9)):
+        async with env.database.write(who(user=9, chat=9)):
             raise RuntimeError("boom")
     assert await env.rows(User) == []
     await env.generation.run(who(user=9, chat=9), "a", [], message_id=1)  # FK needs the rows
     assert [u.id for u in await env.rows(User)] == [9]
 
 
-def test_services_of_one_database_share_what_they_know(env: Env) -> None:
-    assert subjects_of(env.sessions) is env.generation._subjects is env.images._subjects
+async def test_services_of_one_database_share_what_they_know(env: Env) -> None:
+    await env.generation.run(who(), "a", [], message_id=1)  # writes the user and the chat
+    await take_photo(env, who(), 2)
+    assert env.statements["INSERT INTO users"] == env.statements["INSERT INTO chats"] == 1
 
 
 # --- quotas ------------------------------------------------------------------------------------
@@ -271,7 +271,7 @@ async def test_a_quota_override_applies_at_once_and_default_lifts_it(env: Env) -
 
 async def test_overrides_stored_earlier_are_honoured_after_a_restart(env: Env) -> None:
     await env.quotas.set_limit(SubjectKind.CHAT, -3, 1, by=1)
-    restarted = QuotaService(env.sessions, per_user=0, per_chat=0)
+    restarted = QuotaService(env.database, per_user=0, per_chat=0)
     group = who(chat=-3, chat_type="group")
     await restarted.check(group, 1)
     with pytest.raises(QuotaExceededError):
@@ -281,7 +281,7 @@ async def test_overrides_stored_earlier_are_honoured_after_a_restart(env: Env) -
 
 
 async def test_running_jobs_count_against_the_quota(env: Env) -> None:
-    quotas = QuotaService(env.sessions, per_user=2, per_chat=0)
+    quotas = QuotaService(env.database, per_user=2, per_chat=0)
     await env.generation.run(who(), "a", [], message_id=1)
     async with env.sessions.begin() as s:
         running = Job(chat_id=7, user_id=7, kind="generate", prompt="p", dialect="d", model="m")
@@ -358,18 +358,18 @@ async def test_a_compose_records_its_inputs_in_order(env: Env) -> None:
     w = who()
     a, b, c = [await take_photo(env, w, m) for m in (10, 11, 12)]
     outcome = await env.generation.run(w, "mix", [c, a, b], message_id=13)
-    async with env.sessions() as s:
-        assert await Repo(s).job_input_ids(outcome.job_id) == [c.id, a.id, b.id]
+    async with env.database.read() as repo:
+        assert await repo.job_input_ids(outcome.job_id) == [c.id, a.id, b.id]
     [job] = await env.rows(Job)
     assert job.kind == "compose"
 
 
 async def test_prefs_are_read_back_as_stored(env: Env) -> None:
-    assert await PrefsService(env.sessions).get(-5) == Prefs()  # no row: the defaults
-    await PrefsService(env.sessions).update(
+    assert await PrefsService(env.database).get(-5) == Prefs()  # no row: the defaults
+    await PrefsService(env.database).update(
         -5, "group", "G", refine=False, aspect_ratio="4:3", model="m", language="zh"
     )
-    prefs = await PrefsService(env.sessions).get(-5)
+    prefs = await PrefsService(env.database).get(-5)
     assert (prefs.refine, prefs.aspect_ratio, prefs.image_size) == (False, "4:3", None)
     assert (prefs.reply_mode, prefs.model, prefs.language) == ("photo", "m", "zh")
 
@@ -463,7 +463,7 @@ def _history_service(env: Env) -> GenerationService:
 
     provider.generate = with_turn  # type: ignore[method-assign]
     return GenerationService(
-        env.sessions,
+        env.database,
         env.images._blobs,
         provider,  # type: ignore[arg-type]
         model="gemini-2.5-flash-image",
@@ -509,8 +509,8 @@ async def test_a_job_row_of_the_old_gemini_shape_still_gives_its_history(env: En
             "thoughtSignature": "sig-img",
         },
     ]
-    async with env.sessions.begin() as s:
-        await Repo(s).update_job(first.job_id, model_parts=json.dumps(old_shape))
+    async with env.database.write() as repo:
+        await repo.update_job(first.job_id, model_parts=json.dumps(old_shape))
     await generation.run(w, "two", first.images, message_id=3)
     request = env.provider.requests[-1]
     assert request.images == []
@@ -551,3 +551,21 @@ async def test_a_job_row_keeps_its_model_turn_without_bytes(env: Env) -> None:
             {"image": first.images[0].sha256, "mime": "image/png"},
         ],
     }
+
+
+async def test_the_prefs_cache_is_bounded_and_reads_a_forgotten_chat_again(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.services import prefs as prefs_module
+
+    monkeypatch.setattr(prefs_module, "MAX_CACHED", 1)
+    prefs = PrefsService(env.database)
+    await prefs.update(-5, "group", "G", aspect_ratio="4:3")
+    assert prefs.cached(-5) is not None
+    env.statements.clear()
+    assert (await prefs.get(-5)).aspect_ratio == "4:3"
+    assert env.count() == 0  # from the cache
+    await prefs.get(-6)  # takes the only place
+    assert prefs.cached(-5) is None
+    assert (await prefs.get(-5)).aspect_ratio == "4:3"
+    assert env.statements["SELECT chat_prefs.refine, chat_prefs.aspect_ratio,"] == 2

@@ -1,5 +1,5 @@
 """Rules of the layers that a reading of the source can check: the blob store alone writes and
-deletes image files; the services never touch a dialect's JSON."""
+deletes image files; the services never touch a dialect's JSON; only storage speaks SQL."""
 
 from __future__ import annotations
 
@@ -77,3 +77,23 @@ def test_services_never_name_a_dialects_json_fields() -> None:
         if word in path.read_text(encoding="utf-8")
     ]
     assert found == []
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_no_module_outside_storage_imports_sqlalchemy() -> None:
+    speaking = [
+        path.relative_to(BOT).as_posix()
+        for path in _sources(BOT)
+        if path.relative_to(BOT).parts[0] != "storage"
+        and any(name.split(".")[0] == "sqlalchemy" for name in _imports(path))
+    ]
+    assert speaking == []

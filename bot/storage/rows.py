@@ -1,0 +1,136 @@
+"""The typed rows repositories return: plain frozen values, built from result rows by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Row
+
+from bot.storage.models import Image
+
+T = TypeVar("T")
+
+
+_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Any]) -> tuple[str, ...]:
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+def from_row(cls: type[T], row: Row[Any]) -> T:
+    """A dataclass from the result columns named like its fields (extra columns ignored)."""
+    mapping = row._mapping
+    return cls(**{name: mapping[name] for name in _field_names(cls)})
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    id: int
+    sha256: str
+    mime: str
+    width: int
+    height: int
+    size_bytes: int
+    tg_file_id: str | None = None
+    job_id: int | None = None
+
+    @property
+    def probed(self) -> bool:
+        """A user's image: its pixel data decoded in full when it was taken in (imaging.probe).
+
+        Results (job_id set) were checked on arrival too, PNG answers only by their CRCs."""
+        return self.job_id is None
+
+    @classmethod
+    def of(cls, row: Image) -> StoredImage:
+        """The value of an ORM image row."""
+        return cls(**{name: getattr(row, name) for name in _field_names(cls)})
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """What the services read back of a job (its options, its state, what it answered)."""
+
+    id: int
+    chat_id: int
+    thread_id: int
+    user_id: int
+    request_message_id: int | None
+    status: str
+    prompt: str
+    model: str
+    aspect_ratio: str | None
+    image_size: str | None
+    n: int
+    attempts: int
+    upstream_at: datetime | None
+    upstream_ms: int | None
+    model_text: str | None
+
+
+@dataclass(frozen=True)
+class JobTurn:
+    """A job's prompt and its packed model turn (None: no history to continue from)."""
+
+    prompt: str
+    model_parts: str | None
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: int
+    first_name: str
+    username: str | None
+    language_code: str | None
+
+
+@dataclass(frozen=True)
+class ChatRow:
+    id: int
+    type: str
+    title: str | None
+
+
+@dataclass(frozen=True)
+class ChatInputs:
+    """A chat's (or topic's) waiting album and current image, read together."""
+
+    pending_album: list[int] | None
+    current: StoredImage | None
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One image of a chat's history with the prompt of the job that made it, if any."""
+
+    image: StoredImage
+    prompt: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PrefsRow:
+    """A chat's stored /settings choices (NULL columns: the bot's defaults)."""
+
+    refine: bool
+    aspect_ratio: str | None
+    image_size: str | None
+    reply_mode: str
+    model: str | None
+    language: str | None
+
+
+@dataclass(frozen=True)
+class StatRow:
+    """Successful jobs, their images and their cost, for one key of a grouping."""
+
+    key: str
+    jobs: int
+    images: int
+    cost: float
