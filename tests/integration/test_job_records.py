@@ -136,8 +136,13 @@ async def take_photo(env: Env, w: Who, message_id: int, *, current: bool = False
 async def test_a_photo_edit_records_everything_before_it_returns(env: Env) -> None:
     w = who()
     photo = await take_photo(env, w, 10)
-    outcome = await ask(env.generation,
-        w, "make it blue", [photo], message_id=10, options=JobOptions("gemini-2.5-flash-image")
+    outcome = await ask(
+        env.generation,
+        w,
+        "make it blue",
+        [photo],
+        message_id=10,
+        options=JobOptions("gemini-2.5-flash-image"),
     )
     [job] = await env.rows(Job)
     assert (job.status, job.endpoint, job.kind, job.user_id) == (
@@ -199,8 +204,8 @@ async def test_a_fresh_photo_job_writes_the_user_and_chat_once(env: Env) -> None
 
 
 async def test_new_names_and_titles_are_written(env: Env) -> None:
-    await ask(env.generation,
-        who(chat=-5, chat_type="group", chat_title="Old"), "a", [], message_id=1
+    await ask(
+        env.generation, who(chat=-5, chat_type="group", chat_title="Old"), "a", [], message_id=1
     )
     w = who(name="Bea", chat=-5, chat_type="supergroup", chat_title="New")
     await ask(env.generation, w, "b", [], message_id=2)
