@@ -13,11 +13,13 @@ from telegram import (
     BotCommandScopeAllPrivateChats,
     Update,
 )
+from telegram.constants import ParseMode
 from telegram.ext import (
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
+    Defaults,
     MessageHandler,
     TypeHandler,
     filters,
@@ -43,10 +45,10 @@ from bot.storage.database import Database
 from bot.storage.db import create_engine, create_sessionmaker
 from bot.telegram import gate
 from bot.telegram.albums import AlbumCollector
-from bot.telegram.context import SERVICES_KEY, ProgressTimings, Services
+from bot.telegram.context import SERVICES_KEY, Services
 from bot.telegram.errors import endpoint_fault_notifier, on_error
 from bot.telegram.handlers import admin, callbacks, commands, group, private
-from bot.telegram.progress import ProgressBudget
+from bot.telegram.progress import ProgressBudget, ProgressTimings
 from bot.telegram.ratelimit import MessageRateLimiter
 from bot.telegram.recovery import RECOVERY_KEY, finish_recovery, start_recovery
 from bot.telegram.transport import AiohttpRequest
@@ -81,6 +83,9 @@ def build_application(
             if rate_limiter and settings.telegram_rate_limiter
             else None
         ),
+        # Every text the bot sends is HTML: catalog texts carry tags, and user or model words
+        # in them are escaped (bot.i18n.t, bot.telegram.replies).
+        defaults=Defaults(parse_mode=ParseMode.HTML),
     )
     app: Application = (
         ApplicationBuilder()
@@ -222,6 +227,7 @@ def _open_services(
             storage=storage,
         )
         by_name = {e.name: e for e in endpoints}
+        images, prefs = ImageLibrary(database, blobs, storage), PrefsService(database)
         generation = GenerationService(
             database,
             blobs,
@@ -238,6 +244,8 @@ def _open_services(
                 max_input_side=settings.max_input_side,
                 history_window=settings.history_window,
             ),
+            images=images,
+            prefs=prefs,
         )
         models = tuple(
             dict.fromkeys([settings.image_model, *(m for e in endpoints for m in e.models)])
@@ -245,8 +253,8 @@ def _open_services(
         app.bot_data[SERVICES_KEY] = Services(
             settings,
             generation,
-            ImageLibrary(database, blobs, storage),
-            PrefsService(database),
+            images,
+            prefs,
             ChatQueue(),
             progress,
             models,

@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from bot.providers.errors import ProviderErrorKind
+
 AuthStyle = Literal["bearer", "raw", "x-goog-api-key", "query-key"]
 DialectName = Literal["openai-chat", "openai-images", "gemini"]
 
@@ -150,8 +152,45 @@ class ImageResult:
     model: str = ""
 
 
+@dataclass(frozen=True)
+class Queued:
+    """Waiting for a free upstream slot; `position` 1 is next."""
+
+    position: int
+
+
+@dataclass(frozen=True)
+class Started:
+    """The job has its slot; `editing` when it works on input images."""
+
+    editing: bool = False
+
+
+@dataclass(frozen=True)
+class Retrying:
+    """An attempt failed and another one follows (on this endpoint or the next)."""
+
+    reason: ProviderErrorKind
+
+
+@dataclass(frozen=True)
+class TaskPolling:
+    """An async task's state as its relay reports it; `percent` only where the relay says."""
+
+    status: Literal["submitted", "processing", "succeed", "failed"]
+    percent: int | None = None
+
+
+@dataclass(frozen=True)
+class Done:
+    """The result is recorded; what follows is its delivery."""
+
+
+ProgressEvent = Queued | Started | Retrying | TaskPolling | Done
+
+
 class ProgressCallback(Protocol):
-    async def __call__(self, note: str) -> None: ...
+    async def __call__(self, event: ProgressEvent) -> None: ...
 
 
 class ImageProvider(Protocol):

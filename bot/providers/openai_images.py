@@ -27,6 +27,7 @@ from bot.providers.base import (
     ImageResult,
     ParsedAnswer,
     ProgressCallback,
+    TaskPolling,
 )
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import (
@@ -149,6 +150,7 @@ class TaskState:
     status: TaskStatus
     images: list[ImageRef] = field(default_factory=list)
     message: str | None = None
+    percent: int | None = None
 
 
 def task_status(word: Any) -> TaskStatus:
@@ -164,7 +166,26 @@ def parse_task(body: bytes | bytearray) -> TaskState:
     status = task_status(answer.get("status"))
     images = _items(answer.get("data"))[0] if status == "succeed" else []
     message = answer.get("status_message")
-    return TaskState(status, images, message if isinstance(message, str) and message else None)
+    return TaskState(
+        status,
+        images,
+        message if isinstance(message, str) and message else None,
+        task_percent(answer.get("progress")),
+    )
+
+
+def task_percent(value: Any) -> int | None:
+    """A relay's `progress` (`50` or `"50%"`) as a whole percent; None when absent or odd."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip().removesuffix("%").strip()
+        if not value.isdigit():
+            return None
+        value = int(value)
+    if isinstance(value, int | float) and 0 <= value <= 100:
+        return int(value)
+    return None
 
 
 def task_failure(state: TaskState) -> ProviderError:
@@ -219,7 +240,7 @@ class OpenAIImagesProvider(EndpointClient):
     async def generate(
         self, request: ImageRequest, progress: ProgressCallback | None = None
     ) -> ImageResult:
-        """Submit; for a task answer poll it (reporting `task:<status>` to `progress`); then
+        """Submit; for a task answer poll it (reporting TaskPolling to `progress`); then
         fetch any image links at once (relay links expire)."""
         with tagged(self.endpoint.name):
             path, body = await in_gil_lane(build_request, request, self.endpoint)
@@ -244,12 +265,13 @@ class OpenAIImagesProvider(EndpointClient):
         """Poll every `poll_interval` until the task succeeds or fails, or `max_task_wait` ends."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._max_task_wait
-        url, last = self.task_url(task_id), ""
+        url, last = self.task_url(task_id), None
         while True:
             state = await self._poll(url, deadline)
-            if state.status != last:
-                last = state.status
-                await _notify(progress, f"task:{state.status}")
+            event = TaskPolling(state.status, state.percent)
+            if event != last:
+                last = event
+                await _notify(progress, event)
             if state.status == "succeed":
                 if not state.images:
                     raise ProviderError(ProviderErrorKind.NO_IMAGE, "task succeeded without images")
@@ -294,11 +316,11 @@ class OpenAIImagesProvider(EndpointClient):
         )
 
 
-async def _notify(progress: ProgressCallback | None, code: str) -> None:
-    """Report a structured progress code; a failing report never loses a paid task."""
+async def _notify(progress: ProgressCallback | None, event: TaskPolling) -> None:
+    """Report the task's state; a failing report never loses a paid task."""
     if progress is None:
         return
     try:
-        await progress(code)
+        await progress(event)
     except Exception:
-        log.warning("progress callback failed for %s", code, exc_info=True)
+        log.warning("progress callback failed for %s", event, exc_info=True)

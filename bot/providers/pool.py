@@ -23,7 +23,14 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from bot.providers.base import Endpoint, ImageProvider, ImageRequest, ImageResult, ProgressCallback
+from bot.providers.base import (
+    Endpoint,
+    ImageProvider,
+    ImageRequest,
+    ImageResult,
+    ProgressCallback,
+    Retrying,
+)
 from bot.providers.errors import ProviderError, ProviderErrorKind
 
 log = logging.getLogger(__name__)
@@ -134,7 +141,7 @@ class ProviderPool:
                     raise _Exhausted(exc, uncertain_left) from exc
                 log.info("endpoint %s: %s, retrying in %.1f s", name, exc.kind.value, wait)
                 if progress is not None:
-                    await progress(f"retry:{exc.kind.value}")
+                    await progress(Retrying(exc.kind))
                 await self._sleep(wait)
         raise AssertionError("unreachable")
 

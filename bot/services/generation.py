@@ -1,28 +1,40 @@
-"""Running one image job end to end, and recording every step of it."""
+"""A request checked once into a job, and that job run end to end with every step recorded."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 from bot import imaging
 from bot.providers.base import (
+    Done,
     ImageProvider,
     ImageRequest,
     ImageResult,
     InputImage,
     ProgressCallback,
+    ProgressEvent,
+    Queued,
+    Started,
 )
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.services.conversation import history_for, pack_model_turn
 from bot.services.errors import UserInputError
+from bot.services.images import ImageLibrary
 from bot.services.ordering import FairScheduler
-from bot.services.prefs import MATCH_INPUT, Prefs
-from bot.services.prompts import PromptFlags, nearest_ratio
+from bot.services.prefs import MATCH_INPUT, Prefs, PrefsService
+from bot.services.prompts import PromptFlags, nearest_ratio, parse_flags
 from bot.services.quotas import QuotaService
+from bot.services.requests import (
+    GenerationRequest,
+    ImageInput,
+    PreparedJob,
+    RepliedImage,
+    TelegramImage,
+)
 from bot.services.types import JobOptions, JobOutcome, StoredImage, Who
 from bot.storage.blobs import BlobStore
 from bot.storage.database import Database
@@ -62,7 +74,12 @@ class GenerationService:
         quotas: QuotaService | None = None,
         scheduler: FairScheduler | None = None,
         pricing: Pricing | None = None,
+        images: ImageLibrary | None = None,
+        prefs: PrefsService | None = None,
     ) -> None:
+        # The app passes its own ImageLibrary and PrefsService (one prefs cache per process).
+        self._images = images or ImageLibrary(database, blobs)
+        self._prefs = prefs or PrefsService(database)
         self.supports_n = supports_n
         self._quotas = quotas
         self._scheduler = scheduler or FairScheduler(total=8, per_user=2)
@@ -75,7 +92,38 @@ class GenerationService:
         self._real_history = real_history
         self._limits = limits or GenerationLimits()
 
-    def check_prompt(self, prompt: str) -> str:
+    # --- the request: flags, prefs, images, checked once -------------------------------------
+
+    async def prepare(self, request: GenerationRequest) -> PreparedJob:
+        """Check a request and resolve it into a job: its prompt, its images (downloaded and
+        kept as they are checked) and its options. Raises UserInputError on what is wrong."""
+        who = request.who
+        flags = parse_flags(request.text) if request.options is None else PromptFlags(request.text)
+        prompt = self._check_prompt(flags.prompt)
+        prefs = await self._prefs.get(who.chat_id)
+        model = request.options.model if request.options else prefs.model or self.default_model
+        inputs = await self._take_in(who, request.images, model, make_current=False)
+        if not inputs and request.chat_images:
+            inputs = await self._images.for_text(who.chat_id, who.thread_id, refine=prefs.refine)
+            self._check_count(len(inputs), model)
+        if not inputs and request.needs_image:
+            raise UserInputError("edit_usage")
+        options = request.options or self._options_for(prefs, flags, inputs, model)
+        return PreparedJob(who, prompt, inputs, options, request.reply_to)
+
+    async def keep_images(
+        self, who: Who, images: Sequence[TelegramImage], *, album: bool = False
+    ) -> list[StoredImage]:
+        """Images sent without a request: a photo becomes the chat's current image; an album
+        waits for the next text, which composes it. All of them are kept, or none."""
+        prefs = await self._prefs.get(who.chat_id)
+        model = prefs.model or self.default_model
+        kept = await self._take_in(who, images, model, make_current=not album)
+        if album:
+            await self._images.keep_album(who, kept)
+        return kept
+
+    def _check_prompt(self, prompt: str) -> str:
         prompt = prompt.strip()
         if not prompt:
             raise UserInputError("empty_prompt")
@@ -83,24 +131,64 @@ class GenerationService:
             raise UserInputError("prompt_too_long", limit=self._limits.max_prompt_chars)
         return prompt
 
-    def check_inputs(self, inputs: list[StoredImage], model: str | None = None) -> None:
-        limit = max_input_images(model or self.default_model, self._limits.max_input_images)
-        if len(inputs) > limit:
-            raise UserInputError("too_many_images", limit=limit, model=model or self.default_model)
+    def _check_count(self, count: int, model: str) -> None:
+        limit = max_input_images(model, self._limits.max_input_images)
+        if count > limit:
+            raise UserInputError("too_many_images", limit=limit, model=model)
 
-    def options_for(
-        self, prefs: Prefs, flags: PromptFlags, inputs: list[StoredImage]
+    async def _take_in(
+        self, who: Who, images: Sequence[ImageInput], model: str, *, make_current: bool
+    ) -> list[StoredImage]:
+        """The request's images as stored ones. Images still in Telegram are each checked as
+        they arrive (one too many stops the downloads), weighed together against the
+        storage limit, and only then kept: all of them or none."""
+        found: list[StoredImage | tuple[TelegramImage, bytes, StoredImage]] = []
+        for image in images:
+            if isinstance(image, RepliedImage):
+                known = await self._images.for_message(who.chat_id, image.message_id)
+                resolved = known or image.telegram
+                if resolved is None:
+                    continue
+                image = resolved
+            if isinstance(image, TelegramImage):
+                data = await image.fetch()
+                found.append((image, data, await self._images.accept(data, file_id=image.file_id)))
+            else:
+                found.append(image)
+            self._check_count(len(found), model)
+        fresh = [item for item in found if isinstance(item, tuple)]
+        if fresh:
+            await self._images.check_room(who, sum(len(data) for _, data, _ in fresh))
+        kept = []
+        for item in found:
+            if isinstance(item, tuple):
+                source, data, candidate = item
+                item = await self._images.keep(
+                    who,
+                    candidate,
+                    data,
+                    file_unique_id=source.file_unique_id,
+                    message_id=source.message_id,
+                    make_current=make_current,
+                )
+            kept.append(item)
+        return kept
+
+    def _options_for(
+        self, prefs: Prefs, flags: PromptFlags, inputs: list[StoredImage], model: str
     ) -> JobOptions:
         """Chat preferences, overridden by flags in the prompt."""
         ratio = flags.aspect_ratio or prefs.aspect_ratio
         if ratio == MATCH_INPUT:
             ratio = nearest_ratio(inputs[0].width, inputs[0].height) if inputs else None
         return JobOptions(
-            model=prefs.model or self.default_model,
+            model=model,
             aspect_ratio=ratio,
             image_size=flags.image_size or prefs.image_size,
             n=flags.n or 1,
         )
+
+    # --- the job: quota, row, upstream call, record -------------------------------------------
 
     async def job_owner(self, job_id: int) -> int | None:
         async with self._db.read() as repo:
@@ -118,25 +206,13 @@ class GenerationService:
             options = JobOptions(job.model, job.aspect_ratio, job.image_size, job.n)
             return job.prompt, inputs, options
 
-    async def run(
-        self,
-        who: Who,
-        prompt: str,
-        inputs: list[StoredImage],
-        *,
-        message_id: int | None,
-        options: JobOptions | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> JobOutcome:
-        """Run one job end to end. Failures are recorded on the job, then raised."""
-        prompt = self.check_prompt(prompt)
-        options = options or JobOptions(model=self.default_model)
-        self.check_inputs(inputs, options.model)
-        job_id = await self._admit(who, prompt, inputs, message_id, options)
-        return await self._execute(job_id, who, prompt, inputs, options, progress)
+    async def run(self, job: PreparedJob, progress: ProgressCallback | None = None) -> JobOutcome:
+        """Run a prepared job end to end. Failures are recorded on the job, then raised."""
+        job_id = await self._admit(job)
+        return await self._execute(job_id, job, progress)
 
     async def resume(
-        self, job_id: int, who: Who, *, progress: ProgressCallback | None = None
+        self, job_id: int, who: Who, progress: ProgressCallback | None = None
     ) -> JobOutcome:
         """Run again a job a dead process left before its request went upstream: the same
         row (its quota was taken when it was admitted), prompt, inputs and options."""
@@ -148,7 +224,7 @@ class GenerationService:
         prompt, inputs, options = spec
         async with self._db.write() as repo:
             await repo.restart_job(job_id)
-        return await self._execute(job_id, who, prompt, inputs, options, progress)
+        return await self._execute(job_id, PreparedJob(who, prompt, inputs, options), progress)
 
     async def mark_delivered(self, job_id: int) -> None:
         """The job's result reached the chat: a restart need not send it again."""
@@ -156,39 +232,33 @@ class GenerationService:
             await repo.mark_delivered(job_id)
 
     async def _execute(
-        self,
-        job_id: int,
-        who: Who,
-        prompt: str,
-        inputs: list[StoredImage],
-        options: JobOptions,
-        progress: ProgressCallback | None,
+        self, job_id: int, job: PreparedJob, progress: ProgressCallback | None
     ) -> JobOutcome:
+        report = progress or _unheard
         started = time.monotonic()
         try:
-            request = await self._request(prompt, inputs, options)
-            on_wait = None
-            if progress is not None:
-                report = progress
+            request = await self._request(job.prompt, job.inputs, job.options)
 
-                async def on_wait(position: int) -> None:
-                    await report(f"queue:{position}")
+            async def on_wait(position: int) -> None:
+                await report(Queued(position))
 
             request.on_send = self._upstream_mark(job_id)
-            async with self._scheduler.slot(who.user_id, on_wait):
+            async with self._scheduler.slot(job.who.user_id, on_wait):
+                await report(Started(editing=job.editing))
                 result = await self._generate(request, progress)
             await request.on_send()  # a provider that never called it (outside a pool)
             upstream_ms = int((time.monotonic() - started) * 1000)
             stored = await self._store_outputs(result)
-            await self._finish_job(job_id, who, options, result, stored, upstream_ms)
+            await self._finish_job(job_id, job.who, job.options, result, stored, upstream_ms)
             await self._db.to_disk()  # the result is on disk before the user can have it
         except BaseException as exc:
             await self._fail_job(job_id, exc, started)
             raise
+        await report(Done())
         return JobOutcome(
             job_id=job_id,
-            model=result.model or options.model,
-            prompt=prompt,
+            model=result.model or job.options.model,
+            prompt=job.prompt,
             seconds=time.monotonic() - started,
             images=stored,
             text=result.text,
@@ -212,20 +282,13 @@ class GenerationService:
 
         return once
 
-    async def _admit(
-        self,
-        who: Who,
-        prompt: str,
-        inputs: list[StoredImage],
-        message_id: int | None,
-        options: JobOptions,
-    ) -> int:
+    async def _admit(self, job: PreparedJob) -> int:
         """Check the quota and open the job as one step, so two requests can't both squeeze in."""
         if self._quotas is None:
-            return await self._open_job(who, prompt, inputs, message_id, options)
-        async with self._quotas.guard(who):
-            await self._quotas.check(who, options.n)
-            return await self._open_job(who, prompt, inputs, message_id, options)
+            return await self._open_job(job)
+        async with self._quotas.guard(job.who):
+            await self._quotas.check(job.who, job.options.n)
+            return await self._open_job(job)
 
     async def _generate(
         self, request: ImageRequest, progress: ProgressCallback | None
@@ -270,14 +333,8 @@ class GenerationService:
         request.images = await self._upload_inputs(inputs)
         return request
 
-    async def _open_job(
-        self,
-        who: Who,
-        prompt: str,
-        inputs: list[StoredImage],
-        message_id: int | None,
-        options: JobOptions,
-    ) -> int:
+    async def _open_job(self, job: PreparedJob) -> int:
+        who, inputs, options = job.who, job.inputs, job.options
         kind = (
             JobKind.GENERATE
             if not inputs
@@ -289,9 +346,9 @@ class GenerationService:
                 chat_id=who.chat_id,
                 thread_id=who.thread_id,
                 user_id=who.user_id,
-                request_message_id=message_id,
+                request_message_id=job.reply_to,
                 kind=kind,
-                prompt=prompt,
+                prompt=job.prompt,
                 dialect=self._dialect,
                 model=options.model,
                 aspect_ratio=options.aspect_ratio,
@@ -383,6 +440,10 @@ class GenerationService:
                 error_code=code,
                 error_detail=detail[:2000],
             )
+
+
+async def _unheard(event: ProgressEvent) -> None:
+    """Progress nobody shows (tests, a caller without a status message)."""
 
 
 def max_input_images(model: str, default: int) -> int:

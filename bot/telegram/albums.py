@@ -4,14 +4,11 @@ batches: gather them per (chat, topic, group) and hand them over after a short q
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from telegram import Update
 from telegram.ext import ContextTypes
-
-log = logging.getLogger(__name__)
 
 AlbumKey = tuple[int, int, str]
 AlbumHandler = Callable[[list[Update], ContextTypes.DEFAULT_TYPE], Awaitable[None]]
@@ -44,5 +41,5 @@ class AlbumCollector:
         updates = sorted(pending.updates, key=lambda u: u.update_id)
         try:
             await self._handler(updates, context)
-        except Exception:
-            log.exception("album handler failed")
+        except Exception as exc:  # outside PTB's dispatch: handed to its error handler by hand
+            await context.application.process_error(updates[0], exc)

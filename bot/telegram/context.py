@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from telegram import Message, Update
 from telegram.ext import ContextTypes
@@ -16,25 +15,10 @@ from bot.services.images import ImageLibrary
 from bot.services.ordering import ChatQueue
 from bot.services.prefs import PrefsService
 from bot.services.quotas import QuotaService
+from bot.services.requests import GenerationRequest, ImageInput
 from bot.services.stats import StatsService
-from bot.services.types import Who
-
-if TYPE_CHECKING:  # progress.py imports this module
-    from bot.telegram.progress import ProgressBudget
-
-
-@dataclass(frozen=True)
-class ProgressTimings:
-    """Seconds. The chat action ("sending a photo…") is the first feedback; the status
-    message follows only when a job takes longer than Telegram shows one action (~5 s) or has
-    something to say (place in line, a retry). Quick results then cost three Bot API calls
-    (two chat actions and the photo) instead of five (plus the status message and its removal).
-    """
-
-    status_delay: float = 6.0
-    action_interval: float = 4.0
-    edit_interval: float = 5.0
-    album_quiet: float = 1.5
+from bot.services.types import JobOptions, Who
+from bot.telegram.progress import ProgressBudget, ProgressTimings
 
 
 @dataclass
@@ -78,6 +62,28 @@ def who_of(update: Update) -> Who:
         chat_type=chat.type,
         chat_title=chat.title,
         thread_id=thread_of(update.effective_message),
+    )
+
+
+def request_of(
+    update: Update,
+    text: str,
+    images: tuple[ImageInput | None, ...] = (),
+    *,
+    chat_images: bool = False,
+    needs_image: bool = False,
+    options: JobOptions | None = None,
+) -> GenerationRequest:
+    """The request an update makes, answered as a reply to its message (None images dropped)."""
+    message = update.effective_message
+    return GenerationRequest(
+        who_of(update),
+        text,
+        reply_to=message.message_id if message else None,
+        images=tuple(image for image in images if image is not None),
+        chat_images=chat_images,
+        needs_image=needs_image,
+        options=options,
     )
 
 

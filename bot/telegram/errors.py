@@ -8,7 +8,6 @@ import logging
 from collections.abc import Iterable
 
 from telegram import Bot, Update
-from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
@@ -17,7 +16,8 @@ from bot.i18n import t
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.pool import EndpointFaultHook
 from bot.services.errors import UserInputError
-from bot.telegram.context import lang, thread_of
+from bot.services.types import Who
+from bot.telegram.context import lang, who_of
 
 log = logging.getLogger(__name__)
 _STALE_QUERY = "query is too old"
@@ -35,28 +35,23 @@ def message_for(exc: BaseException, lang_code: str) -> str:
     return t(lang_code, "err_internal")
 
 
-async def reply_error(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, exc: BaseException
+DOMAIN_ERRORS = (UserInputError, imaging.ImageInputError, ProviderError)
+
+
+async def tell_user(
+    bot: Bot, who: Who, lang_code: str, reply_to: int | None, exc: BaseException
 ) -> None:
-    """Tell the user what went wrong, in their language (admins hear from the pool)."""
-    if not isinstance(exc, (UserInputError, imaging.ImageInputError, ProviderError)):
-        log.error("unexpected error handling update", exc_info=exc)
-    elif isinstance(exc, ProviderError):
-        log.warning("upstream failed: %s (endpoint %s)", exc.kind.value, exc.endpoint or "-")
-    message = update.effective_message
-    chat = update.effective_chat
-    if chat is not None:
-        try:
-            await context.bot.send_message(
-                chat.id,
-                message_for(exc, lang(update, context)),
-                parse_mode=ParseMode.HTML,
-                message_thread_id=thread_of(message) or None,
-                reply_to_message_id=message.message_id if message else None,
-                allow_sending_without_reply=True,
-            )
-        except TelegramError:
-            log.warning("could not send the error message to chat %s", chat.id)
+    """Say what went wrong in the user's language; a chat that cannot hear it is only logged."""
+    try:
+        await bot.send_message(
+            who.chat_id,
+            message_for(exc, lang_code),
+            message_thread_id=who.thread_id or None,
+            reply_to_message_id=reply_to,
+            allow_sending_without_reply=True,
+        )
+    except TelegramError:
+        log.warning("could not send the error message to chat %s", who.chat_id)
 
 
 async def notify_admins(bot: Bot, admin_ids: Iterable[int], text: str) -> None:
@@ -81,18 +76,27 @@ def endpoint_fault_notifier(bot: Bot, admin_ids: Iterable[int]) -> EndpointFault
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """PTB's error handler: last resort for anything a handler did not catch."""
-    if isinstance(context.error, BadRequest) and _STALE_QUERY in context.error.message.lower():
+    """PTB's error handler, the one place an update's error becomes words: what a handler
+    raised (a domain error, or anything unexpected, logged once with its traceback)."""
+    error = context.error
+    if isinstance(error, BadRequest) and _STALE_QUERY in error.message.lower():
         # A press Telegram no longer takes an answer for (the bot was down when it was made):
         # nobody waits for that answer any more.
         log.info("a button press was too old to answer")
         return
-    log.error("unhandled error", exc_info=context.error)
-    if not isinstance(update, Update) or context.error is None:
+    if isinstance(error, ProviderError):
+        log.warning("upstream failed: %s (endpoint %s)", error.kind.value, error.endpoint or "-")
+    elif not isinstance(error, DOMAIN_ERRORS):
+        log.error("unhandled error", exc_info=error)
+    if not isinstance(update, Update) or error is None:
         return
     if update.callback_query is not None:
         # A handler that failed before answering would leave the button spinning; an answer
         # that comes twice is refused by Telegram, which is harmless here.
         with contextlib.suppress(TelegramError):
             await update.callback_query.answer()
-    await reply_error(update, context, context.error)
+    if update.effective_chat is None or update.effective_user is None:
+        return
+    message = update.effective_message
+    reply_to = message.message_id if message else None
+    await tell_user(context.bot, who_of(update), lang(update, context), reply_to, error)

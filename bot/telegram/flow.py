@@ -1,4 +1,8 @@
-"""The shared path of every request: its turn in the chat's queue, progress, result or error."""
+"""The shared path of every request: its turn in the chat's queue, progress, and its result.
+
+Errors are not caught here: they leave the handler and bot.telegram.errors.on_error puts
+them into words.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,11 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.i18n import t
-from bot.services.prefs import Prefs
-from bot.services.prompts import PromptFlags, parse_flags
-from bot.services.types import JobOptions, JobOutcome, StoredImage, Who
+from bot.providers.base import ProgressCallback
+from bot.services.requests import GenerationRequest
+from bot.services.types import JobOutcome, Who
 from bot.telegram.context import Services, lang, services, who_of
-from bot.telegram.errors import reply_error
-from bot.telegram.progress import Progress, note_text
+from bot.telegram.progress import Progress
 from bot.telegram.replies import ResultSender
 
 
@@ -42,71 +45,60 @@ async def chat_turn(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Async
         yield
 
 
-async def run_job(
-    update: Update,
-    context: ContextTypes.DEFAULT_TYPE,
-    text: str,
-    inputs: list[StoredImage],
-    *,
-    options: JobOptions | None = None,
+async def generate(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, request: GenerationRequest
 ) -> None:
-    """Generate (no inputs) or edit/compose (inputs), and answer in the chat. Never raises.
+    """Draw, edit or compose what the request asks, in the chat's turn, and answer it."""
+    async with chat_turn(update, context):
+        await answer(update, context, request)
 
-    `text` may carry flags (`--ar 16:9`); `options` (Regenerate) replaces flags and prefs.
-    """
+
+async def answer(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, request: GenerationRequest
+) -> None:
+    """As `generate`, for a caller that holds the chat's turn already."""
     svc = services(context)
-    who, lng, message = who_of(update), lang(update, context), update.effective_message
-    message_id = message.message_id if message else None
-    try:
-        flags = parse_flags(text) if options is None else PromptFlags(text)
-        prompt = svc.generation.check_prompt(flags.prompt)
-        svc.generation.check_inputs(inputs)
-        prefs = await svc.prefs.get(who.chat_id)
-        if options is None:
-            options = svc.generation.options_for(prefs, flags, inputs)
-        outcome_of = partial(
-            svc.generation.run, who, prompt, inputs, message_id=message_id, options=options
-        )
-        await answer_job(
-            context.bot, svc, who, lng, message_id, prefs, edit=bool(inputs), run=outcome_of
-        )
-    except Exception as exc:  # the one place: every failure becomes a message
-        await reply_error(update, context, exc)
+    job = await svc.generation.prepare(request)
+    await deliver(
+        context.bot,
+        svc,
+        job.who,
+        lang(update, context),
+        job.reply_to,
+        partial(svc.generation.run, job),
+        editing=job.editing,
+    )
 
 
-RunJob = Callable[..., Awaitable[JobOutcome]]  # called with progress=<callback>
+RunJob = Callable[[ProgressCallback], Awaitable[JobOutcome]]
 
 
-async def answer_job(
+async def deliver(
     bot: Bot,
     svc: Services,
     who: Who,
     lng: str,
     reply_to: int | None,
-    prefs: Prefs,
-    *,
-    edit: bool,
     run: RunJob,
+    *,
+    editing: bool = False,
 ) -> None:
     """Run a job with its progress shown, send its result, and record that it was delivered.
-    Raises what the job raises (the caller tells the user)."""
+    Raises what the job raises."""
     async with Progress(
         bot,
         who.chat_id,
         who.thread_id,
         lang=lng,
-        key="status_working_edit" if edit else "status_working",
+        key="status_working_edit" if editing else "status_working",
         timings=svc.progress,
         reply_to=reply_to,
         budget=svc.progress_budget,
     ) as progress:
-
-        async def on_progress(note: str) -> None:
-            progress.note = note_text(lng, note)
-
-        outcome = await run(progress=on_progress)
+        outcome = await run(progress.report)
         await progress.stop()
         # The result goes out first; the status message is removed after it (on exit).
+        prefs = await svc.prefs.get(who.chat_id)
         sender = ResultSender(bot, svc.images, svc.generation.supports_n)
         await sender.send(who, lng, outcome, reply_to, reply_mode=prefs.reply_mode)
         if not outcome.images:  # a shown image records its job's delivery with it

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from telegram import Message, Update
-from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
@@ -149,7 +149,7 @@ async def _refuse(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if query is not None:
             await query.answer(text if tell else None, show_alert=tell)
         elif tell and message is not None:
-            await message.reply_text(text, parse_mode=ParseMode.HTML)
+            await message.reply_text(text)
     except TelegramError as exc:
         log.info("could not send a refusal to chat %s: %s", chat.id, exc.message)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 
 from telegram import Bot, Message
 from telegram.error import BadRequest
 
 from bot.services.errors import UserInputError
+from bot.services.requests import RepliedImage, TelegramImage
 from bot.telegram.transport import DOWNLOAD_LIMIT, DownloadTooLargeError
 
 _COMMAND = re.compile(r"^/(\w+)(@\w+)?", re.ASCII)
@@ -53,6 +55,24 @@ def image_file_of(message: Message) -> FileRef | None:
             return FileRef(doc.file_id, doc.file_unique_id, doc.file_size)
         raise UserInputError("not_image_document")
     return None
+
+
+def telegram_image(bot: Bot, message: Message) -> TelegramImage | None:
+    """The image a message carries, for the service to fetch (None if it carries none)."""
+    ref = image_file_of(message)
+    if ref is None:
+        return None
+    return TelegramImage(
+        message.message_id, ref.file_id, ref.file_unique_id, partial(download, bot, ref)
+    )
+
+
+def replied_image(bot: Bot, message: Message) -> RepliedImage | None:
+    """The message this one replies to, as an image reference (None: not a reply)."""
+    replied = message.reply_to_message
+    if replied is None:
+        return None
+    return RepliedImage(replied.message_id, telegram_image(bot, replied))
 
 
 async def download(bot: Bot, ref: FileRef) -> bytes:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -15,11 +16,25 @@ from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
 from bot.i18n import t
-from bot.telegram.context import ProgressTimings
+from bot.providers.base import Done, ProgressEvent, Queued, Retrying, Started, TaskPolling
 from bot.telegram.ratelimit import PROGRESS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ProgressTimings:
+    """Seconds. The chat action ("sending a photo…") is the first feedback; the status
+    message follows only when a job takes longer than Telegram shows one action (~5 s) or has
+    something to say (place in line, a retry). Quick results then cost three Bot API calls
+    (two chat actions and the photo) instead of five (plus the status message and its removal).
+    """
+
+    status_delay: float = 6.0
+    action_interval: float = 4.0
+    edit_interval: float = 5.0
+    album_quiet: float = 1.5
 
 
 class ProgressBudget:
@@ -97,6 +112,12 @@ class Progress:
         self._note = value
         if value and self._status_id is None:
             self._wake.set()
+
+    async def report(self, event: ProgressEvent) -> None:
+        """The job's ProgressCallback: each event becomes the note (or the status's wording)."""
+        if isinstance(event, Started):
+            self._key = "status_working_edit" if event.editing else "status_working"
+        self.note = note_for(self._lang, event)
 
     async def __aenter__(self) -> Progress:
         self._started = time.monotonic()
@@ -189,18 +210,17 @@ class Progress:
             return None
 
 
-def note_text(lang: str, code: str) -> str:
-    """A provider's progress code (`retry:rate_limited`, `task:processing`) in words."""
-    kind, _, value = code.partition(":")
-    if kind == "task":
-        return t(
-            lang, "note_task", status=t(lang, f"task_{value}") if value in TASK_STATES else value
-        )
-    if kind == "retry":
-        return t(lang, "note_retry")
-    if kind == "queue" and value.isdigit():
-        return t(lang, "note_queue", position=int(value))
+def note_for(lang: str, event: ProgressEvent) -> str:
+    """The line a progress event puts under the status ("" clears it)."""
+    match event:
+        case Queued(position=position):
+            return t(lang, "note_queue", position=position)
+        case Retrying():
+            return t(lang, "note_retry")
+        case TaskPolling(status=status, percent=None):
+            return t(lang, "note_task", status=t(lang, f"task_{status}"))
+        case TaskPolling(status=status, percent=percent):
+            return t(lang, "note_task_percent", status=t(lang, f"task_{status}"), percent=percent)
+        case Started() | Done():
+            return ""
     return ""
-
-
-TASK_STATES = ("submitted", "processing", "succeed", "failed")

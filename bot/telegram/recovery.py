@@ -9,12 +9,10 @@ the ChatQueue from before polling starts, so its new requests queue after them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from functools import partial
 
 from telegram import Bot, InlineKeyboardMarkup
-from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import Application
 
@@ -22,8 +20,8 @@ from bot.i18n import lang_of, t
 from bot.services.recovery import Action, Leftover, RecoveryService
 from bot.telegram import callback_data as cd
 from bot.telegram.context import SERVICES_KEY, Services
-from bot.telegram.errors import message_for
-from bot.telegram.flow import answer_job
+from bot.telegram.errors import tell_user
+from bot.telegram.flow import deliver
 from bot.telegram.keyboards import button
 from bot.telegram.replies import ResultSender
 
@@ -101,7 +99,6 @@ async def _answer(bot: Bot, svc: Services, service: RecoveryService, leftover: L
         await bot.send_message(
             who.chat_id,
             t(lng, "job_interrupted"),
-            parse_mode=ParseMode.HTML,
             reply_to_message_id=reply_to,
             allow_sending_without_reply=True,
             message_thread_id=who.thread_id or None,
@@ -119,20 +116,9 @@ async def _answer(bot: Bot, svc: Services, service: RecoveryService, leftover: L
         log.info("job %s not run again: its user may no longer use the bot", leftover.job_id)
         await service.drop(leftover.job_id)
     else:
-        spec = await svc.generation.job_spec(leftover.job_id, who.chat_id)
         run = partial(svc.generation.resume, leftover.job_id, who)
         try:
-            await answer_job(
-                bot, svc, who, lng, reply_to, prefs, edit=bool(spec and spec[1]), run=run
-            )
-        except Exception as exc:  # as in flow.run_job: the failure becomes a message
+            await deliver(bot, svc, who, lng, reply_to, run)
+        except Exception as exc:  # no update to hand to on_error: told here, the same way
             log.warning("job %s run again after a restart failed: %s", leftover.job_id, exc)
-            with contextlib.suppress(TelegramError):
-                await bot.send_message(
-                    who.chat_id,
-                    message_for(exc, lng),
-                    parse_mode=ParseMode.HTML,
-                    reply_to_message_id=reply_to,
-                    allow_sending_without_reply=True,
-                    message_thread_id=who.thread_id or None,
-                )
+            await tell_user(bot, who, lng, reply_to, exc)

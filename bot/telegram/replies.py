@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message
-from telegram.constants import ParseMode
 
 from bot import imaging
 from bot.i18n import t
@@ -16,15 +18,30 @@ CAPTION_LIMIT = 1024
 PROMPT_IN_CAPTION = 300
 
 
+_TAG = re.compile(r"<[^>]*>")
+
+
 def shorten(text: str, limit: int) -> str:
+    """Plain text on one line, at most `limit` characters."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def shown_length(markup: str) -> int:
+    """How long an HTML text is once Telegram has parsed it (its limits count that)."""
+    return len(html.unescape(_TAG.sub("", markup)))
+
+
 def caption_for(outcome: JobOutcome, lang: str) -> str:
+    """The prompt, shortened before it is escaped so no entity is cut, then the footer."""
     footer = t(lang, "caption_model", model=outcome.model, seconds=round(outcome.seconds))
-    prompt = shorten(outcome.prompt, min(PROMPT_IN_CAPTION, CAPTION_LIMIT - len(footer) - 2))
-    return f"{prompt}\n\n{footer}"
+    room = min(PROMPT_IN_CAPTION, CAPTION_LIMIT - shown_length(footer) - 2)
+    return f"{html.escape(shorten(outcome.prompt, room), quote=False)}\n\n{footer}"
+
+
+def one_line(markup: str) -> str:
+    """A caption's whitespace collapsed, as captions have always been shown."""
+    return " ".join(markup.split())
 
 
 def result_keyboard(
@@ -117,7 +134,7 @@ class ResultSender:
         msg = await self._bot.send_photo(
             who.chat_id,
             preview or data,
-            caption=shorten(caption, CAPTION_LIMIT),
+            caption=one_line(caption),
             reply_markup=keyboard,
             reply_to_message_id=reply_to,
             allow_sending_without_reply=True,
@@ -155,7 +172,7 @@ class ResultSender:
             who.chat_id,
             data,
             filename=file_name(image),
-            caption=shorten(caption or t(lang, "original_sent"), CAPTION_LIMIT),
+            caption=one_line(caption or t(lang, "original_sent")),
             reply_markup=keyboard,
             reply_to_message_id=reply_to,
             allow_sending_without_reply=True,
@@ -210,7 +227,6 @@ class ResultSender:
         await self._bot.send_message(
             who.chat_id,
             body,
-            parse_mode=ParseMode.HTML,
             reply_to_message_id=reply_to,
             allow_sending_without_reply=True,
             message_thread_id=who.thread_id or None,

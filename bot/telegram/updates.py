@@ -19,7 +19,7 @@ from typing import Any
 
 from telegram import Bot, Update
 from telegram.error import NetworkError
-from telegram.ext import BaseRateLimiter, ExtBot
+from telegram.ext import BaseRateLimiter, Defaults, ExtBot
 from telegram.request import BaseRequest
 from telegram.warnings import PTBUserWarning
 
@@ -85,6 +85,7 @@ class TolerantBot(ExtBot[Any]):
         request: BaseRequest,
         get_updates_request: BaseRequest,
         rate_limiter: BaseRateLimiter[Any] | None = None,
+        defaults: Defaults | None = None,
     ) -> None:
         super().__init__(
             token,
@@ -93,6 +94,7 @@ class TolerantBot(ExtBot[Any]):
             request=request,
             get_updates_request=get_updates_request,
             rate_limiter=rate_limiter,
+            defaults=defaults,
         )
         self._updates_read_timeout = get_updates_request.read_timeout
 

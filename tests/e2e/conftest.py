@@ -17,7 +17,7 @@ import pytest
 from bot.app import build_application, serve
 from bot.config import Settings, load_settings
 from bot.storage import db
-from bot.telegram.context import ProgressTimings
+from bot.telegram.progress import ProgressTimings
 from tests.fakes.image_api import FakeImageAPI
 from tests.fakes.telegram_api import FakeTelegram
 

@@ -44,6 +44,7 @@ from bot.storage.models import (
     SubjectKind,
     User,
 )
+from tests.integration.asking import ask
 
 
 def _image(fmt: str, color: tuple[int, int, int], size: tuple[int, int] = (48, 32)) -> bytes:
@@ -140,8 +141,13 @@ async def take_photo(env: Env, w: Who, message_id: int, *, current: bool = False
 async def test_a_photo_edit_records_everything_before_it_returns(env: Env) -> None:
     w = who()
     photo = await take_photo(env, w, 10)
-    outcome = await env.generation.run(
-        w, "make it blue", [photo], message_id=10, options=JobOptions("gemini-2.5-flash-image")
+    outcome = await ask(
+        env.generation,
+        w,
+        "make it blue",
+        [photo],
+        message_id=10,
+        options=JobOptions("gemini-2.5-flash-image"),
     )
     [job] = await env.rows(Job)
     assert (job.status, job.endpoint, job.kind, job.user_id) == (
@@ -165,7 +171,7 @@ async def test_a_photo_edit_records_everything_before_it_returns(env: Env) -> No
 async def test_a_failure_is_recorded_on_the_job(env: Env) -> None:
     env.provider.fail = ProviderError(ProviderErrorKind.RATE_LIMITED, "slow down", endpoint="ep")
     with pytest.raises(ProviderError):
-        await env.generation.run(who(), "a cat", [], message_id=1)
+        await ask(env.generation, who(), "a cat", [], message_id=1)
     [job] = await env.rows(Job)
     assert job.status == JobStatus.FAILED and job.error_code == "rate_limited"
     assert job.error_detail == "[ep] slow down" and job.finished_at is not None
@@ -186,8 +192,8 @@ async def test_user_images_go_up_without_a_second_decode_results_with_one(
     monkeypatch.setattr(imaging, "anormalise_input", spy)
     w = who()
     photo = await take_photo(env, w, 10)
-    outcome = await env.generation.run(w, "blue", [photo], message_id=10)
-    await env.generation.run(w, "bluer", outcome.images, message_id=11)
+    outcome = await ask(env.generation, w, "blue", [photo], message_id=10)
+    await ask(env.generation, w, "bluer", outcome.images, message_id=11)
     assert seen == [True, False]
 
 
@@ -197,17 +203,17 @@ async def test_user_images_go_up_without_a_second_decode_results_with_one(
 async def test_a_fresh_photo_job_writes_the_user_and_chat_once(env: Env) -> None:
     w = who(user=8, chat=8)
     photo = await take_photo(env, w, 10)
-    await env.generation.run(w, "blue", [photo], message_id=10)
+    await ask(env.generation, w, "blue", [photo], message_id=10)
     assert env.statements["INSERT INTO users"] == 1
     assert env.statements["INSERT INTO chats"] == 1
 
 
 async def test_new_names_and_titles_are_written(env: Env) -> None:
-    await env.generation.run(
-        who(chat=-5, chat_type="group", chat_title="Old"), "a", [], message_id=1
+    await ask(
+        env.generation, who(chat=-5, chat_type="group", chat_title="Old"), "a", [], message_id=1
     )
     w = who(name="Bea", chat=-5, chat_type="supergroup", chat_title="New")
-    await env.generation.run(w, "b", [], message_id=2)
+    await ask(env.generation, w, "b", [], message_id=2)
     [user], [chat] = await env.rows(User), await env.rows(Chat)
     assert user.first_name == "Bea"
     assert (chat.type, chat.title) == ("supergroup", "New")
@@ -215,20 +221,20 @@ async def test_new_names_and_titles_are_written(env: Env) -> None:
 
 async def test_a_title_written_by_settings_is_not_mistaken_for_the_requests_one(env: Env) -> None:
     group = who(chat=-5, chat_type="group", chat_title="A")
-    await env.generation.run(group, "a", [], message_id=1)
+    await ask(env.generation, group, "a", [], message_id=1)
     await PrefsService(env.database).update(-5, "group", "B", refine=False)
-    await env.generation.run(group, "b", [], message_id=2)
+    await ask(env.generation, group, "b", [], message_id=2)
     [chat] = await env.rows(Chat)
     assert chat.title == "A"
 
 
 async def test_last_seen_is_refreshed_after_the_resolution(env: Env) -> None:
-    await env.generation.run(who(), "a", [], message_id=1)
+    await ask(env.generation, who(), "a", [], message_id=1)
     first = (await env.rows(User))[0].last_seen_at
-    await env.generation.run(who(), "b", [], message_id=2)
+    await ask(env.generation, who(), "b", [], message_id=2)
     assert env.statements["INSERT INTO users"] == 1
     env.now[0] += subjects_module.LAST_SEEN_RESOLUTION + 1
-    await env.generation.run(who(), "c", [], message_id=3)
+    await ask(env.generation, who(), "c", [], message_id=3)
     assert env.statements["INSERT INTO users"] == 2
     assert (await env.rows(User))[0].last_seen_at > first
 
@@ -238,12 +244,12 @@ async def test_a_rolled_back_write_is_not_taken_for_a_stored_user(env: Env) -> N
         async with env.database.write(who(user=9, chat=9)):
             raise RuntimeError("boom")
     assert await env.rows(User) == []
-    await env.generation.run(who(user=9, chat=9), "a", [], message_id=1)  # FK needs the rows
+    await ask(env.generation, who(user=9, chat=9), "a", [], message_id=1)  # FK needs the rows
     assert [u.id for u in await env.rows(User)] == [9]
 
 
 async def test_services_of_one_database_share_what_they_know(env: Env) -> None:
-    await env.generation.run(who(), "a", [], message_id=1)  # writes the user and the chat
+    await ask(env.generation, who(), "a", [], message_id=1)  # writes the user and the chat
     await take_photo(env, who(), 2)
     assert env.statements["INSERT INTO users"] == env.statements["INSERT INTO chats"] == 1
 
@@ -260,12 +266,12 @@ async def test_no_quota_no_counting(env: Env) -> None:
 
 
 async def test_a_quota_override_applies_at_once_and_default_lifts_it(env: Env) -> None:
-    await env.generation.run(who(), "a", [], message_id=1)
+    await ask(env.generation, who(), "a", [], message_id=1)
     await env.quotas.set_limit(SubjectKind.USER, 7, 1, by=1)
     with pytest.raises(QuotaExceededError):
-        await env.generation.run(who(), "b", [], message_id=2)
+        await ask(env.generation, who(), "b", [], message_id=2)
     await env.quotas.set_limit(SubjectKind.USER, 7, None, by=1)
-    await env.generation.run(who(), "c", [], message_id=3)
+    await ask(env.generation, who(), "c", [], message_id=3)
     assert (await env.quotas.usage(SubjectKind.USER, 7)).limit is None
 
 
@@ -282,7 +288,7 @@ async def test_overrides_stored_earlier_are_honoured_after_a_restart(env: Env) -
 
 async def test_running_jobs_count_against_the_quota(env: Env) -> None:
     quotas = QuotaService(env.database, per_user=2, per_chat=0)
-    await env.generation.run(who(), "a", [], message_id=1)
+    await ask(env.generation, who(), "a", [], message_id=1)
     async with env.sessions.begin() as s:
         running = Job(chat_id=7, user_id=7, kind="generate", prompt="p", dialect="d", model="m")
         running.status = JobStatus.RUNNING
@@ -312,7 +318,7 @@ async def test_a_delivery_keeps_the_first_record_and_the_first_file_id(env: Env)
 
 
 async def test_a_result_gets_its_file_id_once(env: Env) -> None:
-    outcome = await env.generation.run(who(), "a", [], message_id=1)
+    outcome = await ask(env.generation, who(), "a", [], message_id=1)
     [result] = outcome.images
     await env.images.record_delivery(7, 2, result.id, "tg-1")
     await env.images.record_delivery(7, 3, result.id, "tg-2")
@@ -339,7 +345,7 @@ async def test_a_text_takes_the_waiting_album_in_order_then_the_current_image(en
 async def test_what_a_job_returns_equals_its_rows(env: Env) -> None:
     w = who()
     photo = await take_photo(env, w, 10, current=True)
-    outcome = await env.generation.run(w, "blue", [photo], message_id=11)
+    outcome = await ask(env.generation, w, "blue", [photo], message_id=11)
     rows = {i.id: StoredImage.of(i) for i in await env.rows(Image)}
     assert rows[photo.id] == photo and photo.tg_file_id == "f10" and photo.job_id is None
     [result] = outcome.images
@@ -357,7 +363,7 @@ async def test_what_a_job_returns_equals_its_rows(env: Env) -> None:
 async def test_a_compose_records_its_inputs_in_order(env: Env) -> None:
     w = who()
     a, b, c = [await take_photo(env, w, m) for m in (10, 11, 12)]
-    outcome = await env.generation.run(w, "mix", [c, a, b], message_id=13)
+    outcome = await ask(env.generation, w, "mix", [c, a, b], message_id=13)
     async with env.database.read() as repo:
         assert await repo.job_input_ids(outcome.job_id) == [c.id, a.id, b.id]
     [job] = await env.rows(Job)
@@ -427,10 +433,10 @@ async def test_a_refused_images_file_stays_when_a_row_holds_the_same_bytes(env: 
 
 async def test_a_known_chats_photo_edit_and_delivery_take_eleven_statements(env: Env) -> None:
     w = who()
-    await env.generation.run(w, "warm", [await take_photo(env, w, 1)], message_id=1)
+    await ask(env.generation, w, "warm", [await take_photo(env, w, 1)], message_id=1)
     env.statements.clear()
     photo = await take_photo(env, w, 2)
-    outcome = await env.generation.run(w, "blue", [photo], message_id=2)
+    outcome = await ask(env.generation, w, "blue", [photo], message_id=2)
     await env.images.record_delivery(7, 3, outcome.images[0].id, "tg")
     await env.generation.mark_delivered(outcome.job_id)
     assert dict(env.statements) == {
@@ -477,9 +483,9 @@ async def test_a_gemini_refine_carries_the_turns_that_made_the_current_image(env
     generation = _history_service(env)
     w = who()
     photo = await take_photo(env, w, 1)
-    first = await generation.run(w, "one", [photo], message_id=2)
-    second = await generation.run(w, "two", first.images, message_id=3)
-    await generation.run(w, "three", second.images, message_id=4)
+    first = await ask(generation, w, "one", [photo], message_id=2)
+    second = await ask(generation, w, "two", first.images, message_id=3)
+    await ask(generation, w, "three", second.images, message_id=4)
     third = env.provider.requests[-1]
     assert third.images == [] and [t.role for t in third.history] == ["user", "model"] * 2
     one, turn_one, two, turn_two = third.history
@@ -500,7 +506,7 @@ async def test_a_job_row_of_the_old_gemini_shape_still_gives_its_history(env: En
     """Rows written before turns were neutral: Gemini parts, images as {"blob": sha256}."""
     generation = _history_service(env)
     w = who()
-    first = await generation.run(w, "one", [], message_id=2)
+    first = await ask(generation, w, "one", [], message_id=2)
     [result] = first.images
     old_shape = [
         {"text": "here", "thoughtSignature": "sig-old"},
@@ -511,7 +517,7 @@ async def test_a_job_row_of_the_old_gemini_shape_still_gives_its_history(env: En
     ]
     async with env.database.write() as repo:
         await repo.update_job(first.job_id, model_parts=json.dumps(old_shape))
-    await generation.run(w, "two", first.images, message_id=3)
+    await ask(generation, w, "two", first.images, message_id=3)
     request = env.provider.requests[-1]
     assert request.images == []
     assert request.history == [
@@ -540,7 +546,7 @@ async def test_a_job_row_of_the_old_gemini_shape_still_gives_its_history(env: En
 
 async def test_a_job_row_keeps_its_model_turn_without_bytes(env: Env) -> None:
     generation = _history_service(env)
-    first = await generation.run(who(), "one", [], message_id=2)
+    first = await ask(generation, who(), "one", [], message_id=2)
     [job] = await env.rows(Job)
     assert job.model_parts is not None and len(job.model_parts) < 300
     assert json.loads(job.model_parts) == {

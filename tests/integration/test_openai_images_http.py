@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import socket
+from base64 import b64encode
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -12,7 +13,14 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from bot.providers.base import Endpoint, ImageRequest, ImageResult, InputImage
+from bot.providers.base import (
+    Endpoint,
+    ImageRequest,
+    ImageResult,
+    InputImage,
+    ProgressEvent,
+    TaskPolling,
+)
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.openai_images import POLL_ATTEMPTS, OpenAIImagesProvider
 from bot.providers.urlguard import UrlPolicy, parse_allowed_hosts
@@ -73,11 +81,15 @@ async def failure(provider: OpenAIImagesProvider, **kw: Any) -> ProviderError:
 
 class Notes:
     def __init__(self, fail: bool = False) -> None:
-        self.codes: list[str] = []
+        self.events: list[ProgressEvent] = []
         self.fail = fail
 
-    async def __call__(self, note: str) -> None:
-        self.codes.append(note)
+    @property
+    def codes(self) -> list[str]:
+        return [e.status for e in self.events if isinstance(e, TaskPolling)]
+
+    async def __call__(self, event: ProgressEvent) -> None:
+        self.events.append(event)
         if self.fail:
             raise RuntimeError("telegram is down")
 
@@ -164,7 +176,7 @@ async def test_task_is_polled_until_it_succeeds(api: FakeImageAPI, make: Make) -
     api.images_answer = "task"
     notes = Notes()
     result = await make().generate(ImageRequest(prompt="漫画", model="kling-v2", n=2), notes)
-    assert notes.codes == ["task:submitted", "task:processing", "task:succeed"]
+    assert notes.codes == ["submitted", "processing", "succeed"]
     assert colors(result) == api.outputs and len(api.outputs) == 2
     task_id = api.requests[1].path.rsplit("/", 1)[1]
     assert [r.path for r in api.requests] == ["/v1/images/generations"] + [
@@ -188,7 +200,7 @@ async def test_failed_task_is_not_retried(api: FakeImageAPI, make: Make) -> None
     err = info.value
     assert (err.kind, err.reason, err.endpoint) == (K.BLOCKED, "task_failed", "qiniu")
     assert "图片内容审核未通过" in err.detail and not err.transient
-    assert notes.codes[-1] == "task:failed" and api.outputs == []
+    assert notes.codes[-1] == "failed" and api.outputs == []
 
 
 async def test_task_that_never_finishes_times_out(api: FakeImageAPI, make: Make) -> None:
@@ -199,7 +211,7 @@ async def test_task_that_never_finishes_times_out(api: FakeImageAPI, make: Make)
             ImageRequest(prompt="p", model="kling-v2"), notes
         )
     assert info.value.kind is K.TIMEOUT and "still running after 0.3 s" in info.value.detail
-    assert notes.codes == ["task:submitted", "task:processing"]
+    assert notes.codes == ["submitted", "processing"]
     assert 4 <= len(api.requests) <= 10
 
 
@@ -247,7 +259,35 @@ async def test_a_failing_progress_callback_does_not_lose_the_task(
     api.images_answer = "task"
     notes = Notes(fail=True)
     result = await make().generate(ImageRequest(prompt="p", model="kling-v2"), notes)
-    assert len(result.images) == 1 and len(notes.codes) == 3
+    assert len(result.images) == 1 and len(notes.events) == 3
+
+
+async def test_task_progress_reports_each_new_percent_once() -> None:
+    done = {"status": "succeed", "data": [{"b64_json": b64encode(png((1, 2, 3))).decode()}]}
+    polls = iter(
+        [
+            {"status": "processing", "progress": "10%"},
+            {"status": "processing", "progress": "10%"},
+            {"status": "processing", "progress": 60},
+            done,
+        ]
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(200, json={"task_id": "image-1"})
+        return httpx.Response(200, json={"task_id": "image-1", **next(polls)})
+
+    notes = Notes()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as mock:
+        ep = Endpoint(name="m", dialect="openai-images", base_url="https://m/v1", api_key="k")
+        provider = OpenAIImagesProvider(ep, mock, poll_interval=0)
+        await provider.generate(ImageRequest(prompt="p", model="kling-v2"), notes)
+    assert notes.events == [
+        TaskPolling("processing", 10),
+        TaskPolling("processing", 60),
+        TaskPolling("succeed", None),
+    ]
 
 
 async def test_task_succeeding_without_images_is_no_image(http: httpx.AsyncClient) -> None:

@@ -33,6 +33,7 @@ from bot.storage import db
 from bot.storage.blobs import BlobStore
 from bot.storage.database import Database
 from bot.storage.models import Job, JobStatus, SubjectKind
+from tests.integration.asking import ask
 
 
 def _png(color: tuple[int, int, int]) -> bytes:
@@ -112,13 +113,13 @@ async def left(tmp_path: Path, db_url: str) -> AsyncIterator[tuple[Dead, Process
     await db.aupgrade(db_url)
     blobs = BlobStore(tmp_path / "images")
     dead = _process(db_url, blobs)
-    sent = await dead.generation.run(who(9), "sent", [], message_id=1)
+    sent = await ask(dead.generation, who(9), "sent", [], message_id=1)
     await dead.generation.mark_delivered(sent.job_id)
-    unsent = await dead.generation.run(who(10), "unsent", [], message_id=2)
+    unsent = await ask(dead.generation, who(10), "unsent", [], message_id=2)
     dead.provider.held = True
     stuck = [
-        asyncio.create_task(dead.generation.run(who(7), "reached", [], message_id=3)),
-        asyncio.create_task(dead.generation.run(who(8, "zh"), "waiting", [], message_id=4)),
+        asyncio.create_task(ask(dead.generation, who(7), "reached", [], message_id=3)),
+        asyncio.create_task(ask(dead.generation, who(8, "zh"), "waiting", [], message_id=4)),
     ]
     for _ in range(1000):  # until one is held upstream and the other waits for its slot
         if len(dead.provider.calls) == 3 and dead.generation._scheduler._waiting:
@@ -227,7 +228,7 @@ async def test_the_upstream_mark_is_on_disk_before_the_request_leaves(
 
     monkeypatch.setattr(db, "to_disk", spy)
     monkeypatch.setattr(p.provider, "generate", generate)
-    await p.generation.run(who(7), "a cat", [], message_id=1)
+    await ask(p.generation, who(7), "a cat", [], message_id=1)
     assert p.provider.upstream_at_seen[0] is not None
     assert order == ["to_disk", "upstream", "to_disk"]  # the mark, the call, the finish
     await p.engine.dispose()
@@ -240,7 +241,7 @@ async def test_a_job_waiting_for_the_endpoints_slot_has_not_reached_the_upstream
     p = _process(db_url, BlobStore(tmp_path / "images"), slots=2, per_endpoint=1)
     p.provider.held = True
     jobs = [
-        asyncio.create_task(p.generation.run(who(user), "a cat", [], message_id=user))
+        asyncio.create_task(ask(p.generation, who(user), "a cat", [], message_id=user))
         for user in (7, 8)
     ]
     for _ in range(1000):  # until one is upstream and the other waits at the endpoint's cap
@@ -317,7 +318,7 @@ async def test_a_failed_fsync_does_not_fail_the_job(
             raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(os, "fsync", broken)
-    outcome = await p.generation.run(who(7), "a cat", [], message_id=1)
+    outcome = await ask(p.generation, who(7), "a cat", [], message_id=1)
     assert (await _job(p, outcome.job_id)).status == JobStatus.SUCCEEDED
     assert "could not sync the database" in caplog.text
     await p.engine.dispose()

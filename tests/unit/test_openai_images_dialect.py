@@ -239,6 +239,18 @@ def test_task_failed_keeps_the_status_message() -> None:
     assert (state.status, state.images, state.message) == ("failed", [], "图片内容审核未通过")
 
 
+@pytest.mark.parametrize(
+    ("progress", "percent"),
+    [(40, 40), ("75%", 75), (" 5 % ", 5), (99.5, 99), (None, None), ("half", None),
+     (150, None), (True, None), (-1, None)],
+)
+def test_a_task_progress_percent_is_read_when_the_relay_sends_one(
+    progress: object, percent: int | None
+) -> None:
+    body = {"task_id": "t", "status": "processing", "progress": progress}
+    assert parse_task(json.dumps(body).encode()).percent == percent
+
+
 def test_images_are_only_taken_from_a_succeeded_task() -> None:
     body = {"status": "processing", "data": [{"url": TASK_URL}]}
     assert parse_task(json.dumps(body).encode()).images == []

@@ -12,8 +12,7 @@ import pytest
 from telegram.error import TelegramError
 
 from bot.telegram import progress as progress_module
-from bot.telegram.context import ProgressTimings
-from bot.telegram.progress import Progress, ProgressBudget
+from bot.telegram.progress import Progress, ProgressBudget, ProgressTimings
 from bot.telegram.ratelimit import PROGRESS
 from tests.unit.fakeclock import Clock, install
 

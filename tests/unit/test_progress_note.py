@@ -6,8 +6,11 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from bot.telegram.context import ProgressTimings
-from bot.telegram.progress import Progress, ProgressBudget
+import pytest
+
+from bot.providers.base import Done, ProgressEvent, Queued, Retrying, Started, TaskPolling
+from bot.providers.errors import ProviderErrorKind
+from bot.telegram.progress import Progress, ProgressBudget, ProgressTimings, note_for
 
 
 class RecordingBot:
@@ -57,11 +60,38 @@ async def test_a_note_shows_the_status_at_once() -> None:
     bot = RecordingBot()
     async with progress(bot, delay=100) as p:
         await asyncio.sleep(0.1)
-        p.note = "You are number 3 in line."
+        await p.report(Queued(3))
         await asyncio.wait_for(bot.sent.wait(), 5)
     kinds = [kind for kind, _ in bot.calls]
     assert kinds == ["action", "send", "delete"]
-    assert "number 3 in line" in bot.calls[1][1]
+    assert "#3 in line" in bot.calls[1][1]
+
+
+async def test_started_names_an_edit_and_clears_the_queue_note() -> None:
+    bot = RecordingBot()
+    async with progress(bot, delay=100) as p:
+        await p.report(Queued(2))
+        await p.report(Started(editing=True))
+        assert p.note == ""
+        p.note = "x"  # shows the status now, in the wording Started chose
+        await asyncio.wait_for(bot.sent.wait(), 5)
+    assert bot.calls[1][1].startswith("⏳ Editing")
+
+
+@pytest.mark.parametrize(
+    ("event", "en", "zh"),
+    [
+        (Queued(4), "Waiting for a free slot: you are #4 in line.", "4"),
+        (Retrying(ProviderErrorKind.RATE_LIMITED), "trying again", "重试"),
+        (TaskPolling("submitted"), "Task: submitted, waiting for a worker", "任务"),
+        (TaskPolling("processing", 40), "Task: processing, 40%", "40%"),
+        (Started(), "", ""),
+        (Done(), "", ""),
+    ],
+)
+def test_each_progress_event_has_its_words(event: ProgressEvent, en: str, zh: str) -> None:
+    assert (en in note_for("en", event)) and (bool(en) == bool(note_for("en", event)))
+    assert (zh in note_for("zh", event)) and (bool(zh) == bool(note_for("zh", event)))
 
 
 async def test_default_timings_leave_quick_results_without_a_status_message() -> None:

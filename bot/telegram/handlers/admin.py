@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from telegram import Update
-from telegram.constants import ChatType, ParseMode
+from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot.i18n import t
@@ -17,7 +17,7 @@ from bot.telegram.context import lang, services, who_of
 
 async def _say(update: Update, text: str) -> None:
     assert update.effective_message is not None
-    await update.effective_message.reply_text(text, parse_mode=ParseMode.HTML)
+    await update.effective_message.reply_text(text)
 
 
 def _subject(update: Update, args: list[str]) -> tuple[SubjectKind, int] | None:

@@ -13,14 +13,13 @@ from types import UnionType
 from typing import Any, get_args, get_type_hints
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
-from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, ContextTypes
 
 from bot.i18n import t
 from bot.telegram import callback_data as cd
-from bot.telegram.context import lang, services, who_of
-from bot.telegram.flow import chat_turn, run_job
+from bot.telegram.context import lang, request_of, services, who_of
+from bot.telegram.flow import chat_turn, generate
 from bot.telegram.keyboards import (
     choices_keyboard,
     history_keyboard,
@@ -88,8 +87,7 @@ async def on_regenerate(update: Update, context: Context, press: cd.Regenerate |
     prompt, inputs, options = spec
     if isinstance(press, cd.Vary):
         options = replace(options, n=VARIATIONS)
-    async with chat_turn(update, context):
-        await run_job(update, context, prompt, inputs, options=options)
+    await generate(update, context, request_of(update, prompt, tuple(inputs), options=options))
 
 
 async def on_new(update: Update, context: Context, press: cd.StartOver) -> None:
@@ -197,7 +195,7 @@ async def _edit(query: CallbackQuery, text: str | None, keyboard: object) -> Non
     """Edit the menu in place; an unchanged menu is not an error."""
     try:
         if text is not None:
-            await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=keyboard)  # type: ignore[arg-type]
+            await query.edit_message_text(text, reply_markup=keyboard)  # type: ignore[arg-type]
         else:
             await query.edit_message_reply_markup(keyboard)  # type: ignore[arg-type]
     except BadRequest as exc:

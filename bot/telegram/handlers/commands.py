@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from telegram import Update
-from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
 from bot.i18n import t
 from bot.services.errors import UserInputError
 from bot.telegram.context import lang, services, who_of
-from bot.telegram.errors import reply_error
 from bot.telegram.flow import chat_turn
 from bot.telegram.keyboards import (
     history_keyboard,
@@ -22,7 +20,7 @@ from bot.telegram.replies import ResultSender
 
 async def _reply(update: Update, text: str, **kwargs: object) -> None:
     assert update.effective_message is not None
-    await update.effective_message.reply_text(text, parse_mode=ParseMode.HTML, **kwargs)  # type: ignore[arg-type]
+    await update.effective_message.reply_text(text, **kwargs)  # type: ignore[arg-type]
 
 
 async def cmd_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -98,4 +96,4 @@ async def cmd_settings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 async def cmd_unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Any command we do not have."""
-    await reply_error(update, context, UserInputError("unknown_command"))
+    raise UserInputError("unknown_command")

@@ -8,16 +8,13 @@ from __future__ import annotations
 import re
 
 from telegram import Message, Update
-from telegram.constants import ParseMode
 from telegram.ext import ContextTypes
 
-from bot.i18n import t
-from bot.services.types import StoredImage
-from bot.telegram.context import lang, services, thread_of
-from bot.telegram.errors import reply_error
-from bot.telegram.flow import chat_turn, run_job
-from bot.telegram.handlers.private import ALBUMS_KEY, replied_image, take_image
-from bot.telegram.inputs import mentions, strip_command
+from bot.services.errors import UserInputError
+from bot.telegram.context import request_of, services, thread_of
+from bot.telegram.flow import answer, chat_turn, generate
+from bot.telegram.handlers.private import ALBUMS_KEY
+from bot.telegram.inputs import mentions, replied_image, strip_command, telegram_image
 
 
 def command_args(message: Message) -> str:
@@ -35,17 +32,9 @@ async def cmd_imagine(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     assert message is not None
     prompt = command_args(message)
     if not prompt:
-        await message.reply_text(
-            t(lang(update, context), "group_imagine_usage"), parse_mode=ParseMode.HTML
-        )
-        return
-    async with chat_turn(update, context):
-        try:
-            inputs = await _own_image(update, context, message)
-        except Exception as exc:
-            await reply_error(update, context, exc)
-            return
-        await run_job(update, context, prompt, inputs)
+        raise UserInputError("imagine_usage")
+    own = telegram_image(context.bot, message)
+    await generate(update, context, request_of(update, prompt, (own,)))
 
 
 async def cmd_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -53,21 +42,10 @@ async def cmd_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     assert message is not None
     prompt = command_args(message)
-    async with chat_turn(update, context):
-        try:
-            inputs = await _own_image(update, context, message)
-            if not inputs:
-                replied = await replied_image(update, context, message)
-                inputs = [replied] if replied else []
-        except Exception as exc:
-            await reply_error(update, context, exc)
-            return
-        if not inputs or not prompt:
-            await message.reply_text(
-                t(lang(update, context), "group_edit_usage"), parse_mode=ParseMode.HTML
-            )
-            return
-        await run_job(update, context, prompt, inputs)
+    if not prompt:
+        raise UserInputError("edit_usage")
+    image = telegram_image(context.bot, message) or replied_image(context.bot, message)
+    await generate(update, context, request_of(update, prompt, (image,), needs_image=True))
 
 
 async def on_captioned_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -107,23 +85,10 @@ async def on_reply_or_mention(update: Update, context: ContextTypes.DEFAULT_TYPE
         async with chat_turn(update, context):  # the job that sent that image has finished
             image = await services(context).images.for_message(replied.chat.id, replied.message_id)
             if image is not None:
-                await run_job(update, context, message.text, [image])
+                await answer(update, context, request_of(update, message.text, (image,)))
                 return
     if _bot_mentioned(message, bot.username):
-        prompt = re.sub(
-            rf"@{re.escape(bot.username)}\b", "", message.text, flags=re.IGNORECASE
-        ).strip()
-        if prompt:
-            async with chat_turn(update, context):
-                await run_job(update, context, prompt, [])
-        else:
-            await message.reply_text(
-                t(lang(update, context), "group_imagine_usage"), parse_mode=ParseMode.HTML
-            )
-
-
-async def _own_image(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, message: Message
-) -> list[StoredImage]:
-    image = await take_image(update, context, message, make_current=False)
-    return [image] if image else []
+        prompt = re.sub(rf"@{re.escape(bot.username)}\b", "", message.text, flags=re.IGNORECASE)
+        if not prompt.strip():
+            raise UserInputError("imagine_usage")
+        await generate(update, context, request_of(update, prompt.strip()))

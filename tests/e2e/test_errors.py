@@ -1,0 +1,67 @@
+"""One error handler: what a request raises becomes one message in the user's language."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import RunningBot
+from tests.e2e.helpers import jpeg
+from tests.fakes.image_api import FakeImageAPI
+from tests.fakes.telegram_api import FakeTelegram
+
+CHAT = 1001
+
+
+def _errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_an_unexpected_error_is_logged_once_and_the_user_hears_of_it(
+    tg: FakeTelegram,
+    upstream: FakeImageAPI,
+    bot: RunningBot,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(bot.app.bot_data["services"].generation, "prepare", broken)
+    tg.send_text(CHAT, "a red car")
+    [said] = await tg.wait_for("sendMessage")
+    assert "went wrong on my side" in said.params["text"]
+    [logged] = _errors(caplog)
+    assert logged.exc_info is not None and "database went away" in str(logged.exc_info[1])
+    assert upstream.requests == []
+
+
+async def test_a_users_mistake_is_explained_without_an_error_in_the_log(
+    tg: FakeTelegram, upstream: FakeImageAPI, bot: RunningBot, caplog: pytest.LogCaptureFixture
+):
+    tg.send_text(CHAT, "a cat --n 9")
+    [said] = await tg.wait_for("sendMessage")
+    assert "must be 1 to 4" in said.result["text"]
+    tg.send_photo(CHAT, jpeg((1, 2, 3)), caption="--ar 7:1 brighter")
+    await tg.wait_for("sendMessage", count=2)
+    assert _errors(caplog) == [] and upstream.requests == []
+
+
+async def test_an_albums_error_reaches_the_same_handler(
+    tg: FakeTelegram,
+    upstream: FakeImageAPI,
+    bot: RunningBot,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(bot.app.bot_data["services"].generation, "keep_images", broken)
+    tg.send_photo(CHAT, jpeg((1, 2, 3)), media_group_id="a1")
+    tg.send_photo(CHAT, jpeg((3, 2, 1)), media_group_id="a1")
+    [said] = await tg.wait_for("sendMessage")
+    assert "went wrong on my side" in said.params["text"]
+    assert len(_errors(caplog)) == 1
