@@ -1,7 +1,7 @@
 """The shared path of every request: its turn in the chat's queue, progress, and its result.
 
-Errors are not caught here: they leave the handler and bot.telegram.errors.on_error puts
-them into words.
+Errors are put into words by bot.telegram.errors.on_error, PTB's error handler, alone: those
+raised in a chat's turn are handed to it before the turn ends, the others leave the handler.
 """
 
 from __future__ import annotations
@@ -42,7 +42,11 @@ async def chat_turn(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Async
         if note_id is not None:
             with suppress(TelegramError):
                 await context.bot.delete_message(who.chat_id, note_id)
-        yield
+        try:
+            yield
+        except Exception as exc:
+            # Told within the turn, so the chat hears of this failure before its next request.
+            await context.application.process_error(update, exc)
 
 
 async def generate(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -65,3 +67,27 @@ async def test_an_albums_error_reaches_the_same_handler(
     [said] = await tg.wait_for("sendMessage")
     assert "went wrong on my side" in said.params["text"]
     assert len(_errors(caplog)) == 1
+
+
+async def test_a_failed_job_is_told_before_the_chats_next_request_starts(
+    tg: FakeTelegram, upstream: FakeImageAPI, bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+):
+    """The next request of a chat waits for its turn; the turn ends only after the failure of
+    the one before it has been told, so the answers come in the order they were asked."""
+    from bot.telegram import errors
+
+    told: list[float] = []
+    real_tell = errors.tell_user
+
+    async def slow_tell(*args: Any, **kwargs: Any) -> None:
+        await asyncio.sleep(0.5)  # a slow Bot API answer: the next request must still wait
+        await real_tell(*args, **kwargs)
+        told.append(time.monotonic())
+
+    monkeypatch.setattr(errors, "tell_user", slow_tell)
+    upstream.fail_next("400")
+    tg.send_text(CHAT, "a boat")
+    tg.send_text(CHAT, "a boat again")
+    await tg.wait_for("sendPhoto")
+    first, second = upstream.requests
+    assert len(told) == 1 and first.at < told[0] < second.at
