@@ -24,6 +24,7 @@ from bot.providers.extract import (
     text_of_chat_message,
 )
 from bot.providers.http import EndpointClient, in_gil_lane, post_json, tagged
+from bot.providers.profiles import profile_for
 
 # --- request ------------------------------------------------------------------------------
 
@@ -36,12 +37,13 @@ def _user_content(req: ImageRequest) -> str | list[dict[str, Any]]:
     ]
 
 
-def _image_config(req: ImageRequest) -> dict[str, Any]:
+def _image_config(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
+    ratio, size = profile_for(req.model, endpoint).sendable(req.aspect_ratio, req.image_size)
     config = {}
-    if req.aspect_ratio:
-        config["aspect_ratio"] = req.aspect_ratio
-    if req.image_size:
-        config["image_size"] = req.image_size
+    if ratio:
+        config["aspect_ratio"] = ratio
+    if size:
+        config["image_size"] = size
     return {"extra_body": {"google": {"image_config": config}}} if config else {}
 
 
@@ -59,7 +61,7 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
         "messages": [*history, {"role": "user", "content": _user_content(req)}],
         "stream": False,
     }
-    return {**deep_merge(endpoint.extra_body, _image_config(req)), **core}
+    return {**deep_merge(endpoint.extra_body, _image_config(req, endpoint)), **core}
 
 
 # --- response -----------------------------------------------------------------------------
@@ -131,6 +133,9 @@ class OpenAIChatProvider(EndpointClient):
             del raw  # up to 64 MB, not to be held while the links download
             images = await self._images(parsed.images)
         return ImageResult(
-            images=images, text=parsed.text, usage=parsed.usage,
-            endpoint=self.endpoint.name, model=request.model,
+            images=images,
+            text=parsed.text,
+            usage=parsed.usage,
+            endpoint=self.endpoint.name,
+            model=request.model,
         )
