@@ -156,13 +156,8 @@ async def get_json(
 
 
 async def _call(
-    http: httpx.AsyncClient,
-    endpoint: Endpoint,
-    method: str,
-    url: str,
-    content: bytes | None,
-    max_bytes: int,
-    total: float | None = None,
+    http: httpx.AsyncClient, endpoint: Endpoint, method: str, url: str, content: bytes | None,
+    max_bytes: int, total: float | None = None,
 ) -> bytearray:
     headers = endpoint.auth_headers()
     if content is not None:
@@ -173,12 +168,8 @@ async def _call(
         async with (
             asyncio.timeout(total),
             http.stream(
-                method,
-                url,
-                content=content,
-                headers=headers,
-                params=endpoint.auth_params(),
-                timeout=_timeouts(total),
+                method, url, content=content, headers=headers,
+                params=endpoint.auth_params(), timeout=_timeouts(total),
             ) as resp,
         ):
             if not resp.is_success:
@@ -247,17 +238,12 @@ def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:
 
 
 async def _open(
-    http: httpx.AsyncClient,
-    pins: list[Pinned],
-    timeout: float,  # noqa: ASYNC109
+    http: httpx.AsyncClient, pins: list[Pinned], timeout: float  # noqa: ASYNC109
 ) -> httpx.Response:
     """The response headers of a GET to the first pinned address that accepts a connection."""
     for i, pin in enumerate(pins):
         request = http.build_request(
-            "GET",
-            pin.url,
-            headers=pin.headers,
-            extensions=pin.extensions,
+            "GET", pin.url, headers=pin.headers, extensions=pin.extensions,
             timeout=_timeouts(timeout),
         )
         try:
@@ -293,10 +279,7 @@ async def resolve_images(
 
 
 async def _download_paid(
-    http: httpx.AsyncClient,
-    url: str,
-    max_bytes: int,
-    timeout: float,  # noqa: ASYNC109
+    http: httpx.AsyncClient, url: str, max_bytes: int, timeout: float,  # noqa: ASYNC109
     policy: UrlPolicy | None,
 ) -> GeneratedImage:
     """Download an image the upstream already made (and billed). Fetching again is free, so a
@@ -340,9 +323,6 @@ class EndpointClient:
     async def _images(self, refs: list[ImageRef]) -> list[GeneratedImage]:
         """The bytes of an answer's images, its links downloaded at once (relay links expire)."""
         return await resolve_images(
-            self._http,
-            refs,
-            max_bytes=self._max_download_bytes,
-            timeout=self.endpoint.timeout,
-            policy=self._url_policy,
+            self._http, refs, max_bytes=self._max_download_bytes,
+            timeout=self.endpoint.timeout, policy=self._url_policy,
         )

@@ -133,9 +133,6 @@ class OpenAIChatProvider(EndpointClient):
             del raw  # up to 64 MB, not to be held while the links download
             images = await self._images(parsed.images)
         return ImageResult(
-            images=images,
-            text=parsed.text,
-            usage=parsed.usage,
-            endpoint=self.endpoint.name,
-            model=request.model,
+            images=images, text=parsed.text, usage=parsed.usage,
+            endpoint=self.endpoint.name, model=request.model,
         )

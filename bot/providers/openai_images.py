@@ -51,20 +51,10 @@ PARSE_IN_THREAD_BYTES = 64_000
 _RESERVED = frozenset({"model", "prompt", "image", "mask", "n"})
 # Words relays use for a task's state, mapped to the four of S2.
 _STATUS_WORDS: dict[str, TaskStatus] = {
-    "submitted": "submitted",
-    "queued": "submitted",
-    "pending": "submitted",
-    "processing": "processing",
-    "running": "processing",
-    "in_progress": "processing",
-    "succeed": "succeed",
-    "succeeded": "succeed",
-    "success": "succeed",
-    "completed": "succeed",
-    "failed": "failed",
-    "failure": "failed",
-    "error": "failed",
-    "cancelled": "failed",
+    "submitted": "submitted", "queued": "submitted", "pending": "submitted",
+    "processing": "processing", "running": "processing", "in_progress": "processing",
+    "succeed": "succeed", "succeeded": "succeed", "success": "succeed", "completed": "succeed",
+    "failed": "failed", "failure": "failed", "error": "failed", "cancelled": "failed",
     "canceled": "failed",
 }
 _BLOCKED_WORDS = ("审核", "违规", "敏感", "moderation", "safety", "sensitive", "inappropriate")
