@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import cast
 
 from bot.providers.base import DialectName, Endpoint
 
@@ -212,6 +213,12 @@ class Catalog:
         self._endpoints = tuple(endpoints)
         self._registry = registry
         self._known: dict[str, Capabilities] = {}
+
+    @classmethod
+    def of_dialect(cls, dialect: str, registry: ProfileRegistry = REGISTRY) -> Catalog:
+        """One endpoint of `dialect` serving every model (a service without a providers list)."""
+        anywhere = Endpoint("default", cast(DialectName, dialect), base_url="", api_key="")
+        return cls([anywhere], registry)
 
     def capabilities(self, model: str) -> Capabilities:
         found = self._known.get(model)

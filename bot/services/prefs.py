@@ -7,13 +7,12 @@ from dataclasses import dataclass, replace
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.providers.profiles import RATIOS, SIZES
 from bot.services.subjects import subjects_of
 from bot.storage.models import ChatPrefs
 from bot.storage.repositories import Repo, table_of
 
-RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 MATCH_INPUT = "match"
-SIZES = ("1K", "2K", "4K")
 REPLY_MODES = ("photo", "document", "both")
 LANGUAGES = ("en", "zh")
 

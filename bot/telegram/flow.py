@@ -107,7 +107,8 @@ async def answer_job(
         outcome = await run(progress=on_progress)
         await progress.stop()
         # The result goes out first; the status message is removed after it (on exit).
-        sender = ResultSender(bot, svc.images, svc.generation.supports_n)
+        variations = svc.generation.capabilities(outcome.model).supports_n
+        sender = ResultSender(bot, svc.images, variations)
         await sender.send(who, lng, outcome, reply_to, reply_mode=prefs.reply_mode)
         if not outcome.images:  # a shown image records its job's delivery with it
             await svc.generation.mark_delivered(outcome.job_id)

@@ -466,7 +466,6 @@ async def test_a_gemini_refine_carries_the_turns_that_made_the_current_image(env
         provider,  # type: ignore[arg-type]
         model="gemini-2.5-flash-image",
         dialect="gemini",
-        real_history=True,
         limits=None,
     )
     w = who()
