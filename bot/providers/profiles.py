@@ -74,6 +74,9 @@ class ModelProfile:
         return self.price
 
 
+#: What a model nobody described gets: few input images, no sizes, no n, no real history.
+SAFE_DEFAULT = ModelProfile(family="")
+
 _IMAGES: frozenset[DialectName] = frozenset({"openai-images"})
 _GEMINI: frozenset[DialectName] = frozenset({"gemini"})
 _FLASH_25 = ModelProfile(
@@ -181,7 +184,7 @@ class ProfileRegistry:
         if model not in self._reported:
             self._reported.add(model)
             log.warning("model %r has no profile: using the safe default", model)
-        return ModelProfile(family="")
+        return SAFE_DEFAULT
 
 
 REGISTRY = ProfileRegistry()

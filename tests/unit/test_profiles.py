@@ -12,6 +12,7 @@ from bot.providers.base import DialectName, Endpoint
 from bot.providers.pricing import price_per_image
 from bot.providers.profiles import (
     RATIOS,
+    SAFE_DEFAULT,
     SIZES,
     Catalog,
     ModelProfile,
@@ -105,7 +106,7 @@ def test_an_unknown_model_gets_the_safe_default_and_one_log_line(
         for _ in range(3):
             unknown = registry.profile_for("acme-imagine-7")
         registry.profile_for("acme-imagine-8")
-    assert unknown == ModelProfile(family="")
+    assert unknown is SAFE_DEFAULT
     assert unknown.max_input_images == 3 and unknown.image_sizes == ()
     assert not any(unknown.supports_n(d) for d in ("openai-images", "openai-chat", "gemini"))
     assert not any(unknown.real_history(d) for d in ("openai-images", "openai-chat", "gemini"))
