@@ -96,7 +96,10 @@ def test_n_is_not_sent_for_a_model_whose_profile_takes_none() -> None:
     _, body = build_request(req(model="acme-imagine-7", n=4), EP)
     assert "n" not in body
     no_n = Endpoint(
-        name="r", dialect="openai-images", base_url="https://r/v1", api_key="k",
+        name="r",
+        dialect="openai-images",
+        base_url="https://r/v1",
+        api_key="k",
         profile=ProfileOverride(supports_n=False),
     )
     _, body = build_request(req(n=4), no_n)
