@@ -56,13 +56,16 @@ def history_keyboard(lang: str, page: HistoryPage) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
-def settings_text(lang: str, prefs: Prefs, default_model: str) -> str:
+def settings_text(lang: str, prefs: Prefs, default_model: str, can: Capabilities) -> str:
+    """The chat's settings as they apply to its model (a size it does not take shows as auto)."""
+    ratio = prefs.aspect_ratio if prefs.aspect_ratio in (*can.aspect_ratios, MATCH_INPUT) else None
+    size = prefs.image_size if prefs.image_size in can.image_sizes else None
     return t(
         lang,
         "settings",
         model=prefs.model or default_model,
-        ratio=_ratio_label(lang, prefs.aspect_ratio),
-        size=prefs.image_size or t(lang, "auto"),
+        ratio=_ratio_label(lang, ratio),
+        size=size or t(lang, "auto"),
         reply=t(lang, f"reply_{prefs.reply_mode}"),
         language=t(lang, f"language_{prefs.language}") if prefs.language else t(lang, "auto"),
         refine=t(lang, "refine_on" if prefs.refine else "refine_off"),

@@ -135,3 +135,37 @@ async def test_a_size_flag_reaches_a_model_that_takes_it(
     await tg.wait_for("sendPhoto", timeout=20)
     [req] = upstream.requests
     assert req.json["extra_body"] == {"google": {"image_config": {"image_size": "4K"}}}
+
+
+async def test_a_size_kept_for_one_model_is_left_out_for_a_model_without_sizes(
+    tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI, start_bot: StartBot
+):
+    path = tmp_path / "providers.toml"
+    path.write_text(f"""
+[[endpoint]]
+name = "relay"
+dialect = "openai-chat"
+base_url = "{upstream.root}/v1"
+api_key = "sk-test"
+models = ["gemini-2.5-flash-image", "gemini-3-pro-image-preview"]
+""")
+    await start_bot(image_providers_file=str(path), image_model="gemini-2.5-flash-image")
+    tg.send_text(CHAT, "/settings")
+    [menu] = await tg.wait_for("sendMessage")
+    presses = [cd.SetModel(1), cd.SetSize("4K"), cd.SetModel(0)]
+    for i, press in enumerate(presses, start=1):
+        tg.press_button(CHAT, menu.result["message_id"], cd.encode(press))
+        await tg.wait_for("answerCallbackQuery", count=i)
+    [*_, shown] = await tg.wait_for("editMessageText", count=len(presses))
+    assert "Model: gemini-2.5-flash-image" in shown.params["text"]
+    assert "Size: automatic" in shown.params["text"]
+    tg.send_text(CHAT, "a lighthouse")
+    await tg.wait_for("sendPhoto", timeout=20)
+    tg.press_button(CHAT, menu.result["message_id"], cd.encode(cd.SetModel(1)))
+    [*_, shown] = await tg.wait_for("editMessageText", count=len(presses) + 1)
+    assert "Size: 4K" in shown.params["text"]  # kept for the model that takes it
+    tg.send_text(CHAT, "a lighthouse")
+    await tg.wait_for("sendPhoto", count=2, timeout=20)
+    flash, pro = upstream.requests
+    assert "extra_body" not in flash.json
+    assert pro.json["extra_body"] == {"google": {"image_config": {"image_size": "4K"}}}

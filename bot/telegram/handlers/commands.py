@@ -93,7 +93,9 @@ async def cmd_settings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     prefs = await svc.prefs.get(who_of(update).chat_id)
     await _reply(
         update,
-        settings_text(lng, prefs, svc.generation.default_model),
+        settings_text(
+            lng, prefs, svc.generation.default_model, svc.generation.capabilities(prefs.model)
+        ),
         reply_markup=settings_keyboard(lng),
     )
 
