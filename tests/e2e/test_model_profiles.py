@@ -20,6 +20,14 @@ COLORS = ((220, 20, 20), (20, 220, 20), (20, 20, 220), (9, 9, 9))
 StartBot = Callable[..., Awaitable[RunningBot]]
 
 
+def _one_endpoint(tmp_path: Path, upstream: FakeImageAPI, dialect: str, more: str) -> str:
+    """A providers file with one endpoint (the fake image API) and `more` TOML after it."""
+    path = tmp_path / "providers.toml"
+    endpoint = f'name = "relay"\ndialect = "{dialect}"\nbase_url = "{upstream.root}/v1"'
+    path.write_text(f'[[endpoint]]\n{endpoint}\napi_key = "sk-test"\n{more}\n')
+    return str(path)
+
+
 def _buttons(call: object) -> list[str]:
     markup = call.params["reply_markup"]  # type: ignore[attr-defined]
     return [b["text"] for row in markup["inline_keyboard"] for b in row]
@@ -78,19 +86,10 @@ async def test_n_goes_in_one_call_only_where_the_profile_takes_it(
 async def test_an_endpoint_profile_in_the_providers_file_turns_n_off(
     tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI, start_bot: StartBot
 ):
-    path = tmp_path / "providers.toml"
-    path.write_text(f"""
-[[endpoint]]
-name = "qiniu"
-dialect = "openai-images"
-base_url = "{upstream.root}/v1"
-api_key = "sk-test"
-
-[endpoint.profile]
-supports_n = false
-max_input_images = 1
-""")
-    await start_bot(image_providers_file=str(path))
+    profile = "[endpoint.profile]\nsupports_n = false\nmax_input_images = 1"
+    await start_bot(
+        image_providers_file=_one_endpoint(tmp_path, upstream, "openai-images", profile)
+    )
     tg.send_text(CHAT, "two kittens --n 2")
     await tg.wait_for("sendMediaGroup", timeout=20)
     assert [r.json.get("n") for r in upstream.requests] == [None, None]
@@ -140,16 +139,8 @@ async def test_a_size_flag_reaches_a_model_that_takes_it(
 async def test_a_size_kept_for_one_model_is_left_out_for_a_model_without_sizes(
     tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI, start_bot: StartBot
 ):
-    path = tmp_path / "providers.toml"
-    path.write_text(f"""
-[[endpoint]]
-name = "relay"
-dialect = "openai-chat"
-base_url = "{upstream.root}/v1"
-api_key = "sk-test"
-models = ["gemini-2.5-flash-image", "gemini-3-pro-image-preview"]
-""")
-    await start_bot(image_providers_file=str(path), image_model="gemini-2.5-flash-image")
+    models = 'models = ["gemini-2.5-flash-image", "gemini-3-pro-image-preview"]'
+    await start_bot(image_providers_file=_one_endpoint(tmp_path, upstream, "openai-chat", models))
     tg.send_text(CHAT, "/settings")
     [menu] = await tg.wait_for("sendMessage")
     presses = [cd.SetModel(1), cd.SetSize("4K"), cd.SetModel(0)]
