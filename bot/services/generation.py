@@ -256,7 +256,7 @@ class GenerationService:
     async def _generate(
         self, request: ImageRequest, progress: ProgressCallback | None
     ) -> ImageResult:
-        """One call, or n calls at once where the dialect cannot ask for n images."""
+        """One call, or n calls at once where the model's profile on its endpoints takes no n."""
         if request.n <= 1 or self.capabilities(request.model).supports_n:
             return await self._provider.generate(request, progress)
         single = replace(request, n=1)

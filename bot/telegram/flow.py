@@ -60,8 +60,8 @@ async def run_job(
     try:
         flags = parse_flags(text) if options is None else PromptFlags(text)
         prompt = svc.generation.check_prompt(flags.prompt)
-        svc.generation.check_inputs(inputs)
         prefs = await svc.prefs.get(who.chat_id)
+        svc.generation.check_inputs(inputs, options.model if options else prefs.model)
         if options is None:
             options = svc.generation.options_for(prefs, flags, inputs)
         outcome_of = partial(

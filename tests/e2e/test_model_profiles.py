@@ -160,3 +160,24 @@ async def test_a_size_kept_for_one_model_is_left_out_for_a_model_without_sizes(
     flash, pro = upstream.requests
     assert "extra_body" not in flash.json
     assert pro.json["extra_body"] == {"google": {"image_config": {"image_size": "4K"}}}
+
+
+async def test_the_chats_model_decides_how_many_pictures_an_album_may_have(
+    tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI, start_bot: StartBot
+):
+    models = 'models = ["gemini-2.5-flash-image", "gemini-3-pro-image-preview"]'
+    await start_bot(image_providers_file=_one_endpoint(tmp_path, upstream, "openai-chat", models))
+    five = [*COLORS, (90, 90, 90)]
+    for color in five:
+        tg.send_photo(CHAT, png(color), media_group_id="on-flash", caption="combine them")
+    [refusal] = await tg.wait_for("sendMessage")
+    assert "at most 3" in refusal.params["text"] and upstream.requests == []
+    tg.send_text(CHAT, "/settings")
+    [_, menu] = await tg.wait_for("sendMessage", count=2)
+    tg.press_button(CHAT, menu.result["message_id"], cd.encode(cd.SetModel(1)))
+    await tg.wait_for("editMessageText")
+    for color in five:
+        tg.send_photo(CHAT, png(color), media_group_id="on-pro", caption="combine them")
+    await tg.wait_for("sendPhoto", timeout=20)
+    [req] = upstream.requests
+    assert req.json["model"] == "gemini-3-pro-image-preview" and len(req.input_images) == 5

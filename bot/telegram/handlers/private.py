@@ -143,6 +143,7 @@ async def take_album(
     """Keep an album's images, or none of them: each is checked and the album is counted
     (and weighed against the storage limit) before the first one is stored."""
     svc, who = services(context), who_of(first)
+    model = (await svc.prefs.get(who.chat_id)).model  # the chat's model decides the limit
     accepted: list[tuple[Message, FileRef, bytes, StoredImage]] = []
     for update in updates:
         message = update.effective_message
@@ -153,7 +154,7 @@ async def take_album(
         data = await download(context.bot, ref)
         accepted.append((message, ref, data, await svc.images.accept(data, file_id=ref.file_id)))
         # one too many is enough to know: the rest are not even downloaded
-        svc.generation.check_inputs([candidate for *_, candidate in accepted])
+        svc.generation.check_inputs([candidate for *_, candidate in accepted], model)
     if not accepted:
         raise UserInputError("not_image_document")
     await svc.images.check_room(who, sum(len(data) for _, _, data, _ in accepted))
