@@ -99,7 +99,7 @@ _PRO_3 = ModelProfile(
 KNOWN: tuple[ModelProfile, ...] = (
     _FLASH_25,
     _PRO_3,
-    # Google lists no price for it in PROTOCOLS.md; sizes as for the Gemini 3 image models.
+    # What the bot gave every Gemini 3 image name before (14 inputs, sizes); no known price.
     replace(_PRO_3, family="gemini-3.1-flash-image", price=None, size_prices=_NO_PRICES),
     # A relay name for 3 Pro Image: the relay sets the price.
     replace(_PRO_3, family="nano-banana-pro", price=None, size_prices=_NO_PRICES),
