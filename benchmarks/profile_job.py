@@ -119,6 +119,8 @@ class Bench:
         blobs = BlobStore(self.data_dir / "images")
         self.access = AccessService(database, AccessLists(frozenset(), frozenset(), frozenset()))
         self.quotas = QuotaService(database, per_user=0, per_chat=0)
+        self.images = ImageLibrary(database, blobs)
+        self.prefs = PrefsService(database)
         self.generation = GenerationService(
             database,
             blobs,
@@ -128,9 +130,9 @@ class Bench:
             quotas=self.quotas,
             scheduler=FairScheduler(1000, 1000),
             pricing=lambda endpoint, model, size: 0.039,
+            images=self.images,
+            prefs=self.prefs,
         )
-        self.images = ImageLibrary(database, blobs)
-        self.prefs = PrefsService(database)
         self.sender = ResultSender(InstantBot(), self.images)  # type: ignore[arg-type]
         self.photo = user_photo()
         self.photos = 0
@@ -140,33 +142,30 @@ class Bench:
             self.statements[" ".join(statement.split()[:3])] += 1
 
     async def job(self, who: Any, message_id: int, *, photo: bool) -> None:
-        """One request as the handlers run it (private chat)."""
+        """One request as the handlers make it (private chat): a request, prepared, run, shown."""
+        from bot.services.requests import GenerationRequest, TelegramImage
+
         assert await self.access.allowed(who.user_id, who.chat_id)
+        images: tuple[TelegramImage, ...] = ()
         if photo:
             self.photos += 1
-            image = await self.images.take_user_image(
-                who,
-                _unique_jpeg(self.photo, self.photos),
-                file_id=f"file-{message_id}",
-                file_unique_id=f"unique-{message_id}",
-                message_id=message_id,
-                make_current=False,
-            )
-            inputs = [image]
-        else:  # inputs_for_text, no replied-to message
-            refine = (await self.prefs.get(who.chat_id)).refine
-            inputs = await self.images.for_text(who.chat_id, who.thread_id, refine=refine)
-        # run_job
-        from bot.services.prompts import parse_flags
+            data = _unique_jpeg(self.photo, self.photos)
 
-        flags = parse_flags("a red bicycle on a beach at sunset --ar 4:3")
-        prompt = self.generation.check_prompt(flags.prompt)
-        self.generation.check_inputs(inputs)
-        prefs = await self.prefs.get(who.chat_id)
-        options = self.generation.options_for(prefs, flags, inputs)
-        outcome = await self.generation.run(
-            who, prompt, inputs, message_id=message_id, options=options
+            async def fetch() -> bytes:
+                return data
+
+            images = (
+                TelegramImage(message_id, f"file-{message_id}", f"unique-{message_id}", fetch),
+            )
+        request = GenerationRequest(
+            who,
+            "a red bicycle on a beach at sunset --ar 4:3",
+            reply_to=message_id,
+            images=images,
+            chat_images=not photo,
         )
+        outcome = await self.generation.run(await self.generation.prepare(request))
+        prefs = await self.prefs.get(who.chat_id)
         await self.sender.send(who, "en", outcome, message_id, reply_mode=prefs.reply_mode)
 
     async def scenario(self, name: str, jobs: int, *, photo: bool, fresh: bool) -> dict[str, Any]:

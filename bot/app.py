@@ -31,6 +31,7 @@ from bot.diagnostics import LoopMonitor
 from bot.i18n import LANGS, t
 from bot.providers.factory import build_provider, endpoints_from_settings, make_http_client
 from bot.providers.pricing import price_per_image
+from bot.providers.profiles import Catalog
 from bot.services.access import AccessLists, AccessService
 from bot.services.generation import GenerationLimits, GenerationService
 from bot.services.images import ImageLibrary
@@ -234,8 +235,7 @@ def _open_services(
             build_provider(settings, http, on_endpoint_fault=notifier),
             model=settings.image_model,
             dialect=endpoints[0].dialect,
-            real_history=dialects == {"gemini"},
-            supports_n=dialects == {"openai-images"},
+            catalog=Catalog(endpoints),
             quotas=quotas,
             scheduler=FairScheduler(settings.max_concurrent_jobs, settings.max_jobs_per_user),
             pricing=lambda name, model, size: price_per_image(by_name.get(name), model, size),

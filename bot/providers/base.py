@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from bot.providers.profiles import ProfileOverride
 
 from bot.providers.errors import ProviderErrorKind
 
@@ -27,6 +30,7 @@ class Endpoint:
     max_concurrency: int = 4
     extra_body: dict[str, Any] = field(default_factory=dict)
     prices: dict[str, float] = field(default_factory=dict)  # per model; else price_per_image
+    profile: ProfileOverride | None = None  # where this relay differs from the model profiles
 
     def auth_headers(self) -> dict[str, str]:
         if not self.api_key:

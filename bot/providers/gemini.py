@@ -9,7 +9,6 @@ and any other field of a part kept verbatim in its token.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,6 +39,7 @@ from bot.providers.extract import (
     error_from_http,
 )
 from bot.providers.http import EndpointClient
+from bot.providers.profiles import profile_for
 
 # finishReason / blockReason values that mean "refused" (§2). Any image present is a success.
 BLOCK_REASONS = frozenset(
@@ -58,7 +58,6 @@ BLOCK_REASONS = frozenset(
 _BLOCK_MARKERS = ("SAFETY", "PROHIBITED", "BLOCKLIST", "RECITATION", "SPII", "JAILBREAK", "ARMOR")
 _MODALITIES = ["TEXT", "IMAGE"]  # image-only is refused by some models and relays (S3)
 _INLINE_KEYS = ("inlineData", "inline_data")
-_GEMINI_VERSION = re.compile(r"gemini-(\d+)(?:\.\d+)?-")
 
 
 # --- request ------------------------------------------------------------------------------
@@ -69,16 +68,6 @@ def model_id(model: str) -> str:
     return model.strip().removeprefix("models/")
 
 
-def model_takes_image_size(model: str) -> bool:
-    """imageSize (1K/2K/4K) is documented for the Gemini 3 image models (3 Pro Image, 3.x Flash
-    Image), not for 2.5 Flash Image, a fixed 1024px-class model."""
-    name = model_id(model).lower()
-    if "pro-image" in name or name.startswith("nano-banana-pro"):
-        return True
-    version = _GEMINI_VERSION.match(name)
-    return version is not None and int(version.group(1)) >= 3 and "image" in name
-
-
 def endpoint_url(base_url: str, model: str) -> str:
     """`{base}/v1beta/models/{model}:generateContent`; a base that already ends in /v1beta
     (a common way to write a relay's URL) is not doubled."""
@@ -86,20 +75,21 @@ def endpoint_url(base_url: str, model: str) -> str:
     return f"{base}/v1beta/models/{model_id(model)}:generateContent"
 
 
-def _image_config(req: ImageRequest) -> dict[str, str]:
+def _image_config(req: ImageRequest, endpoint: Endpoint) -> dict[str, str]:
+    ratio, size = profile_for(req.model, endpoint).sendable(req.aspect_ratio, req.image_size)
     config = {}
-    if req.aspect_ratio:
-        config["aspectRatio"] = req.aspect_ratio
-    if req.image_size and model_takes_image_size(req.model):
-        config["imageSize"] = req.image_size.strip().upper()  # "lowercase k is rejected" (GI)
+    if ratio:
+        config["aspectRatio"] = ratio
+    if size:
+        config["imageSize"] = size
     return config
 
 
-def _generation_config(req: ImageRequest) -> dict[str, Any]:
+def _generation_config(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
     """responseModalities always; no candidateCount: image models ignore or refuse n > 1, so
     the caller repeats the call instead."""
     config: dict[str, Any] = {"responseModalities": list(_MODALITIES)}
-    image_config = _image_config(req)
+    image_config = _image_config(req, endpoint)
     if image_config:
         config["imageConfig"] = image_config
     return config
@@ -135,7 +125,7 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
     underneath: what this request needs wins. CPU-heavy with big images: run it in a thread."""
     core = {
         "contents": contents_of([*req.history, _user_turn(req)]),
-        "generationConfig": _generation_config(req),
+        "generationConfig": _generation_config(req, endpoint),
     }
     if not endpoint.extra_body:
         return core

@@ -28,6 +28,7 @@ from bot.providers.extract import (
     text_of_chat_message,
 )
 from bot.providers.http import EndpointClient
+from bot.providers.profiles import profile_for
 
 # --- request ------------------------------------------------------------------------------
 
@@ -52,12 +53,13 @@ def _content(turn: Turn) -> list[dict[str, Any]]:
     return content
 
 
-def _image_config(req: ImageRequest) -> dict[str, Any]:
+def _image_config(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
+    ratio, size = profile_for(req.model, endpoint).sendable(req.aspect_ratio, req.image_size)
     config = {}
-    if req.aspect_ratio:
-        config["aspect_ratio"] = req.aspect_ratio
-    if req.image_size:
-        config["image_size"] = req.image_size
+    if ratio:
+        config["aspect_ratio"] = ratio
+    if size:
+        config["image_size"] = size
     return {"extra_body": {"google": {"image_config": config}}} if config else {}
 
 
@@ -75,7 +77,7 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
         "messages": [*history, {"role": "user", "content": _user_content(req)}],
         "stream": False,
     }
-    return {**deep_merge(endpoint.extra_body, _image_config(req)), **core}
+    return {**deep_merge(endpoint.extra_body, _image_config(req, endpoint)), **core}
 
 
 # --- response -----------------------------------------------------------------------------

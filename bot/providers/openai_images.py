@@ -40,6 +40,7 @@ from bot.providers.extract import (
     text_without_images,
 )
 from bot.providers.http import EndpointClient, get_json, in_gil_lane, post_json, tagged
+from bot.providers.profiles import profile_for
 from bot.providers.urlguard import UrlPolicy
 
 log = logging.getLogger(__name__)
@@ -69,14 +70,16 @@ T = TypeVar("T")
 def build_request(req: ImageRequest, endpoint: Endpoint) -> tuple[str, dict[str, Any]]:
     """(path, JSON body). No images: a generation; with images: an edit, JSON as S2 takes it
     (`image` a string for one image, a list for several). `endpoint.extra_body` is merged at top
-    level but cannot set model, prompt, images, mask or n. `aspect_ratio` is documented for
-    kling models only (S2), so it is sent only to those."""
+    level but cannot set model, prompt, images, mask or n. `n` and `aspect_ratio` are sent as
+    the model's profile allows (S2 documents `aspect_ratio` for kling models only)."""
+    profile = profile_for(req.model, endpoint)
     body: dict[str, Any] = {k: v for k, v in endpoint.extra_body.items() if k not in _RESERVED}
     body.update(model=req.model, prompt=req.prompt)
-    if req.n > 1:
+    if req.n > 1 and profile.supports_n(endpoint.dialect):
         body["n"] = min(req.n, MAX_N)
-    if req.aspect_ratio and req.model.lower().startswith("kling"):
-        body["aspect_ratio"] = req.aspect_ratio
+    ratio, _ = profile.sendable(req.aspect_ratio, None)
+    if ratio and profile.ratio_in_images_body:
+        body["aspect_ratio"] = ratio
     if not req.images:
         return "/images/generations", body
     uris = [data_uri(image) for image in req.images]

@@ -1,24 +1,14 @@
-"""What one image costs: the endpoint's configured prices, else Google's list price.
+"""What one image costs: the endpoint's configured prices, else the model profile's list price.
 
-Google's list prices (ai.google.dev pricing, per image): gemini-2.5-flash-image $0.039 at
-1024 px; the Gemini 3 Pro image models $0.134 at 1K/2K and $0.24 at 4K. Relays set their own
-(`price_per_image` / `prices` in the providers file, IMAGE_PRICE_PER_IMAGE for one endpoint).
+Relays set their own (`price_per_image` / `prices` in the providers file,
+IMAGE_PRICE_PER_IMAGE / IMAGE_PRICES for one endpoint); Google's list prices are in
+`bot/providers/profiles.py`.
 """
 
 from __future__ import annotations
 
 from bot.providers.base import Endpoint
-
-_LIST = {"gemini-2.5-flash-image": 0.039, "gemini-3-pro-image": 0.134}
-
-
-def list_price(model: str, image_size: str | None) -> float | None:
-    name = model.lower()
-    if name.startswith("gemini-3") and "pro-image" in name:
-        return 0.24 if image_size == "4K" else _LIST["gemini-3-pro-image"]
-    if name in ("gemini-2.5-flash-image", "gemini-2.5-flash-image-preview"):
-        return _LIST["gemini-2.5-flash-image"]
-    return None
+from bot.providers.profiles import profile_for
 
 
 def price_per_image(endpoint: Endpoint | None, model: str, image_size: str | None) -> float | None:
@@ -27,4 +17,4 @@ def price_per_image(endpoint: Endpoint | None, model: str, image_size: str | Non
             return endpoint.prices[model]
         if endpoint.price_per_image is not None:
             return endpoint.price_per_image
-    return list_price(model, image_size)
+    return profile_for(model, endpoint).price_for(image_size)

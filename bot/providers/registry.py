@@ -12,6 +12,9 @@ price_per_image = 0.028          # or per model: prices = { "gemini-2.5-flash-im
 timeout = 180
 max_concurrency = 4
 extra_body = { group = "default" } # merged into every request body
+
+[endpoint.profile]                # optional: where this relay differs from bot/providers/profiles
+max_input_images = 2              # also aspect_ratios, image_sizes, supports_n, real_history
 ```
 """
 
@@ -22,13 +25,57 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bot.providers.base import Endpoint
+from bot.providers.profiles import RATIOS, SIZES, ProfileOverride
 
 
 class ProvidersFileError(ValueError):
     """The providers file is missing, unreadable or wrong; the message says where."""
+
+
+class _ProfileSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_input_images: int | None = Field(default=None, ge=1, le=100)
+    aspect_ratios: list[str] | None = None
+    image_sizes: list[str] | None = None
+    supports_n: bool | None = None
+    real_history: bool | None = None
+
+    @field_validator("aspect_ratios")
+    @classmethod
+    def _ratios(cls, value: list[str] | None) -> list[str] | None:
+        return _known(value, RATIOS)
+
+    @field_validator("image_sizes")
+    @classmethod
+    def _sizes(cls, value: list[str] | None) -> list[str] | None:
+        return _known(value, SIZES)
+
+    def to_override(self) -> ProfileOverride:
+        return ProfileOverride(
+            max_input_images=self.max_input_images,
+            aspect_ratios=None if self.aspect_ratios is None else tuple(self.aspect_ratios),
+            image_sizes=None if self.image_sizes is None else tuple(self.image_sizes),
+            supports_n=self.supports_n,
+            real_history=self.real_history,
+        )
+
+
+def _known(values: list[str] | None, allowed: tuple[str, ...]) -> list[str] | None:
+    wrong = [v for v in values or () if v not in allowed]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} not among {', '.join(allowed)}")
+    return values
 
 
 class _EndpointSpec(BaseModel):
@@ -46,6 +93,7 @@ class _EndpointSpec(BaseModel):
     timeout: float = Field(default=180.0, gt=0)
     max_concurrency: int = Field(default=4, ge=1, le=100)
     extra_body: dict[str, Any] = Field(default_factory=dict)
+    profile: _ProfileSpec | None = None
 
     @model_validator(mode="after")
     def _check(self) -> _EndpointSpec:
@@ -75,6 +123,7 @@ class _EndpointSpec(BaseModel):
             max_concurrency=self.max_concurrency,
             extra_body=dict(self.extra_body),
             prices=dict(self.prices),
+            profile=None if self.profile is None else self.profile.to_override(),
         )
 
 

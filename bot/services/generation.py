@@ -21,6 +21,7 @@ from bot.providers.base import (
     Started,
 )
 from bot.providers.errors import ProviderError, ProviderErrorKind
+from bot.providers.profiles import Capabilities, Catalog
 from bot.services.conversation import history_for, pack_model_turn
 from bot.services.errors import UserInputError
 from bot.services.images import ImageLibrary
@@ -50,12 +51,10 @@ class GenerationLimits:
         self,
         max_prompt_chars: int = 4000,
         max_input_side: int = 2048,
-        max_input_images: int = 10,
         history_window: int = 2,
     ) -> None:
         self.max_prompt_chars = max_prompt_chars
         self.max_input_side = max_input_side
-        self.max_input_images = max_input_images
         self.history_window = history_window
 
 
@@ -68,8 +67,7 @@ class GenerationService:
         *,
         model: str,
         dialect: str,
-        real_history: bool = False,
-        supports_n: bool = False,
+        catalog: Catalog | None = None,
         limits: GenerationLimits | None = None,
         quotas: QuotaService | None = None,
         scheduler: FairScheduler | None = None,
@@ -80,7 +78,6 @@ class GenerationService:
         # The app passes its own ImageLibrary and PrefsService (one prefs cache per process).
         self._images = images or ImageLibrary(database, blobs)
         self._prefs = prefs or PrefsService(database)
-        self.supports_n = supports_n
         self._quotas = quotas
         self._scheduler = scheduler or FairScheduler(total=8, per_user=2)
         self._pricing = pricing
@@ -89,7 +86,7 @@ class GenerationService:
         self._provider = provider
         self.default_model = model
         self._dialect = dialect
-        self._real_history = real_history
+        self._catalog = catalog or Catalog.of_dialect(dialect)
         self._limits = limits or GenerationLimits()
 
     # --- the request: flags, prefs, images, checked once -------------------------------------
@@ -131,8 +128,12 @@ class GenerationService:
             raise UserInputError("prompt_too_long", limit=self._limits.max_prompt_chars)
         return prompt
 
+    def capabilities(self, model: str | None = None) -> Capabilities:
+        """What `model` (default: the configured one) can do on the endpoints that serve it."""
+        return self._catalog.capabilities(model or self.default_model)
+
     def _check_count(self, count: int, model: str) -> None:
-        limit = max_input_images(model, self._limits.max_input_images)
+        limit = self.capabilities(model).max_input_images
         if count > limit:
             raise UserInputError("too_many_images", limit=limit, model=model)
 
@@ -177,14 +178,27 @@ class GenerationService:
     def _options_for(
         self, prefs: Prefs, flags: PromptFlags, inputs: list[StoredImage], model: str
     ) -> JobOptions:
-        """Chat preferences, overridden by flags in the prompt."""
+        """Chat preferences, overridden by flags in the prompt. A flag the model does not take
+        is a user error; a preference it does not take (kept from another model) is left out."""
+        can = self.capabilities(model)
+        if flags.aspect_ratio is not None and flags.aspect_ratio not in can.aspect_ratios:
+            raise UserInputError("bad_ratio", ratios=", ".join(can.aspect_ratios))
+        if flags.image_size is not None and flags.image_size not in can.image_sizes:
+            if not can.image_sizes:
+                raise UserInputError("size_not_taken", model=model)
+            raise UserInputError("bad_size", sizes=", ".join(can.image_sizes))
         ratio = flags.aspect_ratio or prefs.aspect_ratio
         if ratio == MATCH_INPUT:
-            ratio = nearest_ratio(inputs[0].width, inputs[0].height) if inputs else None
+            ratio = (
+                nearest_ratio(inputs[0].width, inputs[0].height, can.aspect_ratios)
+                if inputs
+                else None
+            )
+        size = flags.image_size or prefs.image_size
         return JobOptions(
             model=model,
-            aspect_ratio=ratio,
-            image_size=flags.image_size or prefs.image_size,
+            aspect_ratio=ratio if ratio in can.aspect_ratios else None,
+            image_size=size if size in can.image_sizes else None,
             n=flags.n or 1,
         )
 
@@ -293,8 +307,8 @@ class GenerationService:
     async def _generate(
         self, request: ImageRequest, progress: ProgressCallback | None
     ) -> ImageResult:
-        """One call, or n calls at once where the dialect cannot ask for n images."""
-        if request.n <= 1 or self.supports_n:
+        """One call, or n calls at once where the model's profile on its endpoints takes no n."""
+        if request.n <= 1 or self.capabilities(request.model).supports_n:
             return await self._provider.generate(request, progress)
         single = replace(request, n=1)
         results = await asyncio.gather(
@@ -322,7 +336,8 @@ class GenerationService:
             image_size=options.image_size,
             n=options.n,
         )
-        if self._real_history and len(inputs) == 1 and inputs[0].job_id is not None:
+        real_history = self.capabilities(options.model).real_history
+        if real_history and len(inputs) == 1 and inputs[0].job_id is not None:
             async with self._db.read() as repo:
                 history = await history_for(
                     repo, self._blobs, inputs[0].id, self._limits.history_window
@@ -444,16 +459,6 @@ class GenerationService:
 
 async def _unheard(event: ProgressEvent) -> None:
     """Progress nobody shows (tests, a caller without a status message)."""
-
-
-def max_input_images(model: str, default: int) -> int:
-    """How many input images a model takes (GI: 2.5 Flash Image works with up to 3, 3 Pro 14)."""
-    name = model.lower()
-    if "2.5-flash-image" in name:
-        return 3
-    if name.startswith("gemini-3"):
-        return 14
-    return default
 
 
 def describe_failure(exc: BaseException) -> tuple[str, str]:

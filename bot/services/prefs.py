@@ -6,12 +6,11 @@ from dataclasses import asdict, dataclass
 
 from cachetools import LRUCache
 
+from bot.providers.profiles import RATIOS, SIZES
 from bot.storage.database import Database
 from bot.storage.rows import PrefsRow
 
-RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 MATCH_INPUT = "match"
-SIZES = ("1K", "2K", "4K")
 REPLY_MODES = ("photo", "document", "both")
 LANGUAGES = ("en", "zh")
 

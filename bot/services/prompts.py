@@ -40,12 +40,12 @@ def parse_flags(text: str) -> PromptFlags:
     return PromptFlags(prompt, ratio, size, n)
 
 
-def nearest_ratio(width: int, height: int) -> str:
-    """The supported aspect ratio closest to an image's shape (for "match input")."""
+def nearest_ratio(width: int, height: int, ratios: tuple[str, ...] = RATIOS) -> str:
+    """The aspect ratio of `ratios` closest to an image's shape (for "match input")."""
     target = width / height
 
     def distance(r: str) -> float:
         w, h = (int(x) for x in r.split(":"))
         return abs(w / h - target)
 
-    return min(RATIOS, key=distance)
+    return min(ratios, key=distance)

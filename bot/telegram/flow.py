@@ -103,7 +103,8 @@ async def deliver(
         await progress.stop()
         # The result goes out first; the status message is removed after it (on exit).
         prefs = await svc.prefs.get(who.chat_id)
-        sender = ResultSender(bot, svc.images, svc.generation.supports_n)
+        variations = svc.generation.capabilities(outcome.model).supports_n
+        sender = ResultSender(bot, svc.images, variations)
         await sender.send(who, lng, outcome, reply_to, reply_mode=prefs.reply_mode)
         if not outcome.images:  # a shown image records its job's delivery with it
             await svc.generation.mark_delivered(outcome.job_id)

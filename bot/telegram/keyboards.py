@@ -5,7 +5,8 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import t
-from bot.services.prefs import LANGUAGES, MATCH_INPUT, RATIOS, REPLY_MODES, SIZES, Prefs
+from bot.providers.profiles import Capabilities
+from bot.services.prefs import LANGUAGES, MATCH_INPUT, REPLY_MODES, Prefs
 from bot.services.types import HistoryPage
 from bot.telegram import callback_data as cd
 
@@ -22,8 +23,11 @@ def _mark(label: str, chosen: bool) -> str:
     return f"✅ {label}" if chosen else label
 
 
-def ratio_keyboard(lang: str, current: str | None, *, back: bool = False) -> InlineKeyboardMarkup:
-    buttons = [B(_mark(r, r == current), cd.SetRatio(r)) for r in RATIOS]
+def ratio_keyboard(
+    lang: str, current: str | None, can: Capabilities, *, back: bool = False
+) -> InlineKeyboardMarkup:
+    """The ratios the chat's model takes, "match input" and the model's default."""
+    buttons = [B(_mark(r, r == current), cd.SetRatio(r)) for r in can.aspect_ratios]
     rows = [buttons[i : i + 5] for i in range(0, len(buttons), 5)]
     rows.append(
         [
@@ -52,13 +56,16 @@ def history_keyboard(lang: str, page: HistoryPage) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
-def settings_text(lang: str, prefs: Prefs, default_model: str) -> str:
+def settings_text(lang: str, prefs: Prefs, default_model: str, can: Capabilities) -> str:
+    """The chat's settings as they apply to its model (a size it does not take shows as auto)."""
+    ratio = prefs.aspect_ratio if prefs.aspect_ratio in (*can.aspect_ratios, MATCH_INPUT) else None
+    size = prefs.image_size if prefs.image_size in can.image_sizes else None
     return t(
         lang,
         "settings",
         model=prefs.model or default_model,
-        ratio=_ratio_label(lang, prefs.aspect_ratio),
-        size=prefs.image_size or t(lang, "auto"),
+        ratio=_ratio_label(lang, ratio),
+        size=size or t(lang, "auto"),
         reply=t(lang, f"reply_{prefs.reply_mode}"),
         language=t(lang, f"language_{prefs.language}") if prefs.language else t(lang, "auto"),
         refine=t(lang, "refine_on" if prefs.refine else "refine_off"),
@@ -91,17 +98,23 @@ def settings_keyboard(lang: str) -> InlineKeyboardMarkup:
 
 
 def choices_keyboard(
-    lang: str, field: str, prefs: Prefs, models: tuple[str, ...], default_model: str
+    lang: str,
+    field: str,
+    prefs: Prefs,
+    models: tuple[str, ...],
+    default_model: str,
+    can: Capabilities,
 ) -> InlineKeyboardMarkup:
-    """The options of one setting; models by index so long ids fit the 64-byte limit."""
+    """The options of one setting, as far as the chat's model (`can`) takes them; models by
+    index so long ids fit the 64-byte limit."""
     if field == "ratio":
-        return ratio_keyboard(lang, prefs.aspect_ratio, back=True)
+        return ratio_keyboard(lang, prefs.aspect_ratio, can, back=True)
     if field == "model":
         current = prefs.model or default_model
         rows = [[B(_mark(m, m == current), cd.SetModel(i))] for i, m in enumerate(models)]
     elif field == "size":
         rows = [
-            [B(_mark(s, s == prefs.image_size), cd.SetSize(s)) for s in SIZES]
+            [B(_mark(s, s == prefs.image_size), cd.SetSize(s)) for s in can.image_sizes]
             + [B(_mark(t(lang, "auto"), prefs.image_size is None), cd.SetSize(None))]
         ]
     elif field == "reply":

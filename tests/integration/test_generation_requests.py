@@ -101,10 +101,11 @@ def request(text: str, *images: Any, **kw: Any) -> GenerationRequest:
 
 
 async def test_flags_and_prefs_become_the_options(env: Env) -> None:
-    await env.prefs.update(7, "private", None, image_size="2K", aspect_ratio="4:3")
+    pro = "gemini-3-pro-image"  # a model that takes sizes
+    await env.prefs.update(7, "private", None, model=pro, image_size="2K", aspect_ratio="4:3")
     job = await env.generation.prepare(request("a cat --ar 16:9 --n 2"))
     assert job.prompt == "a cat"
-    assert job.options == JobOptions(MODEL, "16:9", "2K", 2)
+    assert job.options == JobOptions(pro, "16:9", "2K", 2)
 
 
 async def test_a_buttons_options_replace_flags_and_prefs(env: Env) -> None:

@@ -474,7 +474,6 @@ def _history_service(env: Env) -> GenerationService:
         provider,  # type: ignore[arg-type]
         model="gemini-2.5-flash-image",
         dialect="gemini",
-        real_history=True,
         limits=None,
     )
 

@@ -10,6 +10,7 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Update, User
 from telegram.ext import Application, CallbackQueryHandler
 
 from bot.app import add_handlers
+from bot.providers.profiles import Capabilities
 from bot.services.prefs import LANGUAGES, MATCH_INPUT, RATIOS, REPLY_MODES, SIZES, Prefs
 from bot.services.types import HistoryEntry, HistoryPage, StoredImage
 from bot.telegram import callback_data as cd
@@ -28,6 +29,9 @@ MODELS = (
     "gemini-3-pro-image-preview",
     "a/very-long-provider-prefixed-model-name-that-alone-would-not-fit-in-64-bytes-of-data",
 )
+
+# A model that takes every ratio and size, so every choice button is built.
+CAN = Capabilities(MODELS[1], 14, RATIOS, SIZES, supports_n=True, real_history=True)
 
 
 def _image(image_id: int) -> StoredImage:
@@ -55,7 +59,7 @@ def _keyboards() -> Iterator[InlineKeyboardMarkup]:
             yield retry_keyboard(job, lang)
         for current in (*RATIOS, MATCH_INPUT, None):
             for back in (False, True):
-                yield ratio_keyboard(lang, current, back=back)
+                yield ratio_keyboard(lang, current, CAN, back=back)
         for page, pages in ((0, 1), (0, 3), (1, 3), (2, 3), (BIG - 1, BIG)):
             entries = [
                 HistoryEntry(_image(BIG - i), "a red car " * 20 if i % 2 else None, "2026-12-01")
@@ -65,7 +69,7 @@ def _keyboards() -> Iterator[InlineKeyboardMarkup]:
         yield settings_keyboard(lang)
         for prefs in _prefs():
             for setting in cd.SETTING_FIELDS:
-                yield choices_keyboard(lang, setting, prefs, MODELS, MODELS[0])
+                yield choices_keyboard(lang, setting, prefs, MODELS, MODELS[0], CAN)
 
 
 def _all_data() -> list[str]:

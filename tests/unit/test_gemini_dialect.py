@@ -26,7 +26,6 @@ from bot.providers.gemini import (
     build_request,
     contents_of,
     endpoint_url,
-    model_takes_image_size,
     parse_response,
     read_content,
 )
@@ -144,26 +143,6 @@ def test_n_is_left_to_the_caller() -> None:
     body = build_request(ImageRequest(prompt="p", model=PRO, n=4), EP)
     assert body["generationConfig"] == {"responseModalities": ["TEXT", "IMAGE"]}
     assert "candidateCount" not in json.dumps(body)
-
-
-@pytest.mark.parametrize(
-    ("model", "takes"),
-    [
-        ("gemini-3-pro-image-preview", True),
-        ("gemini-3-pro-image", True),
-        ("models/gemini-3-pro-image-preview", True),
-        ("gemini-3.1-flash-image-preview", True),
-        ("gemini-3.1-flash-image", True),
-        ("nano-banana-pro", True),
-        ("gemini-2.5-flash-image", False),
-        ("gemini-2.5-flash-image-preview", False),
-        ("gemini-2.5-flash-image-hd", False),
-        ("gemini-2.0-flash-preview-image-generation", False),
-        ("gemini-3-pro-preview", False),  # a text model
-    ],
-)
-def test_model_takes_image_size(model: str, takes: bool) -> None:
-    assert model_takes_image_size(model) is takes
 
 
 # A 3 Pro model turn exactly as it came back: a signed image, then a signed empty text part.

@@ -10,6 +10,7 @@ from bot.providers import base
 from bot.providers.base import Endpoint, ImageRef, ImageRequest, InputImage, Turn
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.openai_chat import build_request, parse_response
+from bot.providers.profiles import ProfileOverride
 
 MODEL = "gemini-2.5-flash-image"
 # A real 1x1 red PNG.
@@ -82,13 +83,23 @@ def test_composition_has_one_image_url_part_per_image_in_order() -> None:
 
 
 def test_aspect_ratio_and_size_go_in_extra_body_google_image_config() -> None:
-    body = build_request(request(aspect_ratio="16:9", image_size="2K"), endpoint())
+    pro = "gemini-3-pro-image-preview"
+    req = ImageRequest(prompt="画一条狗", model=pro, aspect_ratio="16:9", image_size="2K")
+    body = build_request(req, endpoint())
     assert body == {
-        "model": "gemini-2.5-flash-image",
+        "model": pro,
         "messages": [{"role": "user", "content": "画一条狗"}],
         "stream": False,
         "extra_body": {"google": {"image_config": {"aspect_ratio": "16:9", "image_size": "2K"}}},
     }
+
+
+def test_a_size_goes_only_where_the_models_profile_takes_one() -> None:
+    body = build_request(request(aspect_ratio="16:9", image_size="2K"), endpoint())
+    assert body["extra_body"] == {"google": {"image_config": {"aspect_ratio": "16:9"}}}
+    relay = endpoint(profile=ProfileOverride(image_sizes=("2K",)))
+    body = build_request(request(image_size="2K"), relay)
+    assert body["extra_body"] == {"google": {"image_config": {"image_size": "2K"}}}
 
 
 def test_aspect_ratio_alone() -> None:

@@ -22,6 +22,7 @@ from bot.providers.openai_images import (
     task_failure,
     task_status,
 )
+from bot.providers.profiles import ProfileOverride
 
 EP = Endpoint(name="q", dialect="openai-images", base_url="https://api.qnaigc.com/v1", api_key="k")
 MODEL = "gemini-2.5-flash-image"
@@ -89,6 +90,20 @@ def test_composition_with_two_images_sends_an_array_in_order() -> None:
 def test_n_is_sent_only_above_one_and_clamped_to_ten(n: int, sent: int | None) -> None:
     _, body = build_request(req(n=n), EP)
     assert body.get("n") == sent
+
+
+def test_n_is_not_sent_for_a_model_whose_profile_takes_none() -> None:
+    _, body = build_request(req(model="acme-imagine-7", n=4), EP)
+    assert "n" not in body
+    no_n = Endpoint(
+        name="r",
+        dialect="openai-images",
+        base_url="https://r/v1",
+        api_key="k",
+        profile=ProfileOverride(supports_n=False),
+    )
+    _, body = build_request(req(n=4), no_n)
+    assert "n" not in body
 
 
 def test_aspect_ratio_only_for_kling_models_and_size_never() -> None:

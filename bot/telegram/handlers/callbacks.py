@@ -108,7 +108,8 @@ async def on_ratio(update: Update, context: Context, press: cd.SetRatio) -> None
     lng = lang(update, context)
     await query.answer(t(lng, "saved"))
     markup = query.message.reply_markup if isinstance(query.message, Message) else None
-    await _edit(query, None, ratio_keyboard(lng, prefs.aspect_ratio, back=_has_back(markup)))
+    can = svc.generation.capabilities(prefs.model)
+    await _edit(query, None, ratio_keyboard(lng, prefs.aspect_ratio, can, back=_has_back(markup)))
 
 
 def _has_back(markup: InlineKeyboardMarkup | None) -> bool:
@@ -177,12 +178,12 @@ async def on_settings(update: Update, context: Context, press: Setting) -> None:
         prefs = await svc.prefs.update(who.chat_id, who.chat_type, who.chat_title, **changes)
     lng = lang(update, context)
     await query.answer(t(lng, "saved") if changes else None)
-    default = svc.generation.default_model
+    default, can = svc.generation.default_model, svc.generation.capabilities(prefs.model)
     if isinstance(press, cd.OpenSetting):
-        keyboard = choices_keyboard(lng, press.setting, prefs, svc.models, default)
+        keyboard = choices_keyboard(lng, press.setting, prefs, svc.models, default, can)
     else:
         keyboard = settings_keyboard(lng)
-    await _edit(query, settings_text(lng, prefs, default), keyboard)
+    await _edit(query, settings_text(lng, prefs, default, can), keyboard)
 
 
 async def on_unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

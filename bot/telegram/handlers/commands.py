@@ -45,8 +45,10 @@ async def cmd_new(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def cmd_ratio(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Choose the aspect ratio kept for this chat."""
-    lng, prefs = lang(update, context), await services(context).prefs.get(who_of(update).chat_id)
-    await _reply(update, t(lng, "ratio_pick"), reply_markup=ratio_keyboard(lng, prefs.aspect_ratio))
+    svc, lng = services(context), lang(update, context)
+    prefs = await svc.prefs.get(who_of(update).chat_id)
+    keyboard = ratio_keyboard(lng, prefs.aspect_ratio, svc.generation.capabilities(prefs.model))
+    await _reply(update, t(lng, "ratio_pick"), reply_markup=keyboard)
 
 
 async def cmd_history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -89,7 +91,9 @@ async def cmd_settings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     prefs = await svc.prefs.get(who_of(update).chat_id)
     await _reply(
         update,
-        settings_text(lng, prefs, svc.generation.default_model),
+        settings_text(
+            lng, prefs, svc.generation.default_model, svc.generation.capabilities(prefs.model)
+        ),
         reply_markup=settings_keyboard(lng),
     )
 
