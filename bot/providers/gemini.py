@@ -7,10 +7,11 @@ no image says why in `finishReason`. Model turns are kept verbatim for real hist
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping
 from typing import Any
+
+import pybase64
 
 from bot.providers.base import (
     Endpoint,
@@ -101,7 +102,7 @@ def _user_turn(req: ImageRequest) -> dict[str, Any]:
     """The new turn: the words first, then each image (the order Google and OpenRouter advise)."""
     parts: list[dict[str, Any]] = [{"text": req.prompt}]
     for image in req.images:
-        data = base64.b64encode(image.data).decode("ascii")
+        data = pybase64.b64encode_as_string(image.data)
         parts.append({"inlineData": {"mimeType": image.mime, "data": data}})
     return {"role": "user", "parts": parts}
 
