@@ -1,6 +1,7 @@
 """extract.answer_object reads every answer as json.loads does: huge base64 strings (plain and
 with PHP-style escaped slashes), other escapes, non-ASCII, UTF-16; and anything that is not a
-JSON object is the same BAD_RESPONSE."""
+JSON object is the same BAD_RESPONSE. http.encode_json writes request bodies byte for byte as
+json.dumps(ensure_ascii=False, compact) did (but for the spelling of exponents)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import answer_object
+from bot.providers.http import JSON_IN_THREAD_CHARS, encode_json
 
 LONG = 64 * 1024 + 10
 B64 = base64.b64encode(os.urandom(LONG)).decode()
@@ -84,3 +86,21 @@ def test_invalid_json_is_a_bad_response() -> None:
 @pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"null", b"3", json.dumps([B64]).encode()])
 def test_json_that_is_no_object_is_a_bad_response(body: bytes) -> None:
     assert "not an object" in str(bad(body))
+
+
+@pytest.mark.parametrize("size", [10, JSON_IN_THREAD_CHARS + 1])  # on the loop, and off it
+async def test_request_bodies_are_the_bytes_json_dumps_made(size: int) -> None:
+    body = {
+        "contents": [
+            {"role": "user", "parts": [{"text": '把它变成蓝色 "now" \\ \n\t\u0001 \u2028 é 🍌'}]},
+            {"parts": [{"inlineData": {"mimeType": "image/png", "data": B64[:size]}}]},
+        ],
+        "generationConfig": {"temperature": 0.7, "candidateCount": 1, "seed": -3},
+        "flags": [True, False, None],
+        "empty": {},
+        "tuple": (1, "2"),
+    }
+    expected = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    assert await encode_json(body) == expected
+    tiny = await encode_json({"top": 1e-7, "big": 1.5e300})
+    assert json.loads(tiny) == {"top": 1e-7, "big": 1.5e300}  # spelt 1e-7, where json said 1e-07
