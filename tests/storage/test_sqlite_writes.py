@@ -165,6 +165,11 @@ async def test_write_transactions_take_turns(sessions: async_sessionmaker[AsyncS
     assert overlaps == 0 and inside == []
 
 
+async def writer_of(sessions: async_sessionmaker[AsyncSession], i: int) -> int:
+    async with sessions.begin() as s:
+        return await one_job(s, i)
+
+
 async def test_a_write_transaction_inside_another_is_refused_not_deadlocked(
     db_path: Path, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -174,8 +179,7 @@ async def test_a_write_transaction_inside_another_is_refused_not_deadlocked(
             async with sessions.begin():
                 pass
     assert counts(db_path)["jobs"] == 0
-    async with sessions.begin() as s:  # the turn is free again
-        await one_job(s, 2)
+    await writer_of(sessions, 2)  # the turn is free again
     assert counts(db_path)["jobs"] == 1
 
 
@@ -198,11 +202,6 @@ async def test_a_cancelled_write_rolls_back_and_frees_the_turn(
     task.cancel()
     await asyncio.wait_for(waiting, 10.0)
     assert counts(db_path)["jobs"] == 1
-
-
-async def writer_of(sessions: async_sessionmaker[AsyncSession], i: int) -> int:
-    async with sessions.begin() as s:
-        return await one_job(s, i)
 
 
 async def test_an_exception_rolls_back_everything(
