@@ -85,15 +85,18 @@ def checked_mime(data: bytes, declared: str | None = None) -> str:
     return mime
 
 
+B64_SLICE = 1 << 20  # characters per piece of a span decoded in pieces (a multiple of 4)
+
+
 def decode_base64(payload: str, start: int = 0, end: int | None = None) -> bytes:
     """Strict base64 of payload[start:end] (standard alphabet, whitespace and missing padding
     tolerated). The span saves copying a 30 MB data URI out of the answer's text first.
 
-    Well-formed payloads (nearly all) take one strict SIMD decode, short enough to run in one
-    piece; only payloads it refuses are cleaned and checked character by character."""
+    Well-formed payloads (nearly all) take one strict SIMD decode; only payloads it refuses are
+    cleaned and checked character by character."""
     end = len(payload) if end is None else end
     try:
-        return pybase64.b64decode(payload[start:end], validate=True)
+        return _strict(payload, start, end)
     except (binascii.Error, ValueError):
         pass
     raw = payload[start:end].encode("ascii", "replace")
@@ -108,6 +111,25 @@ def decode_base64(payload: str, start: int = 0, end: int | None = None) -> bytes
         return pybase64.b64decode(raw + b"=" * (-len(raw) % 4), validate=True)
     except binascii.Error as exc:
         raise bad_response(f"invalid base64 in image data: {exc}") from None
+
+
+def _strict(payload: str, start: int, end: int) -> bytes:
+    """The strict decode of payload[start:end]; raises binascii.Error/ValueError on anything
+    but clean base64."""
+    if start == 0 and end == len(payload):
+        return pybase64.b64decode(payload, validate=True)
+    # A span of a bigger text (a data URI among an answer's words) goes in pieces: cut out
+    # whole, it would be one more copy of the image's text.
+    if (end - start) % 4:
+        raise ValueError("needs padding")
+    starts = range(start, end, B64_SLICE)
+    # each piece is checked alone: padding that ends a piece before the last one is padding
+    # inside the data, which the one-piece decode refuses
+    if any(payload[i - 1] == "=" for i in starts[1:]):
+        raise ValueError("padding inside the data")
+    return b"".join(
+        pybase64.b64decode(payload[i : min(i + B64_SLICE, end)], validate=True) for i in starts
+    )
 
 
 def split_data_uri(uri: str, start: int = 0, end: int | None = None) -> tuple[bytes, str] | None:
