@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final, TypeVar
 
-from PIL import Image, ImageCms, ImageOps, ImageStat
+from PIL import Image, ImageCms, ImageOps
 
 T = TypeVar("T")
 
@@ -626,15 +626,6 @@ def telegram_photo(data: bytes, info: ImageInfo, *, max_pixels: int = MAX_PIXELS
     with im:
         _load_first_frame(im, max_pixels, _scale_for_side(im.size, PREVIEW_MAX_SIDE))
         return _preview(_reduced(im, PREVIEW_MAX_SIDE))
-
-
-def mean_color(data: bytes, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int, int]:
-    """Average (R, G, B) of the first frame, alpha ignored."""
-    im, _animated = _decode(data, _INPUT_FORMATS, max_pixels)
-    with im:
-        rgb = _to_rgb_or_rgba(im).convert("RGB")
-    r, g, b = (round(v) for v in ImageStat.Stat(rgb).mean[:3])
-    return r, g, b
 
 
 # --- async wrappers ------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import pool
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
 from bot.storage.models import Base
@@ -51,7 +51,19 @@ async def run_migrations_online() -> None:
     await engine.dispose()
 
 
+def run_on(connectable: Engine | Connection) -> None:
+    """Migrate through a connection handed in by the caller (pytest-alembic's runner)."""
+    if isinstance(connectable, Connection):
+        _run_sync(connectable)
+        return
+    with connectable.connect() as connection:
+        _run_sync(connection)
+        connection.commit()
+
+
 if context.is_offline_mode():
     run_migrations_offline()
+elif config.attributes.get("connection") is not None:
+    run_on(config.attributes["connection"])
 else:
     asyncio.run(run_migrations_online())

@@ -102,7 +102,7 @@ def _part_json(part: Part) -> dict[str, Any]:
     if isinstance(part, TextPart):
         body: dict[str, Any] = {"text": part.text}
     else:
-        data = pybase64.b64encode(part.loaded()).decode("ascii")
+        data = pybase64.b64encode_as_string(part.loaded())
         body = {"inlineData": {"mimeType": part.mime, "data": data}}
     return {**body, **part.token} if part.token else body
 

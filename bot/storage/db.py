@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-import sqlite3
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
@@ -60,8 +59,8 @@ async def aupgrade(database_url: str, revision: str = "head") -> None:
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA journal_mode=WAL")
-    # NORMAL: commits don't fsync (FULL made the 500-chat storage benchmark ~3x slower: each
-    # commit's fsync held the event loop); the commits that matter are synced by to_disk().
+    # NORMAL: commits don't fsync; the commits that must survive a power loss are synced by
+    # to_disk(), several at once.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
@@ -70,64 +69,15 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 
 def create_engine(database_url: str) -> AsyncEngine:
     _ensure_sqlite_dir(database_url)
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.get_driver_name() == "aiosqlite":
-        engine = create_async_engine(url, async_creator=_inline_sqlite(url.database or ""))
-    else:
-        engine = create_async_engine(database_url)
+    engine = create_async_engine(database_url)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 
 
-def _inline_sqlite(database: str) -> Callable[[], Awaitable[aiosqlite.Connection]]:
-    async def connect() -> aiosqlite.Connection:
-        return await _InlineConnection(lambda: sqlite3.connect(database), 64)
-
-    return connect
-
-
-class _RunNow:
-    """Stands in for aiosqlite's queue to its worker thread: runs each call at once."""
-
-    def put_nowait(self, item: tuple[asyncio.Future[Any] | None, Callable[[], Any]]) -> None:
-        future, function = item
-        try:
-            result = function()
-        except BaseException as exc:
-            if future is not None:
-                future.set_exception(exc)
-            return
-        if future is not None:
-            future.set_result(result)
-
-
-class _InlineConnection(aiosqlite.Connection):
-    """aiosqlite's API, every SQLite call made right away on the event loop's thread.
-
-    aiosqlite sends each call (cursor, execute, fetch, close: ~4 per statement) to a worker
-    thread and back, ~0.1 ms each, and each hand-off lets other tasks run in the middle of a
-    transaction. At a few hundred jobs at once, write transactions then held SQLite's lock
-    across many turns of a busy loop: the others waited in SQLite's busy handler and failed
-    after busy_timeout ("database is locked", 9 of 100 jobs) or convoyed (jobs waited 15+ s
-    before reaching the upstream). Run inline, a transaction is one uninterrupted burst of
-    well under a millisecond of SQLite work per statement: no other transaction of this
-    process can start in its middle, and there are no hand-offs to pay for. WAL with
-    synchronous=NORMAL keeps commits free of fsync; only an occasional checkpoint syncs, and
-    `to_disk()` syncs the WAL, off the loop, where a commit must survive a power loss.
-    """
-
-    def __init__(self, connector: Callable[[], sqlite3.Connection], chunk: int) -> None:
-        super().__init__(connector, chunk)
-        self._tx = _RunNow()  # type: ignore[assignment]
-
-    def __await__(self) -> Generator[Any, None, aiosqlite.Connection]:
-        return self._connect().__await__()  # no worker thread to start
-
-
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    if engine.dialect.driver == "aiosqlite":
-        sessions = _InlineSessions(engine, expire_on_commit=False)
+    if engine.dialect.name == "sqlite":
+        sessions = _SerialWrites(engine, expire_on_commit=False)
         database = engine.url.database
         if database and database != ":memory:":
             sessions.syncer = _WalSyncer(Path(database))
@@ -202,35 +152,35 @@ class _WalSyncer:
             return
 
 
-class _InlineSessions(async_sessionmaker[AsyncSession]):
-    """`begin()` commits in the same burst as its last statement.
+class _SerialWrites(async_sessionmaker[AsyncSession]):
+    """`begin()` blocks, the write transactions, take turns in this process, first come first
+    served.
 
-    SQLAlchemy's own `begin()` block commits from a new task (shielded from cancellation),
-    i.e. one turn of the loop later. With SQLite calls made inline, other tasks would then run
-    while this transaction holds the write lock, and one of them would wait for that lock in
-    SQLite's busy handler -- on the loop's thread, which the commit needs: a stall of
-    busy_timeout, then "database is locked". Committed here, a write transaction never yields.
+    SQLite lets one writer in at a time. Writers that meet inside SQLite wait in its busy
+    handler, which polls with growing sleeps: at a few hundred jobs at once they convoyed, and
+    some gave up after busy_timeout ("database is locked"). Queued here, a write transaction
+    never meets another one, and readers never wait for writers (WAL).
     """
 
     syncer: _WalSyncer | None = None  # None: an in-memory database
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._turn = asyncio.Lock()
+        self._writer: asyncio.Task[Any] | None = None
+
     def begin(self) -> Any:  # an async context manager giving the session, like the original
-        return _Transaction(self())
+        return self._serial_begin()
 
-
-class _Transaction:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def __aenter__(self) -> AsyncSession:
-        await self.session.begin()
-        return self.session
-
-    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            if exc_type is None:
-                await self.session.commit()
-            else:
-                await self.session.rollback()
-        finally:
-            await self.session.close()
+    @contextlib.asynccontextmanager
+    async def _serial_begin(self) -> AsyncIterator[AsyncSession]:
+        me = asyncio.current_task()
+        if me is not None and me is self._writer:
+            raise RuntimeError("a write transaction inside another one would wait for itself")
+        async with self._turn:
+            self._writer = me
+            try:
+                async with super().begin() as session:
+                    yield session
+            finally:
+                self._writer = None

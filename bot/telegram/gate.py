@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 
+from cachetools import TTLCache
 from telegram import Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
@@ -29,7 +29,8 @@ REFUSALS_REMEMBERED = 10_000  # people; the oldest are forgotten first, so memor
 
 
 class RefusalMemory:
-    """Who was refused recently: an LRU of at most `size` people, each kept `every` seconds."""
+    """Who was refused recently: at most `size` people (least recently refused forgotten
+    first), each kept `every` seconds."""
 
     def __init__(
         self,
@@ -37,27 +38,21 @@ class RefusalMemory:
         size: int = REFUSALS_REMEMBERED,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._every, self._size, self._clock = every, size, clock
-        self._last: OrderedDict[int, float] = OrderedDict()
+        self._told: TTLCache[int, bool] = TTLCache(maxsize=size, ttl=every, timer=clock)
 
     def __len__(self) -> int:
-        return len(self._last)
+        return len(self._told)
 
     def should_tell(self, user_id: int) -> bool:
         """True the first time in `every` seconds (and then remembers it)."""
-        now = self._clock()
-        last = self._last.get(user_id)
-        if last is not None and now - last < self._every:
+        if user_id in self._told:
             return False
-        self._last[user_id] = now
-        self._last.move_to_end(user_id)
-        while len(self._last) > self._size:
-            self._last.popitem(last=False)
+        self._told[user_id] = True
         return True
 
     def forget(self, user_id: int) -> None:
         """Someone let in: if they are refused again later, they hear why."""
-        self._last.pop(user_id, None)
+        self._told.pop(user_id, None)
 
 
 REFUSALS_KEY = "_refusals"

@@ -756,8 +756,6 @@ class FakeTelegram:
                 "deleteWebhook": self._delete_webhook,
                 "getUpdates": self._get_updates,
                 "setMyCommands": self._set_my_commands,
-                "getMyCommands": self._get_my_commands,
-                "deleteMyCommands": self._delete_my_commands,
                 "sendMessage": self._send_message,
                 "sendPhoto": self._send_photo,
                 "sendDocument": self._send_document,
@@ -1831,13 +1829,6 @@ class FakeTelegram:
             self.commands[key] = clean
         else:
             self.commands.pop(key, None)
-        return True
-
-    def _get_my_commands(self, p: _Params, uploads: dict[str, _Upload]) -> list[dict[str, Any]]:
-        return copy.deepcopy(self.commands.get(self._scope_key(p), []))
-
-    def _delete_my_commands(self, p: _Params, uploads: dict[str, _Upload]) -> bool:
-        self.commands.pop(self._scope_key(p), None)
         return True
 
     def _send_message(self, p: _Params, uploads: dict[str, _Upload]) -> dict[str, Any]:

@@ -1,9 +1,12 @@
-"""Big upstream answers: base64 decoded in slices (bot.providers.extract.decode_base64) and PNG
+"""Big upstream answers: base64 decoded by pybase64 (bot.providers.extract.decode_base64) and PNG
 answers checked by their chunk CRCs instead of a pixel decode (bot.imaging.validate_output).
 
-The slice size is patched down to a few characters so small payloads take the many-slice path;
-one test uses the real 1 MiB slices. Invalid input must fail exactly as the one-piece decoder
-before the change did: `reference_decode` is that decoder, kept here verbatim.
+Each case runs on a whole string and on a span of a bigger text (a data URI among an answer's
+words), which is decoded in pieces: the piece size is patched down to a few characters so small
+payloads take the many-piece path; one variant uses the real 1 MiB pieces.
+Every payload must be accepted or refused as the stdlib decoder of git 6c7f747 did:
+`reference_decode` is that decoder, kept here verbatim. A refusal is the same BAD_RESPONSE with
+the same reason; the library's own wording after the colon may differ.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import io
 import random
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from PIL import Image
@@ -22,6 +25,7 @@ from PIL import Image
 from bot import imaging
 from bot.imaging import ImageInfo, ImageInputError
 from bot.providers import extract
+from bot.providers.base import InputImage
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import decode_base64, ref_from_url_or_data, split_data_uri
 
@@ -52,13 +56,22 @@ def outcome(fn: object, payload: str) -> tuple[str, object]:
         return "ok", fn(payload)  # type: ignore[operator]
     except ProviderError as exc:
         assert exc.kind is ProviderErrorKind.BAD_RESPONSE
-        return "error", str(exc)
+        return "error", str(exc).split(":")[0]
 
 
-@pytest.fixture(params=[1 << 20, 8, 4], ids=["1MiB-slices", "8-char-slices", "4-char-slices"])
-def slice_size(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+Decode = Callable[[str], bytes]
+
+
+@pytest.fixture(params=[None, 1 << 20, 8, 4], ids=["whole", "span-1MiB-pieces", "span-8", "span-4"])
+def decode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Decode:
+    if request.param is None:
+        return decode_base64
     monkeypatch.setattr(extract, "B64_SLICE", request.param)
-    return int(request.param)
+
+    def span(payload: str) -> bytes:
+        return decode_base64(f"![x]({payload}) and more", 5, 5 + len(payload))
+
+    return span
 
 
 def payloads() -> Iterator[bytes]:
@@ -70,41 +83,51 @@ def payloads() -> Iterator[bytes]:
     yield bytes(range(256))
 
 
-def test_clean_base64_decodes_like_b64decode(slice_size: int) -> None:
+def test_clean_base64_decodes_like_b64decode(decode: Decode) -> None:
     for data in payloads():
         text = base64.b64encode(data).decode()
-        assert decode_base64(text) == base64.b64decode(text) == data
+        assert decode(text) == base64.b64decode(text) == data
 
 
-def test_wrapped_and_spaced_base64_decodes_like_b64decode(slice_size: int) -> None:
+def test_wrapped_and_spaced_base64_decodes_like_b64decode(decode: Decode) -> None:
     for data in payloads():
         wrapped = base64.encodebytes(data).decode()  # 76-char lines with \n
-        assert decode_base64(wrapped) == base64.b64decode(wrapped) == data
+        assert decode(wrapped) == base64.b64decode(wrapped) == data
         crlf = wrapped.replace("\n", "\r\n")
-        assert decode_base64(crlf) == data
+        assert decode(crlf) == data
         text = base64.b64encode(data).decode()
         spaced = " ".join(text[i : i + 7] for i in range(0, len(text), 7))
-        assert decode_base64(f"\t{spaced} \n") == data
+        assert decode(f"\t{spaced} \n") == data
 
 
-def test_missing_padding_is_tolerated(slice_size: int) -> None:
+def test_missing_padding_is_tolerated(decode: Decode) -> None:
     for data in payloads():
         text = base64.b64encode(data).decode().rstrip("=")
-        assert decode_base64(text) == data
+        assert decode(text) == data
 
 
-def test_a_payload_of_many_real_slices() -> None:
-    data = random.Random(7).randbytes(1_700_000)  # ~2.3 M characters: three 1 MiB slices
+def test_a_span_of_the_payload_is_decoded() -> None:
+    data = random.Random(5).randbytes(3000)
+    text = base64.b64encode(data).decode()
+    assert decode_base64(f"xx{text}yy", 2, 2 + len(text)) == data
+    assert decode_base64(f"xx{text}", 2) == data
+
+
+def test_a_big_payload() -> None:
+    data = random.Random(7).randbytes(1_700_000)  # ~2.3 M characters: three 1 MiB pieces
     text = base64.b64encode(data).decode()
     assert len(text) > 2 * extract.B64_SLICE
-    assert decode_base64(text) == data
     wrapped = base64.encodebytes(data).decode()
-    assert decode_base64(wrapped) == data
-    bad = text[: extract.B64_SLICE + 5] + "*" + text[extract.B64_SLICE + 6 :]
-    with pytest.raises(ProviderError, match="invalid base64"):
-        decode_base64(bad)
+    middle = extract.B64_SLICE + 5  # inside the second piece of a span
+    bad = text[:middle] + "*" + text[middle + 1 :]
     padded_inside = text[: extract.B64_SLICE - 2] + "==" + text[extract.B64_SLICE :]
-    assert outcome(decode_base64, padded_inside) == outcome(reference_decode, padded_inside)
+    for decode in (decode_base64, lambda p: decode_base64(f"<{p}>", 1, len(p) + 1)):
+        assert decode(text) == data
+        assert decode(wrapped) == data
+        with pytest.raises(ProviderError, match="invalid base64"):
+            decode(bad)
+        assert outcome(decode, padded_inside) == outcome(reference_decode, padded_inside)
+        assert outcome(decode, padded_inside)[0] == "error"
 
 
 INVALID = [
@@ -126,21 +149,21 @@ INVALID = [
 
 
 @pytest.mark.parametrize("payload", INVALID)
-def test_invalid_base64_is_refused_as_before(slice_size: int, payload: str) -> None:
+def test_invalid_base64_is_refused_as_before(decode: Decode, payload: str) -> None:
     expected = outcome(reference_decode, payload)
     assert expected[0] == "error"
-    assert outcome(decode_base64, payload) == expected
+    assert outcome(decode, payload) == expected
 
 
 @pytest.mark.parametrize(
     "payload",
     ["", "====", "QUJD", "QUJDRA", "QUJDRA=", "QUJDRA===", "QUJD====", " QUJD\n", "QU\r\nJD RA"],
 )
-def test_odd_but_accepted_forms_decode_as_before(slice_size: int, payload: str) -> None:
-    assert outcome(decode_base64, payload) == outcome(reference_decode, payload)
+def test_odd_but_accepted_forms_decode_as_before(decode: Decode, payload: str) -> None:
+    assert outcome(decode, payload) == outcome(reference_decode, payload)
 
 
-def test_data_uris_decode_in_slices(slice_size: int) -> None:
+def test_data_uris_decode(decode: Decode) -> None:
     data = random.Random(3).randbytes(3000)
     text = base64.b64encode(data).decode()
     assert split_data_uri(f"data:image/png;base64,{text}") == (data, "image/png")
@@ -152,7 +175,7 @@ def test_data_uris_decode_in_slices(slice_size: int) -> None:
     assert (ref.data, ref.mime) == (data, "image/png")
 
 
-def test_broken_data_uris_are_refused(slice_size: int) -> None:
+def test_broken_data_uris_are_refused(decode: Decode) -> None:
     text = base64.b64encode(b"x" * 601).decode()
     assert text.endswith("==")
     with pytest.raises(ProviderError, match="invalid base64"):
@@ -161,6 +184,13 @@ def test_broken_data_uris_are_refused(slice_size: int) -> None:
         split_data_uri(f"data:image/png;base64,{text}{text}")  # padding inside the data
     with pytest.raises(ProviderError, match="empty data URI"):
         split_data_uri("data:image/png;base64,")
+
+
+def test_data_uri_of_an_input_image_round_trips() -> None:
+    data = random.Random(9).randbytes(1001)
+    uri = extract.data_uri(InputImage(data, "image/png"))
+    assert uri == "data:image/png;base64," + base64.b64encode(data).decode()
+    assert split_data_uri(uri) == (data, "image/png")
 
 
 # --- PNG answers checked by chunk CRCs --------------------------------------------------------

@@ -15,6 +15,7 @@ from PIL import Image
 
 from bot import imaging
 from bot.imaging import ImageInfo, ImageInputError
+from tests.unit.colors import mean_color
 
 RED = (255, 0, 0)
 GREEN = (0, 255, 0)
@@ -103,7 +104,7 @@ def test_cmyk_jpeg_becomes_rgb_jpeg() -> None:
 
     assert info.mime == imaging.MIME_JPEG and info.format == "JPEG"
     assert decode(out).mode == "RGB"
-    assert close_to(imaging.mean_color(out), RED, 20)
+    assert close_to(mean_color(out), RED, 20)
 
 
 def test_palette_png_with_transparency_becomes_rgba_png() -> None:
@@ -127,7 +128,7 @@ def test_unused_alpha_gives_jpeg() -> None:
     out, info = imaging.normalise_input(data)
 
     assert info.mime == imaging.MIME_JPEG
-    assert close_to(imaging.mean_color(out), GREEN)
+    assert close_to(mean_color(out), GREEN)
 
 
 def test_16bit_png_is_scaled_not_clipped() -> None:
@@ -139,7 +140,7 @@ def test_16bit_png_is_scaled_not_clipped() -> None:
     assert out != data
     assert info.mime == imaging.MIME_JPEG
     assert decode(out).mode == "RGB"
-    assert close_to(imaging.mean_color(out), (155, 155, 155), 3)  # 40000/257, not 255
+    assert close_to(mean_color(out), (155, 155, 155), 3)  # 40000/257, not 255
 
 
 @pytest.mark.parametrize("fmt", ["BMP", "TIFF"])
@@ -150,7 +151,7 @@ def test_other_formats_are_converted(fmt: str) -> None:
 
     assert info.mime == imaging.MIME_JPEG
     assert (info.width, info.height) == (64, 48)
-    assert close_to(imaging.mean_color(out), BLUE)
+    assert close_to(mean_color(out), BLUE)
 
 
 def _heic_bytes() -> bytes:
@@ -173,7 +174,7 @@ def test_heic_is_converted_to_jpeg() -> None:
     assert probed.mime == imaging.MIME_HEIC and probed.format == "HEIF"
     assert (probed.width, probed.height) == (96, 64)
     assert info.mime == imaging.MIME_JPEG and (info.width, info.height) == (96, 64)
-    assert close_to(imaging.mean_color(out), RED, 25)
+    assert close_to(mean_color(out), RED, 25)
 
 
 # --- normalise_input: passthrough and scaling ----------------------------------------------
@@ -211,7 +212,7 @@ def test_large_input_is_downscaled_to_max_side() -> None:
     assert decode(out).size == (2048, 1536)
     out_small, info_small = imaging.normalise_input(data, max_side=1000)
     assert (info_small.width, info_small.height) == (1000, 750)
-    assert close_to(imaging.mean_color(out_small), BLUE)
+    assert close_to(mean_color(out_small), BLUE)
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -255,7 +256,7 @@ def test_animated_input_is_refused_unless_first_frame(fmt: str) -> None:
 
     out, info = imaging.normalise_input(data, first_frame=True)
     assert info.mime in (imaging.MIME_JPEG, imaging.MIME_PNG)
-    assert close_to(imaging.mean_color(out), RED, 20)
+    assert close_to(mean_color(out), RED, 20)
 
 
 def test_single_frame_gif_is_accepted() -> None:
@@ -264,7 +265,7 @@ def test_single_frame_gif_is_accepted() -> None:
     out, info = imaging.normalise_input(data)
 
     assert info.mime == imaging.MIME_JPEG
-    assert close_to(imaging.mean_color(out), GREEN, 20)
+    assert close_to(mean_color(out), GREEN, 20)
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -358,7 +359,7 @@ def test_transparent_png_preview_is_flattened_on_white() -> None:
     preview = imaging.telegram_photo(data, imaging.probe(data))
 
     assert preview is not None
-    assert close_to(imaging.mean_color(preview), (255, 255, 255), 3)
+    assert close_to(mean_color(preview), (255, 255, 255), 3)
 
 
 # --- async wrappers ------------------------------------------------------------------------

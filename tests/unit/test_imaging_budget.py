@@ -11,6 +11,7 @@ from PIL import Image
 from bot import imaging
 from bot.imaging import ImageInputError
 from tests.e2e.helpers import png_bomb
+from tests.unit.colors import mean_color
 
 GUARD = 100_000  # pixels: small numbers keep these tests fast
 
@@ -39,7 +40,7 @@ def _turned_jpeg(progressive: bool = False) -> bytes:
 @pytest.mark.parametrize("fmt", ["PNG", "WEBP", "GIF", "TIFF"])
 def test_an_8000_square_bomb_is_refused_from_its_header(fmt: str) -> None:
     data = png_bomb() if fmt == "PNG" else _encode(Image.new("L", (8000, 8000)), fmt)
-    for fn in (imaging.probe, imaging.normalise_input, imaging.mean_color):
+    for fn in (imaging.probe, imaging.normalise_input, mean_color):
         assert _code(fn, data) == "too_large_pixels"
     if fmt != "TIFF":
         assert _code(imaging.validate_output, data) == "too_large_pixels"
@@ -56,7 +57,7 @@ def test_a_baseline_jpeg_beyond_the_guard_is_decoded_scaled_and_still_turned() -
         top = im.convert("RGB").getpixel((25, 10))
         bottom = im.convert("RGB").getpixel((25, 90))
     assert top[0] > 200 > top[2] and bottom[2] > 200 > bottom[0]  # type: ignore[index]
-    assert imaging.mean_color(data, max_pixels=GUARD)[1] < 30
+    assert mean_color(data, max_pixels=GUARD)[1] < 30
     preview = imaging.telegram_photo(
         data, imaging.ImageInfo("image/webp", 800, 400, "WEBP"), max_pixels=GUARD
     )

@@ -31,6 +31,17 @@ def test_memory_is_bounded_and_forgets_the_oldest() -> None:
     assert memory.should_tell(0)  # forgotten long ago: told again (at most once more)
 
 
+def test_people_refused_over_an_hour_ago_take_no_room() -> None:
+    clock = Clock(0.0)
+    memory = RefusalMemory(every=3600.0, size=3, clock=clock.monotonic)
+    assert memory.should_tell(1) and memory.should_tell(2)
+    clock.now += 3600.0
+    assert memory.should_tell(3)
+    assert len(memory) == 1  # the two expired refusals are gone, not waiting to be pushed out
+    assert memory.should_tell(4) and memory.should_tell(5)
+    assert not memory.should_tell(3)  # within its hour, and not pushed out by 4 and 5
+
+
 def test_row_of_names_rows_only_with_ids_the_database_can_hold() -> None:
     def row(data: str) -> tuple[str, int] | None:
         return row_of(decode(data))

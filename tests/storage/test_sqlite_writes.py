@@ -1,7 +1,6 @@
-"""bot.storage.db's inline SQLite connection (_InlineConnection) and its sessions
-(_InlineSessions) on a real migrated file: many write transactions at once all commit, a write
-transaction is one burst that never yields to the loop, failures roll back, and the
-connections close cleanly."""
+"""bot.storage.db's SQLite sessions on a real migrated file: many write transactions at once
+all commit (never "database is locked"), they take turns (no two overlap) while readers go on,
+failures and cancellations roll back and free the turn, and the connections close cleanly."""
 
 from __future__ import annotations
 
@@ -13,11 +12,10 @@ import threading
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.storage import db
@@ -34,10 +32,6 @@ def counts(path: Path) -> dict[str, int]:
             table: conn.execute(f"select count(*) from {table}").fetchone()[0]
             for table in ("users", "chats", "images", "jobs", "job_inputs")
         }
-
-
-def aiosqlite_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if "_connection_worker_thread" in t.name]
 
 
 @pytest.fixture
@@ -85,13 +79,8 @@ async def one_job(s: AsyncSession, i: int) -> int:
     )
 
 
-async def test_sqlite_urls_get_the_inline_connection(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
-) -> None:
-    assert isinstance(sessions, db._InlineSessions)
+async def test_sqlite_connections_get_the_pragmas(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        assert isinstance(raw.driver_connection, db._InlineConnection)
         pragmas = {
             name: (await conn.execute(text(f"PRAGMA {name}"))).scalar_one()
             for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
@@ -102,7 +91,6 @@ async def test_sqlite_urls_get_the_inline_connection(
         "busy_timeout": 5000,
         "synchronous": 1,
     }
-    assert aiosqlite_threads() == []  # no worker thread was started
 
 
 async def test_200_write_transactions_at_once_all_commit(
@@ -133,7 +121,6 @@ async def test_200_write_transactions_at_once_all_commit(
         "job_inputs": 200,
     }
     assert engine.pool.checkedout() == 0  # every session gave its connection back
-    assert aiosqlite_threads() == []
 
 
 async def test_readers_between_writers(
@@ -160,20 +147,61 @@ async def test_readers_between_writers(
     assert counts(db_path)["jobs"] == 100
 
 
-async def test_a_write_transaction_never_yields_to_the_loop(
-    sessions: async_sessionmaker[AsyncSession],
-) -> None:
-    loop = asyncio.get_running_loop()
-    for i in range(3):  # the first one also opens the connection
-        ran: list[str] = []
-        loop.call_soon(ran.append, "other task")
+async def test_write_transactions_take_turns(sessions: async_sessionmaker[AsyncSession]) -> None:
+    inside: list[int] = []
+    overlaps = 0
+
+    async def writer(i: int) -> None:
+        nonlocal overlaps
         async with sessions.begin() as s:
+            inside.append(i)
+            overlaps += len(inside) > 1
             await one_job(s, i)
+            await asyncio.sleep(0)  # other tasks run, but no other write transaction
             await s.execute(select(Chat.id))
-            assert ran == []
-        assert ran == []  # committed and closed in the same burst
-        await asyncio.sleep(0)
-        assert ran == ["other task"]
+            inside.remove(i)
+
+    await asyncio.wait_for(asyncio.gather(*(writer(i) for i in range(50))), 30.0)
+    assert overlaps == 0 and inside == []
+
+
+async def writer_of(sessions: async_sessionmaker[AsyncSession], i: int) -> int:
+    async with sessions.begin() as s:
+        return await one_job(s, i)
+
+
+async def test_a_write_transaction_inside_another_is_refused_not_deadlocked(
+    db_path: Path, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    with pytest.raises(RuntimeError, match="inside another"):
+        async with sessions.begin() as s:
+            await one_job(s, 1)
+            async with sessions.begin():
+                pass
+    assert counts(db_path)["jobs"] == 0
+    await writer_of(sessions, 2)  # the turn is free again
+    assert counts(db_path)["jobs"] == 1
+
+
+async def test_a_cancelled_write_rolls_back_and_frees_the_turn(
+    db_path: Path, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    started = asyncio.Event()
+
+    async def stuck() -> None:
+        async with sessions.begin() as s:
+            await one_job(s, 1)
+            started.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(stuck())
+    await started.wait()
+    waiting = asyncio.create_task(writer_of(sessions, 2))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # its turn comes after the stuck one
+    task.cancel()
+    await asyncio.wait_for(waiting, 10.0)
+    assert counts(db_path)["jobs"] == 1
 
 
 async def test_an_exception_rolls_back_everything(
@@ -246,18 +274,15 @@ async def test_connections_close_cleanly(db_path: Path) -> None:
     assert counts(db_path)["jobs"] == 20
 
 
-async def test_a_connection_that_cannot_open_fails_at_once(tmp_path: Path) -> None:
-    connect = db._inline_sqlite(str(tmp_path / "no" / "such" / "dir" / "bot.db"))
-    with pytest.raises(sqlite3.OperationalError):
-        await asyncio.wait_for(connect(), 2.0)
-    assert aiosqlite_threads() == []
-
-
-async def test_a_closed_connection_refuses_calls(db_path: Path) -> None:
-    conn: Any = await db._inline_sqlite(str(db_path))()
-    cursor = await conn.execute("select count(*) from users")
-    assert await cursor.fetchone() == (0,)
-    await conn.close()
-    await conn.close()  # twice is harmless
-    with pytest.raises(ValueError):
-        await conn.execute("select 1")
+async def test_a_database_that_cannot_open_fails_at_once(tmp_path: Path) -> None:
+    (tmp_path / "a directory").mkdir()
+    engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/a directory")
+    with pytest.raises(OperationalError):
+        async with db.create_sessionmaker(engine)() as s:
+            await asyncio.wait_for(s.execute(select(User.id)), 5.0)
+    await engine.dispose()
+    # aiosqlite's worker stops on its own after a failed open: let it finish on this loop
+    for _ in range(500):
+        if not any("_connection_worker_thread" in t.name for t in threading.enumerate()):
+            break
+        await asyncio.sleep(0.01)
