@@ -1,6 +1,15 @@
-"""Domain errors the services raise for the Telegram layer to put into words."""
+"""Domain errors the services raise for the Telegram layer to put into words.
+
+The upstream's errors pass through the services as they are: the Telegram layer knows them
+from here, never from bot.providers.
+"""
 
 from __future__ import annotations
+
+from bot.imaging import ImageInputError
+from bot.providers.errors import ProviderError, ProviderErrorKind
+
+__all__ = ["ImageInputError", "ProviderError", "ProviderErrorKind", "UserInputError"]
 
 
 class UserInputError(Exception):

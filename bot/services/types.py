@@ -4,9 +4,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.providers.base import (
+    Done,
+    ProgressCallback,
+    ProgressEvent,
+    Queued,
+    Retrying,
+    Started,
+    TaskPolling,
+)
+from bot.providers.profiles import Capabilities
+from bot.storage.models import SubjectKind
 from bot.storage.rows import StoredImage
 
-__all__ = ["HistoryEntry", "HistoryPage", "JobOptions", "JobOutcome", "StoredImage", "Who"]
+# What the Telegram layer sees of the layers below comes through here (see docs/ARCHITECTURE.md).
+__all__ = [
+    "Capabilities",
+    "Done",
+    "HistoryEntry",
+    "HistoryPage",
+    "JobOptions",
+    "JobOutcome",
+    "ProgressCallback",
+    "ProgressEvent",
+    "Queued",
+    "Retrying",
+    "Started",
+    "StoredImage",
+    "SubjectKind",
+    "TaskPolling",
+    "Who",
+]
 
 
 @dataclass(frozen=True)

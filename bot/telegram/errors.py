@@ -5,17 +5,15 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from telegram import Bot, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
-from bot import imaging, redaction
+from bot import redaction
 from bot.i18n import t
-from bot.providers.errors import ProviderError, ProviderErrorKind
-from bot.providers.pool import EndpointFaultHook
-from bot.services.errors import UserInputError
+from bot.services.errors import ImageInputError, ProviderError, ProviderErrorKind, UserInputError
 from bot.services.types import Who
 from bot.telegram.context import lang, who_of
 
@@ -26,7 +24,7 @@ _STALE_QUERY = "query is too old"
 def message_for(exc: BaseException, lang_code: str) -> str:
     if isinstance(exc, UserInputError):
         return t(lang_code, f"err_{exc.code}", **exc.params)
-    if isinstance(exc, imaging.ImageInputError):
+    if isinstance(exc, ImageInputError):
         return t(lang_code, f"err_image_{exc.code}")
     if isinstance(exc, ProviderError):
         if exc.kind is ProviderErrorKind.BLOCKED and "RECITATION" in (exc.reason or ""):
@@ -35,7 +33,7 @@ def message_for(exc: BaseException, lang_code: str) -> str:
     return t(lang_code, "err_internal")
 
 
-DOMAIN_ERRORS = (UserInputError, imaging.ImageInputError, ProviderError)
+DOMAIN_ERRORS = (UserInputError, ImageInputError, ProviderError)
 
 
 async def tell_user(
@@ -63,7 +61,9 @@ async def notify_admins(bot: Bot, admin_ids: Iterable[int], text: str) -> None:
             log.info("could not notify admin %s", admin_id)
 
 
-def endpoint_fault_notifier(bot: Bot, admin_ids: Iterable[int]) -> EndpointFaultHook:
+def endpoint_fault_notifier(
+    bot: Bot, admin_ids: Iterable[int]
+) -> Callable[[ProviderError], Awaitable[None]]:
     """The provider pool calls this when an endpoint's key, model or quota fails."""
     ids = tuple(admin_ids)
 

@@ -15,9 +15,8 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.i18n import t
-from bot.providers.base import ProgressCallback
 from bot.services.requests import GenerationRequest
-from bot.services.types import JobOutcome, Who
+from bot.services.types import JobOutcome, ProgressCallback, Who
 from bot.telegram.context import Services, lang, services, who_of
 from bot.telegram.progress import Progress
 from bot.telegram.replies import ResultSender

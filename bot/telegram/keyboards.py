@@ -5,9 +5,8 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import t
-from bot.providers.profiles import Capabilities
 from bot.services.prefs import LANGUAGES, MATCH_INPUT, REPLY_MODES, Prefs
-from bot.services.types import HistoryPage
+from bot.services.types import Capabilities, HistoryPage
 from bot.telegram import callback_data as cd
 
 

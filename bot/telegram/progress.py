@@ -16,7 +16,7 @@ from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
 from bot.i18n import t
-from bot.providers.base import Done, ProgressEvent, Queued, Retrying, Started, TaskPolling
+from bot.services.types import Done, ProgressEvent, Queued, Retrying, Started, TaskPolling
 from bot.telegram.ratelimit import PROGRESS
 
 log = logging.getLogger(__name__)

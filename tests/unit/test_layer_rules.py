@@ -97,3 +97,26 @@ def test_no_module_outside_storage_imports_sqlalchemy() -> None:
         and any(name.split(".")[0] == "sqlalchemy" for name in _imports(path))
     ]
     assert speaking == []
+
+
+def _layer_imports(layer: str) -> dict[str, set[str]]:
+    return {
+        path.relative_to(BOT).as_posix(): {n for n in _imports(path) if n.startswith("bot.")}
+        for path in _sources(BOT / layer)
+    }
+
+
+def test_the_telegram_layer_reaches_the_others_only_through_the_services() -> None:
+    reaching = {
+        path: sorted(n for n in names if n.startswith(("bot.providers", "bot.storage")))
+        for path, names in _layer_imports("telegram").items()
+    }
+    assert {path: names for path, names in reaching.items() if names} == {}
+
+
+def test_the_services_and_below_never_import_telegram() -> None:
+    for layer in ("services", "providers", "storage"):
+        for path, names in _layer_imports(layer).items():
+            assert not any(n.startswith("bot.telegram") for n in names), path
+        for path in _sources(BOT / layer):
+            assert "telegram" not in {n.split(".")[0] for n in _imports(path)}, path

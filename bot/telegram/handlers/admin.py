@@ -11,7 +11,7 @@ from telegram.ext import ContextTypes
 from bot.i18n import t
 from bot.services.quotas import subjects
 from bot.services.stats import StatRow
-from bot.storage.models import SubjectKind
+from bot.services.types import SubjectKind
 from bot.telegram.context import lang, services, who_of
 
 
