@@ -79,8 +79,9 @@ async def _run(settings: Settings) -> None:
 def freeze_startup_objects() -> None:
     """Keep what start-up made (modules, PTB, SQLAlchemy, Pillow: ~10^5 objects that live as
     long as the process) out of the garbage collector's full passes. Each full pass walked them
-    all and held the event loop 40-100 ms at 500 chats at once; now it walks only what was
-    made since. Only here, once per process: tests that start many bots must not freeze theirs.
+    all and held the event loop for a noticeable time with hundreds of chats at once; now it
+    walks only what was made since. Only here, once per process: tests that start many bots
+    must not freeze theirs.
     """
     gc.collect()
     gc.freeze()

@@ -193,8 +193,8 @@ def _target_span(text: str, lo: int, hi: int) -> tuple[int, int] | None:
 
 def _markdown_links(text: str) -> Iterator[tuple[int, int, int, int]]:
     """(start, end, target start, target end) of each `![alt](target)`, found with str.find
-    and without copying targets: answers can hold a 30 MB data URI, and a regex walking it
-    char by char costs ~0.5 s (copies of it, ~5 ms each, all under the GIL)."""
+    and without copying targets: answers can hold a 30 MB data URI, and a regex walking it char
+    by char (or a copy of it) holds the GIL long enough to stall every other chat."""
     pos = 0
     while (start := text.find("![", pos)) >= 0:
         alt_end = text.find("]", start + 2)

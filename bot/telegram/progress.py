@@ -42,8 +42,8 @@ class ProgressBudget:
 
     A progress call that finds the bucket empty is skipped, never queued: a late "sending a
     photo" or a late "7 s" is worth nothing, and with hundreds of jobs at once these calls
-    would otherwise take most of the bot's CPU (each Bot API call costs ~0.5-2 ms of it) and
-    crowd out results. A job's first feedback (the first chat action, the status message) may
+    would otherwise take most of the bot's CPU (every Bot API call costs some of it) and crowd
+    out results. A job's first feedback (the first chat action, the status message) may
     use the whole bucket; renewals and edits only its upper half, so when the bucket runs low,
     new jobs still get their first signal. Results and deletions never touch it.
     """

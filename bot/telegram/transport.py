@@ -1,11 +1,11 @@
 """The HTTP transport to the Bot API: PTB's request interface over aiohttp.
 
 Every Bot API call of the bot goes through here (sends, edits, chat actions, file downloads;
-getUpdates keeps PTB's own). PTB's default transport, httpx, cost ~1.7 ms of CPU per call on
-the benchmark machine (aiohttp: ~0.4 ms), and httpcore's pool does work proportional to its
-open connections on every request start and end: at 500 chats the bot spent over half its
-time there (py-spy), so Telegram calls, not images, set the pace. aiohttp's connector queues
-requests beyond its limit in O(1) and keeps all its connections alive.
+getUpdates keeps PTB's own). PTB's default transport, httpx, costs several times more CPU per
+call, and httpcore's pool does work proportional to its open connections on every request
+start and end, so at hundreds of chats Telegram calls, not images, set the pace (measurements:
+README, Performance). aiohttp's connector queues requests beyond its limit in O(1) and keeps
+all its connections alive.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import aiohttp
 from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
-POOL_SIZE = 32  # at ~100 ms per call to api.telegram.org: ~300 calls/s, ten times the flood limit
+POOL_SIZE = 32  # at api.telegram.org latencies, many times what the flood limits let through
 #: The most a file download may bring: the Bot API serves bots files up to 20 MB (getFile).
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 _CHUNK = 64 * 1024
