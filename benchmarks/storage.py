@@ -53,6 +53,7 @@ class InstantProvider:
 async def run(chats: int, jobs: int, data_dir: Path) -> dict[str, Any]:
     from bot.services.generation import GenerationService
     from bot.services.images import ImageLibrary
+    from bot.services.requests import GenerationRequest
     from bot.services.types import Who
     from bot.storage import db
     from bot.storage.blobs import BlobStore
@@ -63,10 +64,15 @@ async def run(chats: int, jobs: int, data_dir: Path) -> dict[str, Any]:
     engine = db.create_engine(url)
     database = Database(db.create_sessionmaker(engine))
     blobs = BlobStore(data_dir / "images")
-    generation = GenerationService(
-        database, blobs, InstantProvider(), model="gemini-2.5-flash-image", dialect="openai-chat"
-    )
     images = ImageLibrary(database, blobs)
+    generation = GenerationService(
+        database,
+        blobs,
+        InstantProvider(),
+        model="gemini-2.5-flash-image",
+        dialect="openai-chat",
+        images=images,
+    )
     latencies: list[float] = []
     errors: dict[str, int] = {}
 
@@ -75,8 +81,9 @@ async def run(chats: int, jobs: int, data_dir: Path) -> dict[str, Any]:
         for n in range(jobs):
             started = time.monotonic()
             try:
-                await images.for_text(chat_id)
-                outcome = await generation.run(who, f"job {n}", [], message_id=2 * n + 1)
+                # prepare() reads the chat's prefs and its current image, as a text does
+                request = GenerationRequest(who, f"job {n}", 2 * n + 1, chat_images=True)
+                outcome = await generation.run(await generation.prepare(request))
                 await images.record_delivery(chat_id, 2 * n + 2, outcome.images[0].id, None)
                 await generation.mark_delivered(outcome.job_id)
             except Exception as exc:
