@@ -114,8 +114,10 @@ class Bench:
         url = f"sqlite+aiosqlite:///{self.data_dir}/bot.db"
         await db.aupgrade(url)
         self.engine = db.create_engine(url)
-        event.listen(self.engine.sync_engine, "before_cursor_execute", self._count)
-        database = Database(db.create_sessionmaker(self.engine))
+        sessions = db.create_sessionmaker(self.engine)
+        for counted in (self.engine.sync_engine, db.inline_engine(sessions)):
+            event.listen(counted, "before_cursor_execute", self._count)
+        database = Database(sessions)
         blobs = BlobStore(self.data_dir / "images")
         self.access = AccessService(database, AccessLists(frozenset(), frozenset(), frozenset()))
         self.quotas = QuotaService(database, per_user=0, per_chat=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.storage.images import IMAGE_COLUMNS
@@ -52,7 +52,7 @@ class ChatQueries(Queries):
     """Users and chats are written through here only, so a unit of work knows which it wrote
     (`written_users`, `written_chats`): `Database.write()` remembers them once committed."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession | Connection) -> None:
         super().__init__(session)
         self.written_users: dict[int, UserValues] = {}
         self.written_chats: dict[int, ChatValues] = {}

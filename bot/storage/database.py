@@ -23,11 +23,16 @@ class Database:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sessions = sessions
+        self._inline = db.inline_engine(sessions)
         self._subjects = Subjects(clock)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Repo]:
         """A read-only unit of work (nothing it does is committed)."""
+        if self._inline is not None:
+            with self._inline.connect() as conn:
+                yield Repo(conn)
+            return
         async with self._sessions() as s:
             yield Repo(s)
 
@@ -35,12 +40,21 @@ class Database:
     async def write(self, asker: Asker | None = None) -> AsyncIterator[Repo]:
         """A transaction, committed when the block ends (rolled back if it raises). With
         `asker`, its user and chat rows are written first if this process has not already."""
-        async with self._sessions.begin() as s:
-            repo = Repo(s)
+        async with self._transaction() as repo:
             if asker is not None:
                 await self._subjects.write_due(repo, asker)
             yield repo
         self._subjects.note(repo)  # committed
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Repo]:
+        if self._inline is None:
+            async with self._sessions.begin() as s:
+                yield Repo(s)
+            return
+        async with db.write_turn(self._sessions):
+            with self._inline.begin() as conn:
+                yield Repo(conn)
 
     async def to_disk(self) -> None:
         """Every commit made so far is on disk when this returns (see db.to_disk)."""

@@ -1,4 +1,12 @@
-"""Engine, sessions and migrations."""
+"""Engine, sessions and migrations.
+
+SQLite files are read and written inline, on the event loop's thread, through a plain
+(synchronous) SQLAlchemy engine on the same file: a statement is well under a millisecond of
+SQLite work, and handing each one to aiosqlite's thread and back cost more than running it and
+let other tasks in mid-transaction. Write transactions take turns behind one asyncio lock, so
+a writer never meets another inside SQLite (whose busy handler would block the loop). The
+async engine stays for everything else: migrations, PostgreSQL, and the tests' own checks.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +18,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -81,8 +90,36 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
         database = engine.url.database
         if database and database != ":memory:":
             sessions.syncer = _WalSyncer(Path(database))
+            sessions.inline = _inline_engine(engine)
         return sessions
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _inline_engine(engine: AsyncEngine) -> Engine:
+    """A synchronous engine on the async one's SQLite file, disposed with it. Its pool never
+    makes a caller wait (that would block the loop): a connection is opened past the pool's
+    size when every pooled one is in use."""
+    inline = sqlalchemy.create_engine(
+        engine.url.set(drivername="sqlite"), pool_size=8, max_overflow=-1
+    )
+    event.listen(inline, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "engine_disposed", lambda _: inline.dispose())
+    return inline
+
+
+def inline_engine(sessions: async_sessionmaker[AsyncSession]) -> Engine | None:
+    """The synchronous engine to run these sessions' SQLite file inline with, if any."""
+    inline: Engine | None = getattr(sessions, "inline", None)
+    return inline
+
+
+def write_turn(
+    sessions: async_sessionmaker[AsyncSession],
+) -> contextlib.AbstractAsyncContextManager[None]:
+    """This process's turn to write (SQLite); other databases let writers in at once."""
+    if isinstance(sessions, _SerialWrites):
+        return sessions.turn()
+    return contextlib.nullcontext()
 
 
 async def to_disk(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -163,6 +200,7 @@ class _SerialWrites(async_sessionmaker[AsyncSession]):
     """
 
     syncer: _WalSyncer | None = None  # None: an in-memory database
+    inline: Engine | None = None  # None: an in-memory database
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -173,14 +211,19 @@ class _SerialWrites(async_sessionmaker[AsyncSession]):
         return self._serial_begin()
 
     @contextlib.asynccontextmanager
-    async def _serial_begin(self) -> AsyncIterator[AsyncSession]:
+    async def turn(self) -> AsyncIterator[None]:
+        """Wait for the writers before this one; the caller writes until the block ends."""
         me = asyncio.current_task()
         if me is not None and me is self._writer:
             raise RuntimeError("a write transaction inside another one would wait for itself")
         async with self._turn:
             self._writer = me
             try:
-                async with super().begin() as session:
-                    yield session
+                yield
             finally:
                 self._writer = None
+
+    @contextlib.asynccontextmanager
+    async def _serial_begin(self) -> AsyncIterator[AsyncSession]:
+        async with self.turn(), super().begin() as session:
+            yield session

@@ -10,7 +10,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Executable, Insert, Table, Update, bindparam, insert, update
+from sqlalchemy import Connection, Executable, Insert, Table, Update, bindparam, insert, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -54,20 +54,25 @@ def _upsert_statement(
 
 
 class Queries:
-    """The session of one unit of work and how its statements run. Never commits: the
+    """The connection of one unit of work and how its statements run: an async session's, or
+    a synchronous connection run inline (SQLite, see bot/storage/db.py). Never commits: the
     `Database.write()` block around it does."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession | Connection) -> None:
         self.s = session
         self._conn: AsyncConnection | None = None
 
     async def core(self, stmt: Executable, params: Any = None) -> Any:
-        """Run a Core statement on the session's connection (the same transaction)."""
+        """Run a Core statement on the unit of work's connection (the same transaction)."""
+        if isinstance(self.s, Connection):
+            return self.s.execute(stmt, params)
         if self._conn is None:
             self._conn = await self.s.connection()
         return await self._conn.execute(stmt, params)
 
     def _dialect(self) -> str:
+        if isinstance(self.s, Connection):
+            return self.s.dialect.name
         return self.s.get_bind().dialect.name
 
     async def _insert_ignore(self, table: Table, **values: Any) -> None:

@@ -99,8 +99,10 @@ async def env(tmp_path: Path, db_url: str) -> AsyncIterator[Env]:
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements[" ".join(statement.split()[:3])] += 1
 
-    event.listen(engine.sync_engine, "before_cursor_execute", count)
     sessions = db.create_sessionmaker(engine)
+    # the services' statements run on the inline engine (SQLite files), the checks' on the async
+    for counted in (engine.sync_engine, db.inline_engine(sessions)):
+        event.listen(counted, "before_cursor_execute", count)
     now = [1000.0]
     database = Database(sessions, clock=lambda: now[0])
     blobs = BlobStore(tmp_path / "images")

@@ -1,6 +1,8 @@
 """bot.storage.db's SQLite sessions on a real migrated file: many write transactions at once
 all commit (never "database is locked"), they take turns (no two overlap) while readers go on,
-failures and cancellations roll back and free the turn, and the connections close cleanly."""
+failures and cancellations roll back and free the turn, and the connections close cleanly.
+The services' units of work (bot.storage.database) run inline on the loop's thread and take
+the same turns as the sessions' writers."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.storage import db
+from bot.storage.database import Database
 from bot.storage.models import Chat, Job, JobInput, User
 from bot.storage.repositories import Repo
 
@@ -52,9 +55,8 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return db.create_sessionmaker(engine)
 
 
-async def one_job(s: AsyncSession, i: int) -> int:
+async def one_job(repo: Repo, i: int) -> int:
     """What a request writes: its user and chat, an image, a job that uses it."""
-    repo = Repo(s)
     chat_id = -1000 - i % CHATS
     await repo.upsert_user(i + 1, f"user {i}", None, "en")
     await repo.upsert_chat(chat_id, "group", f"chat {i % CHATS}")
@@ -104,7 +106,7 @@ async def test_200_write_transactions_at_once_all_commit(
             await s.get(User, i + 1)
         await asyncio.sleep(0)
         async with sessions.begin() as s:
-            return await one_job(s, i)
+            return await one_job(Repo(s), i)
 
     tasks = [asyncio.create_task(request(i)) for i in range(200)]
     await asyncio.sleep(0)
@@ -130,7 +132,7 @@ async def test_readers_between_writers(
 
     async def writer(i: int) -> None:
         async with sessions.begin() as s:
-            await one_job(s, i)
+            await one_job(Repo(s), i)
 
     async def reader() -> int:
         async with sessions() as s:
@@ -156,7 +158,7 @@ async def test_write_transactions_take_turns(sessions: async_sessionmaker[AsyncS
         async with sessions.begin() as s:
             inside.append(i)
             overlaps += len(inside) > 1
-            await one_job(s, i)
+            await one_job(Repo(s), i)
             await asyncio.sleep(0)  # other tasks run, but no other write transaction
             await s.execute(select(Chat.id))
             inside.remove(i)
@@ -167,7 +169,7 @@ async def test_write_transactions_take_turns(sessions: async_sessionmaker[AsyncS
 
 async def writer_of(sessions: async_sessionmaker[AsyncSession], i: int) -> int:
     async with sessions.begin() as s:
-        return await one_job(s, i)
+        return await one_job(Repo(s), i)
 
 
 async def test_a_write_transaction_inside_another_is_refused_not_deadlocked(
@@ -175,7 +177,7 @@ async def test_a_write_transaction_inside_another_is_refused_not_deadlocked(
 ) -> None:
     with pytest.raises(RuntimeError, match="inside another"):
         async with sessions.begin() as s:
-            await one_job(s, 1)
+            await one_job(Repo(s), 1)
             async with sessions.begin():
                 pass
     assert counts(db_path)["jobs"] == 0
@@ -190,7 +192,7 @@ async def test_a_cancelled_write_rolls_back_and_frees_the_turn(
 
     async def stuck() -> None:
         async with sessions.begin() as s:
-            await one_job(s, 1)
+            await one_job(Repo(s), 1)
             started.set()
             await asyncio.Event().wait()
 
@@ -209,8 +211,8 @@ async def test_an_exception_rolls_back_everything(
 ) -> None:
     with pytest.raises(RuntimeError, match="changed my mind"):
         async with sessions.begin() as s:
-            await one_job(s, 1)
-            await one_job(s, 2)
+            await one_job(Repo(s), 1)
+            await one_job(Repo(s), 2)
             raise RuntimeError("changed my mind")
     assert counts(db_path) == dict.fromkeys(("users", "chats", "images", "jobs", "job_inputs"), 0)
     # the write lock is free at once: another connection that won't wait can write
@@ -220,7 +222,7 @@ async def test_an_exception_rolls_back_everything(
             "values (5, 'x', '2024-01-01', '2024-01-01')"
         )
     async with sessions.begin() as s:
-        await one_job(s, 3)
+        await one_job(Repo(s), 3)
     assert counts(db_path)["jobs"] == 1
 
 
@@ -229,13 +231,13 @@ async def test_a_failing_statement_rolls_back_the_earlier_ones(
 ) -> None:
     with pytest.raises(IntegrityError):
         async with sessions.begin() as s:
-            await one_job(s, 1)
+            await one_job(Repo(s), 1)
             s.add(JobInput(job_id=10_000, position=0, image_id=10_000))  # no such job: FK
             await s.flush()
     assert counts(db_path)["jobs"] == 0
     assert engine.pool.checkedout() == 0
     async with sessions.begin() as s:
-        await one_job(s, 2)
+        await one_job(Repo(s), 2)
     assert counts(db_path)["jobs"] == 1
 
 
@@ -243,7 +245,7 @@ async def test_what_a_transaction_returns_stays_usable(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     async with sessions.begin() as s:
-        job_id = await one_job(s, 7)
+        job_id = await one_job(Repo(s), 7)
         job = await s.get(Job, job_id)
     assert job is not None
     assert job.prompt == "prompt 7"  # expire_on_commit=False: no lazy load after the block
@@ -255,7 +257,7 @@ async def _use_and_dispose(db_path: Path) -> None:
 
     async def request(i: int) -> None:
         async with sessions.begin() as s:
-            await one_job(s, i)
+            await one_job(Repo(s), i)
 
     await asyncio.gather(*(request(i) for i in range(20)))
     async with sessions() as s:
@@ -286,3 +288,38 @@ async def test_a_database_that_cannot_open_fails_at_once(tmp_path: Path) -> None
         if not any("_connection_worker_thread" in t.name for t in threading.enumerate()):
             break
         await asyncio.sleep(0.01)
+
+
+async def test_units_of_work_run_inline_and_200_writers_at_once_all_commit(
+    db_path: Path, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    from sqlalchemy import event
+
+    inline = db.inline_engine(sessions)
+    assert inline is not None
+    threads: set[int] = set()
+    event.listen(inline, "before_cursor_execute", lambda *_: threads.add(threading.get_ident()))
+    database = Database(sessions)
+    go = asyncio.Event()
+
+    async def request(i: int) -> int:
+        await go.wait()
+        async with database.read() as repo:
+            await repo.image(i + 1)
+        await asyncio.sleep(0)
+        async with database.write() as repo:
+            return await one_job(repo, i)
+
+    async def through_the_sessions(i: int) -> int:  # a writer of the async engine meanwhile
+        await go.wait()
+        async with sessions.begin() as s:
+            return await one_job(Repo(s), i)
+
+    tasks = [asyncio.create_task(request(i)) for i in range(200)]
+    tasks += [asyncio.create_task(through_the_sessions(i)) for i in range(200, 210)]
+    await asyncio.sleep(0)
+    go.set()
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30.0)
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert threads == {threading.get_ident()}  # no hand-off to a worker thread
+    assert counts(db_path)["jobs"] == 210
