@@ -38,6 +38,7 @@ import mimetypes
 import re
 import secrets
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -1362,7 +1363,14 @@ class FakeTelegram:
         files: dict[str, _Upload] = {}
         for k, v in request.query.items():
             params[k] = _decode_form_value(k, v)
-        if request.method not in ("POST", "PUT") or not request.can_read_body:
+        if not request.can_read_body:
+            return params, files
+        if request.method == "GET":  # pyTelegramBotAPI sends forms this way; Telegram reads them
+            if request.content_type == "application/x-www-form-urlencoded":
+                for k, v in urllib.parse.parse_qsl(await request.text(), keep_blank_values=True):
+                    params[k] = _decode_form_value(k, v)
+            return params, files
+        if request.method not in ("POST", "PUT"):
             return params, files
         ctype = request.content_type
         if ctype == "application/json":

@@ -321,6 +321,25 @@ async def test_offset_semantics(fake: FakeTelegram, bot: Bot) -> None:
     assert len(await bot.get_updates(offset=first[0].update_id, limit=1, timeout=0)) == 1
 
 
+async def test_get_with_a_form_body_is_read(fake: FakeTelegram) -> None:
+    """Telegram reads a form sent with GET (pyTelegramBotAPI calls every method that way)."""
+    fake.send_text(CHAT, "one")
+    fake.send_text(CHAT, "two")
+    url = f"{fake.root}/bot{fake.token}/getUpdates"
+    async with httpx.AsyncClient() as client:
+        first = (await client.request("GET", url, data={"timeout": "0"})).json()["result"]
+        offset = str(first[-1]["update_id"])
+        rest = await client.request("GET", url, data={"offset": offset, "timeout": "0"})
+        sent = await client.request(
+            "GET",
+            url.replace("getUpdates", "sendMessage"),
+            data={"chat_id": str(CHAT), "text": "hi"},
+        )
+    assert [u["message"]["text"] for u in rest.json()["result"]] == ["two"]
+    assert sent.json()["result"]["text"] == "hi"
+    assert fake.calls_of("sendMessage")[-1].params == {"chat_id": CHAT, "text": "hi"}
+
+
 async def test_long_poll_returns_when_an_update_arrives(fake: FakeTelegram, bot: Bot) -> None:
     async def later() -> None:
         await asyncio.sleep(0.3)
