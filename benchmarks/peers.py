@@ -211,8 +211,12 @@ class PeerRunner(Runner):
                 result.wall = round(t_end - t0, 3)
             self._measure(result, view, api, chats)
             wanted = set(chats)
-            result.calls = dict(
-                sorted(Counter(c.method for c in tg.calls if _chat_of(c) in wanted).items())
+            mine = [c for c in tg.calls if _chat_of(c) in wanted]
+            result.calls = dict(sorted(Counter(c.method for c in mine).items()))
+            refused = Counter(
+                f"{c.method} {c.response.get('description')}"
+                for c in mine
+                if not c.ok and c.response
             )
         finally:
             if proc.returncode is None:
@@ -224,10 +228,10 @@ class PeerRunner(Runner):
                     await proc.wait()
             log.close()
         tail = (self.tmp / f"{peer.name}.log").read_text(errors="replace").splitlines()
-        result.errors += [line[:300] for line in tail if "ERROR" in line or "Traceback" in line][
-            :10
-        ]
-        return asdict(result)
+        bad = [line[:300] for line in tail if "ERROR" in line or "Traceback" in line]
+        result.errors += bad[:10]
+        upstream = sorted({r.path for r in api.requests})
+        return asdict(result) | {"upstream": upstream, "refused": dict(refused)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,6 +260,8 @@ def row(k: int, phase: dict[str, Any]) -> dict[str, Any]:
         "cpu_ms_per_image": phase["cpu_ms_per_job"],
         "peak_rss_mb": phase["peak_rss_mb"],
         "errors": phase["errors"],
+        "upstream": phase.get("upstream"),
+        "refused": phase.get("refused", {}),  # calls the fake Telegram answered with an error
     }
 
 
@@ -296,7 +302,12 @@ def render(rows: list[dict[str, Any]], latency: float, info: dict[str, Any]) -> 
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_mb']} MB RAM; "
         f"{info['os']}; Python {info['python']}."
     )
+    routes = {r["who"]: r["upstream"] for r in rows if r["upstream"]}
+    lines += [
+        f"{who} asked the fake image API at {', '.join(paths)}" for who, paths in routes.items()
+    ]
     for r in rows:
+        lines += [f"{r['who']} at {r['chats']}: refused {n} × {m}" for m, n in r["refused"].items()]
         lines += [f"{r['who']} at {r['chats']}: {e}" for e in r["errors"][:3]]
     return "\n".join(lines)
 
