@@ -320,6 +320,29 @@ _HTML_TAGS = frozenset(
 )
 
 
+_MDV2_MARKUP = frozenset("_*[]~`|")
+_MDV2_RESERVED = frozenset("()>#+-={}.!")
+
+
+def _parse_markdown_v2_plain(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """MarkdownV2 text without markup (escapes only), as Telegram reads it; markup itself is
+    not modelled and is refused as an unsupported parse mode."""
+    out: list[str] = []
+    chars = iter(text)
+    for ch in chars:
+        if ch == "\\":
+            out.append(next(chars, ""))
+        elif ch in _MDV2_MARKUP:
+            raise _bad("unsupported parse_mode: the fake reads MarkdownV2 escapes, not markup")
+        elif ch in _MDV2_RESERVED:
+            raise ValueError(
+                f"Character '{ch}' is reserved and must be escaped with the preceding '\\'"
+            )
+        else:
+            out.append(ch)
+    return "".join(out), []
+
+
 def _parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
     t = _Bytes(text.encode("utf-8"))
     out = bytearray()
@@ -1517,10 +1540,11 @@ class FakeTelegram:
         mode = (p.get_str(mode_name) or "").strip()
         entities: list[dict[str, Any]] = []
         if mode:
-            if mode.lower() != "html":
+            parse = {"html": _parse_html, "markdownv2": _parse_markdown_v2_plain}.get(mode.lower())
+            if parse is None:
                 raise _bad("unsupported parse_mode")
             try:
-                text, entities = _parse_html(text)
+                text, entities = parse(text)
             except ValueError as exc:
                 raise _bad(f"can't parse entities: {exc}") from None
         else:
