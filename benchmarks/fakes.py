@@ -158,7 +158,7 @@ class TimedImageAPI(FakeImageAPI):
         return b"".join((head, prefix, self.answer.b64(self._serial), suffix, tail))
 
     async def _gemini_answer(self, body: dict[str, Any], failure: object) -> web.Response:
-        parts = [
+        parts: list[dict[str, Any]] = [
             {"text": "Here is your image."},
             {"inlineData": {"mimeType": "image/png", "data": "\x00"}},
         ]
