@@ -11,11 +11,12 @@ Each CHECKOUT is a peer's source tree (never committed here), recognised by its 
 
 A peer runs with its own Python: `<venvs>/bench-peer-<name>/bin/python`, created and filled from
 the checkout's requirements.txt on first use. The launcher changes none of a peer's code: it
-passes the settings the peer documents (token, API key, admin id, data path), points google-genai
-at the fake image API with GOOGLE_GEMINI_BASE_URL, points the Bot API address at the fake
-Telegram (python-telegram-bot: chibi's TELEGRAM_BASE_URL setting; pyTelegramBotAPI has no
-setting, so `benchmarks/peers/sitecustomize.py` sets its module attribute) and writes the peer's
-list of allowed users into its working directory.
+passes the settings the peer documents (token, API key, admin id, allowed users, data path),
+points google-genai at the fake image API with GOOGLE_GEMINI_BASE_URL and the Bot API library at
+the fake Telegram: chibi's TELEGRAM_BASE_URL setting, plus `benchmarks/peers/sitecustomize.py`,
+which sets pyTelegramBotAPI's address attribute (it has no setting) and python-telegram-bot's
+default address (chibi builds a second Bot at start-up without its setting). Peers log at their
+own default level; this bot runs as in run.py (LOG_LEVEL=WARNING).
 
 For each K: this bot through `benchmarks.run.Runner`, then each peer, each with fresh fakes, a
 fresh process and one warm-up job first; K chats each send one prompt at once, upstream latency
