@@ -7,7 +7,9 @@ with two changes for benchmarks:
   bot's content-addressed store really writes every one) and are built from precomputed
   base64 in microseconds, so the fake stays cheap next to the bot at 500 chats;
 * it notes, per job, when the request arrived (headers read, before the body) and when the
-  answer was ready to go out. Jobs are found by a `job-<chat_id>` marker in the prompt.
+  answer was ready to go out. Jobs are found by a `job-<chat_id>` marker in the prompt;
+* the Gemini routes answer too (generateContent, and Imagen's predict, which the suite's fake
+  lacks), with either auth header, so `benchmarks/peers.py` can point other bots at it.
 """
 
 from __future__ import annotations
@@ -19,14 +21,16 @@ import re
 import struct
 import time
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from PIL import Image, ImageChops
 
-from tests.fakes.image_api import LEADING_TEXT, FakeImageAPI, chat_payload
+from tests.fakes.image_api import LEADING_TEXT, FakeImageAPI, chat_payload, gemini_payload
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _MARKER = re.compile(rb"job-(\d+)")
 _PNG_HEAD = 33  # signature (8) + IHDR chunk (25): a multiple of 3, so base64 splits cleanly
 
@@ -115,23 +119,58 @@ class TimedImageAPI(FakeImageAPI):
         self.jobs: dict[int, JobTimes] = {}
         self._serial = 0
 
-    async def _chat_completions(self, request: web.Request) -> web.Response:
+    async def _timed(self, request: web.Request, serve: Handler) -> web.StreamResponse:
         arrived = time.monotonic()
         raw = await request.read()  # aiohttp keeps it: the shared pipeline reads it again
         found = _MARKER.search(raw)
         job = int(found.group(1)) if found else None
         if job is not None:
             self.jobs[job] = JobTimes(arrived)
-        response = await super()._chat_completions(request)
+        response = await serve(request)
         if job is not None:
             self.jobs[job].answered = time.monotonic()
         return response
 
-    async def _chat_answer(self, body: dict[str, Any], failure: object) -> web.Response:
+    async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._timed(request, super()._chat_completions)
+
+    async def _generate_content(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["model_action"].endswith(":predict"):
+            return await self._timed(
+                request, lambda r: self._serve(r, "gemini", self._imagen_answer)
+            )
+        return await self._timed(request, super()._generate_content)
+
+    def _authorized(self, request: web.Request) -> bool:
+        # Each peer's SDK sends the key its own way; the key is what is checked.
+        return self.api_key in (
+            request.headers.get("x-goog-api-key"),
+            request.headers.get("Authorization", "").removeprefix("Bearer "),
+        )
+
+    def _answer_around(
+        self, payload: dict[str, Any], prefix: bytes = b"", suffix: bytes = b""
+    ) -> bytes:
+        """The payload's JSON with its "\\x00" string replaced by a fresh unique image's base64."""
         self._serial += 1
-        payload = chat_payload(str(body.get("model", "")), "\x00")
         head, tail = json.dumps(payload, ensure_ascii=False).encode().split(b"\\u0000")
-        uri = b"data:image/png;base64," + self.answer.b64(self._serial)
-        text = LEADING_TEXT.encode() + b"![image](" + uri + b")"
         self.outputs.append((0, 0, 0))
-        return web.Response(body=b"".join((head, text, tail)), content_type="application/json")
+        return b"".join((head, prefix, self.answer.b64(self._serial), suffix, tail))
+
+    async def _gemini_answer(self, body: dict[str, Any], failure: object) -> web.Response:
+        parts: list[dict[str, Any]] = [
+            {"text": "Here is your image."},
+            {"inlineData": {"mimeType": "image/png", "data": "\x00"}},
+        ]
+        body_bytes = self._answer_around(gemini_payload(parts))
+        return web.Response(body=body_bytes, content_type="application/json")
+
+    async def _imagen_answer(self, body: dict[str, Any], failure: object) -> web.Response:
+        payload = {"predictions": [{"mimeType": "image/png", "bytesBase64Encoded": "\x00"}]}
+        return web.Response(body=self._answer_around(payload), content_type="application/json")
+
+    async def _chat_answer(self, body: dict[str, Any], failure: object) -> web.Response:
+        payload = chat_payload(str(body.get("model", "")), "\x00")
+        prefix = LEADING_TEXT.encode() + b"![image](data:image/png;base64,"
+        body_bytes = self._answer_around(payload, prefix, b")")
+        return web.Response(body=body_bytes, content_type="application/json")

@@ -244,6 +244,7 @@ class FakeImageAPI:
         app.router.add_post("/v1/images/edits", self._images)
         app.router.add_get("/v1/images/tasks/{task_id}", self._task)
         app.router.add_post("/v1beta/models/{model_action}", self._generate_content)
+        app.router.add_post("/v1/models/{model_action}", self._generate_content)  # same API, v1
         app.router.add_get("/files/{name}", self._file)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()

@@ -38,6 +38,7 @@ import mimetypes
 import re
 import secrets
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -317,6 +318,29 @@ _HTML_TAGS = frozenset(
         "blockquote",
     }
 )
+
+
+_MDV2_MARKUP = frozenset("_*[]~`|")
+_MDV2_RESERVED = frozenset("()>#+-={}.!")
+
+
+def _parse_markdown_v2_plain(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """MarkdownV2 text without markup (escapes only), as Telegram reads it; markup itself is
+    not modelled and is refused as an unsupported parse mode."""
+    out: list[str] = []
+    chars = iter(text)
+    for ch in chars:
+        if ch == "\\":
+            out.append(next(chars, ""))
+        elif ch in _MDV2_MARKUP:
+            raise _bad("unsupported parse_mode: the fake reads MarkdownV2 escapes, not markup")
+        elif ch in _MDV2_RESERVED:
+            raise ValueError(
+                f"Character '{ch}' is reserved and must be escaped with the preceding '\\'"
+            )
+        else:
+            out.append(ch)
+    return "".join(out), []
 
 
 def _parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
@@ -1362,7 +1386,14 @@ class FakeTelegram:
         files: dict[str, _Upload] = {}
         for k, v in request.query.items():
             params[k] = _decode_form_value(k, v)
-        if request.method not in ("POST", "PUT") or not request.can_read_body:
+        if not request.can_read_body:
+            return params, files
+        if request.method == "GET":  # pyTelegramBotAPI sends forms this way; Telegram reads them
+            if request.content_type == "application/x-www-form-urlencoded":
+                for k, v in urllib.parse.parse_qsl(await request.text(), keep_blank_values=True):
+                    params[k] = _decode_form_value(k, v)
+            return params, files
+        if request.method not in ("POST", "PUT"):
             return params, files
         ctype = request.content_type
         if ctype == "application/json":
@@ -1509,10 +1540,11 @@ class FakeTelegram:
         mode = (p.get_str(mode_name) or "").strip()
         entities: list[dict[str, Any]] = []
         if mode:
-            if mode.lower() != "html":
+            parse = {"html": _parse_html, "markdownv2": _parse_markdown_v2_plain}.get(mode.lower())
+            if parse is None:
                 raise _bad("unsupported parse_mode")
             try:
-                text, entities = _parse_html(text)
+                text, entities = parse(text)
             except ValueError as exc:
                 raise _bad(f"can't parse entities: {exc}") from None
         else:

@@ -321,6 +321,32 @@ async def test_offset_semantics(fake: FakeTelegram, bot: Bot) -> None:
     assert len(await bot.get_updates(offset=first[0].update_id, limit=1, timeout=0)) == 1
 
 
+async def test_get_with_a_form_body_is_read(fake: FakeTelegram) -> None:
+    """Telegram reads a form sent with GET (pyTelegramBotAPI calls every method that way)."""
+    fake.send_text(CHAT, "one")
+    fake.send_text(CHAT, "two")
+    url = f"{fake.root}/bot{fake.token}/getUpdates"
+    async with httpx.AsyncClient() as client:
+        first = (await client.request("GET", url, data={"timeout": "0"})).json()["result"]
+        offset = str(first[-1]["update_id"])
+        rest = await client.request("GET", url, data={"offset": offset, "timeout": "0"})
+        sent = await client.request(
+            "GET",
+            url.replace("getUpdates", "sendMessage"),
+            data={"chat_id": str(CHAT), "text": "hi"},
+        )
+    assert [u["message"]["text"] for u in rest.json()["result"]] == ["two"]
+    assert sent.json()["result"]["text"] == "hi"
+    assert fake.calls_of("sendMessage")[-1].params == {"chat_id": CHAT, "text": "hi"}
+
+
+async def test_markdown_v2_escapes(bot: Bot) -> None:
+    sent = await bot.send_message(CHAT, "Here is your image\\. \\(1\\)", parse_mode="MarkdownV2")
+    assert sent.text == "Here is your image. (1)" and not sent.entities
+    with pytest.raises(BadRequest, match=ci("character '.' is reserved")):
+        await bot.send_message(CHAT, "Here is your image.", parse_mode="MarkdownV2")
+
+
 async def test_long_poll_returns_when_an_update_arrives(fake: FakeTelegram, bot: Bot) -> None:
     async def later() -> None:
         await asyncio.sleep(0.3)
@@ -342,7 +368,7 @@ async def test_entity_parsing_errors_match_telegram(bot: Bot) -> None:
         await bot.send_message(CHAT, "use <prompt>", parse_mode=ParseMode.HTML)
     with pytest.raises(BadRequest, match=ci("Can't find end tag corresponding to start tag b")):
         await bot.send_message(CHAT, "<b>cut", parse_mode=ParseMode.HTML)
-    with pytest.raises(BadRequest, match=ci("unsupported parse_mode")):  # the fake parses HTML only
+    with pytest.raises(BadRequest, match=ci("unsupported parse_mode")):  # no MarkdownV2 markup
         await bot.send_message(CHAT, "*hi*", parse_mode=ParseMode.MARKDOWN_V2)
     msg = await bot.send_message(
         CHAT, "<b>bold</b> &lt;tag&gt; <a href='https://x.org'>link</a>", parse_mode="HTML"
