@@ -27,7 +27,9 @@ class Endpoint:
     models: tuple[str, ...] = ()
     timeout: float = 120.0
     price_per_image: float | None = None
-    max_concurrency: int = 4
+    # Requests in flight adapt between these (bot/providers/concurrency.py); equal = fixed.
+    min_concurrency: int = 1
+    max_concurrency: int = 64
     extra_body: dict[str, Any] = field(default_factory=dict)
     prices: dict[str, float] = field(default_factory=dict)  # per model; else price_per_image
     profile: ProfileOverride | None = None  # where this relay differs from the model profiles

@@ -32,12 +32,16 @@ class Scripted:
 
 
 def _pool(*providers: Scripted, **kw: object) -> tuple[ProviderPool, list[float]]:
+    """A pool whose waits are recorded and pass at once on its own clock."""
     waits: list[float] = []
+    now = [0.0]
 
     async def sleep(s: float) -> None:
         waits.append(s)
+        now[0] += s
 
-    return ProviderPool(providers, RetryPolicy(**kw), sleep=sleep), waits  # type: ignore[arg-type]
+    pool = ProviderPool(providers, RetryPolicy(**kw), sleep=sleep, clock=lambda: now[0])  # type: ignore[arg-type]
+    return pool, waits
 
 
 REQ = ImageRequest(prompt="p", model="m")
