@@ -1,11 +1,11 @@
 """How many requests each endpoint gets at once: a limit that adapts to what it takes (AIMD).
 
-`AdaptiveLimit` is pure (the caller passes the time): the limit grows by one for every
-limit's worth of successes while it is in use, and shrinks by `backoff` on an overload
-answer (429, 503, connection refused, timeout), never below the floor nor above the
-ceiling; a Retry-After / RetryInfo from the endpoint is a cool-down during which it gets
-no new requests. `Slots` hands the limits out: the first endpoint of a list that has room,
-else the first free slot among them, first come first served.
+`AdaptiveLimit` is pure (the caller passes the time): the limit grows while requests
+succeed and shrinks by `backoff` on an overload answer (429, 503, connection refused,
+timeout), never below the floor nor above the ceiling; a Retry-After / RetryInfo from the
+endpoint is a cool-down during which it gets no new requests. `Slots` hands the limits
+out: the first endpoint of a list that has room, else the first free slot among them,
+first come first served.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-START = 16  # a first limit that takes an ordinary burst at once yet probes a small relay gently
+START = 10  # like TCP's initial window: an ordinary burst goes out at once, a small relay
+# sees only a few requests too many before the limit learns its size
 BACKOFF = 0.7  # kept after an overload: gentle enough that the limit hovers near the capacity
 
 
@@ -30,6 +31,13 @@ class Outcome(Enum):
 
 @dataclass
 class AdaptiveLimit:
+    """Requests in flight to one endpoint, between `floor` and `ceiling`.
+
+    Until the first overload the limit grows by one per success (slow start, to find a big
+    endpoint's size quickly); after it, by one per limit's worth of successes. Growth only
+    counts successes while the limit is in use, so a quiet bot does not drift to the ceiling.
+    """
+
     floor: int = 1
     ceiling: int = 64
     start: int = START
@@ -37,8 +45,10 @@ class AdaptiveLimit:
     limit: float = field(init=False)
     in_flight: int = field(default=0, init=False)
     cool_until: float = field(default=0.0, init=False)
-    # A decrease is counted once per generation: answers to requests sent before the last
-    # decrease describe the load that caused it and must not cut the limit again.
+    slow_start: bool = field(default=True, init=False)
+    # A cut is made once per generation: the other answers to requests sent just before it
+    # describe the same overload, and only bring the limit down to what is still in flight
+    # (what the endpoint took of the burst).
     generation: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -69,10 +79,16 @@ class AdaptiveLimit:
         if cool_down is not None and cool_down > 0:
             self.cool_until = max(self.cool_until, now + cool_down)
         if outcome is Outcome.OK and busy:
-            self.limit = min(float(self.ceiling), self.limit + 1 / self.limit)
-        elif outcome is Outcome.OVERLOAD and generation == self.generation:
-            self.limit = max(float(self.floor), self.limit * self.backoff)
-            self.generation += 1
+            step = 1.0 if self.slow_start else 1 / self.limit
+            self.limit = min(float(self.ceiling), self.limit + step)
+        elif outcome is Outcome.OVERLOAD:
+            self.slow_start = False
+            if generation == self.generation:
+                self.limit *= self.backoff
+                self.generation += 1
+            elif generation == self.generation - 1:
+                self.limit = min(self.limit, float(self.in_flight))
+            self.limit = max(float(self.floor), self.limit)
 
 
 @dataclass

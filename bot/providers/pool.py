@@ -118,9 +118,7 @@ class ProviderPool:
                     if uncertain_left <= 0:
                         raise last from None
                     uncertain_left -= 1
-                log.warning(
-                    "endpoint %s gave up (%s); trying the next", done.name, last.kind.value
-                )
+                log.warning("endpoint %s gave up (%s); trying the next", done.name, last.kind.value)
                 in_play = [p for p in in_play if p.endpoint.name != done.name]
         assert last is not None
         raise last
