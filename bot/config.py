@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.providers.concurrency import CEILING, FLOOR
+
 IdList = Annotated[frozenset[int], NoDecode]
 
 
@@ -47,8 +49,8 @@ class Settings(BaseSettings):
     image_api_extra_body: dict[str, Any] = Field(default_factory=dict)
     image_providers_file: Path | None = None
     # requests in flight to the endpoint adapt between these (AIMD); equal values fix them
-    image_api_min_concurrency: int = Field(default=1, ge=1)
-    image_api_max_concurrency: int = Field(default=64, ge=1)
+    image_api_min_concurrency: int = Field(default=FLOOR, ge=1)
+    image_api_max_concurrency: int = Field(default=CEILING, ge=1)
     image_price_per_image: float | None = Field(default=None, ge=0)
     image_prices: dict[str, float] = Field(default_factory=dict)
     daily_images_per_user: int = Field(default=0, ge=0)

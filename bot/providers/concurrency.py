@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
+FLOOR = 1
+CEILING = 128  # high enough that a burst of a hundred chats goes out at once on a big endpoint
 START = 10  # like TCP's initial window: an ordinary burst goes out at once, a small relay
 # sees only a few requests too many before the limit learns its size
 BACKOFF = 0.7  # kept after an overload: gentle enough that the limit hovers near the capacity
@@ -38,8 +40,8 @@ class AdaptiveLimit:
     counts successes while the limit is in use, so a quiet bot does not drift to the ceiling.
     """
 
-    floor: int = 1
-    ceiling: int = 64
+    floor: int = FLOOR
+    ceiling: int = CEILING
     start: int = START
     backoff: float = BACKOFF
     limit: float = field(init=False)

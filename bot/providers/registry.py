@@ -10,7 +10,7 @@ auth = "raw"                      # bearer (default) | raw | x-goog-api-key | qu
 models = ["gemini-2.5-flash-image", "gemini-2.5-flash-image-hd"]
 price_per_image = 0.028          # or per model: prices = { "gemini-2.5-flash-image-hd" = 0.05 }
 timeout = 180
-max_concurrency = 64               # requests in flight adapt up to this ceiling (AIMD) ...
+max_concurrency = 128              # requests in flight adapt up to this ceiling (AIMD) ...
 min_concurrency = 1                # ... and down to this floor; set both equal for a fixed cap
 extra_body = { group = "default" } # merged into every request body
 
@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from bot.providers.base import Endpoint
+from bot.providers.concurrency import CEILING, FLOOR
 from bot.providers.profiles import RATIOS, SIZES, ProfileOverride
 
 
@@ -92,8 +93,8 @@ class _EndpointSpec(BaseModel):
     price_per_image: float | None = Field(default=None, ge=0)
     prices: dict[str, float] = Field(default_factory=dict)
     timeout: float = Field(default=180.0, gt=0)
-    min_concurrency: int = Field(default=1, ge=1, le=1000)
-    max_concurrency: int = Field(default=64, ge=1, le=1000)
+    min_concurrency: int = Field(default=FLOOR, ge=1, le=1000)
+    max_concurrency: int = Field(default=CEILING, ge=1, le=1000)
     extra_body: dict[str, Any] = Field(default_factory=dict)
     profile: _ProfileSpec | None = None
 

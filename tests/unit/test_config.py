@@ -22,7 +22,7 @@ def test_defaults_and_derived_values(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.allowed_user_ids == frozenset()
     assert TOKEN not in repr(s)
     # upstream requests adapt between floor and ceiling; the job cap is only a safety net
-    assert (s.image_api_min_concurrency, s.image_api_max_concurrency) == (1, 64)
+    assert (s.image_api_min_concurrency, s.image_api_max_concurrency) == (1, 128)
     assert (s.max_concurrent_jobs, s.max_jobs_per_user) == (256, 2)
 
 

@@ -39,7 +39,7 @@ def test_loads_endpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert rb.price_per_image == 0.028 and rb.extra_body == {"group": "default"}
     assert google.auth_headers() == {"x-goog-api-key": "AIza-literal"}
     assert "sk-from-env" not in repr(rb)
-    assert (rb.min_concurrency, rb.max_concurrency) == (1, 64)  # adaptive between these
+    assert (rb.min_concurrency, rb.max_concurrency) == (1, 128)  # adaptive between these
 
 
 def test_concurrency_bounds_of_an_endpoint(tmp_path: Path) -> None:
