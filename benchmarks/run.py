@@ -24,6 +24,9 @@ first, so per-process first-use costs are not counted per job):
   "off": the fake enforces no flood limits and the bot is told to switch its rate limiter off
   (TELEGRAM_RATE_LIMITER=off); "on": the fake enforces Telegram's limits (30 messages/s per
   bot, 1/s per chat with a burst of 3, 20/min per group) and the bot runs its limiter.
+* capacity-16: 100 chats at once with the default settings against an upstream that takes 16
+  requests at a time (429 with Retry-After beyond that), latency L: wall time against the
+  ideal schedule ceil(100/16) x L, the 429s the bot drew, and the requests in flight over time.
 * storage: `benchmarks/storage.py` in its own process.
 
 Measurement points: the fake Telegram notes when a getUpdates answer carries each update and
@@ -82,6 +85,7 @@ class Scenario:
     floor: bool = False  # also run the floor on the same fakes
     timeout: float = 120.0
     caps: bool = False  # keep the default fair-use caps (MAX_CONCURRENT_JOBS, ...) instead of lifting them
+    capacity: int | None = None  # the upstream answers 429 beyond this many requests in flight
 
 
 @dataclass
@@ -106,6 +110,10 @@ class Phase:
     fakes_loop_max_ms: float | None = None
     upstream_parallel: int = 0  # most upstream requests in flight at once
     cpu_ms_per_job: float | None = None  # the program's CPU time (all threads) / jobs
+    upstream_429: int = 0  # requests the upstream refused for its capacity
+    in_flight_max: int = 0  # most requests the upstream worked on at once
+    # (seconds since the first job, requests in flight at the upstream), a few samples
+    in_flight_samples: list[tuple[float, int]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,6 +182,7 @@ class Runner:
         await tg.start()
         await api.start()
         api.latency = self.sc.latency
+        api.capacity = self.sc.capacity
         tg.flood_limit = self.sc.flood
         try:
             phases = [await self.phase(tg, api, answer, "bot", chat_base=1_000_000)]
@@ -201,9 +210,14 @@ class Runner:
             TELEGRAM_RATE_LIMITER="on" if self.sc.flood else "off",
         )
         if not self.sc.caps:
-            # Caps on upstream calls in flight are for the relay's sake (defaults 8 jobs, 4 per
-            # endpoint); the fake takes any number, and here we measure the bot, not the caps.
-            env.update(MAX_CONCURRENT_JOBS="1000", IMAGE_API_MAX_CONCURRENCY="1000")
+            # Caps on upstream calls in flight are for the relay's sake (the endpoint's adaptive
+            # limit, the jobs' safety net); the fake takes any number, and here we measure the
+            # bot, not the caps: a fixed 1000 per endpoint.
+            env.update(
+                MAX_CONCURRENT_JOBS="1000",
+                IMAGE_API_MIN_CONCURRENCY="1000",
+                IMAGE_API_MAX_CONCURRENCY="1000",
+            )
         return env
 
     async def phase(
@@ -245,6 +259,7 @@ class Runner:
             chats = [chat_base + i for i in range(sc.jobs)]
             fakes_monitor.start()
             cpu0 = _cpu_seconds(proc.pid)
+            refused0, log0 = api.over_capacity, len(api.in_flight_log)
             t0 = time.monotonic()
             await self._jobs(tg, chats, gap=sc.gap)
             ends = await self._wait_done(tg, chats, answer, limit=sc.timeout)
@@ -259,6 +274,10 @@ class Runner:
             result.done = len(ends)
             if len(ends) == len(chats):
                 result.wall = round(t_end - t0, 3)
+            result.upstream_429 = api.over_capacity - refused0
+            window = api.in_flight_log[log0:]
+            result.in_flight_max = max((count for _, count in window), default=0)
+            result.in_flight_samples = _samples(window, t0, sc.latency / 2)
             self._measure(result, tg, api, chats)
         finally:
             if proc.returncode is None:
@@ -417,6 +436,19 @@ def _max_overlap(spans: list[tuple[float, float]]) -> int:
     return best
 
 
+def _samples(log: list[tuple[float, int]], t0: float, step: float) -> list[tuple[float, int]]:
+    """The requests in flight every `step` seconds from t0 (the count of the last change)."""
+    out: list[tuple[float, int]] = []
+    at, current = t0, 0
+    for when, count in log:
+        while when > at:
+            out.append((round(at - t0, 2), current))
+            at += step
+        current = count
+    out.append((round(at - t0, 2), current))
+    return out
+
+
 def _mb(kb: int | None) -> float | None:
     return round(kb / 1024, 1) if kb is not None else None
 
@@ -446,6 +478,10 @@ def scenarios(quick: bool, latency: float) -> list[Scenario]:
             )
     if not quick:  # the same 500 chats with answers of a real 1K image's size (~1.4 MB each)
         out.append(Scenario("chats-500-off-big", "1k", 500, latency, timeout=180))
+    # the adaptive limit's row: default settings always, whatever --defaults says
+    out.append(
+        Scenario("capacity-16", "flat", 100, latency, caps=True, capacity=16, timeout=40 * latency)
+    )
     return out
 
 
@@ -622,6 +658,32 @@ def table(results: dict[str, Any], latency: float) -> list[tuple[str, str, str, 
                 ok(wall is not None and wall <= 1.05 * bound and not p["too_many_unretried"]),
             )
         )
+    cap = phase("capacity-16")
+    if cap is not None:
+        n, capacity = cap["jobs"], sc["capacity-16"]["scenario"]["capacity"]
+        ideal = math.ceil(n / capacity) * latency
+        wall = cap["wall"]
+        shown = fmt(wall, " s", 2) if wall is not None else f"{cap['done']}/{n} done"
+        ratio = f" = {wall / ideal:.2f}× ideal" if wall is not None else ""
+        rows.append(
+            (
+                f"{n} chats at once, upstream capacity {capacity}, defaults: wall",
+                f"≤ 1.1 × {ideal:g} s (ideal)",
+                shown + ratio,
+                ok(wall is not None and wall <= 1.1 * ideal),
+            )
+        )
+        samples = cap["in_flight_samples"]
+        most = cap["in_flight_max"]
+        every = max(1, len(samples) // 8)
+        rows.append(
+            (
+                "  429s drawn; upstream in flight: max, every L/2",
+                "—",
+                f"{cap['upstream_429']}; {most}; " + " ".join(str(c) for _, c in samples[::every]),
+                "—",
+            )
+        )
     stalls = [(n, phase(n)) for n in ("overhead-4k", "burst-4k")]
     for name, p in stalls:
         if p is not None:
@@ -751,7 +813,7 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
         if not args.only or any(o in s.name for o in args.only)
     ]
     if args.defaults:  # the settings a user gets: queues behind the caps take longer
-        chosen = [replace(s, caps=True, timeout=s.timeout * 10) for s in chosen]
+        chosen = [s if s.caps else replace(s, caps=True, timeout=s.timeout * 10) for s in chosen]
     for sc in chosen:
         t = time.monotonic()
         with tempfile.TemporaryDirectory(prefix=f"bench-{sc.name}-") as tmp:
@@ -794,7 +856,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--defaults",
         action="store_true",
-        help="keep the default fair-use caps (MAX_CONCURRENT_JOBS=8, IMAGE_API_MAX_CONCURRENCY=4)",
+        help="keep the default settings (adaptive per-endpoint limit, MAX_CONCURRENT_JOBS=256)",
     )
     args = parser.parse_args(argv)
     started = time.monotonic()

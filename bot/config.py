@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.providers.concurrency import CEILING, FLOOR
+
 IdList = Annotated[frozenset[int], NoDecode]
 
 
@@ -46,13 +48,15 @@ class Settings(BaseSettings):
     image_api_timeout: float = Field(default=180.0, gt=0)
     image_api_extra_body: dict[str, Any] = Field(default_factory=dict)
     image_providers_file: Path | None = None
-    image_api_max_concurrency: int = Field(default=4, ge=1)
+    # requests in flight to the endpoint adapt between these (AIMD); equal values fix them
+    image_api_min_concurrency: int = Field(default=FLOOR, ge=1)
+    image_api_max_concurrency: int = Field(default=CEILING, ge=1)
     image_price_per_image: float | None = Field(default=None, ge=0)
     image_prices: dict[str, float] = Field(default_factory=dict)
     daily_images_per_user: int = Field(default=0, ge=0)
     daily_images_per_chat: int = Field(default=0, ge=0)
     max_stored_mb_per_user_day: int = Field(default=500, ge=0)  # 0 = unlimited
-    max_concurrent_jobs: int = Field(default=8, ge=1)
+    max_concurrent_jobs: int = Field(default=256, ge=1)
     max_jobs_per_user: int = Field(default=2, ge=1)
     image_retry_attempts: int = Field(default=3, ge=1, le=10)
     image_retry_base_delay: float = Field(default=1.0, ge=0)
@@ -108,6 +112,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 "setting IMAGE_API_BASE_URL is required "
                 "(or IMAGE_PROVIDERS_FILE for several endpoints)"
+            )
+        if self.image_api_min_concurrency > self.image_api_max_concurrency:
+            raise ValueError(
+                "setting IMAGE_API_MIN_CONCURRENCY must not exceed IMAGE_API_MAX_CONCURRENCY"
             )
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir}/bot.db"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 if TYPE_CHECKING:
     from bot.providers.profiles import ProfileOverride
 
+from bot.providers.concurrency import CEILING, FLOOR
 from bot.providers.errors import ProviderErrorKind
 
 AuthStyle = Literal["bearer", "raw", "x-goog-api-key", "query-key"]
@@ -27,7 +28,9 @@ class Endpoint:
     models: tuple[str, ...] = ()
     timeout: float = 120.0
     price_per_image: float | None = None
-    max_concurrency: int = 4
+    # Requests in flight adapt between these (bot/providers/concurrency.py); equal = fixed.
+    min_concurrency: int = FLOOR
+    max_concurrency: int = CEILING
     extra_body: dict[str, Any] = field(default_factory=dict)
     prices: dict[str, float] = field(default_factory=dict)  # per model; else price_per_image
     profile: ProfileOverride | None = None  # where this relay differs from the model profiles

@@ -25,6 +25,7 @@ def endpoint_from_settings(settings: Settings) -> Endpoint:
         auth_style=settings.image_api_auth,
         models=(),
         timeout=settings.image_api_timeout,
+        min_concurrency=settings.image_api_min_concurrency,
         max_concurrency=settings.image_api_max_concurrency,
         extra_body=dict(settings.image_api_extra_body),
         price_per_image=settings.image_price_per_image,
@@ -93,7 +94,7 @@ def make_http_client() -> httpx.AsyncClient:
     """One shared client for every upstream call; per-request timeouts come from the endpoint."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(180.0, connect=15.0),
-        # No cap of its own: the scheduler and each endpoint's max_concurrency bound the calls.
+        # No cap of its own: the scheduler and each endpoint's adaptive limit bound the calls.
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
         follow_redirects=True,
         trust_env=True,

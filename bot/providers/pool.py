@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ from bot.providers.base import (
     ProgressCallback,
     Retrying,
 )
+from bot.providers.concurrency import AdaptiveLimit, Outcome, Slots
 from bot.providers.errors import ProviderError, ProviderErrorKind
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,9 @@ ENDPOINT_FAULTS = frozenset(
     {ProviderErrorKind.AUTH, ProviderErrorKind.NOT_FOUND, ProviderErrorKind.QUOTA_EXHAUSTED}
 )
 UNCERTAIN = frozenset({ProviderErrorKind.TIMEOUT})
+OVERLOAD = frozenset(
+    {ProviderErrorKind.RATE_LIMITED, ProviderErrorKind.CONNECTION, ProviderErrorKind.TIMEOUT}
+)
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,13 @@ EndpointFaultHook = Callable[[ProviderError], Awaitable[None]]
 
 
 class ProviderPool:
-    """Implements ImageProvider over an ordered list of providers (first is preferred)."""
+    """Implements ImageProvider over an ordered list of providers (first is preferred).
+
+    Each attempt goes to the first endpoint still in play that has room under its adaptive
+    limit (`bot/providers/concurrency.py`), so a saturated or cooling endpoint spills over to
+    the next one that serves the model; when all are full the attempt waits for the first
+    free slot. Retries and the "at most two paid attempts" rule count as before.
+    """
 
     def __init__(
         self,
@@ -68,6 +79,7 @@ class ProviderPool:
         policy: RetryPolicy | None = None,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
         on_endpoint_fault: EndpointFaultHook | None = None,
     ) -> None:
         if not providers:
@@ -77,10 +89,11 @@ class ProviderPool:
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
         self._on_fault = on_endpoint_fault
-        self._slots = {
-            p.endpoint.name: asyncio.Semaphore(max(1, p.endpoint.max_concurrency))
-            for p in self.providers
-        }
+        self.slots = Slots(
+            {p.endpoint.name: limit_of(p.endpoint) for p in self.providers},
+            clock=clock,
+            sleep=sleep,
+        )
 
     def serving(self, model: str) -> list[ImageProvider]:
         chosen = [p for p in self.providers if not p.endpoint.models or model in p.endpoint.models]
@@ -91,9 +104,10 @@ class ProviderPool:
     ) -> ImageResult:
         uncertain_left = self.policy.max_uncertain_resends
         last: ProviderError | None = None
-        for provider in self.serving(request.model):
+        in_play = self.serving(request.model)
+        while in_play:
             try:
-                return await self._on_endpoint(provider, request, progress, uncertain_left)
+                return await self._on_endpoints(in_play, request, progress, uncertain_left)
             except _Exhausted as done:
                 last, uncertain_left = done.error, done.uncertain_left
                 if last.kind in ENDPOINT_FAULTS and self._on_fault is not None:
@@ -104,50 +118,72 @@ class ProviderPool:
                     if uncertain_left <= 0:
                         raise last from None
                     uncertain_left -= 1
-                log.warning(
-                    "endpoint %s gave up (%s); trying the next",
-                    provider.endpoint.name,
-                    last.kind.value,
-                )
+                log.warning("endpoint %s gave up (%s); trying the next", done.name, last.kind.value)
+                in_play = [p for p in in_play if p.endpoint.name != done.name]
         assert last is not None
         raise last
 
-    async def _on_endpoint(
+    async def _on_endpoints(
         self,
-        provider: ImageProvider,
+        in_play: list[ImageProvider],
         request: ImageRequest,
         progress: ProgressCallback | None,
         uncertain_left: int,
     ) -> ImageResult:
-        name = provider.endpoint.name
+        by_name = {p.endpoint.name: p for p in in_play}
         for attempt in range(self.policy.attempts_per_endpoint):
+            lease = await self.slots.acquire(list(by_name))
+            name = lease.name
             try:
-                async with self._slots[name]:
-                    if request.on_send is not None:
-                        await request.on_send()
-                    result = await provider.generate(request, progress)
-                result.endpoint = result.endpoint or name
-                return result
+                if request.on_send is not None:
+                    await request.on_send()
+                result = await by_name[name].generate(request, progress)
             except ProviderError as exc:
                 exc.endpoint = exc.endpoint or name
+                self.slots.release(lease, outcome_of(exc), self._cool_down(exc))
                 if not exc.transient or attempt + 1 >= self.policy.attempts_per_endpoint:
-                    raise _Exhausted(exc, uncertain_left) from exc
+                    raise _Exhausted(exc, uncertain_left, name) from exc
                 if exc.kind in UNCERTAIN:
                     if uncertain_left <= 0:
-                        raise _Exhausted(exc, 0) from exc
+                        raise _Exhausted(exc, 0, name) from exc
                     uncertain_left -= 1
                 wait = self.policy.delay(attempt, exc.retry_after)
                 if wait > self.policy.max_wait:
-                    raise _Exhausted(exc, uncertain_left) from exc
+                    raise _Exhausted(exc, uncertain_left, name) from exc
                 log.info("endpoint %s: %s, retrying in %.1f s", name, exc.kind.value, wait)
                 if progress is not None:
                     await progress(Retrying(exc.kind))
                 await self._sleep(wait)
+                continue
+            except BaseException:
+                self.slots.release(lease, Outcome.OTHER)
+                raise
+            self.slots.release(lease, Outcome.OK)
+            result.endpoint = result.endpoint or name
+            return result
         raise AssertionError("unreachable")
+
+    def _cool_down(self, exc: ProviderError) -> float | None:
+        """An overloaded endpoint's Retry-After, no longer than a job would wait for it."""
+        if exc.retry_after is None or outcome_of(exc) is not Outcome.OVERLOAD:
+            return None
+        return min(exc.retry_after, self.policy.max_wait)
+
+
+def limit_of(endpoint: Endpoint) -> AdaptiveLimit:
+    return AdaptiveLimit(floor=endpoint.min_concurrency, ceiling=endpoint.max_concurrency)
+
+
+def outcome_of(exc: ProviderError) -> Outcome:
+    """What a failure says about the endpoint's load."""
+    if exc.kind in OVERLOAD or (exc.kind is ProviderErrorKind.SERVER and exc.status == 503):
+        return Outcome.OVERLOAD
+    return Outcome.OTHER
 
 
 class _Exhausted(Exception):
-    def __init__(self, error: ProviderError, uncertain_left: int) -> None:
+    def __init__(self, error: ProviderError, uncertain_left: int, name: str) -> None:
         super().__init__(str(error))
         self.error = error
         self.uncertain_left = uncertain_left
+        self.name = name  # the endpoint that gave up

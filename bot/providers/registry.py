@@ -10,7 +10,8 @@ auth = "raw"                      # bearer (default) | raw | x-goog-api-key | qu
 models = ["gemini-2.5-flash-image", "gemini-2.5-flash-image-hd"]
 price_per_image = 0.028          # or per model: prices = { "gemini-2.5-flash-image-hd" = 0.05 }
 timeout = 180
-max_concurrency = 4
+max_concurrency = 128              # requests in flight adapt up to this ceiling (AIMD) ...
+min_concurrency = 1                # ... and down to this floor; set both equal for a fixed cap
 extra_body = { group = "default" } # merged into every request body
 
 [endpoint.profile]                # optional: where this relay differs from bot/providers/profiles
@@ -35,6 +36,7 @@ from pydantic import (
 )
 
 from bot.providers.base import Endpoint
+from bot.providers.concurrency import CEILING, FLOOR
 from bot.providers.profiles import RATIOS, SIZES, ProfileOverride
 
 
@@ -91,7 +93,8 @@ class _EndpointSpec(BaseModel):
     price_per_image: float | None = Field(default=None, ge=0)
     prices: dict[str, float] = Field(default_factory=dict)
     timeout: float = Field(default=180.0, gt=0)
-    max_concurrency: int = Field(default=4, ge=1, le=100)
+    min_concurrency: int = Field(default=FLOOR, ge=1, le=1000)
+    max_concurrency: int = Field(default=CEILING, ge=1, le=1000)
     extra_body: dict[str, Any] = Field(default_factory=dict)
     profile: _ProfileSpec | None = None
 
@@ -101,6 +104,8 @@ class _EndpointSpec(BaseModel):
             raise ValueError("base_url must start with http:// or https://")
         if self.api_key is not None and self.api_key_env is not None:
             raise ValueError("give api_key or api_key_env, not both")
+        if self.min_concurrency > self.max_concurrency:
+            raise ValueError("min_concurrency must not exceed max_concurrency")
         return self
 
     def to_endpoint(self) -> Endpoint:
@@ -120,6 +125,7 @@ class _EndpointSpec(BaseModel):
             models=tuple(self.models),
             timeout=self.timeout,
             price_per_image=self.price_per_image,
+            min_concurrency=self.min_concurrency,
             max_concurrency=self.max_concurrency,
             extra_body=dict(self.extra_body),
             prices=dict(self.prices),

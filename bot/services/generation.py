@@ -79,7 +79,7 @@ class GenerationService:
         self._images = images or ImageLibrary(database, blobs)
         self._prefs = prefs or PrefsService(database)
         self._quotas = quotas
-        self._scheduler = scheduler or FairScheduler(total=8, per_user=2)
+        self._scheduler = scheduler or FairScheduler()
         self._pricing = pricing
         self._db = database
         self._blobs = blobs

@@ -26,6 +26,11 @@ API_KEY_INVALID there). To add a dialect, add a route whose handler calls
 `fail_next` and `hold_next` are shared; add the dialect's image sources to `_image_sources`
 and its error shape to `_error`.
 
+`capacity` (None: unlimited) makes it a busy relay: a call beyond that many in flight gets a 429
+in the dialect's shape (OpenAI: `Retry-After` header; Google: RESOURCE_EXHAUSTED with RetryInfo),
+`capacity_retry_after` seconds; `in_flight`, `most_in_flight`, `in_flight_log` and
+`over_capacity` show what the caller sent.
+
 Every request records its input images (`requests[i].input_images`: all images of all turns,
 in order, then an edit's mask) and `turns` (gemini `contents`, chat `messages`); thought
 signatures sent back to a gemini route are collected in `signatures_seen`.
@@ -209,6 +214,14 @@ class FakeImageAPI:
         self.output_format = "png"  # png | jpeg
         self.images_per_answer = 1
         self.latency = 0.0
+        # Capacity: above this many authorised calls in flight, the call is answered 429 in the
+        # dialect's shape (OpenAI: Retry-After header; Google: RetryInfo), as a busy relay does.
+        self.capacity: int | None = None
+        self.capacity_retry_after = 1.0  # seconds such a 429 asks the caller to wait
+        self.in_flight = 0  # authorised calls being worked on now (over-capacity ones excluded)
+        self.most_in_flight = 0
+        self.in_flight_log: list[tuple[float, int]] = []  # (time.monotonic(), in flight) per change
+        self.over_capacity = 0  # calls answered 429 for capacity
         # When set to an unset Event, requests are recorded and then wait until it is set.
         self.hold: asyncio.Event | None = None
         self.url_ttl = 3600.0
@@ -333,21 +346,49 @@ class FakeImageAPI:
                 "invalid_request_error",
                 "invalid_image",
             )
-        if self._hold:
-            self._hold -= 1
-            self.holding += 1
-            try:
-                await self._until_released()
-            finally:
-                self.holding -= 1
-        failure = self._failures.popleft() if self._failures else None
-        if self.latency:
-            await self._sleep(self.latency)
-        if self.hold is not None:
-            await self.hold.wait()
-        if failure is not None and failure.kind not in ANSWER_TIME_FAULTS:
-            return await self._fail(dialect, failure, _model_of(request, body))
-        return await answer(body, failure)
+        if self.capacity is not None and self.in_flight >= self.capacity:
+            self.over_capacity += 1
+            return self._busy(dialect)
+        self._count_in_flight(+1)
+        try:
+            if self._hold:
+                self._hold -= 1
+                self.holding += 1
+                try:
+                    await self._until_released()
+                finally:
+                    self.holding -= 1
+            failure = self._failures.popleft() if self._failures else None
+            if self.latency:
+                await self._sleep(self.latency)
+            if self.hold is not None:
+                await self.hold.wait()
+            if failure is not None and failure.kind not in ANSWER_TIME_FAULTS:
+                return await self._fail(dialect, failure, _model_of(request, body))
+            return await answer(body, failure)
+        finally:
+            self._count_in_flight(-1)
+
+    def _count_in_flight(self, step: int) -> None:
+        self.in_flight += step
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.in_flight_log.append((time.monotonic(), self.in_flight))
+
+    def _busy(self, dialect: str) -> web.Response:
+        """The 429 of an endpoint at its capacity, in the dialect's own shape."""
+        seconds = self.capacity_retry_after
+        if dialect == "gemini":
+            return google_error(
+                429, "Resource has been exhausted (e.g. check quota).", retry_delay=f"{seconds:g}s"
+            )
+        return self._error(
+            dialect,
+            429,
+            "Rate limit reached for requests. Please try again later.",
+            "requests",
+            "rate_limit_exceeded",
+            headers={"Retry-After": f"{seconds:g}"},
+        )
 
     def _record(
         self, request: web.Request, body: Any, seen: list[SeenImage], turns: int

@@ -3,6 +3,7 @@ answer in their real shapes, and record what tests need (input pixels, turns, si
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 from collections.abc import AsyncIterator
@@ -211,3 +212,48 @@ async def test_images_errors_are_openai_shaped(api: FakeImageAPI, http: httpx.As
 def test_poll_faults_are_checked() -> None:
     with pytest.raises(ValueError):
         FakeImageAPI().fail_next_poll("task-failed")
+
+
+async def test_over_capacity_the_gemini_route_answers_google_429_with_retry_info(
+    api: FakeImageAPI, http: httpx.AsyncClient
+) -> None:
+    api.capacity = 1
+    api.capacity_retry_after = 3
+    api.hold_next()
+    first = asyncio.create_task(gen(http, [text_turn("one")]))
+    await api.wait_requests(1)
+    busy = await gen(http, [text_turn("two")])
+    assert busy.status_code == 429
+    error = busy.json()["error"]
+    assert error["status"] == "RESOURCE_EXHAUSTED"
+    assert {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "3s"} in error[
+        "details"
+    ]
+    api.release()
+    assert (await first).status_code == 200
+    assert (api.over_capacity, api.most_in_flight, api.in_flight) == (1, 1, 0)
+
+
+async def test_over_capacity_the_openai_routes_answer_429_with_retry_after() -> None:
+    fake = FakeImageAPI(api_key="sk-test")
+    await fake.start()
+    try:
+        fake.capacity = 1
+        fake.capacity_retry_after = 0.5
+        fake.hold_next()
+        async with httpx.AsyncClient(base_url=fake.root, trust_env=False) as client:
+            headers = {"Authorization": "Bearer sk-test"}
+            body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+            first = asyncio.create_task(
+                client.post("/v1/chat/completions", json=body, headers=headers)
+            )
+            await fake.wait_requests(1)
+            busy = await client.post(
+                "/v1/images/generations", json={"model": MODEL, "prompt": "hi"}, headers=headers
+            )
+            fake.release()
+            assert (await first).status_code == 200
+        assert busy.status_code == 429 and busy.headers["Retry-After"] == "0.5"
+        assert busy.json()["error"]["code"] == "rate_limit_exceeded"
+    finally:
+        await fake.stop()

@@ -21,6 +21,18 @@ def test_defaults_and_derived_values(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.database_url == "sqlite+aiosqlite:////srv/bot/bot.db"
     assert s.allowed_user_ids == frozenset()
     assert TOKEN not in repr(s)
+    # upstream requests adapt between floor and ceiling; the job cap is only a safety net
+    assert (s.image_api_min_concurrency, s.image_api_max_concurrency) == (1, 128)
+    assert (s.max_concurrent_jobs, s.max_jobs_per_user) == (256, 2)
+
+
+def test_a_concurrency_floor_above_the_ceiling_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("IMAGE_API_BASE_URL", "https://relay.example/v1")
+    monkeypatch.setenv("IMAGE_API_MIN_CONCURRENCY", "8")
+    monkeypatch.setenv("IMAGE_API_MAX_CONCURRENCY", "4")
+    with pytest.raises(SettingsError, match="IMAGE_API_MIN_CONCURRENCY must not exceed"):
+        load_settings(_env_file=None)
 
 
 def test_id_lists(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,3 +102,17 @@ def test_start_up_objects_are_frozen_out_of_full_gc_passes() -> None:
         assert gc.get_freeze_count() > 10_000  # modules, PTB, SQLAlchemy, Pillow
     finally:
         gc.unfreeze()
+
+
+def test_the_single_endpoint_limit_comes_from_the_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.providers.factory import endpoint_from_settings
+    from bot.providers.pool import limit_of
+
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("IMAGE_API_BASE_URL", "https://relay.example/v1")
+    monkeypatch.setenv("IMAGE_API_MAX_CONCURRENCY", "4")
+    monkeypatch.setenv("IMAGE_API_MIN_CONCURRENCY", "4")  # a fixed cap, as before
+    limit = limit_of(endpoint_from_settings(load_settings(_env_file=None)))
+    assert limit.fixed and limit.limit == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import pytest
@@ -32,12 +33,16 @@ class Scripted:
 
 
 def _pool(*providers: Scripted, **kw: object) -> tuple[ProviderPool, list[float]]:
+    """A pool whose waits are recorded and pass at once on its own clock."""
     waits: list[float] = []
+    now = [0.0]
 
     async def sleep(s: float) -> None:
         waits.append(s)
+        now[0] += s
 
-    return ProviderPool(providers, RetryPolicy(**kw), sleep=sleep), waits  # type: ignore[arg-type]
+    pool = ProviderPool(providers, RetryPolicy(**kw), sleep=sleep, clock=lambda: now[0])  # type: ignore[arg-type]
+    return pool, waits
 
 
 REQ = ImageRequest(prompt="p", model="m")
@@ -116,3 +121,94 @@ async def test_all_fail_raises_the_last_error() -> None:
     with pytest.raises(ProviderError) as info:
         await pool.generate(REQ)
     assert info.value.kind == K.CONNECTION and info.value.endpoint == "b"
+
+
+class Held:
+    """A provider whose calls wait until the test lets them go; counts calls in flight."""
+
+    def __init__(self, name: str, ceiling: int, floor: int = 1) -> None:
+        self.endpoint = Endpoint(
+            name=name,
+            dialect="openai-chat",
+            base_url="http://x",
+            api_key="k",
+            min_concurrency=floor,
+            max_concurrency=ceiling,
+        )
+        self.go = asyncio.Event()
+        self.in_flight = 0
+        self.most = 0
+
+    async def generate(self, request: ImageRequest, progress=None) -> ImageResult:  # type: ignore[no-untyped-def]
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await self.go.wait()
+        finally:
+            self.in_flight -= 1
+        return ImageResult(images=[GeneratedImage(b"png", "image/png")])
+
+
+async def _settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_a_saturated_endpoint_spills_over_to_the_next() -> None:
+    a, b = Held("a", ceiling=2, floor=2), Held("b", ceiling=8)
+    pool = ProviderPool([a, b])
+    jobs = [asyncio.create_task(pool.generate(REQ)) for _ in range(5)]
+    await _settle()
+    assert (a.in_flight, b.in_flight) == (2, 3)
+    a.go.set()
+    b.go.set()
+    assert sorted(r.endpoint for r in await asyncio.gather(*jobs)) == ["a", "a", "b", "b", "b"]
+
+
+async def test_when_every_endpoint_is_full_the_rest_wait_for_a_free_slot() -> None:
+    a = Held("a", ceiling=3, floor=3)
+    pool = ProviderPool([a])
+    jobs = [asyncio.create_task(pool.generate(REQ)) for _ in range(7)]
+    await _settle()
+    assert a.in_flight == 3
+    a.go.set()
+    await asyncio.gather(*jobs)
+    assert a.most == 3
+
+
+async def test_an_endpoint_cooling_down_gets_no_new_requests_until_it_ends() -> None:
+    a, b = Scripted("a", [K.RATE_LIMITED, "ok"]), Scripted("b", ["ok"])
+    pool, waits = _pool(a, b)
+    first = await pool.generate(REQ)
+    # the 429's Retry-After (2 s) was waited out before a was asked again
+    assert (first.endpoint, a.calls, waits) == ("a", 2, [2.0])
+
+
+async def test_a_429_sends_the_next_jobs_to_the_next_endpoint_while_cooling() -> None:
+    now = [0.0]
+    a, b = Scripted("a", [K.RATE_LIMITED, "ok"]), Scripted("b", ["ok"])
+    pool = ProviderPool([a, b], RetryPolicy(max_wait=1.0), clock=lambda: now[0])
+    assert (await pool.generate(REQ)).endpoint == "b"  # 2 s is more than max_wait: moves on
+    assert (await pool.generate(REQ)).endpoint == "b"  # a still cools down
+    now[0] += 1.0  # the cool-down is at most max_wait
+    assert (await pool.generate(REQ)).endpoint == "a"
+
+
+async def test_overload_answers_shrink_the_endpoint_limit_and_successes_grow_it() -> None:
+    a = Scripted("a", [K.RATE_LIMITED, "ok"])
+    pool, _ = _pool(a)
+    before = pool.slots.limits["a"].limit
+    await pool.generate(REQ)
+    assert pool.slots.limits["a"].limit < before
+    assert pool.slots.limits["a"].in_flight == 0
+
+
+async def test_the_slot_is_given_back_when_the_job_is_cancelled() -> None:
+    a = Held("a", ceiling=1, floor=1)
+    pool = ProviderPool([a])
+    job = asyncio.create_task(pool.generate(REQ))
+    await _settle()
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    assert pool.slots.limits["a"].in_flight == 0

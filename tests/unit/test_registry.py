@@ -39,6 +39,20 @@ def test_loads_endpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert rb.price_per_image == 0.028 and rb.extra_body == {"group": "default"}
     assert google.auth_headers() == {"x-goog-api-key": "AIza-literal"}
     assert "sk-from-env" not in repr(rb)
+    assert (rb.min_concurrency, rb.max_concurrency) == (1, 128)  # adaptive between these
+
+
+def test_concurrency_bounds_of_an_endpoint(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(
+        "[[endpoint]]\nname='fixed'\ndialect='gemini'\nbase_url='https://x'\n"
+        "min_concurrency=4\nmax_concurrency=4\n"
+        "[[endpoint]]\nname='capped'\ndialect='gemini'\nbase_url='https://y'\n"
+        "max_concurrency=4\n"
+    )
+    fixed, capped = load_providers_file(path)
+    assert (fixed.min_concurrency, fixed.max_concurrency) == (4, 4)
+    assert (capped.min_concurrency, capped.max_concurrency) == (1, 4)
 
 
 @pytest.mark.parametrize(
@@ -58,6 +72,11 @@ def test_loads_endpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         ),
         ("[[endpoint]\n", "not valid TOML"),
         ("[[endpoint]]\nname='a'\ndialect='gemini'\nbase_url='https://x'\ncolour='red'", "colour"),
+        (
+            "[[endpoint]]\nname='a'\ndialect='gemini'\nbase_url='https://x'\n"
+            "min_concurrency=8\nmax_concurrency=4",
+            "min_concurrency must not exceed max_concurrency",
+        ),
     ],
 )
 def test_errors_say_what_is_wrong(tmp_path: Path, text: str, needle: str) -> None:
