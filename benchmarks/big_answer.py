@@ -60,7 +60,10 @@ async def _client(root: str, calls: int) -> None:
     from bot.providers.openai_chat import OpenAIChatProvider
 
     endpoint = Endpoint(
-        name="bench", dialect="openai-chat", base_url=f"{root}/v1", api_key="sk-bench",
+        name="bench",
+        dialect="openai-chat",
+        base_url=f"{root}/v1",
+        api_key="sk-bench",
         timeout=300.0,
     )
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
@@ -88,16 +91,30 @@ async def _client(root: str, calls: int) -> None:
 async def _measure(size_mb: int, bot_src: str | None, calls: int = 1) -> str:
     """One call of a `size_mb` answer, or (size 0) `calls` calls of a 1K image's answer at once."""
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks.big_answer", "--serve", str(size_mb * 1_000_000),
-        cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "benchmarks.big_answer",
+        "--serve",
+        str(size_mb * 1_000_000),
+        cwd=ROOT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
     assert server.stdout is not None and server.stdin is not None
     root = (await server.stdout.readline()).decode().strip()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (bot_src, str(ROOT)) if p)
     client = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks.big_answer", "--client", root, "--calls", str(calls),
-        cwd=bot_src or ROOT, env=env, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "benchmarks.big_answer",
+        "--client",
+        root,
+        "--calls",
+        str(calls),
+        cwd=bot_src or ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await client.communicate()
     server.stdin.close()

@@ -297,7 +297,10 @@ class OpenAIImagesProvider(EndpointClient):
                 raise self._still_running()
             try:
                 return await get_and_read(
-                    self._http, self.endpoint, url, partial(_parse, parse_task),
+                    self._http,
+                    self.endpoint,
+                    url,
+                    partial(_parse, parse_task),
                     timeout=min(self.endpoint.timeout, remaining),
                 )
             except ProviderError as exc:
