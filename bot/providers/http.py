@@ -157,10 +157,6 @@ async def _turn_for(resp: httpx.Response) -> AsyncIterator[None]:
         yield
 
 
-async def _as_is(raw: bytearray) -> bytearray:
-    return raw
-
-
 async def _read_head(resp: httpx.Response, limit: int = ERROR_BODY_BYTES) -> bytes:
     chunks, size = [], 0
     async for chunk in resp.aiter_bytes():
@@ -169,21 +165,6 @@ async def _read_head(resp: httpx.Response, limit: int = ERROR_BODY_BYTES) -> byt
         if size >= limit:
             break
     return b"".join(chunks)[:limit]
-
-
-async def post_json(
-    http: httpx.AsyncClient,
-    endpoint: Endpoint,
-    url: str,
-    body: Any,
-    *,
-    max_bytes: int = MAX_ANSWER_BYTES,
-) -> bytearray:
-    """POST `body` as JSON with the endpoint's auth; the 2xx answer's bytes, else ProviderError.
-
-    `endpoint.timeout` bounds the whole call (upload, generation, download of the answer).
-    """
-    return await post_and_read(http, endpoint, url, body, _as_is, max_bytes=max_bytes)
 
 
 async def post_and_read(
@@ -195,24 +176,16 @@ async def post_and_read(
     *,
     max_bytes: int = MAX_ANSWER_BYTES,
 ) -> T:
-    """As post_json, with the answer's bytes turned by `read` into what the caller keeps (the
-    parsed answer) while the answer holds its place in the answer lane; the bytes are not
-    kept. What `read` returns should hold no more than the answer's images."""
+    """POST `body` as JSON with the endpoint's auth; what `read` makes of the 2xx answer's
+    bytes, else ProviderError.
+
+    `read` (the parse) runs while a big answer holds its place in the answer lane, and the
+    bytes are let go when it returns: what it makes should hold no more than the answer's
+    images. `endpoint.timeout` bounds the whole call (upload, generation, download of the
+    answer), not the parse."""
     content = await encode_json(body)
     log.debug("POST %s to %s (%d bytes)", urlsplit(url).path, endpoint.name, len(content))
     return await _call(http, endpoint, "POST", url, content, max_bytes, read)
-
-
-async def get_json(
-    http: httpx.AsyncClient,
-    endpoint: Endpoint,
-    url: str,
-    *,
-    max_bytes: int = 5_000_000,
-    timeout: float | None = None,  # noqa: ASYNC109 - total budget, default endpoint.timeout
-) -> bytearray:
-    """GET with the endpoint's auth (task polling); the 2xx answer's bytes, else ProviderError."""
-    return await get_and_read(http, endpoint, url, _as_is, max_bytes=max_bytes, timeout=timeout)
 
 
 async def get_and_read(
@@ -224,7 +197,8 @@ async def get_and_read(
     max_bytes: int = 5_000_000,
     timeout: float | None = None,  # noqa: ASYNC109 - total budget, default endpoint.timeout
 ) -> T:
-    """As get_json, with the answer's bytes turned by `read` as in post_and_read."""
+    """GET with the endpoint's auth (task polling); what `read` makes of the 2xx answer's
+    bytes (as in post_and_read), else ProviderError."""
     return await _call(http, endpoint, "GET", url, None, max_bytes, read, timeout)
 
 
