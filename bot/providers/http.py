@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Iterator
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
@@ -42,6 +43,10 @@ _EXPIRED_STATUSES = frozenset({403, 404, 410})
 DOWNLOAD_ATTEMPTS = 2  # an image link that fails to download is fetched once more
 DOWNLOAD_RETRY_PAUSE = 0.5
 MAX_REDIRECTS = 5  # hops an image link may take; each is checked like the link itself
+# A burst of answers read at once would hold every body (and its decoded image) at the same time:
+# big ones take turns through a narrow lane, the rest wait unread in their sockets meanwhile.
+ANSWER_LANE_WIDTH = 4
+SMALL_ANSWER_BYTES = 256 * 1024  # answers declared this small never wait for the lane
 
 
 def _string_chars(obj: Any) -> int:
@@ -123,6 +128,35 @@ async def _read_capped(resp: httpx.Response, max_bytes: int, what: str) -> bytea
     return buf
 
 
+_answer_lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def answer_lane() -> asyncio.Semaphore:
+    """The running loop's lane for big answers (one per loop: a semaphore serves one loop)."""
+    loop = asyncio.get_running_loop()
+    lane = _answer_lanes.get(loop)
+    if lane is None:
+        lane = _answer_lanes[loop] = asyncio.Semaphore(ANSWER_LANE_WIDTH)
+    return lane
+
+
+def _is_small(resp: httpx.Response) -> bool:
+    declared = resp.headers.get("content-length", "")
+    return declared.isdigit() and int(declared) <= SMALL_ANSWER_BYTES
+
+
+@contextlib.asynccontextmanager
+async def _turn_for(resp: httpx.Response) -> AsyncIterator[None]:
+    """Hold a place in the answer lane while a big answer is read and decoded."""
+    if _is_small(resp):
+        yield
+        return
+    async with answer_lane():
+        yield
+
+
 async def _read_head(resp: httpx.Response, limit: int = ERROR_BODY_BYTES) -> bytes:
     chunks, size = [], 0
     async for chunk in resp.aiter_bytes():
@@ -133,61 +167,80 @@ async def _read_head(resp: httpx.Response, limit: int = ERROR_BODY_BYTES) -> byt
     return b"".join(chunks)[:limit]
 
 
-async def post_json(
+async def post_and_read(
     http: httpx.AsyncClient,
     endpoint: Endpoint,
     url: str,
     body: Any,
+    read: Callable[[bytearray], Awaitable[T]],
     *,
     max_bytes: int = MAX_ANSWER_BYTES,
-) -> bytearray:
-    """POST `body` as JSON with the endpoint's auth; the 2xx answer's bytes, else ProviderError.
+) -> T:
+    """POST `body` as JSON with the endpoint's auth; what `read` makes of the 2xx answer's
+    bytes, else ProviderError.
 
-    `endpoint.timeout` bounds the whole call (upload, generation, download of the answer).
-    """
+    `read` (the parse) runs while a big answer holds its place in the answer lane, and the
+    bytes are let go when it returns: what it makes should hold no more than the answer's
+    images. `endpoint.timeout` bounds the whole call (upload, generation, download of the
+    answer), not the parse."""
     content = await encode_json(body)
     log.debug("POST %s to %s (%d bytes)", urlsplit(url).path, endpoint.name, len(content))
-    return await _call(http, endpoint, "POST", url, content, max_bytes)
+    return await _call(http, endpoint, "POST", url, content, max_bytes, read)
 
 
-async def get_json(
+async def get_and_read(
     http: httpx.AsyncClient,
     endpoint: Endpoint,
     url: str,
+    read: Callable[[bytearray], Awaitable[T]],
     *,
     max_bytes: int = 5_000_000,
     timeout: float | None = None,  # noqa: ASYNC109 - total budget, default endpoint.timeout
-) -> bytearray:
-    """GET with the endpoint's auth (task polling); the 2xx answer's bytes, else ProviderError."""
-    return await _call(http, endpoint, "GET", url, None, max_bytes, timeout)
+) -> T:
+    """GET with the endpoint's auth (task polling); what `read` makes of the 2xx answer's
+    bytes (as in post_and_read), else ProviderError."""
+    return await _call(http, endpoint, "GET", url, None, max_bytes, read, timeout)
 
 
 async def _call(
-    http: httpx.AsyncClient, endpoint: Endpoint, method: str, url: str, content: bytes | None,
-    max_bytes: int, total: float | None = None,
-) -> bytearray:
+    http: httpx.AsyncClient,
+    endpoint: Endpoint,
+    method: str,
+    url: str,
+    content: bytes | None,
+    max_bytes: int,
+    read: Callable[[bytearray], Awaitable[T]],
+    total: float | None = None,
+) -> T:
     headers = endpoint.auth_headers()
     if content is not None:
         headers = {**headers, "Content-Type": "application/json"}
     secrets = (endpoint.api_key,)
     total = endpoint.timeout if total is None else total
-    try:
-        async with (
-            asyncio.timeout(total),
-            http.stream(
-                method, url, content=content, headers=headers,
-                params=endpoint.auth_params(), timeout=_timeouts(total),
-            ) as resp,
-        ):
-            if not resp.is_success:
-                head = await _read_head(resp)
-                raise error_from_http(
-                    resp.status_code, head, resp.headers, endpoint.name, secrets=secrets
-                )
-            return await _read_capped(resp, max_bytes, "answer")
-    except (httpx.HTTPError, TimeoutError) as exc:
-        where = f"{method} {'to' if content is not None else 'from'} {endpoint.name}"
-        raise transport_error(exc, where, endpoint.name, secrets) from None
+    async with contextlib.AsyncExitStack() as turn:
+        try:
+            async with (
+                asyncio.timeout(total),
+                http.stream(
+                    method,
+                    url,
+                    content=content,
+                    headers=headers,
+                    params=endpoint.auth_params(),
+                    timeout=_timeouts(total),
+                ) as resp,
+            ):
+                if not resp.is_success:
+                    head = await _read_head(resp)
+                    raise error_from_http(
+                        resp.status_code, head, resp.headers, endpoint.name, secrets=secrets
+                    )
+                await turn.enter_async_context(_turn_for(resp))
+                raw = await _read_capped(resp, max_bytes, "answer")
+        except (httpx.HTTPError, TimeoutError) as exc:
+            where = f"{method} {'to' if content is not None else 'from'} {endpoint.name}"
+            raise transport_error(exc, where, endpoint.name, secrets) from None
+        return await read(raw)
 
 
 async def download_image(
@@ -245,12 +298,17 @@ def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:
 
 
 async def _open(
-    http: httpx.AsyncClient, pins: list[Pinned], timeout: float  # noqa: ASYNC109
+    http: httpx.AsyncClient,
+    pins: list[Pinned],
+    timeout: float,  # noqa: ASYNC109
 ) -> httpx.Response:
     """The response headers of a GET to the first pinned address that accepts a connection."""
     for i, pin in enumerate(pins):
         request = http.build_request(
-            "GET", pin.url, headers=pin.headers, extensions=pin.extensions,
+            "GET",
+            pin.url,
+            headers=pin.headers,
+            extensions=pin.extensions,
             timeout=_timeouts(timeout),
         )
         try:
@@ -286,7 +344,10 @@ async def resolve_images(
 
 
 async def _download_paid(
-    http: httpx.AsyncClient, url: str, max_bytes: int, timeout: float,  # noqa: ASYNC109
+    http: httpx.AsyncClient,
+    url: str,
+    max_bytes: int,
+    timeout: float,  # noqa: ASYNC109
     policy: UrlPolicy | None,
 ) -> GeneratedImage:
     """Download an image the upstream already made (and billed). Fetching again is free, so a
@@ -330,8 +391,11 @@ class EndpointClient:
     async def _images(self, refs: list[ImageRef]) -> list[GeneratedImage]:
         """The bytes of an answer's images, its links downloaded at once (relay links expire)."""
         return await resolve_images(
-            self._http, refs, max_bytes=self._max_download_bytes,
-            timeout=self.endpoint.timeout, policy=self._url_policy,
+            self._http,
+            refs,
+            max_bytes=self._max_download_bytes,
+            timeout=self.endpoint.timeout,
+            policy=self._url_policy,
         )
 
     async def _post_and_parse(
@@ -345,9 +409,9 @@ class EndpointClient:
         the GIL lane (both CPU-heavy with big images), then the answer's links downloaded."""
         with tagged(self.endpoint.name):
             body = await in_gil_lane(build, request, self.endpoint)
-            raw = await post_json(self._http, self.endpoint, url, body)
-            parsed = await in_gil_lane(parse, raw)
-            del raw  # up to 64 MB, not to be held while the links download
+            parsed = await post_and_read(
+                self._http, self.endpoint, url, body, partial(in_gil_lane, parse)
+            )
             images = await self._images(parsed.images)
         return ImageResult(
             images=images,

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
@@ -39,7 +40,7 @@ from bot.providers.extract import (
     ref_from_url_or_data,
     text_without_images,
 )
-from bot.providers.http import EndpointClient, get_json, in_gil_lane, post_json, tagged
+from bot.providers.http import EndpointClient, get_and_read, in_gil_lane, post_and_read, tagged
 from bot.providers.profiles import profile_for
 from bot.providers.urlguard import UrlPolicy
 
@@ -247,9 +248,9 @@ class OpenAIImagesProvider(EndpointClient):
         fetch any image links at once (relay links expire)."""
         with tagged(self.endpoint.name):
             path, body = await in_gil_lane(build_request, request, self.endpoint)
-            raw = await post_json(self._http, self.endpoint, self.base + path, body)
-            parsed = await _parse(parse_response, raw)
-            del raw  # up to 64 MB, not to be held while a task is polled or links download
+            parsed = await post_and_read(
+                self._http, self.endpoint, self.base + path, body, partial(_parse, parse_response)
+            )
             refs = parsed.images
             if parsed.task_id is not None:
                 refs = await self._wait_for_task(parsed.task_id, progress)
@@ -295,10 +296,13 @@ class OpenAIImagesProvider(EndpointClient):
             if remaining <= 0:
                 raise self._still_running()
             try:
-                raw = await get_json(
-                    self._http, self.endpoint, url, timeout=min(self.endpoint.timeout, remaining)
+                return await get_and_read(
+                    self._http,
+                    self.endpoint,
+                    url,
+                    partial(_parse, parse_task),
+                    timeout=min(self.endpoint.timeout, remaining),
                 )
-                return await _parse(parse_task, raw)
             except ProviderError as exc:
                 if not exc.transient:
                     raise

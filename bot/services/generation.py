@@ -11,6 +11,7 @@ from dataclasses import replace
 from bot import imaging
 from bot.providers.base import (
     Done,
+    ImagePart,
     ImageProvider,
     ImageRequest,
     ImageResult,
@@ -19,6 +20,7 @@ from bot.providers.base import (
     ProgressEvent,
     Queued,
     Started,
+    Turn,
 )
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.profiles import Capabilities, Catalog
@@ -388,7 +390,9 @@ class GenerationService:
         return prepared
 
     async def _store_outputs(self, result: ImageResult) -> list[StoredImage]:
-        """Validate and keep every returned image file (rows come with the job's finish)."""
+        """Validate and keep every returned image file (rows come with the job's finish). The
+        result lets go of the images' bytes once they are files: in a burst, jobs waiting for
+        their finish to commit would otherwise hold every image at once."""
         stored = []
         for out in result.images:
             try:
@@ -401,6 +405,9 @@ class GenerationService:
                 ) from exc
             sha = await self._blobs.put(out.data)
             stored.append(StoredImage(0, sha, info.mime, info.width, info.height, len(out.data)))
+        result.images.clear()
+        if result.model_turn is not None:
+            result.model_turn = _without_bytes(result.model_turn)
         return stored
 
     async def _finish_job(
@@ -455,6 +462,12 @@ class GenerationService:
                 error_code=code,
                 error_detail=detail[:2000],
             )
+
+
+def _without_bytes(turn: Turn) -> Turn:
+    """The turn with its pictures' bytes let go (the job row keeps them by blob)."""
+    parts = [replace(p, data=None) if isinstance(p, ImagePart) else p for p in turn.parts]
+    return Turn(turn.role, parts)
 
 
 async def _unheard(event: ProgressEvent) -> None:

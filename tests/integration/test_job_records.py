@@ -576,3 +576,33 @@ async def test_the_prefs_cache_is_bounded_and_reads_a_forgotten_chat_again(
     assert prefs.cached(-5) is None
     assert (await prefs.get(-5)).aspect_ratio == "4:3"
     assert env.statements["SELECT chat_prefs.refine, chat_prefs.aspect_ratio,"] == 2
+
+
+async def test_a_stored_result_lets_go_of_its_image_bytes_before_the_finish_commits(
+    env: Env,
+) -> None:
+    """In a burst, jobs waiting for their finish to commit must not each hold their image."""
+    generation = _history_service(env)
+    answered: list[ImageResult] = []
+    held_at_commit: list[int] = []
+    generate, write = env.provider.generate, env.database.write
+
+    async def keeping(request: Any, progress: Any = None) -> ImageResult:
+        answered.append(await generate(request, progress))
+        return answered[-1]
+
+    def watching(*args: Any, **kw: Any) -> Any:
+        for result in answered:
+            turn = result.model_turn
+            pictures = [p for p in (turn.parts if turn else []) if isinstance(p, ImagePart)]
+            held_at_commit.append(len(result.images) + sum(p.data is not None for p in pictures))
+        return write(*args, **kw)
+
+    env.provider.generate = keeping  # type: ignore[method-assign]
+    env.database.write = watching  # type: ignore[method-assign]
+    outcome = await ask(generation, who(), "one", [], message_id=2)
+    assert held_at_commit and held_at_commit[-1] == 0
+    [stored] = outcome.images
+    assert await env.images.data(stored)  # the bytes live on in the file
+    [job] = await env.rows(Job)
+    assert json.loads(job.model_parts)["parts"][1] == {"image": stored.sha256, "mime": "image/png"}
