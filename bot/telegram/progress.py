@@ -113,6 +113,7 @@ class Progress:
         self._shown_place: int | None = None  # the place the status message shows
         self._shown_note: str | None = None  # None: not shown by this object yet
         self._wake = asyncio.Event()
+        self._stopping = False
 
     @property
     def note(self) -> str:
@@ -155,6 +156,10 @@ class Progress:
     async def stop(self) -> None:
         """No more chat actions or edits (the status message stays until the block ends)."""
         if self._task is not None:
+            # The flag ends the loop even if wait_for swallows the cancellation, which it can
+            # when the wake event fires at the same moment (Python 3.11).
+            self._stopping = True
+            self._wake.set()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -187,7 +192,7 @@ class Progress:
         next_edit = tm.status_delay
         gap = tm.edit_interval
         actions = 0
-        while True:
+        while not self._stopping:
             elapsed = time.monotonic() - self._started
             if self._wake.is_set():
                 self._wake.clear()

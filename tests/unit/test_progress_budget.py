@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from telegram.error import TelegramError
 
-from bot.services.types import Queued, Started
+from bot.services.types import Done, Queued, Started
 from bot.telegram import progress as progress_module
 from bot.telegram.progress import Progress, ProgressBudget, ProgressTimings
 from bot.telegram.ratelimit import PROGRESS
@@ -353,3 +353,17 @@ async def test_drawing_after_a_long_wait_is_said_within_edit_interval(clock: Clo
     assert bot.names() == ["send_message", "edit_message_text", "delete_message"]
     assert "#2 in line" in bot.calls[0][1]["text"]
     assert "in line" not in bot.calls[1][1]["text"]
+
+
+async def test_stop_right_after_an_event_ends_the_progress_task() -> None:
+    """An event wakes the task as stop() cancels it; the task still ends (wait_for can lose
+    a cancellation that coincides with its event)."""
+    for _ in range(20):
+        bot = FakeBot()
+        async with make(bot, DEFAULTS) as progress:
+            await progress.report(Started())
+            await asyncio.sleep(0)
+            await progress.report(Done())
+            stopping = asyncio.ensure_future(progress.stop())
+            await asyncio.wait([stopping], timeout=2.0)
+            assert stopping.done()
