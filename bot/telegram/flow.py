@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 from telegram import Bot, Update
 from telegram.error import TelegramError
@@ -22,7 +21,6 @@ from bot.services.requests import GenerationRequest
 from bot.services.types import JobOutcome, ProgressCallback, Who
 from bot.telegram.context import Services, lang, services, who_of
 from bot.telegram.progress import Progress
-from bot.telegram.ratelimit import PROGRESS
 from bot.telegram.replies import ResultSender
 
 
@@ -46,14 +44,11 @@ async def chat_turn(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Async
     ahead = svc.queue.ahead(key)
     note = _WaitNote()
     if ahead:
-        # a progress message: it gives way to results (see bot.telegram.ratelimit)
-        rl: dict[str, Any] = {"rate_limit_args": PROGRESS} if context.bot.rate_limiter else {}
         with suppress(TelegramError):
             sent = await context.bot.send_message(
                 who.chat_id,
                 t(lang(update, context), "queued", ahead=ahead),
                 message_thread_id=who.thread_id or None,
-                **rl,
             )
             note.message_id = sent.message_id
     async with svc.queue.turn(key):
