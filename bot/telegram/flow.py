@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
+from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import partial
 
 from telegram import Bot, Update
@@ -22,30 +24,54 @@ from bot.telegram.progress import Progress
 from bot.telegram.replies import ResultSender
 
 
+@dataclass
+class _WaitNote:
+    """The "queued" message of a request that waited for its chat's earlier ones."""
+
+    message_id: int | None = None
+
+
+# The note of the request whose turn this task holds: its job's progress adopts it as the
+# status message, so one request never shows a "queued" note and a status message both.
+_turn_note: ContextVar[_WaitNote | None] = ContextVar("turn_note", default=None)
+
+
 @asynccontextmanager
 async def chat_turn(update: Update, context: ContextTypes.DEFAULT_TYPE) -> AsyncIterator[None]:
     """Wait for this chat's earlier requests; say so when there are any."""
     svc, who = services(context), who_of(update)
     key = (who.chat_id, who.thread_id)
     ahead = svc.queue.ahead(key)
-    note_id = None
+    note = _WaitNote()
     if ahead:
         with suppress(TelegramError):
-            note = await context.bot.send_message(
+            sent = await context.bot.send_message(
                 who.chat_id,
                 t(lang(update, context), "queued", ahead=ahead),
                 message_thread_id=who.thread_id or None,
             )
-            note_id = note.message_id
+            note.message_id = sent.message_id
     async with svc.queue.turn(key):
-        if note_id is not None:
-            with suppress(TelegramError):
-                await context.bot.delete_message(who.chat_id, note_id)
+        token = _turn_note.set(note)
         try:
             yield
         except Exception as exc:
             # Told within the turn, so the chat hears of this failure before its next request.
             await context.application.process_error(update, exc)
+        finally:
+            _turn_note.reset(token)
+            if note.message_id is not None:  # no job took it over
+                with suppress(TelegramError):
+                    await context.bot.delete_message(who.chat_id, note.message_id)
+
+
+def _adopt_note() -> int | None:
+    """The id of this turn's "queued" message, which the caller now owns (None: none)."""
+    note = _turn_note.get()
+    if note is None:
+        return None
+    message_id, note.message_id = note.message_id, None
+    return message_id
 
 
 async def generate(
@@ -97,6 +123,7 @@ async def deliver(
         timings=svc.progress,
         reply_to=reply_to,
         budget=svc.progress_budget,
+        status_id=_adopt_note(),
     ) as progress:
         outcome = await run(progress.report)
         await progress.stop()

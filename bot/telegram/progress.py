@@ -1,4 +1,5 @@
-"""While a job runs: the upload_photo chat action kept alive, one status message with seconds."""
+"""While a job runs: the upload_photo chat action while it draws, or one status message with
+seconds and its place in line, edited sparingly."""
 
 from __future__ import annotations
 
@@ -25,15 +26,19 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class ProgressTimings:
-    """Seconds. The chat action ("sending a photo…") is the first feedback; the status
-    message follows only when a job takes longer than Telegram shows one action (~5 s) or has
-    something to say (place in line, a retry). Quick results then cost three Bot API calls
-    (two chat actions and the photo) instead of five (plus the status message and its removal).
+    """Seconds. The chat action ("sending a photo…") is the first feedback of a job that is
+    drawing; the status message follows only when a job takes longer than Telegram shows one
+    action (~5 s) or has something to say (place in line, a retry), and from then on it alone
+    speaks: a shown status makes chat actions redundant. Quick results then cost two or three
+    Bot API calls (chat actions and the photo). Edits come at most every `edit_interval`, the
+    gap doubling after each edit up to `max_edit_interval`, so a long job or a long wait costs
+    a few edits, not one every few seconds.
     """
 
     status_delay: float = 6.0
     action_interval: float = 4.0
     edit_interval: float = 5.0
+    max_edit_interval: float = 60.0
     album_quiet: float = 1.5
 
 
@@ -72,6 +77,8 @@ class Progress:
 
     `stop()` ends the chat actions and edits; the status message is removed on exit, so a
     caller that sends the result inside the block shows it before the status goes away.
+    Chat actions ("sending a photo…") are sent only while the job is drawing (after `Started`)
+    and no status message is shown; a place in line is edited in only when it has halved.
     """
 
     def __init__(
@@ -85,6 +92,7 @@ class Progress:
         timings: ProgressTimings,
         reply_to: int | None = None,
         budget: ProgressBudget | None = None,
+        status_id: int | None = None,
     ) -> None:
         self._bot, self._chat_id, self._thread_id = bot, chat_id, thread_id or None
         self._lang, self._key, self._timings, self._reply_to = lang, key, timings, reply_to
@@ -94,12 +102,18 @@ class Progress:
         self._rl: dict[str, Any] = (
             {"rate_limit_args": PROGRESS} if getattr(bot, "rate_limiter", None) else {}
         )
-        self._status_id: int | None = None
+        # A message already in the chat (the chat's "queued" note) becomes the status message.
+        self._status_id = status_id
         self._shown = ""
         self._task: asyncio.Task[None] | None = None
         self._started = 0.0
         self._note = ""
+        self._drawing = False
+        self._place: int | None = None  # the latest place in line, while waiting
+        self._shown_place: int | None = None  # the place the status message shows
+        self._shown_note: str | None = None  # None: not shown by this object yet
         self._wake = asyncio.Event()
+        self._stopping = False
 
     @property
     def note(self) -> str:
@@ -110,13 +124,18 @@ class Progress:
     @note.setter
     def note(self, value: str) -> None:
         self._note = value
-        if value and self._status_id is None:
-            self._wake.set()
+        self._wake.set()
 
     async def report(self, event: ProgressEvent) -> None:
         """The job's ProgressCallback: each event becomes the note (or the status's wording)."""
-        if isinstance(event, Started):
-            self._key = "status_working_edit" if event.editing else "status_working"
+        match event:
+            case Queued(position=position):
+                self._place = position
+            case Started(editing=editing):
+                self._key = "status_working_edit" if editing else "status_working"
+                self._place, self._drawing = None, True
+            case Retrying() | TaskPolling():
+                self._place, self._drawing = None, True
         self.note = note_for(self._lang, event)
 
     async def __aenter__(self) -> Progress:
@@ -137,6 +156,10 @@ class Progress:
     async def stop(self) -> None:
         """No more chat actions or edits (the status message stays until the block ends)."""
         if self._task is not None:
+            # The flag ends the loop even if wait_for swallows the cancellation, which it can
+            # when the wake event fires at the same moment (Python 3.11).
+            self._stopping = True
+            self._wake.set()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -146,14 +169,41 @@ class Progress:
         text = t(self._lang, self._key, seconds=int(time.monotonic() - self._started))
         return f"{text}\n{self._note}" if self._note else text
 
+    def _worth_an_edit(self) -> bool:
+        """A wait is edited only when its place has halved (the seconds alone don't matter
+        while waiting); anything else that changed the text is worth showing."""
+        if self._text() == self._shown:
+            return False
+        if self._waiting_on():
+            assert self._place is not None and self._shown_place is not None
+            return self._place <= self._shown_place // 2
+        return True
+
+    def _waiting_on(self) -> bool:
+        """Still waiting, and the status shows the wait: only the place has changed."""
+        return self._place is not None and self._shown_place is not None
+
+    def _acting(self) -> bool:
+        return self._drawing and self._status_id is None
+
     async def _run(self) -> None:
         tm = self._timings
         next_action = 0.0
         next_edit = tm.status_delay
+        gap = tm.edit_interval
         actions = 0
-        while True:
+        while not self._stopping:
             elapsed = time.monotonic() - self._started
-            if elapsed >= next_action:
+            if self._wake.is_set():
+                self._wake.clear()
+                if self._status_id is None:
+                    if self._note:
+                        next_edit = min(next_edit, elapsed)
+                elif self._note != self._shown_note and not self._waiting_on():
+                    # a new stage (drawing after a wait, a retry): said within edit_interval,
+                    # unless the result comes first
+                    next_edit = min(next_edit, elapsed + tm.edit_interval)
+            if self._acting() and elapsed >= next_action:
                 if self._budget.take(first=actions == 0):
                     actions += 1
                     await self._quietly(
@@ -166,20 +216,19 @@ class Progress:
                     next_action = elapsed + tm.action_interval
                 else:
                     next_action = elapsed + RETRY_SKIPPED
-            if self._wake.is_set():
-                self._wake.clear()
-                next_edit = min(next_edit, elapsed)
             if elapsed >= next_edit:
-                if self._text() == self._shown:
-                    next_edit = elapsed + tm.edit_interval
+                if self._status_id is not None and not self._worth_an_edit():
+                    next_edit = elapsed + gap
                 elif self._budget.take(first=self._status_id is None):
+                    if self._status_id is not None:
+                        gap = min(gap * 2, tm.max_edit_interval)
                     await self._show_status()
-                    next_edit = elapsed + tm.edit_interval
+                    next_edit = elapsed + gap
                 else:
                     next_edit = elapsed + RETRY_SKIPPED
+            due = min(next_edit, next_action) if self._acting() else next_edit
             with contextlib.suppress(TimeoutError):
-                pause = max(0.05, min(next_action, next_edit) - elapsed)
-                await asyncio.wait_for(self._wake.wait(), pause)
+                await asyncio.wait_for(self._wake.wait(), max(0.05, due - elapsed))
 
     async def _show_status(self) -> None:
         text = self._text()
@@ -196,10 +245,11 @@ class Progress:
             )
             if msg is not None:
                 self._status_id, self._shown = msg.message_id, text
+                self._shown_place, self._shown_note = self._place, self._note
         elif await self._quietly(
             self._bot.edit_message_text(text, self._chat_id, self._status_id, **self._rl)
         ):
-            self._shown = text
+            self._shown, self._shown_place, self._shown_note = text, self._place, self._note
 
     @staticmethod
     async def _quietly(call: Awaitable[T]) -> T | None:

@@ -11,8 +11,10 @@ per group (core.telegram.org/bots/faq). Here:
   until `window` after its answer: Telegram counts it somewhere in between (for an upload,
   after the upload), so counting early lets a slow upload and its followers collide;
 * a message marked `rate_limit_args=PROGRESS` (status message, its edits) waits only while
-  no other message waits, and is dropped with `ProgressSkipped` (a TelegramError, which
-  progress calls swallow) when it could not go within `progress_patience` seconds;
+  no other message waits and while its private chat has room for one more message after
+  it (about one a second per chat, short bursts), and is dropped with `ProgressSkipped`
+  (a TelegramError, which progress calls swallow) when it could not go within
+  `progress_patience` seconds;
 * other calls (chat actions, deletions, getFile, callback answers) are not paced;
 * a 429 is retried after its retry_after, up to `max_retries` times; a 429 on a message
   also holds back all messages for that long.
@@ -46,6 +48,7 @@ MESSAGE_METHODS = frozenset(
     }
 )  # fmt: skip
 GROUP_PER_MINUTE = 20
+PRIVATE_RATE, PRIVATE_BURST = 1.0, 3.0  # about one message a second per chat, short bursts
 
 Result = bool | dict[str, Any] | list[dict[str, Any]]
 
@@ -78,6 +81,7 @@ class MessageRateLimiter(BaseRateLimiter[str]):
         self._sent: deque[float] = deque()  # when recent messages were answered
         self._in_flight = 0  # messages granted and not yet answered
         self._groups: dict[int | str, deque[float]] = {}
+        self._private: dict[int, tuple[float, float]] = {}  # chat -> (tokens, when)
         self._results: deque[_Waiter] = deque()
         self._progress: deque[_Waiter] = deque()
         self._held_until = 0.0
@@ -224,6 +228,13 @@ class MessageRateLimiter(BaseRateLimiter[str]):
                 if len(self._groups) > 1000:
                     self._groups = {k: v for k, v in self._groups.items() if v and now - v[-1] < 60}
                 self._groups.setdefault(waiter.chat, deque()).extend([now] * waiter.count)
+            elif isinstance(waiter.chat, int):
+                if len(self._private) > 1000:
+                    self._private = {
+                        k: v for k, v in self._private.items() if now - v[1] < PRIVATE_BURST
+                    }
+                tokens = self._private_tokens(waiter.chat, now)
+                self._private[waiter.chat] = (tokens - min(waiter.count, PRIVATE_BURST), now)
             waiter.future.set_result(None)
 
     def _next(self, now: float) -> tuple[_Waiter | None, float | None]:
@@ -237,10 +248,26 @@ class MessageRateLimiter(BaseRateLimiter[str]):
                 soonest = wait if soonest is None else min(soonest, wait)
         return None, soonest
 
+    def _private_tokens(self, chat: int, now: float) -> float:
+        tokens, when = self._private.get(chat, (PRIVATE_BURST, now))
+        return min(PRIVATE_BURST, tokens + (now - when) * PRIVATE_RATE)
+
+    def _chat_wait(self, waiter: _Waiter, now: float) -> float:
+        """Seconds until a progress message may go to this private chat: it leaves room for
+        one more message of the chat's ~1 a second with bursts of three, so the chat's result
+        never draws a 429 for it. Results are not held back here, only counted."""
+        assert isinstance(waiter.chat, int)
+        if waiter.deadline is None:
+            return 0.0
+        need = min(waiter.count + 1.0, PRIVATE_BURST)
+        return max(0.0, need - self._private_tokens(waiter.chat, now)) / PRIVATE_RATE
+
     def _group_wait(self, waiter: _Waiter, now: float) -> float:
         chat = waiter.chat
-        if chat is None or (isinstance(chat, int) and chat > 0):
+        if chat is None:
             return 0.0
+        if isinstance(chat, int) and chat > 0:
+            return self._chat_wait(waiter, now)
         sends = self._groups.get(chat)
         if not sends:
             return 0.0

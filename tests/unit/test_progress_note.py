@@ -51,7 +51,8 @@ def progress(bot: RecordingBot, delay: float) -> Progress:
 
 async def test_quick_job_sends_only_the_chat_action() -> None:
     bot = RecordingBot()
-    async with progress(bot, delay=100):
+    async with progress(bot, delay=100) as p:
+        await p.report(Started())
         await asyncio.sleep(0.2)
     assert [kind for kind, _ in bot.calls] == ["action"]
 
@@ -63,8 +64,8 @@ async def test_a_note_shows_the_status_at_once() -> None:
         await p.report(Queued(3))
         await asyncio.wait_for(bot.sent.wait(), 5)
     kinds = [kind for kind, _ in bot.calls]
-    assert kinds == ["action", "send", "delete"]
-    assert "#3 in line" in bot.calls[1][1]
+    assert kinds == ["send", "delete"]  # a waiting job is not "sending a photo"
+    assert "#3 in line" in bot.calls[0][1]
 
 
 async def test_started_names_an_edit_and_clears_the_queue_note() -> None:

@@ -518,3 +518,39 @@ async def test_a_progress_waiter_cancelled_as_it_is_skipped_gives_back_nothing(
     assert h.started == ["first", "a"]  # still one a window
     h.advance(clock, 1.0)
     await done(h.tasks["b"])
+
+
+async def test_progress_leaves_its_private_chat_room_for_a_result(
+    clock: Clock, limiter: Any
+) -> None:
+    """About one message a second per chat with bursts of three: a status message or edit
+    goes only while its chat could still take a result right after it."""
+    h = await limiter(per_second=100, window=1.0, progress_patience=100.0)
+    await done(asyncio.gather(h.call("note", chat=5), h.call("photo1", "sendPhoto", chat=5)))
+    waiting = h.call("edit", "editMessageText", chat=5, progress=True)
+    elsewhere = h.call("status", chat=6, progress=True)
+    assert (await done(elsewhere))["name"] == "status"  # another chat is not held back
+    await quiet()
+    assert "edit" not in h.started  # one message's room left in chat 5: kept for a result
+    # a result is never held back for its chat's sake
+    assert (await done(h.call("photo2", "sendPhoto", chat=5)))["name"] == "photo2"
+    h.advance(clock, 1.0)
+    await quiet()
+    assert "edit" not in h.started  # still only one message's room (0 + 1 a second)
+    h.advance(clock, 1.0)
+    assert (await done(waiting))["name"] == "edit"
+    assert h.limiter.skipped == 0
+
+
+async def test_a_progress_message_its_chat_cannot_take_in_time_is_skipped(
+    clock: Clock, limiter: Any
+) -> None:
+    h = await limiter(per_second=100, window=1.0, progress_patience=0.5)
+    for i in range(3):
+        await done(h.call(f"photo{i}", "sendPhoto", chat=5))
+    edit = h.call("edit", "editMessageText", chat=5, progress=True)
+    await quiet()
+    h.advance(clock, 0.6)
+    with pytest.raises(ProgressSkipped):
+        await done(edit)
+    assert h.started == ["photo0", "photo1", "photo2"]
