@@ -7,7 +7,7 @@ from dataclasses import replace
 from bot import imaging
 from bot.services.errors import UserInputError
 from bot.services.storage_limit import StorageLimit
-from bot.services.types import HistoryEntry, HistoryPage, StoredImage, Who
+from bot.services.types import HistoryPage, StoredImage, Who
 from bot.storage.blobs import BlobStore
 from bot.storage.database import Database
 from bot.storage.models import ImageSource
@@ -172,7 +172,4 @@ class ImageLibrary:
             pages = max(1, -(-total // per_page))
             page = min(max(page, 0), pages - 1)
             rows = await repo.history_of_chat(chat_id, per_page, page * per_page)
-        entries = [
-            HistoryEntry(r.image, r.prompt, r.created_at.strftime("%m-%d %H:%M")) for r in rows
-        ]
-        return HistoryPage(entries, page, pages, total)
+        return HistoryPage(rows, page, pages, total)

@@ -15,14 +15,14 @@ from bot.providers.base import (
 )
 from bot.providers.profiles import Capabilities
 from bot.storage.models import SubjectKind
-from bot.storage.rows import StoredImage
+from bot.storage.rows import HistoryRow, StoredImage
 
 # What the Telegram layer sees of the layers below comes through here (see docs/ARCHITECTURE.md).
 __all__ = [
     "Capabilities",
     "Done",
-    "HistoryEntry",
     "HistoryPage",
+    "HistoryRow",
     "JobOptions",
     "JobOutcome",
     "ProgressCallback",
@@ -72,15 +72,8 @@ class JobOutcome:
 
 
 @dataclass(frozen=True)
-class HistoryEntry:
-    image: StoredImage
-    prompt: str | None
-    created_at: str
-
-
-@dataclass(frozen=True)
 class HistoryPage:
-    entries: list[HistoryEntry]
+    entries: list[HistoryRow]
     page: int
     pages: int
     total: int

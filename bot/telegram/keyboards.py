@@ -43,7 +43,7 @@ def history_keyboard(lang: str, page: HistoryPage) -> InlineKeyboardMarkup:
     rows = []
     for entry in page.entries:
         label = entry.prompt or t(lang, "history_your_image")
-        text = f"#{entry.image.id} · {entry.created_at} · {label}"
+        text = f"#{entry.image.id} · {entry.created_at:%m-%d %H:%M} · {label}"
         rows.append([B(text[:60], cd.PickFromHistory(entry.image.id))])
     nav = []
     if page.page > 0:

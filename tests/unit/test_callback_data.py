@@ -4,6 +4,7 @@ today's strings (version 1) keep decoding; anything else decodes to None."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update, User
@@ -12,7 +13,7 @@ from telegram.ext import Application, CallbackQueryHandler
 from bot.app import add_handlers
 from bot.providers.profiles import Capabilities
 from bot.services.prefs import LANGUAGES, MATCH_INPUT, RATIOS, REPLY_MODES, SIZES, Prefs
-from bot.services.types import HistoryEntry, HistoryPage, StoredImage
+from bot.services.types import HistoryPage, HistoryRow, StoredImage
 from bot.telegram import callback_data as cd
 from bot.telegram.keyboards import (
     choices_keyboard,
@@ -62,7 +63,9 @@ def _keyboards() -> Iterator[InlineKeyboardMarkup]:
                 yield ratio_keyboard(lang, current, CAN, back=back)
         for page, pages in ((0, 1), (0, 3), (1, 3), (2, 3), (BIG - 1, BIG)):
             entries = [
-                HistoryEntry(_image(BIG - i), "a red car " * 20 if i % 2 else None, "2026-12-01")
+                HistoryRow(
+                    _image(BIG - i), "a red car " * 20 if i % 2 else None, datetime(2026, 12, 1)
+                )
                 for i in range(5)
             ]
             yield history_keyboard(lang, HistoryPage(entries, page, pages, pages * 5))
