@@ -21,6 +21,15 @@ def _errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+def _break(monkeypatch: pytest.MonkeyPatch, bot: RunningBot, method: str, why: str) -> None:
+    """The generation service's `method` fails as a bug would."""
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(why)
+
+    monkeypatch.setattr(bot.app.bot_data["services"].generation, method, broken)
+
+
 async def test_an_unexpected_error_is_logged_once_and_the_user_hears_of_it(
     tg: FakeTelegram,
     upstream: FakeImageAPI,
@@ -28,10 +37,7 @@ async def test_an_unexpected_error_is_logged_once_and_the_user_hears_of_it(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ):
-    async def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("database went away")
-
-    monkeypatch.setattr(bot.app.bot_data["services"].generation, "prepare", broken)
+    _break(monkeypatch, bot, "prepare", "database went away")
     tg.send_text(CHAT, "a red car")
     [said] = await tg.wait_for("sendMessage")
     assert "went wrong on my side" in said.params["text"]
@@ -58,10 +64,7 @@ async def test_an_albums_error_reaches_the_same_handler(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ):
-    async def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(bot.app.bot_data["services"].generation, "keep_images", broken)
+    _break(monkeypatch, bot, "keep_images", "disk full")
     tg.send_photo(CHAT, jpeg((1, 2, 3)), media_group_id="a1")
     tg.send_photo(CHAT, jpeg((3, 2, 1)), media_group_id="a1")
     [said] = await tg.wait_for("sendMessage")
