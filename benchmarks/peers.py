@@ -53,7 +53,6 @@ from benchmarks.run import (
     Runner,
     Scenario,
     _chat_of,
-    _cpu_seconds,
     _mb,
     machine,
     pct,
@@ -194,22 +193,7 @@ class PeerRunner(Runner):
             await asyncio.sleep(0.5)
             api.latency = sc.latency
             result.idle_rss_mb = _mb(proc_status_kb("VmRSS", proc.pid))
-            fakes_monitor.start()
-            cpu0 = _cpu_seconds(proc.pid)
-            t0 = time.monotonic()
-            await self._jobs(tg, chats, gap=0.0)
-            ends = await self._wait_done(view, chats, answer, limit=sc.timeout)
-            t_end = max(ends.values()) if ends else time.monotonic()
-            await asyncio.sleep(1.0)  # trailing calls (status removal) land in the count
-            cpu1 = _cpu_seconds(proc.pid)
-            if cpu0 is not None and cpu1 is not None:
-                result.cpu_ms_per_job = round((cpu1 - cpu0) * 1000 / sc.jobs, 2)
-            await fakes_monitor.stop()
-            result.fakes_loop_max_ms = round(fakes_monitor.max_lag * 1000, 1)
-            result.peak_rss_mb = _mb(proc_status_kb("VmHWM", proc.pid))
-            result.done = len(ends)
-            if len(ends) == len(chats):
-                result.wall = round(t_end - t0, 3)
+            await self._measured(result, proc, tg, view, answer, chats, fakes_monitor)
             self._measure(result, view, api, chats)
             wanted = set(chats)
             mine = [c for c in tg.calls if _chat_of(c) in wanted]

@@ -257,23 +257,8 @@ class Runner:
             api.latency = sc.latency
             result.idle_rss_mb = _mb(proc_status_kb("VmRSS", proc.pid))
             chats = [chat_base + i for i in range(sc.jobs)]
-            fakes_monitor.start()
-            cpu0 = _cpu_seconds(proc.pid)
             refused0, log0 = api.over_capacity, len(api.in_flight_log)
-            t0 = time.monotonic()
-            await self._jobs(tg, chats, gap=sc.gap)
-            ends = await self._wait_done(tg, chats, answer, limit=sc.timeout)
-            t_end = max(ends.values()) if ends else time.monotonic()
-            await asyncio.sleep(1.0)  # trailing calls (status removal) land in the count
-            cpu1 = _cpu_seconds(proc.pid)
-            if cpu0 is not None and cpu1 is not None:
-                result.cpu_ms_per_job = round((cpu1 - cpu0) * 1000 / sc.jobs, 2)
-            await fakes_monitor.stop()
-            result.fakes_loop_max_ms = round(fakes_monitor.max_lag * 1000, 1)
-            result.peak_rss_mb = _mb(proc_status_kb("VmHWM", proc.pid))
-            result.done = len(ends)
-            if len(ends) == len(chats):
-                result.wall = round(t_end - t0, 3)
+            t0, t_end = await self._measured(result, proc, tg, tg, answer, chats, fakes_monitor)
             result.upstream_429 = api.over_capacity - refused0
             window = api.in_flight_log[log0:]
             result.in_flight_max = max((count for _, count in window), default=0)
@@ -294,6 +279,37 @@ class Runner:
         bad = [line[:300] for line in tail if "ERROR" in line or "Traceback" in line]
         result.errors += bad[:10]
         return asdict(result)
+
+    async def _measured(
+        self,
+        result: Phase,
+        proc: asyncio.subprocess.Process,
+        tg: FakeTelegram,
+        view: Any,
+        answer: AnswerImage,
+        chats: list[int],
+        fakes_monitor: LoopMonitor,
+    ) -> tuple[float, float]:
+        """The measured jobs: sent, waited for (their results as `view` shows the calls), and
+        the process's CPU, peak RSS, wall time and the fakes' lag noted. Returns (start, end)."""
+        sc = self.sc
+        fakes_monitor.start()
+        cpu0 = _cpu_seconds(proc.pid)
+        t0 = time.monotonic()
+        await self._jobs(tg, chats, gap=sc.gap)
+        ends = await self._wait_done(view, chats, answer, limit=sc.timeout)
+        t_end = max(ends.values()) if ends else time.monotonic()
+        await asyncio.sleep(1.0)  # trailing calls (status removal) land in the count
+        cpu1 = _cpu_seconds(proc.pid)
+        if cpu0 is not None and cpu1 is not None:
+            result.cpu_ms_per_job = round((cpu1 - cpu0) * 1000 / sc.jobs, 2)
+        await fakes_monitor.stop()
+        result.fakes_loop_max_ms = round(fakes_monitor.max_lag * 1000, 1)
+        result.peak_rss_mb = _mb(proc_status_kb("VmHWM", proc.pid))
+        result.done = len(ends)
+        if len(ends) == len(chats):
+            result.wall = round(t_end - t0, 3)
+        return t0, t_end
 
     async def _wait_ready(
         self, tg: FakeTelegram, proc: asyncio.subprocess.Process, polls_before: int
