@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,7 @@ from benchmarks.run import (
     Scenario,
     _chat_of,
     _mb,
+    _stop,
     machine,
     pct,
     scenarios,
@@ -204,13 +204,7 @@ class PeerRunner(Runner):
                 if not c.ok and c.response
             )
         finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 20)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+            await _stop(proc)
             log.close()
         tail = (self.tmp / f"{peer.name}.log").read_text(errors="replace").splitlines()
         bad = [line[:300] for line in tail if "ERROR" in line or "Traceback" in line]

@@ -168,6 +168,17 @@ def proc_meminfo_mb() -> int | None:
 # ---------------------------------------------------------------------------------------------
 
 
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM, as a user stops the bot; killed if it has not exited within 20 s."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 20)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
 class Runner:
     def __init__(self, scenario: Scenario, tmp: Path) -> None:
         self.sc = scenario
@@ -265,13 +276,7 @@ class Runner:
             result.in_flight_samples = _samples(window, t0, sc.latency / 2)
             self._measure(result, tg, api, chats)
         finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 20)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+            await _stop(proc)
             log.close()
         if who == "bot":
             self._loop_stats(result, data / "diagnostics.json", t0, t_end)
