@@ -1,11 +1,12 @@
 """How many requests each endpoint gets at once: a limit that adapts to what it takes (AIMD).
 
 `AdaptiveLimit` is pure (the caller passes the time): the limit grows while requests
-succeed and shrinks by `backoff` on an overload answer (429, 503, connection refused,
-timeout), never below the floor nor above the ceiling; a Retry-After / RetryInfo from the
-endpoint is a cool-down during which it gets no new requests. `Slots` hands the limits
-out: the first endpoint of a list that has room, else the first free slot among them,
-first come first served.
+succeed and shrinks by `backoff` on an overload (429, 503, connection refused, timeout),
+never below the floor nor above the ceiling; a busy answer while the endpoint still holds
+others of ours is a measurement instead (the limit becomes what it holds); a Retry-After / RetryInfo
+from the endpoint is a cool-down during which it gets no new requests. `Slots` hands the
+limits out: the first endpoint of a list that has room, else the first free slot among
+them, in the order the jobs first asked (a job sent back by a refusal keeps its place).
 """
 
 from __future__ import annotations
@@ -13,21 +14,23 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import deque
+from bisect import insort
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
 FLOOR = 1
 CEILING = 128  # high enough that a burst of a hundred chats goes out at once on a big endpoint
-START = 10  # like TCP's initial window: an ordinary burst goes out at once, a small relay
-# sees only a few requests too many before the limit learns its size
+START = 128  # optimistic: a burst goes out at once, and a small endpoint's refusals of that
+# burst teach the limit its size (what it holds when it refuses), so nobody waits for a slot
+# an endpoint would have taken
 BACKOFF = 0.7  # kept after an overload: gentle enough that the limit hovers near the capacity
 
 
 class Outcome(Enum):
     OK = "ok"  # the endpoint did the work
-    OVERLOAD = "overload"  # it said it is too busy, or did not answer in time
+    BUSY = "busy"  # it answered that it is too busy (429, 503)
+    OVERLOAD = "overload"  # it did not answer in time, or refused the connection
     OTHER = "other"  # an answer that says nothing about its load (a bad request, a refusal)
 
 
@@ -83,7 +86,11 @@ class AdaptiveLimit:
         if outcome is Outcome.OK and busy:
             step = 1.0 if self.slow_start else 1 / self.limit
             self.limit = min(float(self.ceiling), self.limit + step)
-        elif outcome is Outcome.OVERLOAD:
+        elif outcome is Outcome.BUSY and self.in_flight > 0:
+            # refused one more while holding the rest of ours: that is its size now
+            self.slow_start = False
+            self.limit = min(self.limit, float(self.in_flight))
+        elif outcome in (Outcome.BUSY, Outcome.OVERLOAD):
             self.slow_start = False
             if generation == self.generation:
                 self.limit *= self.backoff
@@ -99,10 +106,14 @@ class Lease:
     generation: int
 
 
-@dataclass
+@dataclass(eq=False)  # waiters are told apart by identity: two may ask at the same instant
 class _Waiter:
+    since: float
     names: Sequence[str]
     granted: asyncio.Future[Lease]
+
+    def __lt__(self, other: _Waiter) -> bool:
+        return self.since < other.since
 
 
 class Slots:
@@ -118,21 +129,29 @@ class Slots:
         self.limits = dict(limits)
         self._clock = clock
         self._sleep = sleep
-        self._waiting: deque[_Waiter] = deque()
+        self._waiting: list[_Waiter] = []
         self._timer: asyncio.Task[None] | None = None
         self._timer_at = math.inf
+
+    def now(self) -> float:
+        return self._clock()
 
     def _free(self, names: Sequence[str], now: float) -> str | None:
         return next((n for n in names if self.limits[n].has_room(now)), None)
 
-    async def acquire(self, names: Sequence[str]) -> Lease:
-        """A slot on the first of `names` with room; else waits its turn for the first free."""
+    async def acquire(self, names: Sequence[str], since: float | None = None) -> Lease:
+        """A slot on the first of `names` with room; else waits its turn for the first free.
+
+        `since` is when the job first asked (default: now): it orders the line.
+        """
+        now = self._clock()
         if not self._waiting:
-            name = self._free(names, self._clock())
+            name = self._free(names, now)
             if name is not None:
                 return Lease(name, self.limits[name].take())
-        waiter = _Waiter(names, asyncio.get_running_loop().create_future())
-        self._waiting.append(waiter)
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(now if since is None else since, names, loop.create_future())
+        insort(self._waiting, waiter)
         self._wake()
         try:
             return await waiter.granted
@@ -144,9 +163,13 @@ class Slots:
             if waiter in self._waiting:
                 self._waiting.remove(waiter)
 
-    def release(self, lease: Lease, outcome: Outcome, cool_down: float | None = None) -> None:
-        self.limits[lease.name].done(lease.generation, outcome, self._clock(), cool_down)
+    def release(self, lease: Lease, outcome: Outcome, cool_down: float | None = None) -> int:
+        """Gives the slot back; returns how many requests that endpoint still has in flight."""
+        limit = self.limits[lease.name]
+        limit.done(lease.generation, outcome, self._clock(), cool_down)
+        held = limit.in_flight
         self._wake()
+        return held
 
     def _wake(self) -> None:
         now = self._clock()

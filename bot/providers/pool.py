@@ -41,9 +41,7 @@ ENDPOINT_FAULTS = frozenset(
     {ProviderErrorKind.AUTH, ProviderErrorKind.NOT_FOUND, ProviderErrorKind.QUOTA_EXHAUSTED}
 )
 UNCERTAIN = frozenset({ProviderErrorKind.TIMEOUT})
-OVERLOAD = frozenset(
-    {ProviderErrorKind.RATE_LIMITED, ProviderErrorKind.CONNECTION, ProviderErrorKind.TIMEOUT}
-)
+OVERLOAD = frozenset({ProviderErrorKind.CONNECTION, ProviderErrorKind.TIMEOUT})
 
 
 @dataclass(frozen=True)
@@ -53,6 +51,9 @@ class RetryPolicy:
     max_delay: float = 20.0
     max_wait: float = 60.0
     max_uncertain_resends: int = 1
+    # refusals from an endpoint busy with our other requests: the job waits for a slot again
+    # instead of spending an attempt (bounded, in case the endpoint never frees one)
+    busy_resends: int = 8
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -131,8 +132,10 @@ class ProviderPool:
         uncertain_left: int,
     ) -> ImageResult:
         by_name = {p.endpoint.name: p for p in in_play}
-        for attempt in range(self.policy.attempts_per_endpoint):
-            lease = await self.slots.acquire(list(by_name))
+        asked = self.slots.now()
+        attempt, busy_left = 0, self.policy.busy_resends
+        while True:
+            lease = await self.slots.acquire(list(by_name), since=asked)
             name = lease.name
             try:
                 if request.on_send is not None:
@@ -140,14 +143,20 @@ class ProviderPool:
                 result = await by_name[name].generate(request, progress)
             except ProviderError as exc:
                 exc.endpoint = exc.endpoint or name
-                self.slots.release(lease, outcome_of(exc), self._cool_down(exc))
-                if not exc.transient or attempt + 1 >= self.policy.attempts_per_endpoint:
+                outcome = outcome_of(exc)
+                held = self.slots.release(lease, outcome, self._cool_down(exc))
+                short = exc.retry_after is None or exc.retry_after <= self.policy.max_wait
+                if outcome is Outcome.BUSY and held > 0 and busy_left > 0 and short:
+                    busy_left -= 1  # it holds others of ours: wait in line for its next slot
+                    continue
+                attempt += 1
+                if not exc.transient or attempt >= self.policy.attempts_per_endpoint:
                     raise _Exhausted(exc, uncertain_left, name) from exc
                 if exc.kind in UNCERTAIN:
                     if uncertain_left <= 0:
                         raise _Exhausted(exc, 0, name) from exc
                     uncertain_left -= 1
-                wait = self.policy.delay(attempt, exc.retry_after)
+                wait = self.policy.delay(attempt - 1, exc.retry_after)
                 if wait > self.policy.max_wait:
                     raise _Exhausted(exc, uncertain_left, name) from exc
                 log.info("endpoint %s: %s, retrying in %.1f s", name, exc.kind.value, wait)
@@ -161,11 +170,10 @@ class ProviderPool:
             self.slots.release(lease, Outcome.OK)
             result.endpoint = result.endpoint or name
             return result
-        raise AssertionError("unreachable")
 
     def _cool_down(self, exc: ProviderError) -> float | None:
         """An overloaded endpoint's Retry-After, no longer than a job would wait for it."""
-        if exc.retry_after is None or outcome_of(exc) is not Outcome.OVERLOAD:
+        if exc.retry_after is None or outcome_of(exc) is Outcome.OTHER:
             return None
         return min(exc.retry_after, self.policy.max_wait)
 
@@ -176,7 +184,11 @@ def limit_of(endpoint: Endpoint) -> AdaptiveLimit:
 
 def outcome_of(exc: ProviderError) -> Outcome:
     """What a failure says about the endpoint's load."""
-    if exc.kind in OVERLOAD or (exc.kind is ProviderErrorKind.SERVER and exc.status == 503):
+    if exc.kind is ProviderErrorKind.RATE_LIMITED or (
+        exc.kind is ProviderErrorKind.SERVER and exc.status == 503
+    ):
+        return Outcome.BUSY
+    if exc.kind in OVERLOAD:
         return Outcome.OVERLOAD
     return Outcome.OTHER
 

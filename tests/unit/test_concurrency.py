@@ -228,3 +228,58 @@ async def test_a_cancelled_waiter_gives_its_slot_back() -> None:
     assert slots.limits["a"].in_flight == 0
     lease = await slots.acquire(["a"])
     assert isinstance(lease, Lease)
+
+
+def test_a_busy_answer_with_others_in_flight_sets_the_limit_to_what_it_holds() -> None:
+    limit = AdaptiveLimit(floor=1, ceiling=64, start=17, backoff=0.5)
+    sent = _fill(limit)
+    limit.done(sent[-1], Outcome.BUSY, now=0.0)  # the 17th was one too many: it holds 16
+    assert limit.limit == 16
+    limit.done(limit.take(), Outcome.OVERLOAD, now=0.0)  # a timeout says nothing of its size
+    assert limit.limit == 8
+    for generation in sent[:-1]:
+        limit.done(generation, Outcome.OK, now=0.0)
+    before = limit.limit
+    limit.done(limit.take(), Outcome.BUSY, now=0.0)  # refused with nothing of ours in flight
+    assert limit.limit == before / 2
+
+
+def test_a_burst_refused_beyond_capacity_leaves_the_limit_at_the_capacity() -> None:
+    limit = AdaptiveLimit(floor=1, ceiling=128, start=128)
+    sent = [limit.take() for _ in range(100)]
+    for generation in sent[16:]:  # the endpoint took the first sixteen
+        limit.done(generation, Outcome.BUSY, now=0.0)
+    assert limit.limit == 16 and limit.in_flight == 16
+
+
+async def test_a_job_sent_back_by_a_refusal_keeps_its_place_in_line() -> None:
+    clock = Clock()
+    slots = _slots(clock, a=1)
+    held = await slots.acquire(["a"], since=0.0)
+    clock.advance(1.0)
+    newcomer = asyncio.create_task(slots.acquire(["a"]))  # asked at 1.0
+    await _settle()
+    veteran = asyncio.create_task(slots.acquire(["a"], since=0.5))  # first asked at 0.5
+    await _settle()
+    slots.release(held, Outcome.OK)
+    await _settle()
+    assert veteran.done() and not newcomer.done()
+    slots.release(veteran.result(), Outcome.OK)
+    await _settle()
+    assert newcomer.done()
+    slots.release(newcomer.result(), Outcome.OK)
+
+
+async def test_two_waiters_asking_at_the_same_instant_are_both_served() -> None:
+    slots = _slots(Clock(), a=1)
+    held = await slots.acquire(["a"])
+    first = asyncio.create_task(slots.acquire(["a"], since=0.0))
+    second = asyncio.create_task(slots.acquire(["a"], since=0.0))
+    await _settle()
+    slots.release(held, Outcome.OK)
+    await _settle()
+    assert first.done() and not second.done()
+    assert slots.release(first.result(), Outcome.OK) == 0  # what is left in flight, before the handover
+    await _settle()
+    assert second.done()
+    slots.release(second.result(), Outcome.OK)

@@ -212,3 +212,49 @@ async def test_the_slot_is_given_back_when_the_job_is_cancelled() -> None:
     with pytest.raises(asyncio.CancelledError):
         await job
     assert pool.slots.limits["a"].in_flight == 0
+
+
+class Busy:
+    """An endpoint of capacity `capacity`: calls beyond it are refused with a 429 at once."""
+
+    def __init__(self, capacity: int) -> None:
+        self.endpoint = Endpoint(name="a", dialect="openai-chat", base_url="http://x", api_key="k")
+        self.capacity = capacity
+        self.go = asyncio.Event()
+        self.in_flight = self.refused = 0
+
+    async def generate(self, request: ImageRequest, progress=None) -> ImageResult:  # type: ignore[no-untyped-def]
+        if self.in_flight >= self.capacity:
+            self.refused += 1
+            raise ProviderError(K.RATE_LIMITED, "busy")
+        self.in_flight += 1
+        try:
+            await self.go.wait()
+        finally:
+            self.in_flight -= 1
+        return ImageResult(images=[GeneratedImage(b"png", "image/png")])
+
+
+async def test_refusals_while_the_endpoint_holds_our_other_jobs_spend_no_attempt() -> None:
+    a = Busy(capacity=2)
+    seen: list[object] = []
+
+    async def progress(event: object) -> None:
+        seen.append(event)
+
+    pool = ProviderPool([a], RetryPolicy(attempts_per_endpoint=1))
+    jobs = [asyncio.create_task(pool.generate(REQ, progress)) for _ in range(6)]
+    await _settle()
+    assert a.refused == 1 and pool.slots.limits["a"].limit == 2  # the first refusal taught it
+    a.go.set()
+    results = await asyncio.gather(*jobs)
+    assert len(results) == 6 and a.refused == 1
+    assert seen == []  # waiting in line is not a retry the user hears of
+
+
+async def test_a_429_with_nothing_else_in_flight_spends_an_attempt() -> None:
+    a = Scripted("a", [K.RATE_LIMITED, K.RATE_LIMITED, "ok"])
+    pool, waits = _pool(a, attempts_per_endpoint=2)
+    with pytest.raises(ProviderError):
+        await pool.generate(REQ)
+    assert a.calls == 2 and waits == [2.0]
