@@ -279,7 +279,7 @@ async def test_two_waiters_asking_at_the_same_instant_are_both_served() -> None:
     slots.release(held, Outcome.OK)
     await _settle()
     assert first.done() and not second.done()
-    assert slots.release(first.result(), Outcome.OK) == 0  # what is left in flight, before the handover
+    assert slots.release(first.result(), Outcome.OK) == 0  # in flight before the handover
     await _settle()
     assert second.done()
     slots.release(second.result(), Outcome.OK)
