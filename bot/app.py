@@ -24,7 +24,6 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
-from telegram.request import HTTPXRequest
 
 from bot.config import Settings
 from bot.diagnostics import LoopMonitor
@@ -77,8 +76,8 @@ def build_application(
         base_url=f"{root}/bot",
         base_file_url=f"{root}/file/bot",
         request=AiohttpRequest(read_timeout=30.0, media_write_timeout=120.0),
-        # getUpdates keeps PTB's own transport, as the builder makes it by default.
-        get_updates_request=HTTPXRequest(connection_pool_size=1),
+        # getUpdates on its own connection (a long poll must not hold a sender's), same client
+        get_updates_request=AiohttpRequest(pool_size=1),
         rate_limiter=(
             MessageRateLimiter(max_retries=3)
             if rate_limiter and settings.telegram_rate_limiter

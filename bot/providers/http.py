@@ -23,6 +23,7 @@ import msgspec
 from bot.providers.base import (
     Endpoint,
     GeneratedImage,
+    ImagePart,
     ImageRef,
     ImageRequest,
     ImageResult,
@@ -85,6 +86,37 @@ async def in_gil_lane(fn: Callable[..., T], *args: Any) -> T:
     """Run GIL-bound work on big payloads (build or parse a request or answer) off the loop,
     one piece at a time."""
     return await asyncio.get_running_loop().run_in_executor(_GIL_LANE, partial(fn, *args))
+
+
+# Below this many bytes of images, building or parsing takes less than the thread hop would.
+OFF_LOOP_BYTES = 64_000
+
+
+def image_bytes(request: ImageRequest) -> int:
+    """The bytes of the pictures a request carries, inline or in its history."""
+    inline = sum(len(i.data) for i in request.images)
+    return inline + sum(
+        len(p.data or b"")
+        for turn in request.history
+        for p in turn.parts
+        if isinstance(p, ImagePart)
+    )
+
+
+async def build_body(
+    build: Callable[[ImageRequest, Endpoint], T], request: ImageRequest, endpoint: Endpoint
+) -> T:
+    """A dialect's request body: in the GIL lane when it carries big images, else at once."""
+    if image_bytes(request) > OFF_LOOP_BYTES:
+        return await in_gil_lane(build, request, endpoint)
+    return build(request, endpoint)
+
+
+async def parse_answer(parse: Callable[[bytes | bytearray], T], raw: bytes | bytearray) -> T:
+    """A dialect's parse of an answer: in the GIL lane when the body is big (base64 images)."""
+    if len(raw) > OFF_LOOP_BYTES:
+        return await in_gil_lane(parse, raw)
+    return parse(raw)
 
 
 @contextlib.contextmanager
@@ -408,9 +440,9 @@ class EndpointClient:
         """One call of a dialect that answers at once: the body built and the answer parsed in
         the GIL lane (both CPU-heavy with big images), then the answer's links downloaded."""
         with tagged(self.endpoint.name):
-            body = await in_gil_lane(build, request, self.endpoint)
+            body = await build_body(build, request, self.endpoint)
             parsed = await post_and_read(
-                self._http, self.endpoint, url, body, partial(in_gil_lane, parse)
+                self._http, self.endpoint, url, body, partial(parse_answer, parse)
             )
             images = await self._images(parsed.images)
         return ImageResult(

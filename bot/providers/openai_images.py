@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
@@ -40,7 +40,14 @@ from bot.providers.extract import (
     ref_from_url_or_data,
     text_without_images,
 )
-from bot.providers.http import EndpointClient, get_and_read, in_gil_lane, post_and_read, tagged
+from bot.providers.http import (
+    EndpointClient,
+    build_body,
+    get_and_read,
+    parse_answer,
+    post_and_read,
+    tagged,
+)
 from bot.providers.profiles import profile_for
 from bot.providers.urlguard import UrlPolicy
 
@@ -49,7 +56,6 @@ log = logging.getLogger(__name__)
 TaskStatus = Literal["submitted", "processing", "succeed", "failed"]
 MAX_N = 10  # S2: n is 1-10
 POLL_ATTEMPTS = 4  # consecutive failed polls (5xx, connection, 429) before giving up
-PARSE_IN_THREAD_BYTES = 64_000
 _RESERVED = frozenset({"model", "prompt", "image", "mask", "n"})
 # Words relays use for a task's state, mapped to the four of S2.
 _STATUS_WORDS: dict[str, TaskStatus] = {
@@ -62,7 +68,6 @@ _STATUS_WORDS: dict[str, TaskStatus] = {
 _BLOCKED_WORDS = ("审核", "违规", "敏感", "moderation", "safety", "sensitive", "inappropriate")
 _INVALID_WORDS = ("参数", "invalid", "parameter", "not support", "不支持", "尺寸", "宽高", "size")
 
-T = TypeVar("T")
 
 
 # --- request ------------------------------------------------------------------------------
@@ -208,13 +213,6 @@ def task_failure(state: TaskState) -> ProviderError:
 # --- provider -----------------------------------------------------------------------------
 
 
-async def _parse(parse: Callable[[bytes | bytearray], T], raw: bytes | bytearray) -> T:
-    """Parse off the event loop when the body is big (base64 images)."""
-    if len(raw) > PARSE_IN_THREAD_BYTES:
-        return await in_gil_lane(parse, raw)
-    return parse(raw)
-
-
 class OpenAIImagesProvider(EndpointClient):
     """One endpoint speaking the Images API."""
 
@@ -247,9 +245,13 @@ class OpenAIImagesProvider(EndpointClient):
         """Submit; for a task answer poll it (reporting TaskPolling to `progress`); then
         fetch any image links at once (relay links expire)."""
         with tagged(self.endpoint.name):
-            path, body = await in_gil_lane(build_request, request, self.endpoint)
+            path, body = await build_body(build_request, request, self.endpoint)
             parsed = await post_and_read(
-                self._http, self.endpoint, self.base + path, body, partial(_parse, parse_response)
+                self._http,
+                self.endpoint,
+                self.base + path,
+                body,
+                partial(parse_answer, parse_response),
             )
             refs = parsed.images
             if parsed.task_id is not None:
@@ -300,7 +302,7 @@ class OpenAIImagesProvider(EndpointClient):
                     self._http,
                     self.endpoint,
                     url,
-                    partial(_parse, parse_task),
+                    partial(parse_answer, parse_task),
                     timeout=min(self.endpoint.timeout, remaining),
                 )
             except ProviderError as exc:

@@ -6,6 +6,7 @@ is given back however the answer ends. Real httpx client against an aiohttp serv
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 
 import httpx
@@ -13,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from bot.providers import http as provider_http
-from bot.providers.base import Endpoint
+from bot.providers.base import Endpoint, ImagePart, ImageRequest, InputImage, TextPart, Turn
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.http import answer_lane, get_and_read, post_and_read
 
@@ -170,3 +171,30 @@ async def test_each_event_loop_has_its_own_lane() -> None:
 
 async def _lane_of_a_new_loop() -> asyncio.Semaphore:
     return answer_lane()
+
+
+async def test_small_bodies_are_built_and_parsed_at_once_big_ones_in_the_gil_lane() -> None:
+    where: list[int] = []
+
+    def build(request: ImageRequest, endpoint: Endpoint) -> bytes:
+        where.append(threading.get_ident())
+        return b"{}"
+
+    def parse(raw: bytes | bytearray) -> int:
+        where.append(threading.get_ident())
+        return len(raw)
+
+    ep = Endpoint(name="e", dialect="openai-chat", base_url="http://x", api_key="k")
+    here = threading.get_ident()
+    text_only = ImageRequest(prompt="p", model="m")
+    big_inline = ImageRequest(prompt="p", model="m", images=[InputImage(b"x" * BIG, "image/png")])
+    big_history = ImageRequest(
+        prompt="p",
+        model="m",
+        history=[Turn("user", [TextPart("t"), ImagePart("image/png", data=b"x" * BIG)])],
+    )
+    for request in (text_only, big_inline, big_history):
+        await provider_http.build_body(build, request, ep)
+    await provider_http.parse_answer(parse, b"{}")
+    await provider_http.parse_answer(parse, b"x" * BIG)
+    assert [w == here for w in where] == [True, False, False, True, False]

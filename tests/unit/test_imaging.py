@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import random
 import struct
 import threading
@@ -383,7 +384,10 @@ async def test_async_wrappers_run_in_worker_threads(monkeypatch: pytest.MonkeyPa
 
     info = await imaging.aprobe(data)
     out, _ = await imaging.anormalise_input(data)
-    assert await imaging.avalidate_output(out) == info
+    assert (await imaging.avalidate_output(out)).width == info.width
+    big = encode(Image.frombytes("RGB", (300, 300), os.urandom(300 * 300 * 3)), "PNG")
+    assert len(big) > imaging.INLINE_CHECK_BYTES
+    await imaging.avalidate_output(big)
     webp = encode(solid(RED), "WEBP")
     preview = await imaging.atelegram_photo(webp, await imaging.aprobe(webp))
     assert preview is not None and preview[:3] == b"\xff\xd8\xff"  # a JPEG, made in a thread
@@ -393,6 +397,22 @@ async def test_async_wrappers_run_in_worker_threads(monkeypatch: pytest.MonkeyPa
     loop_thread = threading.get_ident()
     assert set(seen) == {"probe", "normalise_input", "validate_output", "telegram_photo"}
     assert all(ident != loop_thread for ident in seen.values())
+
+
+async def test_a_small_png_answer_is_checked_without_a_thread_hop_other_kinds_are_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    threads: list[int] = []
+    original = imaging.validate_output
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(imaging, "validate_output", spy)
+    await imaging.avalidate_output(encode(solid(RED), "PNG"))
+    await imaging.avalidate_output(encode(solid(RED), "WEBP"))  # a decode: never on the loop
+    assert threads[0] == threading.get_ident() and threads[1] != threading.get_ident()
 
 
 async def test_a_result_that_fits_send_photo_needs_no_thread(
