@@ -18,7 +18,8 @@ which sets pyTelegramBotAPI's address attribute (it has no setting) and python-t
 default address (chibi builds a second Bot at start-up without its setting). Peers log at their
 own default level; this bot runs as in run.py (LOG_LEVEL=WARNING).
 
-For each K: this bot through `benchmarks.run.Runner`, then each peer, each with fresh fakes, a
+For each K: this bot and then the floor (`benchmarks/floor.py`) through `benchmarks.run.Runner`,
+then each peer, each with fresh fakes, a
 fresh process and one warm-up job first; K chats each send one prompt at once, upstream latency
 L, flat 1024x1024 answers, no flood limits in the fake and this bot's limiter off (the peers pace
 nothing). Printed per program and K: overhead p50 (update delivered -> upstream request, plus
@@ -217,9 +218,9 @@ class PeerRunner(Runner):
 
 
 def k_chats(latency: float, ks: list[int]) -> list[Scenario]:
-    """run.py's chats-K-off scenarios for the chosen K."""
+    """run.py's chats-K-off scenarios for the chosen K, with the floor run after this bot."""
     by_name = {s.name: s for s in scenarios(False, latency)}
-    return [by_name[f"chats-{k}-off"] for k in ks]
+    return [replace(by_name[f"chats-{k}-off"], floor=True) for k in ks]
 
 
 def row(k: int, phase: dict[str, Any]) -> dict[str, Any]:
@@ -304,7 +305,11 @@ async def run_all(args: argparse.Namespace, peers: list[Peer]) -> dict[str, Any]
             who = peer.name if peer else "this bot"
             t = time.monotonic()
             with tempfile.TemporaryDirectory(prefix=f"bench-peers-{sc.name}-") as tmp:
-                runner = PeerRunner(sc, Path(tmp), peer) if peer else Runner(sc, Path(tmp))
+                runner = (
+                    PeerRunner(replace(sc, floor=False), Path(tmp), peer)
+                    if peer
+                    else Runner(sc, Path(tmp))
+                )
                 try:
                     res = await runner.run()
                 except Exception as exc:  # report and go on: a benchmark, not a test
@@ -318,17 +323,38 @@ async def run_all(args: argparse.Namespace, peers: list[Peer]) -> dict[str, Any]
             if "error" in res:
                 print(f"{who}, {sc.name}: {res['error']}", file=sys.stderr)
                 continue
-            phase = res["phases"][0]
-            phase["who"] = who
-            r = row(sc.jobs, phase)
-            results["rows"].append(r)
-            print(
-                f"[{time.monotonic() - t:6.1f} s] {who}, {sc.jobs} chats: {r['done']} done, "
-                f"wall {r['wall_s']}, p50 {r['overhead_p50_ms']}, calls {r['calls']}",
-                file=sys.stderr,
-                flush=True,
-            )
+            for phase in res["phases"]:  # this bot's run also holds the floor's
+                phase["who"] = who if phase["who"] == "bot" else phase["who"]
+                r = row(sc.jobs, phase)
+                results["rows"].append(r)
+                print(
+                    f"[{time.monotonic() - t:6.1f} s] {r['who']}, {sc.jobs} chats: {r['done']} "
+                    f"done, wall {r['wall_s']}, p50 {r['overhead_p50_ms']}, calls {r['calls']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    results["verdict"] = verdict(results["rows"])
     return results
+
+
+def verdict(rows: list[dict[str, Any]]) -> list[str]:
+    """Per K: this bot's overhead p50 against the floor's (target ≤ 2×) and each peer's (below)."""
+    out = []
+    for k in sorted({r["chats"] for r in rows}):
+        at = {r["who"]: r["overhead_p50_ms"] for r in rows if r["chats"] == k}
+        ours, floor = at.get("this bot"), at.get("floor")
+        if ours is None:
+            continue
+        parts = []
+        if floor:
+            ratio = ours / floor
+            parts.append(f"{ratio:.2f}× the floor ({'ok' if ratio <= 2 else 'over 2×'})")
+        for who, theirs in at.items():
+            if who in ("this bot", "floor") or theirs is None:
+                continue
+            parts.append(f"{'below' if ours < theirs else 'NOT below'} {who} ({theirs:.1f} ms)")
+        out.append(f"{k} chats: this bot {ours:.1f} ms = " + ", ".join(parts))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -357,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False))
     print(render(results["rows"], args.latency, results["machine"]))
+    print("\n".join(["", *results["verdict"]]))
     print(f"\n{results['seconds']:.0f} s" + (f"; details in {args.out}" if args.out else ""))
     return 0
 

@@ -24,6 +24,9 @@ first, so per-process first-use costs are not counted per job):
   "off": the fake enforces no flood limits and the bot is told to switch its rate limiter off
   (TELEGRAM_RATE_LIMITER=off); "on": the fake enforces Telegram's limits (30 messages/s per
   bot, 1/s per chat with a burst of 3, 20/min per group) and the bot runs its limiter.
+* chats-10-def / chats-100-def: K chats at once with the settings a user gets (the default caps,
+  the limiter on, the fake enforcing Telegram's limits): wall against 1.1 L + K/30 s, and the
+  Bot API calls per image, status messages included.
 * capacity-16: 100 chats at once with the default settings against an upstream that takes 16
   requests at a time (429 with Retry-After beyond that), latency L: wall time against the
   ideal schedule ceil(100/16) x L, the 429s the bot drew, and the requests in flight over time.
@@ -499,7 +502,14 @@ def scenarios(quick: bool, latency: float) -> list[Scenario]:
             )
     if not quick:  # the same 500 chats with answers of a real 1K image's size (~1.4 MB each)
         out.append(Scenario("chats-500-off-big", "1k", 500, latency, timeout=180))
-    # the adaptive limit's row: default settings always, whatever --defaults says
+    # the settings a user gets (caps, limiter on against a fake enforcing Telegram's limits),
+    # next to the limits-lifted rows above, whatever --defaults says
+    for k in (10, 100):
+        bound = 1.1 * latency + k / FLOOD_PER_SECOND
+        out.append(
+            Scenario(f"chats-{k}-def", "flat", k, latency, flood=True, caps=True, timeout=10 * bound)
+        )
+    # the adaptive limit's row: default settings always
     out.append(
         Scenario("capacity-16", "flat", 100, latency, caps=True, capacity=16, timeout=40 * latency)
     )
@@ -677,6 +687,32 @@ def table(results: dict[str, Any], latency: float) -> list[tuple[str, str, str, 
                 f"≤ 1.05 × {bound:.2f} s",
                 shown + extra,
                 ok(wall is not None and wall <= 1.05 * bound and not p["too_many_unretried"]),
+            )
+        )
+    for k in (10, 100):
+        p = phase(f"chats-{k}-def")
+        if p is None:
+            continue
+        bound = 1.1 * latency + k / FLOOD_PER_SECOND
+        wall = p["wall"]
+        shown = fmt(wall, " s", 2) if wall is not None else f"{p['done']}/{p['jobs']} done"
+        calls = {m: n for m, n in p["calls"].items() if m not in SETUP_METHODS}
+        per = sum(calls.values()) / p["jobs"]
+        per_msg = sum(n for m, n in calls.items() if m in MESSAGE_METHODS) / p["jobs"]
+        rows.append(
+            (
+                f"{_chats(k)} at once, default settings: wall",
+                f"≤ 1.1 L + K/30 = {bound:.2f} s",
+                shown,
+                ok(wall is not None and wall <= bound),
+            )
+        )
+        rows.append(
+            (
+                "  Bot API calls per image: all; messages",
+                "≤ 3",
+                f"{per:.2f}; {per_msg:.2f}",
+                ok(per <= 3),
             )
         )
     cap = phase("capacity-16")
