@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import msgspec
@@ -265,16 +265,19 @@ async def post_and_stream(
     log.debug("POST %s to %s (%d bytes, streamed)", urlsplit(url).path, endpoint.name, len(content))
     headers = {**endpoint.auth_headers(), "Content-Type": "application/json"}
     secrets = (endpoint.api_key,)
+    # httpx's `params` replace a URL's query: the URL's own (alt=sse) go beside the key.
+    path, _, query = url.partition("?")
+    params = {**dict(parse_qsl(query)), **endpoint.auth_params()}
     async with contextlib.AsyncExitStack() as turn:
         try:
             async with (
                 asyncio.timeout(endpoint.timeout),
                 http.stream(
                     "POST",
-                    url,
+                    path,
                     content=content,
                     headers=headers,
-                    params=endpoint.auth_params(),
+                    params=params,
                     timeout=_timeouts(endpoint.timeout),
                 ) as resp,
             ):
