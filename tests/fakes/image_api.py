@@ -251,7 +251,8 @@ class FakeImageAPI:
         self.task_steps = 2  # polls a task answers "processing" before "succeed"
         self.gemini_answer = "image"  # gemini: image | snake | thinking | text-only
         self.signatures_seen: list[str] = []  # every thoughtSignature sent back to us
-        self.thoughts: list[str] = list(THOUGHTS)  # thought texts of a "thinking" answer
+        # thought texts of a "thinking" answer; "{prompt}" in one becomes the request's words
+        self.thoughts: list[str] = list(THOUGHTS)
         self.thought_delay = 0.0  # seconds after each streamed thought event
         self._tasks: dict[str, dict[str, Any]] = {}
         self._failures: deque[_Failure] = deque()
@@ -740,11 +741,15 @@ class FakeImageAPI:
         if failure is not None and failure.kind == "mid-stream":  # unstreamed, it is a 500
             return self._error("gemini", 500, "", "server_error", None)
         return web.Response(
-            body=await asyncio.to_thread(_dumps, gemini_payload(await self._gemini_parts(failure))),
+            body=await asyncio.to_thread(
+                _dumps, gemini_payload(await self._gemini_parts(body, failure))
+            ),
             content_type="application/json",
         )
 
-    async def _gemini_parts(self, failure: _Failure | None) -> list[dict[str, Any]]:
+    async def _gemini_parts(
+        self, body: dict[str, Any], failure: _Failure | None
+    ) -> list[dict[str, Any]]:
         """The parts of a gemini answer, as `gemini_answer` says."""
         if self.gemini_answer == "text-only":
             return [{"text": TEXT_ONLY_ANSWER}]
@@ -770,7 +775,10 @@ class FakeImageAPI:
                 "thought": True,
             }
             parts = [
-                *({"text": text, "thought": True} for text in self.thoughts),
+                *(
+                    {"text": text.replace("{prompt}", _last_words(body)), "thought": True}
+                    for text in self.thoughts
+                ),
                 thought,
                 dict(thought),
                 {**parts[1], "thoughtSignature": f"sig-{len(self.requests)}"},
@@ -781,7 +789,7 @@ class FakeImageAPI:
         self, request: web.Request, body: dict[str, Any], failure: _Failure | None
     ) -> web.StreamResponse:
         """The answer as Google streams it: SSE events with `alt=sse`, else one JSON array."""
-        parts = await self._gemini_parts(failure)
+        parts = await self._gemini_parts(body, failure)
         chunks = [gemini_chunk([p]) for p in parts if p.get("thought")]
         for part in (p for p in parts if not p.get("thought")):
             text = part.get("text")
@@ -937,6 +945,13 @@ def gemini_chunk(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 _CHUNKED = web.ResponseKey("chunked", bool)
+
+
+def _last_words(body: dict[str, Any]) -> str:
+    """The words of a gemini request's last turn (its prompt)."""
+    contents = body.get("contents") or [{}]
+    parts = contents[-1].get("parts") or [] if isinstance(contents[-1], dict) else []
+    return " ".join(p["text"] for p in parts if isinstance(p, dict) and "text" in p)
 
 
 def _is_thought(chunk: dict[str, Any]) -> bool:
