@@ -340,11 +340,10 @@ def _blocked_prompt(chunk: Mapping[str, Any]) -> bool:
     )
 
 
-def _continues(part: Mapping[str, Any], last: Mapping[str, Any] | None) -> bool:
+def _continues(part: Mapping[str, Any], last: Mapping[str, Any]) -> bool:
     """Bare words that go on the words before (streaming cuts one text part into pieces)."""
     return (
-        last is not None
-        and part.keys() == {"text"}
+        part.keys() == {"text"}
         and isinstance(part["text"], str)
         and isinstance(last.get("text"), str)
         and not last.get("thought")
@@ -385,9 +384,9 @@ class StreamedAnswer:
                 if isinstance(text, str) and text.strip():
                     thoughts.append(text)
                 continue
-            last = self._parts[-1] if self._parts else None
             if part.keys() == {"text"} and part["text"] == "":
                 continue  # the empty words a last chunk often carries: nothing to keep
+            last = self._parts[-1] if self._parts else None
             if last is not None and _continues(part, last):
                 last["text"] += part["text"]
             else:
