@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from bot.providers.profiles import ProfileOverride
@@ -14,6 +15,8 @@ from bot.providers.errors import ProviderErrorKind
 
 AuthStyle = Literal["bearer", "raw", "x-goog-api-key", "query-key"]
 DialectName = Literal["openai-chat", "openai-images", "gemini"]
+#: Google's own API host: it streams (`:streamGenerateContent?alt=sse`) unless told otherwise.
+GOOGLE_HOST = "generativelanguage.googleapis.com"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,14 @@ class Endpoint:
     extra_body: dict[str, Any] = field(default_factory=dict)
     prices: dict[str, float] = field(default_factory=dict)  # per model; else price_per_image
     profile: ProfileOverride | None = None  # where this relay differs from the model profiles
+    stream: bool | None = None  # read answers as they stream; None: only on Google's own host
+
+    def streams(self) -> bool:
+        """Whether answers are streamed: as set, else on for Google's host (relays often
+        buffer or mangle SSE, so they stream only when the providers file says so)."""
+        if self.stream is not None:
+            return self.stream
+        return urlsplit(self.base_url).hostname == GOOGLE_HOST
 
     def auth_headers(self) -> dict[str, str]:
         if not self.api_key:
@@ -189,11 +200,18 @@ class TaskPolling:
 
 
 @dataclass(frozen=True)
+class Thinking:
+    """A thought summary the model streamed while it works (its words, not the answer)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Done:
     """The result is recorded; what follows is its delivery."""
 
 
-ProgressEvent = Queued | Started | Retrying | TaskPolling | Done
+ProgressEvent = Queued | Started | Retrying | TaskPolling | Thinking | Done
 
 
 class ProgressCallback(Protocol):

@@ -5,6 +5,11 @@ Refusals arrive as 200 answers (§2): a blocked prompt has no candidates, a cand
 no image says why in `finishReason`. For real history (§3) an answer becomes a neutral model turn
 (`read_content`) and neutral turns become `contents` again (`contents_of`), thought signatures
 and any other field of a part kept verbatim in its token.
+
+Models that think are asked for thought summaries (`includeThoughts`). Where the endpoint
+streams (`Endpoint.streams()`: `:streamGenerateContent?alt=sse`), each event is one chunk of the
+answer: thought parts become `Thinking` progress events and are dropped, the rest is put back
+together (`StreamedAnswer`) into the answer generateContent gives, and parsed by the same code.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from bot.providers.base import (
     Part,
     ProgressCallback,
     TextPart,
+    Thinking,
     Token,
     TokenPart,
     Turn,
@@ -38,8 +44,14 @@ from bot.providers.extract import (
     deep_merge,
     error_from_http,
 )
-from bot.providers.http import EndpointClient
-from bot.providers.profiles import profile_for
+from bot.providers.http import (
+    SMALL_ANSWER_BYTES,
+    EndpointClient,
+    in_gil_lane,
+    post_and_stream,
+    tagged,
+)
+from bot.providers.profiles import ModelProfile, profile_for
 
 # finishReason / blockReason values that mean "refused" (§2). Any image present is a success.
 BLOCK_REASONS = frozenset(
@@ -68,15 +80,18 @@ def model_id(model: str) -> str:
     return model.strip().removeprefix("models/")
 
 
-def endpoint_url(base_url: str, model: str) -> str:
-    """`{base}/v1beta/models/{model}:generateContent`; a base that already ends in /v1beta
-    (a common way to write a relay's URL) is not doubled."""
+def endpoint_url(base_url: str, model: str, *, stream: bool = False) -> str:
+    """`{base}/v1beta/models/{model}:generateContent` (or `:streamGenerateContent?alt=sse`,
+    the streamed answer as server-sent events); a base that already ends in /v1beta (a common
+    way to write a relay's URL) is not doubled."""
     base = base_url.rstrip("/").removesuffix("/v1beta")
+    if stream:
+        return f"{base}/v1beta/models/{model_id(model)}:streamGenerateContent?alt=sse"
     return f"{base}/v1beta/models/{model_id(model)}:generateContent"
 
 
-def _image_config(req: ImageRequest, endpoint: Endpoint) -> dict[str, str]:
-    ratio, size = profile_for(req.model, endpoint).sendable(req.aspect_ratio, req.image_size)
+def _image_config(req: ImageRequest, profile: ModelProfile) -> dict[str, str]:
+    ratio, size = profile.sendable(req.aspect_ratio, req.image_size)
     config = {}
     if ratio:
         config["aspectRatio"] = ratio
@@ -87,11 +102,16 @@ def _image_config(req: ImageRequest, endpoint: Endpoint) -> dict[str, str]:
 
 def _generation_config(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
     """responseModalities always; no candidateCount: image models ignore or refuse n > 1, so
-    the caller repeats the call instead."""
+    the caller repeats the call instead. A model that thinks is asked for thought summaries:
+    parts marked `thought: true` (https://ai.google.dev/gemini-api/docs/thinking, "Thought
+    summaries": generationConfig.thinkingConfig.includeThoughts)."""
+    profile = profile_for(req.model, endpoint)
     config: dict[str, Any] = {"responseModalities": list(_MODALITIES)}
-    image_config = _image_config(req, endpoint)
+    image_config = _image_config(req, profile)
     if image_config:
         config["imageConfig"] = image_config
+    if profile.thinks:
+        config["thinkingConfig"] = {"includeThoughts": True}
     return config
 
 
@@ -284,7 +304,11 @@ def parse_response(body: bytes | bytearray) -> ParsedAnswer:
     """Images (decoded), words, usage and the model's turn of a 200 generateContent answer.
 
     CPU-heavy for big answers (JSON + base64 of 20+ MB at 4K): run it in a thread."""
-    answer = answer_object(body)
+    return parse_answer(answer_object(body), body)
+
+
+def parse_answer(answer: Mapping[str, Any], body: bytes | bytearray = b"") -> ParsedAnswer:
+    """parse_response on an answer already read as JSON (`body`: its bytes, for error text)."""
     candidate = _first_candidate(answer, body)
     images, model_turn = read_content(candidate)
     texts = [p.text for p in model_turn.parts if isinstance(p, TextPart)] if model_turn else []
@@ -299,6 +323,88 @@ def parse_response(body: bytes | bytearray) -> ParsedAnswer:
     )
 
 
+# --- streamed answers (alt=sse) ---------------------------------------------------------
+
+
+def stream_chunk(data: bytes | bytearray) -> Mapping[str, Any] | None:
+    """One SSE event's JSON (a GenerateContentResponse chunk); None for a relay's `[DONE]`."""
+    if data.strip() == b"[DONE]":
+        return None
+    return answer_object(data)
+
+
+def _blocked_prompt(chunk: Mapping[str, Any]) -> bool:
+    feedback = _field(chunk, "promptFeedback", "prompt_feedback")
+    return isinstance(feedback, Mapping) and bool(
+        _text_field(feedback, "blockReason", "block_reason")
+    )
+
+
+def _continues(part: Mapping[str, Any], last: Mapping[str, Any]) -> bool:
+    """Bare words that go on the words before (streaming cuts one text part into pieces)."""
+    return (
+        part.keys() == {"text"}
+        and isinstance(part["text"], str)
+        and isinstance(last.get("text"), str)
+        and not last.get("thought")
+    )
+
+
+class StreamedAnswer:
+    """The chunks of a streamed answer, put back together into the answer generateContent gives:
+    the candidate's parts in order (thought parts dropped, as `read_content` drops them, so
+    their interim images are not held), its other fields and the answer's (usageMetadata, the
+    cumulative count) as the latest chunk has them."""
+
+    def __init__(self) -> None:
+        self._parts: list[dict[str, Any]] = []
+        self._candidate: dict[str, Any] = {}
+        self._top: dict[str, Any] = {}
+        self._candidates_seen = False
+
+    def add(self, chunk: Mapping[str, Any], data: bytes | bytearray = b"") -> list[str]:
+        """The thought summaries in `chunk`; raises at once for an error or a blocked prompt
+        (`data`: the event's bytes, for the error's text), as parse_response would."""
+        candidates = chunk.get("candidates")
+        if not isinstance(candidates, list) or not candidates:
+            if chunk.get("error") or _blocked_prompt(chunk):
+                raise _no_candidates(chunk, data)
+            self._top.update(chunk)
+            return []
+        self._top.update({k: v for k, v in chunk.items() if k != "candidates"})
+        first = _first_candidate(chunk, data)
+        self._candidates_seen = True
+        self._candidate.update({k: v for k, v in first.items() if k != "content"})
+        thoughts: list[str] = []
+        for part in _parts(first):
+            if not isinstance(part, dict):
+                continue
+            if part.get("thought"):
+                text = part.get("text")
+                if isinstance(text, str) and text.strip():
+                    thoughts.append(text)
+                continue
+            if part.keys() == {"text"} and part["text"] == "":
+                continue  # the empty words a last chunk often carries: nothing to keep
+            last = self._parts[-1] if self._parts else None
+            if last is not None and _continues(part, last):
+                last["text"] += part["text"]
+            else:
+                self._parts.append(dict(part))
+        return thoughts
+
+    def take(self) -> dict[str, Any]:
+        """The whole answer, as one generateContent body would read; the parts are handed over
+        (the assembly is empty afterwards), so the answer's images are held once."""
+        answer = dict(self._top)
+        if self._candidates_seen:
+            parts, self._parts = self._parts, []
+            answer["candidates"] = [
+                {**self._candidate, "content": {"role": "model", "parts": parts}}
+            ]
+        return answer
+
+
 # --- provider -----------------------------------------------------------------------------
 
 
@@ -306,11 +412,31 @@ class GeminiProvider(EndpointClient):
     """One endpoint speaking Gemini-native."""
 
     def url(self, model: str) -> str:
-        return endpoint_url(self.endpoint.base_url, model)
+        return endpoint_url(self.endpoint.base_url, model, stream=self.endpoint.streams())
 
     async def generate(
         self, request: ImageRequest, progress: ProgressCallback | None = None
     ) -> ImageResult:
-        """One call; `progress` is accepted for the ImageProvider protocol (no stages here)."""
+        """One call; streamed where the endpoint streams, its thoughts told to `progress`."""
         url = self.url(request.model)
-        return await self._post_and_parse(request, url, build_request, parse_response)
+        if not self.endpoint.streams():
+            return await self._post_and_parse(request, url, build_request, parse_response)
+        with tagged(self.endpoint.name):
+            body = await in_gil_lane(build_request, request, self.endpoint)
+            answer = StreamedAnswer()
+
+            async def on_event(data: bytearray) -> None:
+                big = len(data) > SMALL_ANSWER_BYTES
+                chunk = await in_gil_lane(stream_chunk, data) if big else stream_chunk(data)
+                if chunk is None:
+                    return
+                for text in answer.add(chunk, data):
+                    if progress is not None:
+                        await progress(Thinking(text))
+
+            async def finish() -> ParsedAnswer:
+                return await in_gil_lane(parse_answer, answer.take())
+
+            parsed = await post_and_stream(self._http, self.endpoint, url, body, on_event, finish)
+            images = await self._images(parsed.images)
+        return self._result(request, parsed, images)

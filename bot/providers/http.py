@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import msgspec
@@ -31,6 +31,7 @@ from bot.providers.base import (
 )
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import bad_response, checked_mime, clean_detail, error_from_http
+from bot.providers.sse import SseFramer
 from bot.providers.urlguard import Pinned, UrlPolicy
 
 log = logging.getLogger(__name__)
@@ -275,6 +276,81 @@ async def _call(
         return await read(raw)
 
 
+async def post_and_stream(
+    http: httpx.AsyncClient,
+    endpoint: Endpoint,
+    url: str,
+    body: Any,
+    on_event: Callable[[bytearray], Awaitable[None]],
+    finish: Callable[[], Awaitable[T]],
+    *,
+    max_bytes: int = MAX_ANSWER_BYTES,
+) -> T:
+    """POST `body` as JSON and read the 2xx answer as server-sent events: `on_event` gets the
+    data of each event as it completes, then `finish` makes the result; else ProviderError.
+
+    An error status is read and mapped as post_and_read maps it. A stream takes its place in
+    the answer lane only once an event grows big (an image), so the minutes a model thinks
+    and streams its thoughts hold no place; from then on the place is kept until `finish`
+    returns. `endpoint.timeout` bounds the call and the events, not `finish`."""
+    content = await encode_json(body)
+    log.debug("POST %s to %s (%d bytes, streamed)", urlsplit(url).path, endpoint.name, len(content))
+    headers = {**endpoint.auth_headers(), "Content-Type": "application/json"}
+    secrets = (endpoint.api_key,)
+    # httpx's `params` replace a URL's query: the URL's own (alt=sse) go beside the key.
+    path, _, query = url.partition("?")
+    params = {**dict(parse_qsl(query)), **endpoint.auth_params()}
+    async with contextlib.AsyncExitStack() as turn:
+        try:
+            async with (
+                asyncio.timeout(endpoint.timeout),
+                http.stream(
+                    "POST",
+                    path,
+                    content=content,
+                    headers=headers,
+                    params=params,
+                    timeout=_timeouts(endpoint.timeout),
+                ) as resp,
+            ):
+                if not resp.is_success:
+                    head = await _read_head(resp)
+                    raise error_from_http(
+                        resp.status_code, head, resp.headers, endpoint.name, secrets=secrets
+                    )
+                await _read_events(resp, on_event, turn, max_bytes)
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise transport_error(exc, f"POST to {endpoint.name}", endpoint.name, secrets) from None
+        return await finish()
+
+
+async def _read_events(
+    resp: httpx.Response,
+    on_event: Callable[[bytearray], Awaitable[None]],
+    turn: contextlib.AsyncExitStack,
+    max_bytes: int,
+) -> None:
+    """Each event's data to `on_event`, in order; the stream refused past `max_bytes` in all."""
+    framer, total, in_lane = SseFramer(), 0, False
+    async for chunk in resp.aiter_bytes():
+        total += len(chunk)
+        if total > max_bytes:
+            raise bad_response(f"answer too large (> {max_bytes} bytes)")
+        events = framer.feed(chunk)
+        if not in_lane and (framer.pending > SMALL_ANSWER_BYTES or _any_big(events)):
+            await turn.enter_async_context(answer_lane())
+            in_lane = True
+        for data in events:
+            await on_event(data)
+    last = framer.close()
+    if last is not None:
+        await on_event(last)
+
+
+def _any_big(events: list[bytearray]) -> bool:
+    return any(len(data) > SMALL_ANSWER_BYTES for data in events)
+
+
 async def download_image(
     http: httpx.AsyncClient,
     url: str,
@@ -445,6 +521,11 @@ class EndpointClient:
                 self._http, self.endpoint, url, body, partial(parse_answer, parse)
             )
             images = await self._images(parsed.images)
+        return self._result(request, parsed, images)
+
+    def _result(
+        self, request: ImageRequest, parsed: ParsedAnswer, images: list[GeneratedImage]
+    ) -> ImageResult:
         return ImageResult(
             images=images,
             text=parsed.text,

@@ -51,6 +51,8 @@ class ModelProfile:
     # S2's /images endpoints document `aspect_ratio` for this family only (Kling), not Gemini.
     ratio_in_images_body: bool = False
     prefix: bool = False  # also matches names that start with `family`
+    # Thinks before it draws and can send thought summaries (GI: 3 Pro Image's "thinking").
+    thinks: bool = False
 
     def supports_n(self, dialect: str) -> bool:
         return dialect in self.n_dialects
@@ -94,13 +96,16 @@ _PRO_3 = ModelProfile(
     history_dialects=_GEMINI,
     price=0.134,
     size_prices=MappingProxyType({"4K": 0.24}),
+    thinks=True,
 )
 
 KNOWN: tuple[ModelProfile, ...] = (
     _FLASH_25,
     _PRO_3,
     # What the bot gave every Gemini 3 image name before (14 inputs, sizes); no known price.
-    replace(_PRO_3, family="gemini-3.1-flash-image", price=None, size_prices=_NO_PRICES),
+    replace(
+        _PRO_3, family="gemini-3.1-flash-image", price=None, size_prices=_NO_PRICES, thinks=False
+    ),
     # A relay name for 3 Pro Image: the relay sets the price.
     replace(_PRO_3, family="nano-banana-pro", price=None, size_prices=_NO_PRICES),
     ModelProfile("kling", n_dialects=_IMAGES, ratio_in_images_body=True, prefix=True),

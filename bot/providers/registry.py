@@ -13,6 +13,7 @@ timeout = 180
 max_concurrency = 128              # requests in flight adapt up to this ceiling (AIMD) ...
 min_concurrency = 1                # ... and down to this floor; set both equal for a fixed cap
 extra_body = { group = "default" } # merged into every request body
+stream = true                     # gemini: read answers as SSE (default: on for Google only)
 
 [endpoint.profile]                # optional: where this relay differs from bot/providers/profiles
 max_input_images = 2              # also aspect_ratios, image_sizes, supports_n, real_history
@@ -96,6 +97,7 @@ class _EndpointSpec(BaseModel):
     min_concurrency: int = Field(default=FLOOR, ge=1, le=1000)
     max_concurrency: int = Field(default=CEILING, ge=1, le=1000)
     extra_body: dict[str, Any] = Field(default_factory=dict)
+    stream: bool | None = None
     profile: _ProfileSpec | None = None
 
     @model_validator(mode="after")
@@ -129,6 +131,7 @@ class _EndpointSpec(BaseModel):
             max_concurrency=self.max_concurrency,
             extra_body=dict(self.extra_body),
             prices=dict(self.prices),
+            stream=self.stream,
             profile=None if self.profile is None else self.profile.to_override(),
         )
 

@@ -12,6 +12,7 @@ from bot.providers.base import (
     Retrying,
     Started,
     TaskPolling,
+    Thinking,
 )
 from bot.providers.profiles import Capabilities
 from bot.storage.models import SubjectKind
@@ -33,6 +34,7 @@ __all__ = [
     "StoredImage",
     "SubjectKind",
     "TaskPolling",
+    "Thinking",
     "Who",
 ]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -17,7 +18,15 @@ from telegram.constants import ChatAction
 from telegram.error import TelegramError
 
 from bot.i18n import t
-from bot.services.types import Done, ProgressEvent, Queued, Retrying, Started, TaskPolling
+from bot.services.types import (
+    Done,
+    ProgressEvent,
+    Queued,
+    Retrying,
+    Started,
+    TaskPolling,
+    Thinking,
+)
 from bot.telegram.ratelimit import PROGRESS
 
 log = logging.getLogger(__name__)
@@ -136,6 +145,10 @@ class Progress:
                 self._place, self._drawing = None, True
             case Retrying() | TaskPolling():
                 self._place, self._drawing = None, True
+            case Thinking():
+                self._place, self._drawing = None, True
+                if not thought_line(event.text):
+                    return  # nothing to show: the line before stays
         self.note = note_for(self._lang, event)
 
     async def __aenter__(self) -> Progress:
@@ -271,6 +284,29 @@ def note_for(lang: str, event: ProgressEvent) -> str:
             return t(lang, "note_task", status=t(lang, f"task_{status}"))
         case TaskPolling(status=status, percent=percent):
             return t(lang, "note_task_percent", status=t(lang, f"task_{status}"), percent=percent)
+        case Thinking(text=text):
+            line = thought_line(text)
+            return t(lang, "note_thinking", thought=line) if line else ""
         case Started() | Done():
             return ""
     return ""
+
+
+THOUGHT_CHARS = 80  # a thought line longer than this is cut: the status stays a few lines
+# A thought summary starts with its header in bold ("**Planning the layout**"), often alone.
+_THOUGHT_HEADER = re.compile(r"\s*(?:#+\s*)?\*\*(.+?)\*\*", re.DOTALL)
+_MARKUP = " \t*_`#>-"
+
+
+def thought_line(text: str) -> str:
+    """The line of a thought summary the status shows: its bold header, else its first line,
+    without markdown, cut to THOUGHT_CHARS, ending in "…" (the model is still at it)."""
+    found = _THOUGHT_HEADER.match(text)
+    lines = [found.group(1)] if found else text.splitlines()
+    line = next((ln.strip(_MARKUP) for ln in lines if ln.strip(_MARKUP)), "")
+    line = " ".join(line.split()).rstrip(".…:;,")
+    if not line:
+        return ""
+    if len(line) > THOUGHT_CHARS - 1:
+        line = line[: THOUGHT_CHARS - 1].rstrip()
+    return f"{line}…"

@@ -17,6 +17,13 @@ Routes:
   `fail_next_poll` makes task polls fail;
 - `POST /v1beta/models/{model}:generateContent` (gemini native; answer by `gemini_answer`:
   "image", "snake", "thinking", "text-only"; refusals via fail_next);
+- `POST /v1beta/models/{model}:streamGenerateContent?alt=sse`: the same answer as Google streams
+  it, `data: {json}\r\n\r\n` events: the thought parts first (one event each, `thought_delay`
+  seconds apart; "thinking" answers carry `thoughts`), then the other parts (words cut in two
+  events), then a last chunk with `finishReason` and the whole `usageMetadata`. Errors before
+  the stream are normal JSON error bodies, refusals and malformed answers come as one event,
+  and fail_next("mid-stream") breaks off after the thoughts with an error event. Without
+  `alt=sse` the chunks come as one JSON array, as Google sends them then;
 - `GET /files/<id>.<ext>` (image links, expiring after `url_ttl`; `files_redirect_to` makes them
   redirect, `link_to` makes answers name another URL instead).
 Errors come in each dialect's own shape: OpenAI `{"error":{message,type,param,code}}` for /v1,
@@ -83,14 +90,21 @@ FAIL_KINDS = (
     "finish-RECITATION",
     "401-echo-key",
     "200-error-echo-key",
+    "mid-stream",
 )
-ANSWER_TIME_FAULTS = ("truncated-base64", "content-filter", "task-failed")
+ANSWER_TIME_FAULTS = ("truncated-base64", "content-filter", "task-failed", "mid-stream")
 POLL_FAIL_KINDS = ("500", "503-html", "429", "hang", "malformed-json", "401")
 LEADING_TEXT = "这是修改后的图片:"
 TEXT_ONLY_ANSWER = "抱歉,我无法生成这张图片。我可以用文字描述:一只橙色的小猫坐在彩虹桥上。"
 BIG_NOISE_COLOR: Color = (128, 128, 128)  # what `outputs` records for a big (noise) output
 # Interim "thinking" images: a colour the output sequence never has, and not in `outputs`.
 DRAFT_COLOR: Color = (250, 250, 250)
+# The thought summaries a "thinking" answer carries (Google's shape: a bold header, then prose).
+THOUGHTS = (
+    "**Planning the scene**\n\nI'm working out where the subject sits and how the light falls.",
+    "**Choosing the palette**\n\nWarm tones for the foreground, a cooler sky behind it.",
+    "**Refining the details**\n\nSharpening the edges and checking the text is legible.",
+)
 
 _CLOUDFLARE_503 = """<!DOCTYPE html>
 <html lang="en-US"><head><title>api.example.com | 503: Service temporarily unavailable</title>
@@ -237,6 +251,9 @@ class FakeImageAPI:
         self.task_steps = 2  # polls a task answers "processing" before "succeed"
         self.gemini_answer = "image"  # gemini: image | snake | thinking | text-only
         self.signatures_seen: list[str] = []  # every thoughtSignature sent back to us
+        # thought texts of a "thinking" answer; "{prompt}" in one becomes the request's words
+        self.thoughts: list[str] = list(THOUGHTS)
+        self.thought_delay = 0.0  # seconds after each streamed thought event
         self._tasks: dict[str, dict[str, Any]] = {}
         self._failures: deque[_Failure] = deque()
         self._poll_failures: deque[_Failure] = deque()
@@ -713,13 +730,29 @@ class FakeImageAPI:
     # -- gemini ----------------------------------------------------------------------------------
     async def _generate_content(self, request: web.Request) -> web.StreamResponse:
         _, _, action = request.match_info["model_action"].partition(":")
-        if action != "generateContent":
-            return google_error(404, f"Method {action} not found.")
-        return await self._serve(request, "gemini", self._gemini_answer)
+        if action == "generateContent":
+            return await self._serve(request, "gemini", self._gemini_answer)
+        if action == "streamGenerateContent":
+            stream = functools.partial(self._gemini_stream, request)
+            return _as_stream(request, await self._serve(request, "gemini", stream))
+        return google_error(404, f"Method {action} not found.")
 
     async def _gemini_answer(self, body: dict[str, Any], failure: _Failure | None) -> web.Response:
+        if failure is not None and failure.kind == "mid-stream":  # unstreamed, it is a 500
+            return self._error("gemini", 500, "", "server_error", None)
+        return web.Response(
+            body=await asyncio.to_thread(
+                _dumps, gemini_payload(await self._gemini_parts(body, failure))
+            ),
+            content_type="application/json",
+        )
+
+    async def _gemini_parts(
+        self, body: dict[str, Any], failure: _Failure | None
+    ) -> list[dict[str, Any]]:
+        """The parts of a gemini answer, as `gemini_answer` says."""
         if self.gemini_answer == "text-only":
-            return _json(gemini_payload([{"text": TEXT_ONLY_ANSWER}]))
+            return [{"text": TEXT_ONLY_ANSWER}]
         [target] = await self._image_targets(
             as_url=False, truncate=failure is not None and failure.kind == "truncated-base64"
         )
@@ -742,15 +775,53 @@ class FakeImageAPI:
                 "thought": True,
             }
             parts = [
-                {"text": "Planning the scene", "thought": True},
+                *(
+                    {"text": text.replace("{prompt}", _last_words(body)), "thought": True}
+                    for text in self.thoughts
+                ),
                 thought,
                 dict(thought),
                 {**parts[1], "thoughtSignature": f"sig-{len(self.requests)}"},
             ]
-        return web.Response(
-            body=await asyncio.to_thread(_dumps, gemini_payload(parts)),
-            content_type="application/json",
-        )
+        return parts
+
+    async def _gemini_stream(
+        self, request: web.Request, body: dict[str, Any], failure: _Failure | None
+    ) -> web.StreamResponse:
+        """The answer as Google streams it: SSE events with `alt=sse`, else one JSON array."""
+        parts = await self._gemini_parts(body, failure)
+        chunks = [gemini_chunk([p]) for p in parts if p.get("thought")]
+        for part in (p for p in parts if not p.get("thought")):
+            text = part.get("text")
+            if isinstance(text, str) and len(text) > 1:  # words come in pieces
+                half = len(text) // 2
+                chunks += [gemini_chunk([{**part, "text": text[:half]}]),
+                           gemini_chunk([{"text": text[half:]}])]
+            else:
+                chunks.append(gemini_chunk([part]))
+        last = gemini_payload([{"text": ""}])
+        if failure is not None and failure.kind == "mid-stream":
+            err = {"code": 500, "message": _GOOGLE_MESSAGES[500], "status": "INTERNAL"}
+            chunks = [c for c in chunks if _is_thought(c)]
+            last = {"error": err}
+        chunks.append(last)
+        if request.query.get("alt") != "sse":
+            payload = await asyncio.to_thread(_dumps, chunks)
+            array = web.Response(body=payload, content_type="application/json")
+            array[_CHUNKED] = True  # already the stream's shape: _as_stream leaves it
+            return array
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        try:
+            for chunk in chunks:
+                event = await asyncio.to_thread(_dumps, chunk)
+                await resp.write(b"data: " + event + b"\r\n\r\n")
+                if _is_thought(chunk) and self.thought_delay:
+                    await self._sleep(self.thought_delay)
+            await resp.write_eof()
+        except (ConnectionError, RuntimeError):  # the client hung up
+            pass
+        return resp
 
     # -- openai-chat ---------------------------------------------------------------------------
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
@@ -862,6 +933,44 @@ def gemini_payload(parts: list[dict[str, Any]], finish: str = "STOP") -> dict[st
         },
         "modelVersion": "gemini-fake",
     }
+
+
+def gemini_chunk(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """A streamed chunk before the last: some parts, the prompt's token count so far."""
+    return {
+        "candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}],
+        "usageMetadata": {"promptTokenCount": 10, "totalTokenCount": 10},
+        "modelVersion": "gemini-fake",
+    }
+
+
+_CHUNKED = web.ResponseKey("chunked", bool)
+
+
+def _last_words(body: dict[str, Any]) -> str:
+    """The words of a gemini request's last turn (its prompt)."""
+    contents = body.get("contents") or [{}]
+    parts = contents[-1].get("parts") or [] if isinstance(contents[-1], dict) else []
+    return " ".join(p["text"] for p in parts if isinstance(p, dict) and "text" in p)
+
+
+def _is_thought(chunk: dict[str, Any]) -> bool:
+    candidates = chunk.get("candidates") or [{}]
+    parts = (candidates[0].get("content") or {}).get("parts") or []
+    return bool(parts) and all(p.get("thought") for p in parts)
+
+
+def _as_stream(request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
+    """A 200 answered whole (a refusal, a malformed answer) as the stream Google sends then:
+    one SSE event, or a JSON array of one chunk without `alt=sse`."""
+    if resp.prepared or not isinstance(resp, web.Response) or resp.status != 200:
+        return resp
+    if resp.get(_CHUNKED):
+        return resp
+    body = resp.body if isinstance(resp.body, bytes) else b""
+    if request.query.get("alt") == "sse":
+        return web.Response(body=b"data: " + body + b"\r\n\r\n", content_type="text/event-stream")
+    return web.Response(body=b"[" + body + b"]", content_type="application/json")
 
 
 def gemini_refusal(kind: str) -> dict[str, Any]:

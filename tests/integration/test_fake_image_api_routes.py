@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -115,7 +116,9 @@ async def test_gemini_snake_thinking_and_text_only(
     parts = parts_of(await gen(http, [text_turn("x")]))
     thoughts = [p for p in parts if p.get("thought")]
     assert len([p for p in thoughts if "inlineData" in p]) == 2
-    assert all(color_of(p["inlineData"]["data"]) == DRAFT_COLOR for p in thoughts[1:])
+    drafts = [p for p in thoughts if "inlineData" in p]
+    assert all(color_of(p["inlineData"]["data"]) == DRAFT_COLOR for p in drafts)
+    assert [p["text"] for p in thoughts if "text" in p] == api.thoughts
     final = parts[-1]
     assert final["thoughtSignature"] == "sig-2" and not final.get("thought")
     assert color_of(final["inlineData"]["data"]) == api.outputs[-1]
@@ -173,8 +176,97 @@ async def test_gemini_malformed_and_truncated(api: FakeImageAPI, http: httpx.Asy
     assert len(data) % 4 == 2
 
 
-async def test_gemini_streaming_is_not_served(http: httpx.AsyncClient) -> None:
-    resp = await http.post(f"/v1beta/models/{MODEL}:streamGenerateContent",
+STREAM = f"/v1beta/models/{MODEL}:streamGenerateContent"
+
+
+async def sse_events(http: httpx.AsyncClient, **kw: Any) -> tuple[int, list[dict[str, Any]]]:
+    """The status and the JSON of each event of a streamed call (`data: {json}` CRLF CRLF)."""
+    resp = await http.post(STREAM, params={"alt": "sse"}, headers={"x-goog-api-key": "AIza-test"},
+                           json={"contents": [text_turn("x")]}, **kw)
+    if resp.status_code != 200:
+        return resp.status_code, [resp.json()]
+    assert resp.headers["content-type"].startswith("text/event-stream")
+    raw = resp.content
+    assert raw.endswith(b"\r\n\r\n")
+    events = raw.split(b"\r\n\r\n")[:-1]
+    assert all(e.startswith(b"data: ") for e in events)
+    return 200, [json.loads(e.removeprefix(b"data: ")) for e in events]
+
+
+def chunk_parts(chunk: dict[str, Any]) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = chunk["candidates"][0]["content"]["parts"]
+    return parts
+
+
+async def test_gemini_stream_sends_thoughts_first_then_the_image_then_the_finish(
+    api: FakeImageAPI, http: httpx.AsyncClient
+) -> None:
+    api.gemini_answer = "thinking"
+    status, events = await sse_events(http)
+    assert status == 200
+    parts = [p for e in events for p in chunk_parts(e)]
+    thoughts = [p["text"] for p in parts if p.get("thought") and "text" in p]
+    assert thoughts == api.thoughts
+    first_real = next(i for i, p in enumerate(parts) if not p.get("thought"))
+    assert all(p.get("thought") for p in parts[:first_real])
+    assert color_of(parts[first_real]["inlineData"]["data"]) == api.outputs[-1]
+    assert parts[first_real]["thoughtSignature"] == "sig-1"
+    last = events[-1]
+    assert last["candidates"][0]["finishReason"] == "STOP"
+    assert last["usageMetadata"]["totalTokenCount"] == 1300
+    assert all("finishReason" not in e["candidates"][0] for e in events[:-1])
+
+
+async def test_gemini_stream_cuts_words_and_spaces_thoughts(
+    api: FakeImageAPI, http: httpx.AsyncClient
+) -> None:
+    status, events = await sse_events(http)
+    texts = [p["text"] for e in events for p in chunk_parts(e) if "text" in p]
+    assert status == 200 and len(texts) == 3 and "".join(texts) == "Here is your image."
+    api.gemini_answer, api.thought_delay = "thinking", 0.2
+    task = asyncio.ensure_future(sse_events(http))
+    await asyncio.sleep(0.3)  # the first thought is out, the image not yet: it waits its turn
+    assert not task.done()
+    status, events = await task
+    assert status == 200 and len(api.outputs) == 2
+
+
+async def test_gemini_stream_errors_before_it_starts_are_json_and_refusals_are_events(
+    api: FakeImageAPI, http: httpx.AsyncClient
+) -> None:
+    api.fail_next("429")
+    status, [body] = await sse_events(http)
+    assert status == 429 and body["error"]["status"] == "RESOURCE_EXHAUSTED"
+    api.fail_next("safety-block")
+    status, [event] = await sse_events(http)
+    assert status == 200 and event["promptFeedback"]["blockReason"] == "SAFETY"
+    api.fail_next("finish-IMAGE_SAFETY")
+    status, [event] = await sse_events(http)
+    assert event["candidates"][0]["finishReason"] == "IMAGE_SAFETY"
+
+
+async def test_gemini_stream_can_break_off_with_an_error_event(
+    api: FakeImageAPI, http: httpx.AsyncClient
+) -> None:
+    api.gemini_answer = "thinking"
+    api.fail_next("mid-stream")
+    status, events = await sse_events(http)
+    assert status == 200 and events[-1]["error"]["status"] == "INTERNAL"
+    assert all(p.get("thought") for e in events[:-1] for p in chunk_parts(e))
+    assert len(events) > 1
+
+
+async def test_gemini_stream_without_sse_is_one_json_array(
+    api: FakeImageAPI, http: httpx.AsyncClient
+) -> None:
+    resp = await http.post(STREAM, headers={"x-goog-api-key": "AIza-test"},
+                           json={"contents": [text_turn("x")]})
+    chunks = resp.json()
+    assert isinstance(chunks, list) and chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+
+
+async def test_gemini_unknown_method_is_not_found(http: httpx.AsyncClient) -> None:
+    resp = await http.post(f"/v1beta/models/{MODEL}:countTokens",
                            headers={"x-goog-api-key": "AIza-test"}, json={})
     assert resp.status_code == 404 and resp.json()["error"]["status"] == "NOT_FOUND"
 

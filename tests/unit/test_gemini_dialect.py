@@ -32,6 +32,7 @@ from bot.providers.gemini import (
 
 EP = Endpoint(name="google", dialect="gemini", base_url="https://g.test", api_key="AIza-test")
 PRO = "gemini-3-pro-image-preview"
+THINK = {"thinkingConfig": {"includeThoughts": True}}  # 3 Pro thinks: it is asked for summaries
 FLASH = "gemini-2.5-flash-image"
 
 # A real 1x1 PNG and a real 1x1 WebP, as an answer carries them.
@@ -105,7 +106,7 @@ def test_composition_with_three_images_body() -> None:
                 ],
             }
         ],
-        "generationConfig": {"responseModalities": ["TEXT", "IMAGE"]},
+        "generationConfig": {"responseModalities": ["TEXT", "IMAGE"], **THINK},
     }
 
 
@@ -116,6 +117,7 @@ def test_aspect_ratio_and_image_size_on_3_pro() -> None:
         "generationConfig": {
             "responseModalities": ["TEXT", "IMAGE"],
             "imageConfig": {"aspectRatio": "16:9", "imageSize": "2K"},
+            "thinkingConfig": {"includeThoughts": True},
         },
     }
 
@@ -136,12 +138,13 @@ def test_image_size_alone_is_uppercased() -> None:
     assert build_request(req, EP)["generationConfig"] == {
         "responseModalities": ["TEXT", "IMAGE"],
         "imageConfig": {"imageSize": "4K"},
+        "thinkingConfig": {"includeThoughts": True},
     }
 
 
 def test_n_is_left_to_the_caller() -> None:
     body = build_request(ImageRequest(prompt="p", model=PRO, n=4), EP)
-    assert body["generationConfig"] == {"responseModalities": ["TEXT", "IMAGE"]}
+    assert body["generationConfig"] == {"responseModalities": ["TEXT", "IMAGE"], **THINK}
     assert "candidateCount" not in json.dumps(body)
 
 
@@ -179,7 +182,7 @@ def test_history_of_two_earlier_turns_is_sent_verbatim() -> None:
             },
             {"role": "user", "parts": [{"text": "now make it blue"}]},
         ],
-        "generationConfig": {"responseModalities": ["TEXT", "IMAGE"]},
+        "generationConfig": {"responseModalities": ["TEXT", "IMAGE"], **THINK},
     }
     sent = json.dumps(body["contents"][1]["parts"], separators=(",", ":"))
     assert sent == json.dumps(SIGNED_MODEL_PARTS, separators=(",", ":"))
@@ -291,6 +294,7 @@ def test_extra_body_is_merged_and_the_request_wins() -> None:
             "temperature": 0.4,
             "responseModalities": ["TEXT", "IMAGE"],
             "imageConfig": {"aspectRatio": "1:1"},
+            "thinkingConfig": {"includeThoughts": True},
         },
     }
     assert extra["generationConfig"] == {"temperature": 0.4, "responseModalities": ["IMAGE"]}

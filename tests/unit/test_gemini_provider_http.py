@@ -188,6 +188,7 @@ async def test_an_image_answer(server: TinyGemini, make: Make, http: httpx.Async
         "generationConfig": {
             "responseModalities": ["TEXT", "IMAGE"],
             "imageConfig": {"aspectRatio": "16:9", "imageSize": "2K"},
+            "thinkingConfig": {"includeThoughts": True},
         },
     }
     assert not http.is_closed  # the provider uses the shared client, never closes it

@@ -90,3 +90,23 @@ def test_errors_say_what_is_wrong(tmp_path: Path, text: str, needle: str) -> Non
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ProvidersFileError, match="cannot read"):
         load_providers_file(tmp_path / "nope.toml")
+
+
+def test_stream_is_on_for_google_unless_said_and_off_for_relays_unless_said(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(
+        "[[endpoint]]\nname='google'\ndialect='gemini'\n"
+        "base_url='https://generativelanguage.googleapis.com'\n"
+        "[[endpoint]]\nname='google-whole'\ndialect='gemini'\n"
+        "base_url='https://generativelanguage.googleapis.com'\nstream=false\n"
+        "[[endpoint]]\nname='relay'\ndialect='gemini'\nbase_url='https://relay.example/v1beta'\n"
+        "[[endpoint]]\nname='relay-sse'\ndialect='gemini'\nbase_url='https://relay.example'\n"
+        "stream=true\n"
+    )
+    streams = {e.name: e.streams() for e in load_providers_file(path)}
+    assert streams == {"google": True, "google-whole": False, "relay": False, "relay-sse": True}
+    path.write_text("[[endpoint]]\nname='x'\ndialect='gemini'\nbase_url='https://x'\nstream='maybe'\n")
+    with pytest.raises(ProvidersFileError, match="stream"):
+        load_providers_file(path)
