@@ -45,6 +45,9 @@ class ProgressTimings:
     """
 
     status_delay: float = 6.0
+    # the first chat action waits this long once drawing starts: the upstream request leaves
+    # first, and a job that answers at once needs none
+    action_delay: float = 0.2
     action_interval: float = 4.0
     edit_interval: float = 5.0
     max_edit_interval: float = 60.0
@@ -205,6 +208,7 @@ class Progress:
         next_edit = tm.status_delay
         gap = tm.edit_interval
         actions = 0
+        drawing_seen = False
         while not self._stopping:
             elapsed = time.monotonic() - self._started
             if self._wake.is_set():
@@ -216,6 +220,9 @@ class Progress:
                     # a new stage (drawing after a wait, a retry): said within edit_interval,
                     # unless the result comes first
                     next_edit = min(next_edit, elapsed + tm.edit_interval)
+            if self._acting() and not drawing_seen:
+                drawing_seen = True
+                next_action = max(next_action, elapsed + tm.action_delay)
             if self._acting() and elapsed >= next_action:
                 if self._budget.take(first=actions == 0):
                     actions += 1

@@ -22,7 +22,9 @@ from tests.fakes.image_api import FakeImageAPI
 from tests.fakes.telegram_api import FakeTelegram
 
 # Fast progress so tests see the status message and chat actions within a second.
-FAST_PROGRESS = ProgressTimings(status_delay=0.3, action_interval=0.4, edit_interval=0.4)
+FAST_PROGRESS = ProgressTimings(
+    status_delay=0.3, action_delay=0.0, action_interval=0.4, edit_interval=0.4
+)
 
 
 @pytest.fixture

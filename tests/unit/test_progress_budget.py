@@ -120,7 +120,9 @@ class FakeBot:
         self._record("send_photo", chat_id=chat_id)
 
 
-SHOW_AT_ONCE = ProgressTimings(status_delay=0.0, action_interval=60.0, edit_interval=60.0)
+SHOW_AT_ONCE = ProgressTimings(
+    status_delay=0.0, action_delay=0.0, action_interval=60.0, edit_interval=60.0
+)
 
 
 async def until(cond: Callable[[], bool]) -> None:
@@ -220,7 +222,9 @@ async def test_a_note_shows_the_status_at_once() -> None:
 
 async def test_progress_messages_are_marked_for_the_rate_limiter() -> None:
     bot = FakeBot(rate_limiter=object())
-    timings = ProgressTimings(status_delay=0.0, action_interval=60.0, edit_interval=0.0)
+    timings = ProgressTimings(
+        status_delay=0.0, action_delay=0.0, action_interval=60.0, edit_interval=0.0
+    )
     progress = make(bot, timings)
     async with progress:
         await progress.report(Started())

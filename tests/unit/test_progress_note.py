@@ -37,7 +37,9 @@ class RecordingBot:
 
 
 def progress(bot: RecordingBot, delay: float) -> Progress:
-    timings = ProgressTimings(status_delay=delay, action_interval=100, edit_interval=100)
+    timings = ProgressTimings(
+        status_delay=delay, action_delay=0.0, action_interval=100, edit_interval=100
+    )
     return Progress(
         bot,  # type: ignore[arg-type]
         1,
@@ -100,3 +102,24 @@ async def test_default_timings_leave_quick_results_without_a_status_message() ->
     # Telegram shows a chat action for ~5 s: renewed before it lapses, and the status message
     # only after it, so a result within ~6 s costs two actions and the photo.
     assert tm.action_interval < 5 < tm.status_delay
+
+
+async def test_the_first_chat_action_waits_until_the_request_has_left() -> None:
+    timings = ProgressTimings(
+        status_delay=100, action_delay=0.15, action_interval=100, edit_interval=100
+    )
+    quick, slow = RecordingBot(), RecordingBot()
+    for bot, drawing in ((quick, 0.05), (slow, 0.4)):
+        async with Progress(
+            bot,  # type: ignore[arg-type]
+            7,
+            None,
+            lang="en",
+            key="status_working",
+            timings=timings,
+            budget=ProgressBudget(),
+        ) as p:
+            await p.report(Started())
+            await asyncio.sleep(drawing)
+    assert quick.calls == []  # answered before the action was due: nothing to show
+    assert [kind for kind, _ in slow.calls] == ["action"]
