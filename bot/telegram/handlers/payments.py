@@ -88,7 +88,8 @@ async def on_buy_pack(update: Update, context: Context, press: cd.BuyPack) -> No
         payload=wallet.payload_for(press.stars, who.chat_id),
         currency=CURRENCY,
         prices=[LabeledPrice(t(lng, "invoice_label", stars=press.stars), press.stars)],
-        provider_token="",
+        # Stars need no provider; PTB's defaults would mangle an empty token, so none is sent
+        provider_token=None,
         message_thread_id=who.thread_id or None,
     )
 
