@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import RunningBot
 from tests.e2e.helpers import button, db_rows
+from tests.e2e.test_crash_recovery import _wait_for_rows, db_rows_at
+from tests.e2e.test_process import _spawn, bot_env
 from tests.fakes.image_api import FakeImageAPI
 from tests.fakes.telegram_api import Call, FakeTelegram
 
@@ -275,3 +279,185 @@ async def test_refunds_take_the_unspent_part_and_say_when_a_purchase_was_spent(
     tg.refunded.add(third)
     await _say(tg, ADMIN, ADMIN, f"/refund {third}", "Refunded 10 ⭐")
     assert await settled(bot, tg, ALICE) == {ALICE: 0}
+
+
+async def _ask_in_group(tg: FakeTelegram, chat: int, user: int, prompt: str) -> dict[str, Any]:
+    return tg.send_text(chat, f"/imagine {prompt}", user=_user(tg, user), chat_type="supergroup")
+
+
+async def test_in_a_group_each_person_pays_for_their_own_images(
+    tg: FakeTelegram, upstream: FakeImageAPI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(**PAID)
+    await buy(tg, ALICE, ALICE, 10)
+    await buy(tg, BOB, BOB, 50)
+    await _ask_in_group(tg, GROUP, ALICE, "a lighthouse")
+    await tg.wait_for("sendPhoto", _in(GROUP))
+    await _ask_in_group(tg, GROUP, BOB, "a harbour")
+    await _ask_in_group(tg, GROUP, BOB, "a boat")
+    await tg.wait_for("sendPhoto", _in(GROUP), count=3)
+    assert await settled(bot, tg, ALICE, BOB) == {ALICE: 10 - PRICE, BOB: 50 - 2 * PRICE}
+    # Ann has nothing: refused in the group, her refusal there, nothing upstream
+    refusal = asyncio.ensure_future(
+        _next(tg, "sendMessage", lambda c: _in(GROUP)(c) and "you have 0 ⭐" in c.params["text"])
+    )
+    await asyncio.sleep(0)
+    await _ask_in_group(tg, GROUP, 1004, "a storm")
+    await refusal
+    assert len(upstream.requests) == 3
+    charges = db_rows(
+        bot.settings, "SELECT account_id, chat_id FROM ledger WHERE kind = 'charge' ORDER BY id"
+    )
+    assert charges == [(ALICE, GROUP), (BOB, GROUP), (BOB, GROUP)]
+    assert await settled(bot, tg, ALICE, BOB, 1004) == {ALICE: 6, BOB: 42, 1004: 0}
+
+
+async def test_a_sponsored_group_charges_its_owner_within_the_daily_limit(
+    tg: FakeTelegram, upstream: FakeImageAPI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(**PAID)
+    tg.chat_admins[SPONSORED] = [OWNER, ALICE]  # Olga owns it, Alice is an admin
+    await buy(tg, OWNER, OWNER, 50)
+    await buy(tg, ALICE, ALICE, 10)
+    group = SPONSORED
+    reply = await _say(tg, group, ALICE, "/sponsor", "Only the group's owner")
+    assert reply.params["chat_id"] == group
+    await _say(tg, group, OWNER, f"/sponsor {2 * PRICE}", f"limit per day: {2 * PRICE} ⭐")
+    for n, prompt in enumerate(("a fox", "a hare"), start=1):
+        await _ask_in_group(tg, group, ALICE, prompt)
+        await tg.wait_for("sendPhoto", _in(group), count=n)
+    assert await settled(bot, tg, OWNER, ALICE) == {OWNER: 50 - 2 * PRICE, ALICE: 10}
+    # the day's sponsorship is spent: Alice pays her own, Bob (nothing) is refused
+    await _ask_in_group(tg, group, ALICE, "an owl")
+    await tg.wait_for("sendPhoto", _in(group), count=3)
+    refusal = asyncio.ensure_future(
+        _next(tg, "sendMessage", lambda c: _in(group)(c) and "you have 0 ⭐" in c.params["text"])
+    )
+    await asyncio.sleep(0)
+    await _ask_in_group(tg, group, BOB, "a badger")
+    await refusal
+    assert await settled(bot, tg, OWNER, ALICE, BOB) == {
+        OWNER: 50 - 2 * PRICE,
+        ALICE: 10 - PRICE,
+        BOB: 0,
+    }
+    # another group is not sponsored by Olga's setting
+    await _ask_in_group(tg, GROUP, ALICE, "a mole")
+    await tg.wait_for("sendPhoto", _in(GROUP))
+    await _say(tg, group, OWNER, "/sponsor off", "Sponsorship ended")
+    assert await settled(bot, tg, OWNER, ALICE) == {OWNER: 42, ALICE: 10 - 2 * PRICE}
+    assert len(upstream.requests) == 4
+
+
+async def test_two_jobs_racing_for_the_last_credits_exactly_one_runs(
+    tg: FakeTelegram, upstream: FakeImageAPI, start_bot: StartBot
+) -> None:
+    """Olga sponsors two groups with enough for one image; Alice and Bob ask at once, one in
+    each: no lock of theirs is shared, only the write that checks and reserves."""
+    bot = await start_bot(paid_mode="stars", star_packs=str(PRICE))
+    for group in (GROUP, SPONSORED):
+        tg.chat_admins[group] = [OWNER]
+        await _say(tg, group, OWNER, "/sponsor", "You now pay")
+    await buy(tg, OWNER, OWNER, PRICE)
+    upstream.hold_next()
+    refused = asyncio.ensure_future(
+        _next(tg, "sendMessage", lambda c: "you have 0 ⭐" in c.params["text"])
+    )
+    await asyncio.sleep(0)
+    await _ask_in_group(tg, GROUP, ALICE, "a comet")
+    await _ask_in_group(tg, SPONSORED, BOB, "a meteor")
+    refusal = await refused
+    await upstream.wait_requests(1)
+    assert len(upstream.requests) == 1
+    upstream.release()
+    [photo] = await tg.wait_for("sendPhoto")
+    assert {photo.params["chat_id"], refusal.params["chat_id"]} == {GROUP, SPONSORED}
+    await asyncio.sleep(0.3)
+    assert len(upstream.requests) == 1 and len(tg.calls_of("sendPhoto")) == 1
+    assert await settled(bot, tg, OWNER, ALICE, BOB) == {OWNER: 0, ALICE: 0, BOB: 0}
+
+
+async def test_the_free_allowance_comes_first_and_buttons_show_their_price(
+    tg: FakeTelegram, upstream: FakeImageAPI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(**PAID, free_images_per_day=1, star_price_shown_above=PRICE - 1)
+    tg.send_text(ALICE, "a tulip", user=_user(tg, ALICE))
+    [photo] = await tg.wait_for("sendPhoto", _in(ALICE))  # free: no Stars needed
+    regen = button(photo, "regen:")
+    assert f"· {PRICE} ⭐" in str(photo.params["reply_markup"])  # the price before the press
+    answer = await _say(tg, ALICE, ALICE, "/balance", "Credits")
+    assert "Free images left today: 0 of 1" in answer.params["text"]
+    waiting = asyncio.ensure_future(
+        _next(tg, "sendMessage", lambda c: _in(ALICE)(c) and "costs 4 ⭐" in c.params["text"])
+    )
+    await asyncio.sleep(0)
+    tg.press_button(ALICE, photo.result["message_id"], regen, user=_user(tg, ALICE))
+    await waiting  # the second of the day is paid: refused with nothing to pay with
+    assert len(upstream.requests) == 1
+    await buy(tg, ALICE, ALICE, 10)
+    tg.press_button(ALICE, photo.result["message_id"], regen, user=_user(tg, ALICE))
+    await tg.wait_for("sendPhoto", _in(ALICE), count=2)
+    assert await settled(bot, tg, ALICE) == {ALICE: 10 - PRICE}
+    assert db_rows(bot.settings, "SELECT count(*) FROM ledger WHERE kind = 'reserve'") == [(1,)]
+
+
+async def test_prices_under_the_threshold_are_not_on_the_buttons_and_off_means_free(
+    tg: FakeTelegram, upstream: FakeImageAPI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(**PAID, star_price_shown_above=PRICE)
+    await buy(tg, ALICE, ALICE, 10)
+    tg.send_text(ALICE, "a tulip", user=_user(tg, ALICE))
+    [photo] = await tg.wait_for("sendPhoto", _in(ALICE))
+    assert "⭐" not in str(photo.params["reply_markup"])
+    await bot.stop()
+    bot.settings.paid_mode = "off"
+    tg.calls.clear()
+    await bot.start()
+    await _say(tg, ALICE, ALICE, "/buy", "free to use")
+    await _say(tg, ALICE, ALICE, "/balance", "free to use")
+    tg.send_text(ALICE, "a rose", user=_user(tg, ALICE))
+    [photo] = await tg.wait_for("sendPhoto", _in(ALICE))
+    assert "⭐" not in str(photo.params["reply_markup"])
+    # no /buy or /balance in the menus, and no ledger row for the free job
+    assert "buy" not in str([c.params for c in tg.calls_of("setMyCommands")])
+    assert db_rows(bot.settings, "SELECT count(*) FROM ledger WHERE job_id = 2") == [(0,)]
+    assert ledger_sum(bot, ALICE) == 10 - PRICE  # what was bought stays for a later paid mode
+
+
+async def test_a_crash_mid_job_is_settled_at_the_next_start(
+    tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI
+) -> None:
+    """A real `python -m bot` killed with SIGKILL while the upstream holds a paid job: the
+    next start releases what the job held and tells Alice (with a Retry), charging nothing."""
+    env = bot_env(tmp_path, tg, upstream, PAID_MODE="stars", STAR_PACKS="10")
+    database = tmp_path / "data" / "bot.db"
+    first = await _spawn(env, tmp_path)
+    output = asyncio.create_task(first.communicate())
+    await buy(tg, ALICE, ALICE, 10)
+    upstream.hold_next()
+    tg.send_text(ALICE, "a paper boat", user=_user(tg, ALICE))
+    await upstream.wait_requests(1)
+    await _wait_for_rows(database, "SELECT count(*) FROM ledger WHERE kind = 'reserve'", 1)
+    first.kill()
+    await asyncio.wait_for(output, 30)
+    held = db_rows_at(database, "SELECT kind, amount FROM ledger WHERE job_id IS NOT NULL")
+    assert held == [("reserve", -PRICE)]
+
+    second = await _spawn(env, tmp_path)
+    output = asyncio.create_task(second.communicate())
+    try:
+        # the notice of the interruption, with its Retry (regen:) button
+        await tg.wait_for(
+            "sendMessage", lambda c: _in(ALICE)(c) and "regen:" in str(c.params.get("reply_markup"))
+        )
+        assert await shown_balance(tg, ALICE) == 10
+        rows = db_rows_at(database, "SELECT kind, amount FROM ledger WHERE job_id IS NOT NULL")
+        assert rows == [("reserve", -PRICE), ("release", PRICE)]
+        sql = f"SELECT sum(amount) FROM ledger WHERE account_id = {ALICE}"
+        [(total,)] = db_rows_at(database, sql)
+        assert total == 10 and len(upstream.requests) == 1
+    finally:
+        second.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(output, 30)
+    assert second.returncode == 0, err.decode()[-2000:]
+    assert " ERROR " not in (out + err).decode()
