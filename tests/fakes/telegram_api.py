@@ -2195,15 +2195,15 @@ class FakeTelegram:
         """Within 10 s, once: ok=true takes the Stars and sends the successful_payment;
         ok=false needs an error_message, which the person is shown."""
         query_id = p.get_str("pre_checkout_query_id") or ""
+        ok = p.get_bool("ok")
+        if not ok and not p.has("error_message"):
+            raise _bad("ERROR_MESSAGE_EMPTY")  # refusals must say why
         waiting = self._pre_checkouts.pop(query_id, None)
         if waiting is None:
             raise _bad(_STALE_QUERY)
         query, asked, chat_id, lose_update = waiting
         if time.monotonic() - asked > self.pre_checkout_timeout:
             raise _bad(_STALE_QUERY)
-        ok = p.get_bool("ok")
-        if not ok and not p.has("error_message"):
-            raise _bad("ERROR_MESSAGE_EMPTY")  # refusals must say why
         self.pre_checkout_answers[query_id] = dict(p.d)
         if ok:
             self._complete_payment(query, chat_id, lose_update)
