@@ -303,13 +303,33 @@ async def test_in_a_group_each_person_pays_for_their_own_images(
     )
     await asyncio.sleep(0)
     await _ask_in_group(tg, GROUP, 1004, "a storm")
-    await refusal
+    refused = await refusal
     assert len(upstream.requests) == 3
+    # her refusal's ⭐ Buy, the packs under her request, an invoice in the group: hers to pay
+    ann = _user(tg, 1004)
+    packs = asyncio.ensure_future(
+        _next(tg, "sendMessage", lambda c: _in(GROUP)(c) and "Pick a pack" in c.params["text"])
+    )
+    await asyncio.sleep(0)
+    tg.press_button(GROUP, refused.result["message_id"], button(refused, "buy:menu"), user=ann)
+    menu = await packs
+    tg.press_button(GROUP, menu.result["message_id"], "buy:pack:10", user=tg.user(ALICE))
+    await asyncio.sleep(0.3)
+    assert not tg.calls_of("sendInvoice")[2:]  # not Alice's button to press
+    tg.press_button(GROUP, menu.result["message_id"], "buy:pack:10", user=ann)
+    [*_, invoice] = await tg.wait_for("sendInvoice", count=3)
+    assert invoice.params["chat_id"] == GROUP
+    query_id = tg.pay(GROUP, invoice.result["message_id"], user=ann)
+    await tg.wait_for(
+        "answerPreCheckoutQuery", lambda c: c.params["pre_checkout_query_id"] == query_id
+    )
+    await tg.wait_for("sendMessage", lambda c: _in(GROUP)(c) and "credited" in c.params["text"])
+    assert await settled(bot, tg, 1004) == {1004: 10}
     charges = db_rows(
         bot.settings, "SELECT account_id, chat_id FROM ledger WHERE kind = 'charge' ORDER BY id"
     )
     assert charges == [(ALICE, GROUP), (BOB, GROUP), (BOB, GROUP)]
-    assert await settled(bot, tg, ALICE, BOB, 1004) == {ALICE: 6, BOB: 42, 1004: 0}
+    assert await settled(bot, tg, ALICE, BOB, 1004) == {ALICE: 6, BOB: 42, 1004: 10}
 
 
 async def test_a_sponsored_group_charges_its_owner_within_the_daily_limit(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import LabeledPrice, Update
+from telegram import LabeledPrice, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, ContextTypes
@@ -64,10 +64,16 @@ async def on_open_buy(update: Update, context: Context, press: cd.OpenBuy) -> No
     wallet, lng, who = _wallet(context), lang(update, context), who_of(update)
     if wallet is None:
         return
+    # As a reply to the request that was refused: in a group, its buttons are then the
+    # asker's to press (the gate's rule for buttons under a reply).
+    refusal = query.message if isinstance(query.message, Message) else None
+    asked = refusal.reply_to_message if refusal is not None else None
     await context.bot.send_message(
         who.chat_id,
         t(lng, "buy_pick"),
         message_thread_id=who.thread_id or None,
+        reply_to_message_id=asked.message_id if asked is not None else None,
+        allow_sending_without_reply=True,
         reply_markup=packs_keyboard(lng, wallet.packs),
     )
 
@@ -140,14 +146,11 @@ async def on_successful_payment(update: Update, context: Context) -> None:
     )
     if added:
         balance = await wallet.balance(user.id)
-        await _reply(
-            update,
-            t(
-                lang(update, context),
-                "buy_thanks",
-                stars=payment.total_amount,
-                balance=balance.stars,
-            ),
+        lng = lang(update, context)
+        text = t(lng, "buy_thanks", stars=payment.total_amount, balance=balance.stars)
+        # not as a reply: a payment is a service message, no reply target
+        await context.bot.send_message(
+            message.chat_id, text, message_thread_id=who_of(update).thread_id or None
         )
 
 
