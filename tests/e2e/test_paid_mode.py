@@ -481,3 +481,25 @@ async def test_a_crash_mid_job_is_settled_at_the_next_start(
         out, err = await asyncio.wait_for(output, 30)
     assert second.returncode == 0, err.decode()[-2000:]
     assert " ERROR " not in (out + err).decode()
+
+
+async def test_checkout_refuses_someone_not_allowed_and_the_bot_still_answers_it(
+    tg: FakeTelegram, upstream: FakeImageAPI, start_bot: StartBot
+) -> None:
+    bot = await start_bot(**PAID, allowed_user_ids=str(ALICE))
+    menu = await _say(tg, ALICE, ALICE, "/buy", "Pick a pack")
+    tg.press_button(ALICE, menu.result["message_id"], "buy:pack:10", user=_user(tg, ALICE))
+    [invoice] = await tg.wait_for("sendInvoice")
+    # Bob, who may not use the bot, pays the invoice Alice forwarded him: refused, unpaid
+    query_id = tg.pay(ALICE, invoice.result["message_id"], user=_user(tg, BOB))
+    [answer] = await tg.wait_for(
+        "answerPreCheckoutQuery", lambda c: c.params["pre_checkout_query_id"] == query_id
+    )
+    assert answer.params["ok"] in (False, "false") and "can't use this bot" in str(
+        answer.params["error_message"]
+    )
+    assert not tg.payments and tg.balance_of(BOB) == 0
+    query_id = tg.pay(ALICE, invoice.result["message_id"], user=_user(tg, ALICE))
+    await tg.wait_for("sendMessage", lambda c: _in(ALICE)(c) and "credited" in c.params["text"])
+    assert await settled(bot, tg, ALICE) == {ALICE: 10}
+    assert ledger_sum(bot, BOB) == 0
