@@ -21,6 +21,7 @@ from telegram.ext import (
     CommandHandler,
     Defaults,
     MessageHandler,
+    PreCheckoutQueryHandler,
     TypeHandler,
     filters,
 )
@@ -28,13 +29,15 @@ from telegram.ext import (
 from bot.config import Settings
 from bot.diagnostics import LoopMonitor
 from bot.i18n import LANGS, t
+from bot.providers.base import Endpoint
 from bot.providers.factory import build_provider, endpoints_from_settings, make_http_client
-from bot.providers.pricing import price_per_image
+from bot.providers.pricing import price_per_image, stars_per_image
 from bot.providers.profiles import Catalog
 from bot.services.access import AccessLists, AccessService
 from bot.services.generation import GenerationLimits, GenerationService
 from bot.services.images import ImageLibrary
 from bot.services.ordering import ChatQueue, FairScheduler
+from bot.services.payments import Wallet
 from bot.services.prefs import PrefsService
 from bot.services.quotas import QuotaService
 from bot.services.recovery import RecoveryService
@@ -47,7 +50,7 @@ from bot.telegram import gate
 from bot.telegram.albums import AlbumCollector
 from bot.telegram.context import SERVICES_KEY, Services
 from bot.telegram.errors import endpoint_fault_notifier, on_error
-from bot.telegram.handlers import admin, callbacks, commands, group, private
+from bot.telegram.handlers import admin, callbacks, commands, group, payments, private
 from bot.telegram.progress import ProgressBudget, ProgressTimings
 from bot.telegram.ratelimit import MessageRateLimiter
 from bot.telegram.recovery import RECOVERY_KEY, finish_recovery, start_recovery
@@ -62,6 +65,7 @@ MAX_CONCURRENT_UPDATES = 4096
 
 PRIVATE_COMMANDS = ("start", "help", "new", "ratio", "history", "undo", "settings", "usage")
 GROUP_COMMANDS = ("imagine", "edit", "new", "ratio", "history", "usage", "help")
+PAID_COMMANDS = ("buy", "balance")  # in both menus, in paid mode only
 
 
 def build_application(
@@ -114,7 +118,9 @@ async def serve(
     try:
         if app.post_init is not None:
             await app.post_init(app)
-        # Before polling: the dead process's jobs are settled, and their chats' turns held.
+        # Before polling: payments Telegram has and the ledger lacks are credited, the dead
+        # process's jobs are settled, and their chats' turns held.
+        await payments.reconcile_payments(app)
         recovering = await start_recovery(app)
         assert app.updater is not None
         await app.updater.start_polling(
@@ -146,6 +152,9 @@ def add_handlers(app: Application) -> None:
     private_chat, groups = filters.ChatType.PRIVATE, filters.ChatType.GROUPS
     # The gate also loads the chat's prefs, once it lets an update through.
     app.add_handler(TypeHandler(Update, gate.access_gate), group=-1)
+    # Paid mode: checkout answers and credits come before anything else can match.
+    app.add_handler(PreCheckoutQueryHandler(payments.on_pre_checkout))
+    app.add_handler(MessageHandler(filters.SUCCESSFUL_PAYMENT, payments.on_successful_payment))
     for name, callback in (
         ("start", commands.cmd_start),
         ("help", commands.cmd_help),
@@ -159,6 +168,10 @@ def add_handlers(app: Application) -> None:
         ("deny", admin.cmd_deny),
         ("quota", admin.cmd_quota),
         ("stats", admin.cmd_stats),
+        ("buy", payments.cmd_buy),
+        ("balance", payments.cmd_balance),
+        ("refund", payments.cmd_refund),
+        ("sponsor", payments.cmd_sponsor),
     ):
         app.add_handler(CommandHandler(name, callback))
     app.add_handler(CommandHandler("imagine", group.cmd_imagine, filters=groups))
@@ -191,6 +204,8 @@ def add_handlers(app: Application) -> None:
         callbacks.on_history_page,
         callbacks.on_history_pick,
         callbacks.on_settings,
+        payments.on_open_buy,
+        payments.on_buy_pack,
     ):
         app.add_handler(callbacks.button_handler(on_press))
     app.add_handler(CallbackQueryHandler(callbacks.on_unknown))  # every press gets its answer
@@ -227,7 +242,9 @@ def _open_services(
             storage=storage,
         )
         by_name = {e.name: e for e in endpoints}
-        images, prefs = ImageLibrary(database, blobs, storage), PrefsService(database)
+        wallet = _wallet(settings, database, endpoints)
+        images = ImageLibrary(database, blobs, storage, wallet)
+        prefs = PrefsService(database)
         generation = GenerationService(
             database,
             blobs,
@@ -245,6 +262,7 @@ def _open_services(
             ),
             images=images,
             prefs=prefs,
+            wallet=wallet,
         )
         models = tuple(
             dict.fromkeys([settings.image_model, *(m for e in endpoints for m in e.models)])
@@ -261,8 +279,9 @@ def _open_services(
             quotas,
             StatsService(database),
             ProgressBudget(),
+            wallet,
         )
-        app.bot_data[RECOVERY_KEY] = RecoveryService(database)
+        app.bot_data[RECOVERY_KEY] = RecoveryService(database, wallet)
         app.bot_data[private.ALBUMS_KEY] = AlbumCollector(progress.album_quiet, private.on_album)
         app.bot_data["_closables"] = (engine, http)
         await _set_commands(app)
@@ -276,11 +295,38 @@ def _open_services(
     return post_init
 
 
+def _wallet(settings: Settings, database: Database, endpoints: list[Endpoint]) -> Wallet | None:
+    """Paid mode's wallet, pricing each model at the first endpoint that serves it."""
+    if settings.paid_mode != "stars":
+        return None
+
+    def price(model: str, size: str | None) -> int:
+        endpoint = next((e for e in endpoints if not e.models or model in e.models), None)
+        return stars_per_image(
+            endpoint,
+            model,
+            size,
+            stars_per_usd=settings.stars_per_usd,
+            overrides=settings.star_prices,
+            default=settings.star_price_default,
+        )
+
+    return Wallet(
+        database,
+        packs=settings.star_packs,
+        free_per_day=settings.free_images_per_day,
+        price=price,
+        exempt=settings.admin_user_ids,
+        shown_above=settings.star_price_shown_above,
+    )
+
+
 async def _set_commands(app: Application) -> None:
     """Command menus for private chats and for groups, in every language we speak."""
+    paid = PAID_COMMANDS if app.bot_data[SERVICES_KEY].wallet is not None else ()
     menus = (
-        (BotCommandScopeAllPrivateChats(), PRIVATE_COMMANDS),
-        (BotCommandScopeAllGroupChats(), GROUP_COMMANDS),
+        (BotCommandScopeAllPrivateChats(), (*PRIVATE_COMMANDS, *paid)),
+        (BotCommandScopeAllGroupChats(), (*GROUP_COMMANDS, *paid)),
     )
     for scope, names in menus:
         for lang in LANGS:

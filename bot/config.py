@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     # hosts image links may lead to although they resolve to a private or local address
     image_url_allowed_hosts: str = ""
 
+    # Paid mode: `stars` charges images in Telegram Stars credits; `off` changes nothing.
+    paid_mode: Literal["off", "stars"] = "off"
+    free_images_per_day: int = Field(default=0, ge=0)
+    star_packs: Annotated[tuple[int, ...], NoDecode] = (50, 200, 1000)
+    stars_per_usd: float = Field(default=100.0, gt=0)
+    star_prices: dict[str, int] = Field(default_factory=dict)
+    star_price_default: int = Field(default=10, ge=1)
+    star_price_shown_above: int = Field(default=0, ge=0)
+
     data_dir: Path = Path("./data")
     database_url: str = ""
 
@@ -80,6 +89,24 @@ class Settings(BaseSettings):
     @classmethod
     def _ids(cls, value: object) -> frozenset[int]:
         return _parse_ids(value)
+
+    @field_validator("star_packs", mode="before")
+    @classmethod
+    def _packs(cls, value: object) -> tuple[int, ...]:
+        if isinstance(value, (list, tuple)):
+            packs = [int(v) for v in value]
+        else:
+            packs = [int(p) for p in str(value).replace(";", ",").split(",") if p.strip()]
+        if not packs or any(not 1 <= p <= 100_000 for p in packs):
+            raise ValueError("give one or more packs of 1 to 100000 Stars, e.g. 50,200,1000")
+        return tuple(sorted(set(packs)))
+
+    @field_validator("star_prices")
+    @classmethod
+    def _star_prices(cls, value: dict[str, int]) -> dict[str, int]:
+        if any(v < 1 for v in value.values()):
+            raise ValueError("every price must be at least 1 Star")
+        return value
 
     @field_validator("telegram_api_url", "image_api_base_url")
     @classmethod

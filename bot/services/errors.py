@@ -9,7 +9,13 @@ from __future__ import annotations
 from bot.imaging import ImageInputError
 from bot.providers.errors import ProviderError, ProviderErrorKind
 
-__all__ = ["ImageInputError", "ProviderError", "ProviderErrorKind", "UserInputError"]
+__all__ = [
+    "ImageInputError",
+    "NotEnoughStarsError",
+    "ProviderError",
+    "ProviderErrorKind",
+    "UserInputError",
+]
 
 
 class UserInputError(Exception):
@@ -19,3 +25,10 @@ class UserInputError(Exception):
         super().__init__(code)
         self.code = code
         self.params = params
+
+
+class NotEnoughStarsError(UserInputError):
+    """Paid mode: a job costs more than its payer has; refused before anything is spent."""
+
+    def __init__(self, need: int, have: int) -> None:
+        super().__init__("stars_short", need=need, have=have)

@@ -28,6 +28,7 @@ from bot.services.conversation import history_for, pack_model_turn
 from bot.services.errors import UserInputError
 from bot.services.images import ImageLibrary
 from bot.services.ordering import FairScheduler
+from bot.services.payments import Wallet
 from bot.services.prefs import MATCH_INPUT, Prefs, PrefsService
 from bot.services.prompts import PromptFlags, nearest_ratio, parse_flags
 from bot.services.quotas import QuotaService
@@ -76,11 +77,13 @@ class GenerationService:
         pricing: Pricing | None = None,
         images: ImageLibrary | None = None,
         prefs: PrefsService | None = None,
+        wallet: Wallet | None = None,
     ) -> None:
         # The app passes its own ImageLibrary and PrefsService (one prefs cache per process).
         self._images = images or ImageLibrary(database, blobs)
         self._prefs = prefs or PrefsService(database)
         self._quotas = quotas
+        self.wallet = wallet  # None: paid mode off, and nothing here touches the ledger
         self._scheduler = scheduler or FairScheduler()
         self._pricing = pricing
         self._db = database
@@ -243,9 +246,33 @@ class GenerationService:
         return await self._execute(job_id, PreparedJob(who, prompt, inputs, options), progress)
 
     async def mark_delivered(self, job_id: int) -> None:
-        """The job's result reached the chat: a restart need not send it again."""
+        """The job's result reached the chat: a restart need not send it again (and in paid
+        mode its reservation is settled in the same commit)."""
         async with self._db.write() as repo:
             await repo.mark_delivered(job_id)
+            if self.wallet is not None:
+                await self.wallet.settle(repo, job_id, delivered=True)
+
+    async def give_up_delivery(self, job_id: int) -> None:
+        """The result can never reach its chat: nobody is told again, and nothing is charged."""
+        async with self._db.write() as repo:
+            await repo.mark_delivered(job_id)
+            if self.wallet is not None:
+                await self.wallet.settle(repo, job_id, delivered=False)
+
+    async def release(self, job_id: int) -> None:
+        """Paid mode: the result did not reach the chat; its reservation goes back."""
+        if self.wallet is not None:
+            await self.wallet.release(job_id)
+
+    def button_prices(self, outcome: JobOutcome, variations: int) -> tuple[int | None, int | None]:
+        """Stars that Regenerate and Variations of this result cost, where a button shows them
+        (paid mode, above STAR_PRICE_SHOWN_ABOVE); None where it shows none."""
+        if self.wallet is None:
+            return None, None
+        again = JobOptions(outcome.model, image_size=outcome.image_size, n=outcome.n)
+        vary = replace(again, n=variations)
+        return self.wallet.price_to_show(again), self.wallet.price_to_show(vary)
 
     async def _execute(
         self, job_id: int, job: PreparedJob, progress: ProgressCallback | None
@@ -278,6 +305,8 @@ class GenerationService:
             seconds=time.monotonic() - started,
             images=stored,
             text=result.text,
+            image_size=job.options.image_size,
+            n=job.options.n,
         )
 
     def _upstream_mark(self, job_id: int) -> Callable[[], Awaitable[None]]:
@@ -358,7 +387,7 @@ class GenerationService:
             else (JobKind.EDIT if len(inputs) == 1 else JobKind.COMPOSE)
         )
         async with self._db.write(who) as repo:
-            return await repo.insert_job(
+            job_id = await repo.insert_job(
                 [i.id for i in inputs],
                 chat_id=who.chat_id,
                 thread_id=who.thread_id,
@@ -375,6 +404,9 @@ class GenerationService:
                 started_at=utcnow(),
                 attempts=1,
             )
+            if self.wallet is not None:  # refused: the whole write, job row too, rolls back
+                await self.wallet.reserve(repo, job_id, who, options)
+            return job_id
 
     async def _upload_inputs(self, inputs: list[StoredImage]) -> list[InputImage]:
         prepared = []
@@ -462,6 +494,8 @@ class GenerationService:
                 error_code=code,
                 error_detail=detail[:2000],
             )
+            if self.wallet is not None:
+                await self.wallet.settle(repo, job_id, delivered=False)
 
 
 def _without_bytes(turn: Turn) -> Turn:

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from bot import imaging
 from bot.services.errors import UserInputError
+from bot.services.payments import Wallet
 from bot.services.storage_limit import StorageLimit
 from bot.services.types import HistoryPage, StoredImage, Who
 from bot.storage.blobs import BlobStore
@@ -19,10 +20,12 @@ class ImageLibrary:
         database: Database,
         blobs: BlobStore,
         storage: StorageLimit | None = None,
+        wallet: Wallet | None = None,
     ) -> None:
         self._db = database
         self._blobs = blobs
         self._storage = storage
+        self._wallet = wallet  # paid mode: a delivery charges its job's reservation
 
     async def take_user_image(
         self,
@@ -164,6 +167,8 @@ class ImageLibrary:
                 await repo.set_file_id(image_id, file_id)
             if job_id is not None:
                 await repo.mark_delivered(job_id)
+                if self._wallet is not None:
+                    await self._wallet.settle(repo, job_id, delivered=True)
 
     async def history(self, chat_id: int, page: int, per_page: int = 6) -> HistoryPage:
         """The chat's images, newest first, one page of them."""

@@ -8,7 +8,9 @@ settled by whether its request reached the upstream (`jobs.upstream_at`):
   consent, so it is failed as "interrupted" and its user is told, with a Retry button (NOTIFY);
 - finished but its answer never reached the chat (`delivered_at` NULL): it is sent (DELIVER).
 
-Settled jobs no longer count against a quota (only running ones do). The Telegram side lives
+Settled jobs no longer count against a quota (only running ones do), and in paid mode the
+Stars a finished job still held are settled (released unless its result was delivered). The
+Telegram side lives
 in bot/telegram/recovery.py.
 """
 
@@ -18,6 +20,7 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.services.payments import Wallet
 from bot.services.types import JobOutcome, Who
 from bot.storage.database import Database
 from bot.storage.models import JobStatus
@@ -51,8 +54,9 @@ class Leftover:
 
 
 class RecoveryService:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, wallet: Wallet | None = None) -> None:
         self._db = database
+        self._wallet = wallet
 
     async def settle(self) -> list[Leftover]:
         """Fail the running jobs that went upstream (one commit), then list every job whose
@@ -62,6 +66,8 @@ class RecoveryService:
             rerun = [j for j in running if j.upstream_at is None and j.attempts < MAX_ATTEMPTS]
             stopped = [j.id for j in running if j not in rerun]
             await repo.interrupt_jobs(stopped, INTERRUPTED_DETAIL)
+            if self._wallet is not None:  # Stars held by jobs that ended with the process
+                await self._wallet.settle_leftovers(repo)
         async with self._db.read() as repo:
             unanswered = await repo.unanswered_jobs()
             actions = {j.id: Action.RERUN for j in rerun}
@@ -94,6 +100,8 @@ class RecoveryService:
             seconds=(job.upstream_ms or 0) / 1000,
             images=outputs,
             text=job.model_text,
+            image_size=job.image_size,
+            n=job.n,
         )
 
     async def drop(self, job_id: int) -> None:
@@ -102,6 +110,8 @@ class RecoveryService:
         async with self._db.write() as repo:
             await repo.interrupt_jobs([job_id], INTERRUPTED_DETAIL)
             await repo.mark_delivered(job_id)
+            if self._wallet is not None:
+                await self._wallet.settle(repo, job_id, delivered=False)
 
     async def mark_told(self, job_id: int) -> None:
         """The user heard back about this job: a later start leaves it alone."""

@@ -71,6 +71,8 @@ class JobOutcome:
     seconds: float
     images: list[StoredImage] = field(default_factory=list)
     text: str | None = None
+    image_size: str | None = None  # what Regenerate would ask for again (and what it costs)
+    n: int = 1
 
 
 @dataclass(frozen=True)

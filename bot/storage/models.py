@@ -226,3 +226,49 @@ class SubjectRule(Base):
     daily_limit: Mapped[int | None] = mapped_column(Integer)
     updated_by: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class LedgerKind(StrEnum):
+    PURCHASE = "purchase"
+    RESERVE = "reserve"
+    CHARGE = "charge"
+    RELEASE = "release"
+    REFUND = "refund"
+
+
+class LedgerEntry(Base):
+    """One movement of Stars credits: an account's balance is the sum of its rows, never a
+    number edited in place. Unique (kind, charge_id) credits a payment once; unique
+    (kind, job_id) reserves, charges and releases a job once."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (
+        UniqueConstraint("kind", "charge_id", name="uq_ledger_kind_charge_id"),
+        UniqueConstraint("kind", "job_id", name="uq_ledger_kind_job_id"),
+        DURABLE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(Integer)  # Stars, signed: + credits, - debits
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    # telegram_payment_charge_id of the purchase (a purchase's row, and its refund's)
+    charge_id: Mapped[str | None] = mapped_column(String(128))
+    # a reservation: its paid images at unit_price, and the free ones of the same job
+    images: Mapped[int] = mapped_column(Integer, default=0)
+    free_images: Mapped[int] = mapped_column(Integer, default=0)
+    unit_price: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class ChatSponsor(Base):
+    """A group whose owner pays its members' images, up to `daily_limit` Stars a UTC day."""
+
+    __tablename__ = "chat_sponsors"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    sponsor_id: Mapped[int] = mapped_column(BigInteger)
+    daily_limit: Mapped[int] = mapped_column(Integer, default=0)  # 0 = no limit
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

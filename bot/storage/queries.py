@@ -75,9 +75,10 @@ class Queries:
             return self.s.dialect.name
         return self.s.get_bind().dialect.name
 
-    async def _insert_ignore(self, table: Table, **values: Any) -> None:
-        """INSERT … ON CONFLICT DO NOTHING: concurrent first writes of a row don't collide."""
-        await self.core(_insert_ignore_statement(self._dialect(), table), values)
+    async def _insert_ignore(self, table: Table, **values: Any) -> Any:
+        """INSERT … ON CONFLICT DO NOTHING: concurrent first writes of a row don't collide.
+        Its result's rowcount says whether the row was written."""
+        return await self.core(_insert_ignore_statement(self._dialect(), table), values)
 
     def _upsert(
         self, table: Table, keys: Sequence[str], values: dict[str, Any], keep: Sequence[str] = ()

@@ -2,7 +2,7 @@
 
 Services get a `Repo` from `Database.read()` or `Database.write()` (bot/storage/database.py)
 and call its methods; each returns plain values (bot/storage/rows.py). Add a query to the
-module of its table (chats.py, images.py, jobs.py, rules.py).
+module of its table (chats.py, images.py, jobs.py, ledger.py, rules.py).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from bot.storage.chats import ChatQueries
 from bot.storage.images import IMAGE_COLUMNS, ImageQueries
 from bot.storage.jobs import INTERRUPTED, JobQueries
+from bot.storage.ledger import LedgerQueries
 from bot.storage.queries import table_of
 from bot.storage.rules import RuleQueries
 
@@ -18,5 +19,5 @@ from bot.storage.rules import RuleQueries
 __all__ = ["IMAGE_COLUMNS", "INTERRUPTED", "Repo", "table_of"]
 
 
-class Repo(ChatQueries, ImageQueries, JobQueries, RuleQueries):
+class Repo(ChatQueries, ImageQueries, JobQueries, LedgerQueries, RuleQueries):
     """All queries of one unit of work, bound to its session."""

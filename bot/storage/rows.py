@@ -72,6 +72,7 @@ class JobRow:
     upstream_at: datetime | None
     upstream_ms: int | None
     model_text: str | None
+    delivered_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -134,3 +135,36 @@ class StatRow:
     jobs: int
     images: int
     cost: float
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One ledger movement, as /balance lists them."""
+
+    id: int
+    account_id: int
+    kind: str
+    amount: int
+    job_id: int | None
+    chat_id: int | None
+    charge_id: str | None
+    images: int
+    free_images: int
+    unit_price: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SponsorRow:
+    chat_id: int
+    sponsor_id: int
+    daily_limit: int
+
+
+@dataclass(frozen=True)
+class StarsFlow:
+    """Stars that came in (purchases) and went out (refunds), and what was spent on images."""
+
+    purchased: int
+    refunded: int
+    charged: int

@@ -189,6 +189,21 @@ class ToggleRefine(CallbackData):
     PREFIX: ClassVar[str] = "set:refine:toggle"
 
 
+@dataclass(frozen=True)
+class OpenBuy(CallbackData):
+    """⭐ Buy under a refusal for too few credits: show the packs (/buy)."""
+
+    PREFIX: ClassVar[str] = "buy:menu"
+
+
+@dataclass(frozen=True)
+class BuyPack(CallbackData):
+    """One pack of /buy: send its invoice. The pack is checked again at checkout."""
+
+    PREFIX: ClassVar[str] = "buy:pack"
+    stars: int = _typed(_ROW_ID)
+
+
 KINDS: tuple[type[CallbackData], ...] = (
     Regenerate,
     Vary,
@@ -204,6 +219,8 @@ KINDS: tuple[type[CallbackData], ...] = (
     SetReply,
     SetLanguage,
     ToggleRefine,
+    OpenBuy,
+    BuyPack,
 )
 #: Buttons that change (or open) the chat-wide settings: in groups, for the group's admins.
 SETTINGS = (

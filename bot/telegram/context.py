@@ -13,6 +13,7 @@ from bot.services.access import AccessService
 from bot.services.generation import GenerationService
 from bot.services.images import ImageLibrary
 from bot.services.ordering import ChatQueue
+from bot.services.payments import Wallet
 from bot.services.prefs import PrefsService
 from bot.services.quotas import QuotaService
 from bot.services.requests import GenerationRequest, ImageInput
@@ -34,6 +35,7 @@ class Services:
     quotas: QuotaService
     stats: StatsService
     progress_budget: ProgressBudget
+    wallet: Wallet | None = None  # paid mode (PAID_MODE=stars); None: off
 
 
 SERVICES_KEY = "services"

@@ -13,9 +13,16 @@ from telegram.ext import ContextTypes
 
 from bot import redaction
 from bot.i18n import t
-from bot.services.errors import ImageInputError, ProviderError, ProviderErrorKind, UserInputError
+from bot.services.errors import (
+    ImageInputError,
+    NotEnoughStarsError,
+    ProviderError,
+    ProviderErrorKind,
+    UserInputError,
+)
 from bot.services.types import Who
 from bot.telegram.context import lang, who_of
+from bot.telegram.keyboards import buy_keyboard
 
 log = logging.getLogger(__name__)
 _STALE_QUERY = "query is too old"
@@ -47,6 +54,8 @@ async def tell_user(
             message_thread_id=who.thread_id or None,
             reply_to_message_id=reply_to,
             allow_sending_without_reply=True,
+            # too few credits: the way to buy more is one press away
+            reply_markup=buy_keyboard(lang_code) if isinstance(exc, NotEnoughStarsError) else None,
         )
     except TelegramError:
         log.warning("could not send the error message to chat %s", who.chat_id)

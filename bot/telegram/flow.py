@@ -21,7 +21,7 @@ from bot.services.requests import GenerationRequest
 from bot.services.types import JobOutcome, ProgressCallback, Who
 from bot.telegram.context import Services, lang, services, who_of
 from bot.telegram.progress import Progress
-from bot.telegram.replies import ResultSender
+from bot.telegram.replies import VARIATIONS, ResultSender
 
 
 @dataclass
@@ -130,7 +130,14 @@ async def deliver(
         # The result goes out first; the status message is removed after it (on exit).
         prefs = await svc.prefs.get(who.chat_id)
         variations = svc.generation.capabilities(outcome.model).supports_n
-        sender = ResultSender(bot, svc.images, variations)
-        await sender.send(who, lng, outcome, reply_to, reply_mode=prefs.reply_mode)
+        prices = svc.generation.button_prices(outcome, VARIATIONS)
+        sender = ResultSender(bot, svc.images, variations, prices)
+        try:
+            await sender.send(who, lng, outcome, reply_to, reply_mode=prefs.reply_mode)
+        except BaseException:
+            # Paid mode: what never reached the chat is not charged (a delivery that got
+            # through has settled the job already, and this changes nothing).
+            await svc.generation.release(outcome.job_id)
+            raise
         if not outcome.images:  # a shown image records its job's delivery with it
             await svc.generation.mark_delivered(outcome.job_id)

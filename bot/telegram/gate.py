@@ -103,6 +103,10 @@ async def access_gate(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 async def _let_through(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     user, chat = update.effective_user, update.effective_chat
+    if update.pre_checkout_query is not None:
+        return True  # its handler decides (and must answer every one within 10 s)
+    if update.message is not None and update.message.successful_payment is not None:
+        return True  # the Stars are taken: credited whoever it is, or they would be lost
     query = update.callback_query
     if user is None or chat is None:
         # Nothing the bot serves comes without a person and a chat (e.g. an inline message's

@@ -139,3 +139,14 @@ def choices_keyboard(
         ]
     rows.append([B(t(lang, "btn_back"), cd.OpenSettings())])
     return InlineKeyboardMarkup(rows)
+
+
+def packs_keyboard(lang: str, packs: tuple[int, ...]) -> InlineKeyboardMarkup:
+    """/buy: one button per credit pack (STAR_PACKS), three to a row."""
+    buttons = [B(t(lang, "btn_pack", stars=pack), cd.BuyPack(pack)) for pack in packs]
+    return InlineKeyboardMarkup([buttons[i : i + 3] for i in range(0, len(buttons), 3)])
+
+
+def buy_keyboard(lang: str) -> InlineKeyboardMarkup:
+    """Under a refusal for too few credits: one button to the packs."""
+    return InlineKeyboardMarkup([[B(t(lang, "btn_buy"), cd.OpenBuy())]])

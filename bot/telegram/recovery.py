@@ -23,7 +23,7 @@ from bot.telegram.context import SERVICES_KEY, Services
 from bot.telegram.errors import tell_user
 from bot.telegram.flow import deliver
 from bot.telegram.keyboards import button
-from bot.telegram.replies import ResultSender
+from bot.telegram.replies import VARIATIONS, ResultSender
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ async def _give_up(svc: Services, service: RecoveryService, leftover: Leftover) 
     if leftover.action is Action.NOTIFY:
         await service.mark_told(leftover.job_id)
     elif leftover.action is Action.DELIVER:
-        await svc.generation.mark_delivered(leftover.job_id)
+        await svc.generation.give_up_delivery(leftover.job_id)
 
 
 async def _answer(bot: Bot, svc: Services, service: RecoveryService, leftover: Leftover) -> None:
@@ -108,7 +108,8 @@ async def _answer(bot: Bot, svc: Services, service: RecoveryService, leftover: L
     elif leftover.action is Action.DELIVER:
         outcome = await service.outcome(leftover.job_id)
         variations = svc.generation.capabilities(outcome.model).supports_n
-        sender = ResultSender(bot, svc.images, variations)
+        prices = svc.generation.button_prices(outcome, VARIATIONS)
+        sender = ResultSender(bot, svc.images, variations, prices)
         await sender.send(who, lng, outcome, reply_to, reply_mode=prefs.reply_mode)
         if not outcome.images:  # a shown image records its job's delivery with it
             await svc.generation.mark_delivered(leftover.job_id)

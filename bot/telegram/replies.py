@@ -44,26 +44,46 @@ def one_line(markup: str) -> str:
     return " ".join(markup.split())
 
 
+#: Pictures one press on 🎲 Variations asks for.
+VARIATIONS = 4
+NO_PRICES: tuple[int | None, int | None] = (None, None)
+
+
+def _priced(lang: str, label: str, stars: int | None) -> str:
+    return label if stars is None else t(lang, "btn_priced", label=label, stars=stars)
+
+
 def result_keyboard(
-    job_id: int, image: StoredImage | None, lang: str, *, variations: bool
+    job_id: int,
+    image: StoredImage | None,
+    lang: str,
+    *,
+    variations: bool,
+    prices: tuple[int | None, int | None] = NO_PRICES,
 ) -> InlineKeyboardMarkup:
-    """Regenerate · Original / New · Variations. Callback data names rows, not state."""
-    first = [button(t(lang, "btn_regenerate"), cd.Regenerate(job_id))]
+    """Regenerate · Original / New · Variations. Callback data names rows, not state. In paid
+    mode `prices` (Regenerate's, Variations') put the Stars a press costs on the button."""
+    first = [button(_priced(lang, t(lang, "btn_regenerate"), prices[0]), cd.Regenerate(job_id))]
     if image is not None:
         first.append(button(t(lang, "btn_original"), cd.SendOriginal(image.id)))
     second = [button(t(lang, "btn_new"), cd.StartOver())]
     if variations:
-        second.append(button(t(lang, "btn_variations"), cd.Vary(job_id)))
+        second.append(button(_priced(lang, t(lang, "btn_variations"), prices[1]), cd.Vary(job_id)))
     return InlineKeyboardMarkup([first, second])
 
 
 def album_keyboard(
-    job_id: int, shown: list[StoredImage], lang: str, *, variations: bool
+    job_id: int,
+    shown: list[StoredImage],
+    lang: str,
+    *,
+    variations: bool,
+    prices: tuple[int | None, int | None] = NO_PRICES,
 ) -> InlineKeyboardMarkup:
     """One 📎 Original per image of an album (rows of five), then the result's buttons."""
     originals = [button(f"📎 {i + 1}", cd.SendOriginal(image.id)) for i, image in enumerate(shown)]
     rows = [originals[:5], originals[5:]] if len(originals) > 5 else [originals]
-    keyboard = result_keyboard(job_id, None, lang, variations=variations)
+    keyboard = result_keyboard(job_id, None, lang, variations=variations, prices=prices)
     return InlineKeyboardMarkup([*rows, *keyboard.inline_keyboard])
 
 
@@ -78,10 +98,17 @@ def _info(image: StoredImage) -> imaging.ImageInfo:
 class ResultSender:
     """Puts a job's outcome into the chat and records where each image was shown."""
 
-    def __init__(self, bot: Bot, images: ImageLibrary, variations: bool = False) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        images: ImageLibrary,
+        variations: bool = False,
+        prices: tuple[int | None, int | None] = NO_PRICES,
+    ) -> None:
         self._bot = bot
         self._images = images
         self._variations = variations
+        self._prices = prices
 
     async def send(
         self,
@@ -96,7 +123,9 @@ class ResultSender:
             await self._send_text_only(who, lang, outcome, reply_to)
         elif len(outcome.images) == 1:
             image = outcome.images[0]
-            keyboard = result_keyboard(outcome.job_id, image, lang, variations=self._variations)
+            keyboard = result_keyboard(
+                outcome.job_id, image, lang, variations=self._variations, prices=self._prices
+            )
             caption = caption_for(outcome, lang)
             done = outcome.job_id  # the first message that shows the result delivers it
             if reply_mode == "document":
@@ -214,7 +243,9 @@ class ResultSender:
             who.chat_id,
             t(lang, "album_buttons"),
             message_thread_id=who.thread_id or None,
-            reply_markup=album_keyboard(outcome.job_id, shown, lang, variations=self._variations),
+            reply_markup=album_keyboard(
+                outcome.job_id, shown, lang, variations=self._variations, prices=self._prices
+            ),
         )
 
     async def _send_text_only(
@@ -230,5 +261,7 @@ class ResultSender:
             reply_to_message_id=reply_to,
             allow_sending_without_reply=True,
             message_thread_id=who.thread_id or None,
-            reply_markup=result_keyboard(outcome.job_id, None, lang, variations=False),
+            reply_markup=result_keyboard(
+                outcome.job_id, None, lang, variations=False, prices=self._prices
+            ),
         )

@@ -64,6 +64,13 @@ PHOTO_DIMENSIONS_SUM_MAX = 10_000
 PHOTO_RATIO_MAX = 20
 THUMB_SIDE = 90
 LONG_POLL_MAX = 50  # the real server caps timeout at 50 s
+# Payments (core.telegram.org/bots/api#sendinvoice, #answerprecheckoutquery)
+INVOICE_TITLE_MAX = 32
+INVOICE_DESCRIPTION_MAX = 255
+INVOICE_PAYLOAD_MAX = 128  # bytes
+STARS_AMOUNT_MAX = 100_000
+PRE_CHECKOUT_TIMEOUT = 10.0  # seconds the bot has to answer a pre-checkout query
+_STALE_QUERY = "query is too old and response timeout expired or query ID is invalid"
 
 CHAT_ACTIONS = frozenset(
     {
@@ -130,6 +137,13 @@ STRING_PARAMS = frozenset(
         "query",
         "filename",
         "file_name",
+        "payload",
+        "currency",
+        "provider_token",
+        "start_parameter",
+        "pre_checkout_query_id",
+        "error_message",
+        "telegram_payment_charge_id",
     }
 )
 CHAT_ID_PARAMS = frozenset({"chat_id", "from_chat_id"})
@@ -147,6 +161,8 @@ JSON_PARAMS = frozenset(
         "scope",
         "message_ids",
         "reaction",
+        "prices",
+        "suggested_tip_amounts",
     }
 )
 
@@ -770,6 +786,17 @@ class FakeTelegram:
         self._calls_event = asyncio.Event()
         self._failures: dict[str, deque[ApiError]] = {}
         self._callbacks: set[str] = set()
+        # Payments in Stars: invoices by (chat, message), pre-checkout queries waiting for
+        # their answer (id -> (query, when asked, chat, lose the payment's update)), the
+        # payments made (successful_payment messages) and the bot's Star transactions.
+        self.invoices: dict[tuple[int, int], dict[str, Any]] = {}
+        self.pre_checkout_timeout = PRE_CHECKOUT_TIMEOUT
+        self.pre_checkout_answers: dict[str, dict[str, Any]] = {}
+        self.payments: list[dict[str, Any]] = []
+        self.star_transactions: list[dict[str, Any]] = []
+        self.refunded: set[str] = set()
+        self._pre_checkouts: dict[str, tuple[dict[str, Any], float, int, bool]] = {}
+        self._payment_updates: dict[str, dict[str, Any]] = {}
         self._flood = _Flood()
         self._closing = False
         self._runner: web.AppRunner | None = None
@@ -792,6 +819,10 @@ class FakeTelegram:
                 "answerCallbackQuery": self._answer_callback_query,
                 "getFile": self._get_file,
                 "getChatMember": self._get_chat_member,
+                "sendInvoice": self._send_invoice,
+                "answerPreCheckoutQuery": self._answer_pre_checkout_query,
+                "refundStarPayment": self._refund_star_payment,
+                "getStarTransactions": self._get_star_transactions,
             }.items()
         }
 
@@ -1031,6 +1062,49 @@ class FakeTelegram:
         if self._delivered_to_bot(msg):
             self.queue_update({"edited_message": copy.deepcopy(msg)})
         return copy.deepcopy(msg)
+
+    def pay(
+        self,
+        chat_id: int,
+        message_id: int,
+        *,
+        user: dict[str, Any] | None = None,
+        lose_update: bool = False,
+    ) -> str:
+        """A person presses Pay on an invoice the bot sent: the bot gets a pre_checkout_query
+        (its id is returned). Once the bot answers ok=true, the Stars are taken and the chat
+        gets a `successful_payment` message from the payer; with `lose_update`, that message
+        never reaches the bot (as when a bot confirmed the update and died before acting)."""
+        invoice = self.invoices.get((chat_id, message_id))
+        if invoice is None:
+            raise KeyError(f"the bot sent no invoice {message_id} in chat {chat_id}")
+        user = user or self.user(chat_id if chat_id > 0 else 1001)
+        query_id = str(secrets.randbelow(10**18) + 10**18)
+        query = {
+            "id": query_id,
+            "from": copy.deepcopy(user),
+            "currency": invoice["currency"],
+            "total_amount": invoice["total_amount"],
+            "invoice_payload": invoice["payload"],
+        }
+        self._pre_checkouts[query_id] = (query, time.monotonic(), chat_id, lose_update)
+        self.queue_update({"pre_checkout_query": copy.deepcopy(query)})
+        return query_id
+
+    def redeliver_payment(self, charge_id: str) -> int:
+        """Deliver the update of a payment again (Telegram redelivers an update it has no
+        confirmation for): the same message, under a new update id."""
+        return self.queue_update(copy.deepcopy(self._payment_updates[charge_id]))
+
+    def balance_of(self, user_id: int) -> int:
+        """Stars the bot received from this person and did not refund."""
+        total = 0
+        for tx in self.star_transactions:
+            if tx.get("source", {}).get("user", {}).get("id") == user_id:
+                total += tx["amount"]
+            if tx.get("receiver", {}).get("user", {}).get("id") == user_id:
+                total -= tx["amount"]
+        return total
 
     def add_file(
         self, data: bytes, *, file_size: int | None = None, kind: str | None = None
@@ -1366,6 +1440,8 @@ class FakeTelegram:
     def _delivered_to_bot(self, msg: dict[str, Any]) -> bool:
         if not self.privacy_mode or msg["chat"]["type"] not in ("group", "supergroup"):
             return True
+        if "successful_payment" in msg:
+            return True  # a service message: every bot receives those
         reply = msg.get("reply_to_message")
         if reply and reply.get("from", {}).get("id") == self.bot_id:
             return True
@@ -2070,3 +2146,135 @@ class FakeTelegram:
             "file_size": rec.size,
             "file_path": rec.path,
         }
+
+    # ---------------------------------------------------------------- payments in Stars
+
+    def _send_invoice(self, p: _Params, uploads: dict[str, _Upload]) -> dict[str, Any]:
+        """sendInvoice as Telegram checks it for Stars: XTR takes no provider token and
+        exactly one price of whole Stars; title 1-32, description 1-255 characters; payload
+        1-128 bytes."""
+        chat_id = self._chat_id(p)
+        title, description = p.get_str("title") or "", p.get_str("description") or ""
+        payload = p.get_str("payload") or ""
+        currency = p.get_str("currency") or ""
+        if not 1 <= len(title) <= INVOICE_TITLE_MAX:
+            raise _bad("INVOICE_TITLE_EMPTY" if not title else "INVOICE_TITLE_INVALID")
+        if not 1 <= len(description) <= INVOICE_DESCRIPTION_MAX:
+            raise _bad("INVOICE_DESCRIPTION_EMPTY" if not description else "DESCRIPTION_INVALID")
+        if not 1 <= len(payload.encode("utf-8")) <= INVOICE_PAYLOAD_MAX:
+            raise _bad("INVOICE_PAYLOAD_INVALID")
+        if currency != "XTR":
+            raise _bad("CURRENCY_INVALID")  # the fake sells Stars only, as the bot does
+        if p.has("provider_token"):
+            raise _bad("PAYMENT_PROVIDER_INVALID")
+        prices = p.get_obj("prices")
+        if not isinstance(prices, list) or not prices:
+            raise _bad("can't parse prices JSON object")
+        if len(prices) != 1:
+            raise _bad("STARS_INVOICE_INVALID")
+        price = prices[0]
+        amount = price.get("amount") if isinstance(price, dict) else None
+        if not isinstance(price, dict) or not isinstance(price.get("label"), str):
+            raise _bad("can't parse prices JSON object")
+        if type(amount) is not int or not 1 <= amount <= STARS_AMOUNT_MAX:
+            raise _bad("CURRENCY_TOTAL_AMOUNT_INVALID")
+        markup = self._markup(p)
+        self._flood_check(chat_id)
+        invoice = {
+            "title": title,
+            "description": description,
+            "start_parameter": p.get_str("start_parameter") or "",
+            "currency": currency,
+            "total_amount": amount,
+        }
+        msg = self._bot_message(chat_id, p, {"invoice": invoice}, None, markup)
+        self.invoices[(chat_id, msg["message_id"])] = {**invoice, "payload": payload}
+        return msg
+
+    def _answer_pre_checkout_query(self, p: _Params, uploads: dict[str, _Upload]) -> bool:
+        """Within 10 s, once: ok=true takes the Stars and sends the successful_payment;
+        ok=false needs an error_message, which the person is shown."""
+        query_id = p.get_str("pre_checkout_query_id") or ""
+        ok = p.get_bool("ok")
+        if not ok and not p.has("error_message"):
+            raise _bad("ERROR_MESSAGE_EMPTY")  # refusals must say why
+        waiting = self._pre_checkouts.pop(query_id, None)
+        if waiting is None:
+            raise _bad(_STALE_QUERY)
+        query, asked, chat_id, lose_update = waiting
+        if time.monotonic() - asked > self.pre_checkout_timeout:
+            raise _bad(_STALE_QUERY)
+        self.pre_checkout_answers[query_id] = dict(p.d)
+        if ok:
+            self._complete_payment(query, chat_id, lose_update)
+        return True
+
+    def _complete_payment(self, query: dict[str, Any], chat_id: int, lose_update: bool) -> None:
+        charge_id = "stxA" + secrets.token_hex(20)
+        user = query["from"]
+        payment = {
+            "currency": query["currency"],
+            "total_amount": query["total_amount"],
+            "invoice_payload": query["invoice_payload"],
+            "telegram_payment_charge_id": charge_id,
+            "provider_payment_charge_id": "",
+        }
+        self.star_transactions.append(
+            {
+                "id": charge_id,
+                "amount": query["total_amount"],
+                "date": int(time.time()),
+                "source": {
+                    "type": "user",
+                    "transaction_type": "invoice_payment",
+                    "user": copy.deepcopy(user),
+                    "invoice_payload": query["invoice_payload"],
+                },
+            }
+        )
+        chat_type = "private" if chat_id > 0 else self._chat_for(chat_id)["type"]
+        chat = self._register_chat(chat_id, chat_type, user, False)
+        msg = {
+            "message_id": self._next_message_id(chat_id),
+            "from": copy.deepcopy(user),
+            "chat": chat,
+            "date": int(time.time()),
+            "successful_payment": payment,
+        }
+        self._all[(chat_id, msg["message_id"])] = msg
+        self.payments.append(copy.deepcopy(msg))
+        self._payment_updates[charge_id] = {"message": copy.deepcopy(msg)}
+        if not lose_update:
+            self.queue_update({"message": copy.deepcopy(msg)})
+
+    def _refund_star_payment(self, p: _Params, uploads: dict[str, _Upload]) -> bool:
+        user_id = p.get_int("user_id")
+        charge_id = p.get_str("telegram_payment_charge_id") or ""
+        paid = next(
+            (
+                tx
+                for tx in self.star_transactions
+                if tx["id"] == charge_id and "source" in tx
+                and tx["source"]["user"]["id"] == user_id
+            ),
+            None,
+        )
+        if paid is None:
+            raise _bad("CHARGE_ID_INVALID")
+        if charge_id in self.refunded:
+            raise _bad("CHARGE_ALREADY_REFUNDED")
+        self.refunded.add(charge_id)
+        self.star_transactions.append(
+            {
+                "id": charge_id,  # a refund has its payment's id
+                "amount": paid["amount"],
+                "date": int(time.time()),
+                "receiver": copy.deepcopy(paid["source"]),
+            }
+        )
+        return True
+
+    def _get_star_transactions(self, p: _Params, uploads: dict[str, _Upload]) -> dict[str, Any]:
+        offset = max(0, p.get_int("offset", 0) or 0)
+        limit = max(1, min(100, p.get_int("limit", 100) or 100))
+        return {"transactions": copy.deepcopy(self.star_transactions[offset : offset + limit])}

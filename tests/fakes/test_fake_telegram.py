@@ -568,3 +568,99 @@ def test_parsed_entities_match_tdlib(
     got_text, got = _parse_html(text)
     assert got_text == plain
     assert {(e["type"], e["offset"], e["length"]) for e in got} == entities
+
+
+# --- payments in Stars ------------------------------------------------------------------------
+
+
+async def _invoice(bot: Bot, **overrides: Any) -> Any:
+    from telegram import LabeledPrice
+
+    kwargs: dict[str, Any] = {
+        "title": "50 credits",
+        "description": "credits for pictures",
+        "payload": "pack:50:1001",
+        "currency": "XTR",
+        "prices": [LabeledPrice("50 credits", 50)],
+    }
+    kwargs.update(overrides)
+    return await bot.send_invoice(CHAT, **kwargs)
+
+
+async def test_send_invoice_follows_telegrams_rules_for_stars(bot: Bot, fake: FakeTelegram) -> None:
+    from telegram import LabeledPrice
+
+    message = await _invoice(bot)
+    assert message.invoice is not None and message.invoice.total_amount == 50
+    assert message.invoice.currency == "XTR"
+    for overrides, error in (
+        ({"provider_token": "284685063:TEST:abc"}, "PAYMENT_PROVIDER_INVALID"),
+        ({"prices": [LabeledPrice("a", 10), LabeledPrice("b", 20)]}, "STARS_INVOICE_INVALID"),
+        ({"prices": [LabeledPrice("a", 0)]}, "CURRENCY_TOTAL_AMOUNT_INVALID"),
+        ({"payload": "x" * 129}, "INVOICE_PAYLOAD_INVALID"),
+        ({"title": "t" * 33}, "INVOICE_TITLE_INVALID"),
+        ({"currency": "USD"}, "CURRENCY_INVALID"),
+    ):
+        with pytest.raises(BadRequest, match=ci(error)):
+            await _invoice(bot, **overrides)
+    assert len(fake.invoices) == 1
+
+
+async def _pre_checkout(fake: FakeTelegram, bot: Bot, **pay: Any) -> tuple[str, Any]:
+    message = await _invoice(bot)
+    query_id = fake.pay(CHAT, message.message_id, **pay)
+    updates = await bot.get_updates(timeout=1)
+    [query] = [u.pre_checkout_query for u in updates if u.pre_checkout_query is not None]
+    assert query.id == query_id and query.total_amount == 50
+    assert query.invoice_payload == "pack:50:1001"
+    return query_id, updates[-1].update_id
+
+
+async def test_a_payment_follows_an_accepted_pre_checkout_once(
+    bot: Bot, fake: FakeTelegram
+) -> None:
+    query_id, last = await _pre_checkout(fake, bot)
+    with pytest.raises(BadRequest, match=ci("ERROR_MESSAGE_EMPTY")):
+        await bot.answer_pre_checkout_query(query_id, ok=False)
+    assert await bot.answer_pre_checkout_query(query_id, ok=True)
+    with pytest.raises(BadRequest, match=ci("query is too old")):  # answered already
+        await bot.answer_pre_checkout_query(query_id, ok=True)
+    updates = await bot.get_updates(offset=last + 1, timeout=1)
+    [payment] = [u.message.successful_payment for u in updates if u.message]
+    assert payment is not None and payment.total_amount == 50
+    charge = payment.telegram_payment_charge_id
+    # the same message again, as a redelivery
+    fake.redeliver_payment(charge)
+    again = await bot.get_updates(offset=updates[-1].update_id + 1, timeout=1)
+    assert again[0].message is not None and again[0].message.successful_payment == payment
+    transactions = await bot.get_star_transactions()
+    assert [t.id for t in transactions.transactions] == [charge]
+    assert fake.balance_of(CHAT) == 50
+
+
+async def test_a_late_pre_checkout_answer_is_refused_and_nothing_is_paid(
+    bot: Bot, fake: FakeTelegram
+) -> None:
+    fake.pre_checkout_timeout = 0.05
+    query_id, _ = await _pre_checkout(fake, bot)
+    await asyncio.sleep(0.1)
+    with pytest.raises(BadRequest, match=ci("query is too old")):
+        await bot.answer_pre_checkout_query(query_id, ok=True)
+    assert not fake.payments and fake.balance_of(CHAT) == 0
+
+
+async def test_refunds_are_refused_like_telegram_refuses_them(bot: Bot, fake: FakeTelegram) -> None:
+    query_id, _ = await _pre_checkout(fake, bot)
+    await bot.answer_pre_checkout_query(query_id, ok=True)
+    charge = fake.payments[-1]["successful_payment"]["telegram_payment_charge_id"]
+    with pytest.raises(BadRequest, match=ci("CHARGE_ID_INVALID")):
+        await bot.refund_star_payment(CHAT + 1, charge)  # not this person's payment
+    with pytest.raises(BadRequest, match=ci("CHARGE_ID_INVALID")):
+        await bot.refund_star_payment(CHAT, "stxAnothing")
+    assert await bot.refund_star_payment(CHAT, charge)
+    with pytest.raises(BadRequest, match=ci("CHARGE_ALREADY_REFUNDED")):
+        await bot.refund_star_payment(CHAT, charge)
+    assert fake.balance_of(CHAT) == 0
+    transactions = (await bot.get_star_transactions()).transactions
+    assert [t.id for t in transactions] == [charge, charge]
+    assert transactions[1].receiver is not None and transactions[0].source is not None

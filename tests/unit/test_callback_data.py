@@ -16,8 +16,10 @@ from bot.services.prefs import LANGUAGES, MATCH_INPUT, RATIOS, REPLY_MODES, SIZE
 from bot.services.types import HistoryPage, HistoryRow, StoredImage
 from bot.telegram import callback_data as cd
 from bot.telegram.keyboards import (
+    buy_keyboard,
     choices_keyboard,
     history_keyboard,
+    packs_keyboard,
     ratio_keyboard,
     settings_keyboard,
 )
@@ -53,6 +55,10 @@ def _keyboards() -> Iterator[InlineKeyboardMarkup]:
         for job, image in ((1, 1), (42, 17), (BIG, BIG)):
             for variations in (False, True):
                 yield result_keyboard(job, _image(image), lang, variations=variations)
+                priced = (10**6, 4 * 10**6)  # paid mode: Stars on Regenerate and Variations
+                yield result_keyboard(
+                    job, _image(image), lang, variations=variations, prices=priced
+                )
                 yield result_keyboard(job, None, lang, variations=variations)
                 shown = [_image(image - i if image == BIG else image + i) for i in range(10)]
                 yield album_keyboard(job, shown, lang, variations=variations)
@@ -70,6 +76,8 @@ def _keyboards() -> Iterator[InlineKeyboardMarkup]:
             ]
             yield history_keyboard(lang, HistoryPage(entries, page, pages, pages * 5))
         yield settings_keyboard(lang)
+        yield packs_keyboard(lang, (1, 50, 200, 1000, 100_000))
+        yield buy_keyboard(lang)
         for prefs in _prefs():
             for setting in cd.SETTING_FIELDS:
                 yield choices_keyboard(lang, setting, prefs, MODELS, MODELS[0], CAN)
@@ -109,6 +117,8 @@ def test_every_kind_encodes_within_64_bytes_at_its_largest() -> None:
         cd.StartOver(),
         cd.OpenSettings(),
         cd.ToggleRefine(),
+        cd.OpenBuy(),
+        cd.BuyPack(BIG),
         *(cd.SetRatio(r) for r in (*RATIOS, MATCH_INPUT, None)),
         *(cd.OpenSetting(f) for f in cd.SETTING_FIELDS),
         *(cd.SetSize(s) for s in (*SIZES, None)),

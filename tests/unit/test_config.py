@@ -116,3 +116,20 @@ def test_the_single_endpoint_limit_comes_from_the_settings(
     monkeypatch.setenv("IMAGE_API_MIN_CONCURRENCY", "4")  # a fixed cap, as before
     limit = limit_of(endpoint_from_settings(load_settings(_env_file=None)))
     assert limit.fixed and limit.limit == 4
+
+
+def test_paid_mode_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("IMAGE_API_BASE_URL", "https://relay.example/v1")
+    s = load_settings(_env_file=None)
+    assert (s.paid_mode, s.free_images_per_day, s.star_packs) == ("off", 0, (50, 200, 1000))
+    monkeypatch.setenv("PAID_MODE", "stars")
+    monkeypatch.setenv("STAR_PACKS", "1000, 50,200")
+    monkeypatch.setenv("STAR_PRICES", '{"gemini-3-pro-image@4K": 30}')
+    s = load_settings(_env_file=None)
+    assert s.star_packs == (50, 200, 1000) and s.star_prices == {"gemini-3-pro-image@4K": 30}
+    for name, value in (("STAR_PACKS", "50,0"), ("STAR_PACKS", "many"), ("PAID_MODE", "usd")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(SettingsError, match=name):
+            load_settings(_env_file=None)
+        monkeypatch.delenv(name)

@@ -116,7 +116,8 @@ async def cmd_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     lng, args = lang(update, context), list(context.args or [])
     days = min(int(args[0]), 90) if args and args[0].isdigit() and int(args[0]) > 0 else 7
-    stats = await services(context).stats.collect(days)
+    svc = services(context)
+    stats = await svc.stats.collect(days)
     parts = [
         t(
             lng,
@@ -127,6 +128,18 @@ async def cmd_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             cost=f"{stats.total.cost:.3f}",
         )
     ]
+    if svc.wallet is not None:  # paid mode: Stars in and out, beside what the upstream cost
+        flow = await svc.wallet.flow(days)
+        parts.append(
+            t(
+                lng,
+                "stats_stars",
+                bought=flow.purchased,
+                refunded=flow.refunded,
+                charged=flow.charged,
+                cost=f"{stats.total.cost:.3f}",
+            )
+        )
     for title, rows in (
         ("stats_by_day", stats.by_day),
         ("stats_by_user", stats.by_user),

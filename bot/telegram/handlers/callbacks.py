@@ -27,10 +27,9 @@ from bot.telegram.keyboards import (
     settings_keyboard,
     settings_text,
 )
-from bot.telegram.replies import ResultSender
+from bot.telegram.replies import VARIATIONS, ResultSender
 
 log = logging.getLogger(__name__)
-VARIATIONS = 4
 
 Context = ContextTypes.DEFAULT_TYPE
 
