@@ -420,4 +420,5 @@ class EndpointClient:
             usage=parsed.usage,
             endpoint=self.endpoint.name,
             model=request.model,
+            sources=parsed.sources,
         )

@@ -10,6 +10,7 @@ from bot.providers.base import (
     ProgressEvent,
     Queued,
     Retrying,
+    Source,
     Started,
     TaskPolling,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "ProgressEvent",
     "Queued",
     "Retrying",
+    "Source",
     "Started",
     "StoredImage",
     "SubjectKind",
@@ -59,6 +61,7 @@ class JobOptions:
     aspect_ratio: str | None = None
     image_size: str | None = None
     n: int = 1
+    search: bool = False  # grounded with Google Search
 
 
 @dataclass
@@ -69,6 +72,7 @@ class JobOutcome:
     seconds: float
     images: list[StoredImage] = field(default_factory=list)
     text: str | None = None
+    sources: list[Source] = field(default_factory=list)  # pages a grounded answer drew on
 
 
 @dataclass(frozen=True)

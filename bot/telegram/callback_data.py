@@ -189,6 +189,13 @@ class ToggleRefine(CallbackData):
     PREFIX: ClassVar[str] = "set:refine:toggle"
 
 
+@dataclass(frozen=True)
+class ToggleSearch(CallbackData):
+    """Google Search grounding on or off (offered only for models that take it)."""
+
+    PREFIX: ClassVar[str] = "set:search:toggle"
+
+
 KINDS: tuple[type[CallbackData], ...] = (
     Regenerate,
     Vary,
@@ -204,6 +211,7 @@ KINDS: tuple[type[CallbackData], ...] = (
     SetReply,
     SetLanguage,
     ToggleRefine,
+    ToggleSearch,
 )
 #: Buttons that change (or open) the chat-wide settings: in groups, for the group's admins.
 SETTINGS = (
@@ -215,6 +223,7 @@ SETTINGS = (
     SetReply,
     SetLanguage,
     ToggleRefine,
+    ToggleSearch,
 )
 _BY_PREFIX = {kind.PREFIX: kind for kind in KINDS}
 # A prefix that continued another (`set` and `set:menu`) would make decoding ambiguous.

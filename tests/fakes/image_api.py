@@ -16,7 +16,14 @@ Routes:
   for `task_steps` polls, then succeed with `data[].url`, or failed after fail_next("task-failed"));
   `fail_next_poll` makes task polls fail;
 - `POST /v1beta/models/{model}:generateContent` (gemini native; answer by `gemini_answer`:
-  "image", "snake", "thinking", "text-only"; refusals via fail_next);
+  "image", "snake", "thinking", "text-only"; refusals via fail_next). Like Google it checks
+  `generationConfig.imageConfig` against the model's family (`GOOGLE_IMAGE_MODELS`: 400
+  INVALID_ARGUMENT for a ratio or size the model does not take, or for googleSearch on 2.5), and
+  a request with `tools: [{"googleSearch": {}}]` is answered with `groundingMetadata`
+  (`grounding_sources`: (uri, title) pairs);
+- a model named in `retired_models` is answered as gone: Google's 404 NOT_FOUND "models/X is not
+  found for API version v1beta" on /v1beta, new-api's 503 "无可用渠道" (code model_not_found)
+  on /v1;
 - `GET /files/<id>.<ext>` (image links, expiring after `url_ttl`; `files_redirect_to` makes them
   redirect, `link_to` makes answers name another URL instead).
 Errors come in each dialect's own shape: OpenAI `{"error":{message,type,param,code}}` for /v1,
@@ -237,6 +244,8 @@ class FakeImageAPI:
         self.task_steps = 2  # polls a task answers "processing" before "succeed"
         self.gemini_answer = "image"  # gemini: image | snake | thinking | text-only
         self.signatures_seen: list[str] = []  # every thoughtSignature sent back to us
+        self.retired_models: set[str] = set()  # model ids answered as retired / withdrawn
+        self.grounding_sources: list[tuple[str, str]] = list(GROUNDING_SOURCES)
         self._tasks: dict[str, dict[str, Any]] = {}
         self._failures: deque[_Failure] = deque()
         self._poll_failures: deque[_Failure] = deque()
@@ -715,11 +724,26 @@ class FakeImageAPI:
         _, _, action = request.match_info["model_action"].partition(":")
         if action != "generateContent":
             return google_error(404, f"Method {action} not found.")
-        return await self._serve(request, "gemini", self._gemini_answer)
+        model = request.match_info["model_action"].partition(":")[0]
+        return await self._serve(
+            request, "gemini", functools.partial(self._gemini_checked, model)
+        )
+
+    async def _gemini_checked(
+        self, model: str, body: dict[str, Any], failure: _Failure | None
+    ) -> web.Response:
+        """Google's checks before it generates: the model exists, its imageConfig is valid."""
+        if model in self.retired_models:
+            return google_error(404, model_not_found_message(model))
+        problem = image_config_problem(model, body)
+        if problem is not None:
+            return google_error(400, problem)
+        return await self._gemini_answer(body, failure)
 
     async def _gemini_answer(self, body: dict[str, Any], failure: _Failure | None) -> web.Response:
+        grounding = self._grounding(body)
         if self.gemini_answer == "text-only":
-            return _json(gemini_payload([{"text": TEXT_ONLY_ANSWER}]))
+            return _json(gemini_payload([{"text": TEXT_ONLY_ANSWER}], grounding=grounding))
         [target] = await self._image_targets(
             as_url=False, truncate=failure is not None and failure.kind == "truncated-base64"
         )
@@ -748,9 +772,18 @@ class FakeImageAPI:
                 {**parts[1], "thoughtSignature": f"sig-{len(self.requests)}"},
             ]
         return web.Response(
-            body=await asyncio.to_thread(_dumps, gemini_payload(parts)),
+            body=await asyncio.to_thread(_dumps, gemini_payload(parts, grounding=grounding)),
             content_type="application/json",
         )
+
+    def _grounding(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """groundingMetadata as Google sends it for a request with the googleSearch tool."""
+        tools = body.get("tools")
+        if not isinstance(tools, list) or not any(
+            isinstance(tool, dict) and "googleSearch" in tool for tool in tools
+        ):
+            return None
+        return grounding_metadata(self.grounding_sources)
 
     # -- openai-chat ---------------------------------------------------------------------------
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
@@ -789,6 +822,14 @@ class FakeImageAPI:
 
     async def _chat_answer(self, body: dict[str, Any], failure: _Failure | None) -> web.Response:
         model = str(body.get("model", ""))
+        if model in self.retired_models:  # new-api: no channel serves the model any more
+            return self._error(
+                "openai-chat",
+                503,
+                f"当前分组 default 下对于模型 {model} 无可用渠道 (request id: 20261202)",
+                "new_api_error",
+                "model_not_found",
+            )
         if failure is not None and failure.kind == "content-filter":
             return _json(chat_payload(model, None, finish_reason="content_filter"))
         shape = self.answer_shape
@@ -850,17 +891,94 @@ _GOOGLE_STATUS = {
 }
 
 
-def gemini_payload(parts: list[dict[str, Any]], finish: str = "STOP") -> dict[str, Any]:
+def gemini_payload(
+    parts: list[dict[str, Any]],
+    finish: str = "STOP",
+    *,
+    grounding: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    candidate: dict[str, Any] = {
+        "content": {"role": "model", "parts": parts},
+        "finishReason": finish,
+        "index": 0,
+    }
+    if grounding is not None:
+        candidate["groundingMetadata"] = grounding
     return {
-        "candidates": [
-            {"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}
-        ],
+        "candidates": [candidate],
         "usageMetadata": {
             "promptTokenCount": 10,
             "candidatesTokenCount": 1290,
             "totalTokenCount": 1300,
         },
         "modelVersion": "gemini-fake",
+    }
+
+
+#: What each Google image model family takes (ai.google.dev/gemini-api/docs/image-generation):
+#: (aspect ratios, image sizes, Google Search grounding). Longest family first.
+_CLASSIC = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+GOOGLE_IMAGE_MODELS: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]] = {
+    "gemini-3.1-flash-image": (
+        (*_CLASSIC, "1:4", "4:1", "1:8", "8:1"),
+        ("512", "1K", "2K", "4K"),
+        True,
+    ),
+    "gemini-3-pro-image": (_CLASSIC, ("1K", "2K", "4K"), True),
+    "gemini-2.5-flash-image": (_CLASSIC, (), False),
+}
+GROUNDING_SOURCES = (
+    ("https://vertexaisearch.cloud.google.com/grounding-api-redirect/AUZIYQ1", "weather.com"),
+    ("https://vertexaisearch.cloud.google.com/grounding-api-redirect/AUZIYQ2", "bbc.co.uk"),
+    ("https://vertexaisearch.cloud.google.com/grounding-api-redirect/AUZIYQ3", "Met Office"),
+)
+
+
+def model_not_found_message(model: str) -> str:
+    return (
+        f"models/{model} is not found for API version v1beta, or is not supported for "
+        "generateContent. Call ListModels to see the list of available models and their "
+        "supported methods."
+    )
+
+
+def image_config_problem(model: str, body: Any) -> str | None:
+    """Google's 400 message for an imageConfig (or search tool) this model does not take."""
+    family = next((f for f in GOOGLE_IMAGE_MODELS if model.startswith(f)), None)
+    if family is None or not isinstance(body, dict):
+        return None
+    ratios, sizes, grounding = GOOGLE_IMAGE_MODELS[family]
+    config = (body.get("generationConfig") or {}).get("imageConfig") or {}
+    ratio, size = config.get("aspectRatio"), config.get("imageSize")
+    if ratio is not None and ratio not in ratios:
+        return f"* GenerateContentRequest.generation_config.image_config.aspect_ratio: " \
+            f"aspect ratio {ratio} is not supported by {model}."
+    if size is not None and size not in sizes:
+        return f"* GenerateContentRequest.generation_config.image_config.image_size: " \
+            f"image size {size} is not supported by {model}."
+    tools = body.get("tools") or []
+    if not grounding and any(isinstance(t, dict) and "googleSearch" in t for t in tools):
+        return f"Search as tool is not enabled for {model}."
+    return None
+
+
+def grounding_metadata(sources: list[tuple[str, str]]) -> dict[str, Any]:
+    """Google's groundingMetadata: the queries, the search entry point, the chunks used."""
+    return {
+        "webSearchQueries": ["weather london today"],
+        "searchEntryPoint": {
+            "renderedContent": '<style>.container{}</style><div class="container">'
+            '<a class="chip" href="https://www.google.com/search?q=weather">weather</a></div>'
+        },
+        "groundingChunks": [{"web": {"uri": uri, "title": title}} for uri, title in sources],
+        "groundingSupports": [
+            {
+                "segment": {"startIndex": 0, "endIndex": 10, "text": "Here is an"},
+                "groundingChunkIndices": list(range(len(sources))),
+            }
+        ]
+        if sources
+        else [],
     }
 
 
