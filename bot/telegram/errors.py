@@ -78,7 +78,7 @@ def endpoint_fault_notifier(
                 return
             retired.add((where, err.model))
             instead = (
-                f"set IMAGE_MODEL (or the chat's model) to {err.successor}"
+                f"use {err.successor} instead (IMAGE_MODEL, or a chat's /settings)"
                 if err.successor
                 else "no known replacement: choose another model"
             )

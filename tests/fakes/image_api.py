@@ -783,7 +783,9 @@ class FakeImageAPI:
             isinstance(tool, dict) and "googleSearch" in tool for tool in tools
         ):
             return None
-        return grounding_metadata(self.grounding_sources)
+        # Google's links are redirects made for each answer: no two answers share one.
+        answer = len(self.requests)
+        return grounding_metadata([(f"{u}-{answer}", t) for u, t in self.grounding_sources])
 
     # -- openai-chat ---------------------------------------------------------------------------
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
