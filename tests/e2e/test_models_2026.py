@@ -333,3 +333,22 @@ async def test_search_on_a_chat_relay_is_refused_and_not_offered(
     assert req.json["extra_body"] == {
         "google": {"image_config": {"aspect_ratio": "8:1", "image_size": "512"}}
     }
+
+
+async def test_3_pro_thought_signatures_go_back_in_a_multi_turn_edit(
+    tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI, start_bot: StartBot
+):
+    upstream.gemini_answer = "thinking"  # thought parts, then the image with its signature
+    await _start(start_bot, tmp_path, upstream, ("gemini-3-pro-image",))
+    tg.send_text(CHAT, "a lighthouse at dusk")
+    await tg.wait_for("sendPhoto", timeout=30)
+    tg.send_text(CHAT, "now make it snow")  # refine is on: edits the last result
+    await tg.wait_for("sendPhoto", count=2, timeout=30)
+    first, second = upstream.requests
+    assert len(first.json["contents"]) == 1
+    user, model, again = second.json["contents"]
+    assert (user["role"], model["role"], again["role"]) == ("user", "model", "user")
+    [image_part] = [p for p in model["parts"] if "inlineData" in p]
+    assert image_part["thoughtSignature"] == "sig-1"  # sent back exactly as received
+    assert not any(p.get("thought") for p in model["parts"])  # thoughts are not history
+    assert upstream.signatures_seen == ["sig-1"]
