@@ -87,6 +87,7 @@ async def test_a_fresh_env_with_only_a_google_key_draws_with_gemini_3_1_flash_im
         image_api_base_url=google.root,
         image_api_key="AIza-fresh",
         image_api_auth="x-goog-api-key",
+        image_model=None,
     )
     assert running.settings.image_model == "gemini-3.1-flash-image"
     tg.send_text(CHAT, "a red bicycle")
