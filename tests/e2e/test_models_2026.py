@@ -23,6 +23,12 @@ CHAT, OTHER, ADMIN = 1001, 1002, 9999
 StartBot = Callable[..., Awaitable[RunningBot]]
 MODELS = ("gemini-2.5-flash-image", "gemini-3-pro-image", "gemini-3.1-flash-image")
 WIDE = ("1:4", "4:1", "1:8", "8:1")
+# Google's list price per image by size (ai.google.dev/gemini-api/docs/pricing).
+PRICES: dict[str, dict[str | None, float]] = {
+    MODELS[0]: {None: 0.039},
+    MODELS[1]: {"1K": 0.134, "2K": 0.134, "4K": 0.24},
+    MODELS[2]: {"512": 0.045, "1K": 0.067, "2K": 0.101, "4K": 0.151},
+}
 # What Google's docs list per family: ratios, sizes, whether it takes Google Search.
 OFFERS: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]] = {
     MODELS[0]: (CLASSIC_RATIOS, (), False),
@@ -107,7 +113,7 @@ async def test_each_model_in_settings_offers_exactly_its_options_and_sends_them_
 ):
     model = MODELS[index]
     ratios, sizes, grounding = OFFERS[model]
-    await _start(start_bot, tmp_path, upstream, MODELS)
+    running = await _start(start_bot, tmp_path, upstream, MODELS)
     tg.send_text(CHAT, "/settings")
     [menu] = await tg.wait_for("sendMessage")
     menu_id = menu.result["message_id"]
@@ -136,6 +142,9 @@ async def test_each_model_in_settings_offers_exactly_its_options_and_sends_them_
     ]
     assert sent == expected
     assert {s for _, s in pairs if s} == set(sizes)
+    # each job's cost is the list price of its size
+    jobs = db_rows(running.settings, "select aspect_ratio, image_size, cost from jobs order by id")
+    assert jobs == [(r, s, PRICES[model][s]) for r, s in pairs]
 
 
 async def test_options_a_model_does_not_take_are_refused_in_the_users_language(
