@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     image_api_base_url: str = ""
     image_api_key: SecretStr = SecretStr("")
     image_api_auth: Literal["bearer", "raw", "x-goog-api-key", "query-key"] = "bearer"
-    image_model: str = "gemini-2.5-flash-image"
+    image_model: str = "gemini-3.1-flash-image"
     image_api_timeout: float = Field(default=180.0, gt=0)
     image_api_extra_body: dict[str, Any] = Field(default_factory=dict)
     image_providers_file: Path | None = None

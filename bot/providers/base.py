@@ -127,6 +127,7 @@ class ImageRequest:
     image_size: str | None = None
     n: int = 1
     history: list[Turn] = field(default_factory=list)
+    search: bool = False  # ground the answer with Google Search (where the dialect can)
     # Awaited just before the request is first sent (the pool calls it inside the endpoint's
     # slot): the job records that it may be billed from now on.
     on_send: Callable[[], Awaitable[None]] | None = field(default=None, repr=False, compare=False)
@@ -141,6 +142,14 @@ class ImageRef:
     mime: str | None = None
 
 
+@dataclass(frozen=True)
+class Source:
+    """A web page a grounded answer drew on (Gemini groundingChunks[].web)."""
+
+    uri: str
+    title: str = ""
+
+
 @dataclass
 class ParsedAnswer:
     """What a dialect's pure parser found in a 200 answer."""
@@ -150,6 +159,7 @@ class ParsedAnswer:
     model_turn: Turn | None = None
     usage: dict[str, Any] | None = None
     task_id: str | None = None
+    sources: list[Source] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -168,6 +178,7 @@ class ImageResult:
     usage: dict[str, Any] | None = None
     endpoint: str = ""
     model: str = ""
+    sources: list[Source] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ class ProviderErrorKind(StrEnum):
     BAD_REQUEST = "bad_request"
     AUTH = "auth"
     NOT_FOUND = "not_found"
+    MODEL_RETIRED = "model_retired"  # the upstream says this model is gone or unknown
     BLOCKED = "blocked"
     NO_IMAGE = "no_image"
     BAD_RESPONSE = "bad_response"
@@ -56,6 +57,9 @@ class ProviderError(Exception):
         self.reason = reason
         self.retry_after = retry_after
         self.endpoint = endpoint
+        # Set by the pool on MODEL_RETIRED: the model asked for and the one to use instead.
+        self.model: str | None = None
+        self.successor: str | None = None
 
     @property
     def transient(self) -> bool:

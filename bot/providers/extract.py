@@ -421,13 +421,29 @@ def _reason(err: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+# How upstreams say a model is gone: Google's 404 "models/X is not found for API version
+# v1beta", OpenAI's "The model `X` does not exist", new-api's 503 "当前分组 default 下对于模型 X
+# 无可用渠道" (code model_not_found), relays' "model withdrawn / retired / deprecated".
+_MODEL_GONE = re.compile(
+    r"models/\S+ is not found|model[ `'\"\w.:/-]* (does not exist|not found|is not found)"
+    r"|model \S+ (has been |was |is )?(withdrawn|retired|deprecated|discontinued|shut down)"
+    r"|无可用渠道|模型.{0,40}(已下线|已下架|不存在)",
+    re.IGNORECASE,
+)
+
+
+def _model_gone(status: int, message: str, reason: str | None) -> bool:
+    """Whether an error says the model asked for is retired or unknown (not a wrong path)."""
+    if status not in (400, 404, 410, 503) and reason != "model_not_found":
+        return False
+    return reason == "model_not_found" or bool(_MODEL_GONE.search(message))
+
+
 def _kind(status: int, err: Mapping[str, Any] | None, reason: str | None) -> ProviderErrorKind:
     if reason in _QUOTA_CODES or status == 402:
         return ProviderErrorKind.QUOTA_EXHAUSTED
     if reason in _AUTH_REASONS:  # Google answers a bad key with 400 INVALID_ARGUMENT
         return ProviderErrorKind.AUTH
-    if reason == "model_not_found":  # one-api/new-api say so with 503 as well
-        return ProviderErrorKind.NOT_FOUND
     if status == 429:
         if err is not None and _is_per_day(err):
             return ProviderErrorKind.QUOTA_EXHAUSTED
@@ -454,8 +470,13 @@ def error_from_http(
     else:
         message = _html_text(body) or "(empty body)"
     reason = _reason(err)
+    kind = (
+        ProviderErrorKind.MODEL_RETIRED
+        if _model_gone(status, message, reason)
+        else _kind(status, err, reason)
+    )
     return ProviderError(
-        _kind(status, err, reason),
+        kind,
         clean_detail(f"HTTP {status}: {message}", secrets),
         status=status,
         reason=reason,

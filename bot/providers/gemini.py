@@ -28,6 +28,7 @@ from bot.providers.base import (
     ParsedAnswer,
     Part,
     ProgressCallback,
+    Source,
     TextPart,
     Thinking,
     Token,
@@ -70,6 +71,10 @@ BLOCK_REASONS = frozenset(
 _BLOCK_MARKERS = ("SAFETY", "PROHIBITED", "BLOCKLIST", "RECITATION", "SPII", "JAILBREAK", "ARMOR")
 _MODALITIES = ["TEXT", "IMAGE"]  # image-only is refused by some models and relays (S3)
 _INLINE_KEYS = ("inlineData", "inline_data")
+# Google Search grounding as GI writes the tool (REST): the model decides whether to search.
+SEARCH_TOOL: dict[str, Any] = {"googleSearch": {}}
+#: Sources kept of one grounded answer (Google sends a handful; a caption shows fewer).
+MAX_SOURCES = 10
 
 
 # --- request ------------------------------------------------------------------------------
@@ -143,10 +148,12 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
 
     `endpoint.extra_body` (say `safetySettings`, or `generationConfig.temperature`) is merged
     underneath: what this request needs wins. CPU-heavy with big images: run it in a thread."""
-    core = {
+    core: dict[str, Any] = {
         "contents": contents_of([*req.history, _user_turn(req)]),
         "generationConfig": _generation_config(req, endpoint),
     }
+    if req.search:
+        core["tools"] = [dict(SEARCH_TOOL)]
     if not endpoint.extra_body:
         return core
     extra = {k: v for k, v in endpoint.extra_body.items() if k != "contents"}
@@ -300,6 +307,28 @@ def _usage(answer: Mapping[str, Any]) -> dict[str, Any] | None:
     return usage if isinstance(usage, dict) else None
 
 
+def read_sources(candidate: Mapping[str, Any]) -> list[Source]:
+    """The web pages of a grounded candidate (groundingMetadata.groundingChunks[].web), once
+    each, in Google's order; chunks without an http(s) link are skipped."""
+    meta = _field(candidate, "groundingMetadata", "grounding_metadata")
+    chunks = (
+        _field(meta, "groundingChunks", "grounding_chunks") if isinstance(meta, Mapping) else None
+    )
+    found: list[Source] = []
+    seen: set[str] = set()
+    for chunk in chunks if isinstance(chunks, list) else []:
+        web = chunk.get("web") if isinstance(chunk, Mapping) else None
+        uri = web.get("uri") if isinstance(web, Mapping) else None
+        if not isinstance(uri, str) or not uri.startswith(("https://", "http://")) or uri in seen:
+            continue
+        seen.add(uri)
+        title = web.get("title") if isinstance(web, Mapping) else None
+        found.append(Source(uri=uri, title=title.strip() if isinstance(title, str) else ""))
+        if len(found) == MAX_SOURCES:
+            break
+    return found
+
+
 def parse_response(body: bytes | bytearray) -> ParsedAnswer:
     """Images (decoded), words, usage and the model's turn of a 200 generateContent answer.
 
@@ -320,6 +349,7 @@ def parse_answer(answer: Mapping[str, Any], body: bytes | bytearray = b"") -> Pa
         text=text,
         model_turn=model_turn,
         usage=_usage(answer),
+        sources=read_sources(candidate),
     )
 
 

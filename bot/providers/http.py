@@ -533,4 +533,5 @@ class EndpointClient:
             usage=parsed.usage,
             endpoint=self.endpoint.name,
             model=request.model,
+            sources=parsed.sources,
         )

@@ -9,8 +9,9 @@ Retry policy (also in the README):
   finished and billed the image. Such "maybe charged" failures are resent at most
   `max_uncertain_resends` times per job across all endpoints (default 1), so one slow
   relay can never cost a user more than two images.
-- Endpoint faults (bad key, model missing at that endpoint, daily quota used up) are not
-  retried on that endpoint; the job moves to the next one and the admins are told.
+- Endpoint faults (bad key, model missing or retired at that endpoint, daily quota used up)
+  are not retried on that endpoint; the job moves to the next one and the admins are told
+  (a retired model with the model that replaces it).
 - Request faults (400, safety block) are not retried anywhere: another endpoint would
   refuse the same request, and the user gets a plain answer at once.
 """
@@ -34,11 +35,17 @@ from bot.providers.base import (
 )
 from bot.providers.concurrency import AdaptiveLimit, Outcome, Slots
 from bot.providers.errors import ProviderError, ProviderErrorKind
+from bot.providers.profiles import successor_of
 
 log = logging.getLogger(__name__)
 
 ENDPOINT_FAULTS = frozenset(
-    {ProviderErrorKind.AUTH, ProviderErrorKind.NOT_FOUND, ProviderErrorKind.QUOTA_EXHAUSTED}
+    {
+        ProviderErrorKind.AUTH,
+        ProviderErrorKind.NOT_FOUND,
+        ProviderErrorKind.MODEL_RETIRED,
+        ProviderErrorKind.QUOTA_EXHAUSTED,
+    }
 )
 UNCERTAIN = frozenset({ProviderErrorKind.TIMEOUT})
 OVERLOAD = frozenset({ProviderErrorKind.CONNECTION, ProviderErrorKind.TIMEOUT})
@@ -111,6 +118,8 @@ class ProviderPool:
                 return await self._on_endpoints(in_play, request, progress, uncertain_left)
             except _Exhausted as done:
                 last, uncertain_left = done.error, done.uncertain_left
+                if last.kind is ProviderErrorKind.MODEL_RETIRED:
+                    last.model, last.successor = request.model, successor_of(request.model)
                 if last.kind in ENDPOINT_FAULTS and self._on_fault is not None:
                     await self._on_fault(last)
                 if not (last.transient or last.kind in ENDPOINT_FAULTS):

@@ -7,11 +7,15 @@ name, then the name without Google's suffixes (`-preview`, dates, `-latest`) or 
 (`-hd`: same model, the relay's own price), then a prefix family, else a safe default (logged
 once per name). A providers file can override a profile per endpoint (`[endpoint.profile]`).
 
-Facts (PROTOCOLS.md): GI: 2.5 Flash Image "works best with up to 3 images", 3 Pro up to 14;
-imageSize 1K/2K/4K is documented for the Gemini 3 image models, not for 2.5 (fixed 1024 px);
-list prices $0.039 (2.5 Flash Image), $0.134 at 1K/2K and $0.24 at 4K (3 Pro Image). Image
-models ignore or refuse candidateCount, so only the OpenAI Images dialect (S2: `n` 1-10) takes
-`n`; real history needs the gemini dialect (chat relays drop thought signatures).
+Facts (PROTOCOLS.md, and each family's comment below): GI: 2.5 Flash Image "works best with
+up to 3 images", the Gemini 3 image models up to 14; imageSize is documented for the Gemini 3
+image models only (2.5 is fixed at 1024 px); 3.1 Flash Image adds a 512 px tier and the ratios
+1:4 4:1 1:8 8:1; Google Search grounding (`tools: [{"googleSearch": {}}]`) is documented for the
+Gemini 3 image models. Image models ignore or refuse candidateCount, so only the OpenAI Images
+dialect (S2: `n` 1-10) takes `n`; real history and grounding need the gemini dialect (chat
+relays drop thought signatures and document no search tool).
+
+A retired model names its successor (`successor_of`): the admins are told which one to set.
 
 To add a model, add one `ModelProfile` to `KNOWN`.
 """
@@ -29,10 +33,17 @@ from bot.providers.base import DialectName, Endpoint
 
 log = logging.getLogger(__name__)
 
-#: Every aspect ratio a chat can choose (GI's table); a profile takes these or fewer.
-RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
-#: Every image size a chat can choose; uppercase K (GI: lowercase is rejected).
-SIZES = ("1K", "2K", "4K")
+#: The ten ratios of GI's table, which every Gemini image model takes.
+CLASSIC_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+#: The extreme ratios 3.1 Flash Image adds (Google's AspectRatio enum, GI for 3.1).
+WIDE_RATIOS = ("1:4", "4:1", "1:8", "8:1")
+#: Every aspect ratio a chat can choose; a profile takes these or fewer.
+RATIOS = (*CLASSIC_RATIOS, *WIDE_RATIOS)
+#: Every image size a chat can choose, as Google spells them: uppercase K (GI: lowercase is
+#: rejected); "512" is 3.1 Flash Image's 0.5K tier.
+SIZES = ("512", "1K", "2K", "4K")
+#: What people also write for a size (`--size 0.5k`).
+SIZE_ALIASES = MappingProxyType({"0.5K": "512", "512PX": "512", "1024": "1K"})
 _NO_PRICES: Mapping[str, float] = MappingProxyType({})
 
 
@@ -42,7 +53,7 @@ class ModelProfile:
 
     family: str
     max_input_images: int = 3
-    aspect_ratios: tuple[str, ...] = RATIOS
+    aspect_ratios: tuple[str, ...] = CLASSIC_RATIOS
     image_sizes: tuple[str, ...] = ()
     n_dialects: frozenset[DialectName] = frozenset()
     history_dialects: frozenset[DialectName] = frozenset()
@@ -53,6 +64,11 @@ class ModelProfile:
     prefix: bool = False  # also matches names that start with `family`
     # Thinks before it draws and can send thought summaries (GI: 3 Pro Image's "thinking").
     thinks: bool = False
+    grounding_dialects: frozenset[DialectName] = frozenset()  # Google Search grounding
+    successor: str | None = None  # the model to use once this one is retired
+
+    def grounding(self, dialect: str) -> bool:
+        return dialect in self.grounding_dialects
 
     def supports_n(self, dialect: str) -> bool:
         return dialect in self.n_dialects
@@ -64,7 +80,7 @@ class ModelProfile:
         self, aspect_ratio: str | None, image_size: str | None
     ) -> tuple[str | None, str | None]:
         """(ratio, size) a dialect may send: what this model takes, else nothing (its default)."""
-        size = image_size.strip().upper() if image_size else None
+        size = size_named(image_size) if image_size else None
         return (
             aspect_ratio if aspect_ratio in self.aspect_ratios else None,
             size if size in self.image_sizes else None,
@@ -81,31 +97,52 @@ SAFE_DEFAULT = ModelProfile(family="")
 
 _IMAGES: frozenset[DialectName] = frozenset({"openai-images"})
 _GEMINI: frozenset[DialectName] = frozenset({"gemini"})
+# https://ai.google.dev/gemini-api/docs/image-generation (2.5 Flash Image: up to 3 input
+# images, the ten classic ratios, no imageSize); https://ai.google.dev/gemini-api/docs/pricing
+# ($0.039 per image); https://ai.google.dev/gemini-api/docs/deprecations (shutdown 2026-10-02).
 _FLASH_25 = ModelProfile(
     "gemini-2.5-flash-image",
     max_input_images=3,
     n_dialects=_IMAGES,
     history_dialects=_GEMINI,
     price=0.039,
+    successor="gemini-3.1-flash-image",
 )
+# https://ai.google.dev/gemini-api/docs/image-generation (3 Pro Image: up to 14 input images,
+# 6 of them objects at high fidelity; imageSize 1K/2K/4K; thinking with thought signatures to
+# send back; grounding with Google Search); https://ai.google.dev/gemini-api/docs/pricing
+# ($0.134 at 1K and 2K, $0.24 at 4K).
 _PRO_3 = ModelProfile(
     "gemini-3-pro-image",
     max_input_images=14,
-    image_sizes=SIZES,
+    image_sizes=("1K", "2K", "4K"),
     n_dialects=_IMAGES,
     history_dialects=_GEMINI,
     price=0.134,
     size_prices=MappingProxyType({"4K": 0.24}),
     thinks=True,
+    grounding_dialects=_GEMINI,
+)
+# https://ai.google.dev/gemini-api/docs/image-generation (3.1 Flash Image: up to 14 input
+# images; imageSize 512/1K/2K/4K; the ratios 1:4 4:1 1:8 8:1 besides the classic ten; grounding
+# with Google Search); https://ai.google.dev/gemini-api/docs/pricing ($60 per 1M output tokens:
+# $0.045 at 512, $0.067 at 1K, $0.101 at 2K, $0.151 at 4K).
+_FLASH_31 = ModelProfile(
+    "gemini-3.1-flash-image",
+    max_input_images=14,
+    aspect_ratios=RATIOS,
+    image_sizes=SIZES,
+    n_dialects=_IMAGES,
+    history_dialects=_GEMINI,
+    price=0.067,
+    size_prices=MappingProxyType({"512": 0.045, "1K": 0.067, "2K": 0.101, "4K": 0.151}),
+    grounding_dialects=_GEMINI,
 )
 
 KNOWN: tuple[ModelProfile, ...] = (
     _FLASH_25,
     _PRO_3,
-    # What the bot gave every Gemini 3 image name before (14 inputs, sizes); no known price.
-    replace(
-        _PRO_3, family="gemini-3.1-flash-image", price=None, size_prices=_NO_PRICES, thinks=False
-    ),
+    _FLASH_31,
     # A relay name for 3 Pro Image: the relay sets the price.
     replace(_PRO_3, family="nano-banana-pro", price=None, size_prices=_NO_PRICES),
     ModelProfile("kling", n_dialects=_IMAGES, ratio_in_images_body=True, prefix=True),
@@ -113,6 +150,9 @@ KNOWN: tuple[ModelProfile, ...] = (
 
 _GOOGLE_SUFFIX = re.compile(r"-(preview|latest|exp|\d{2}-\d{4}|\d{4}-\d{2}-\d{2}|\d{8})$")
 _RELAY_SUFFIX = re.compile(r"-(hd)$")
+# A vendor's or router's prefix: `google/gemini-3-pro-image-preview` (OpenRouter),
+# `vertex_ai/...`, `models/...` (Google's resource name).
+_VENDOR_PREFIX = re.compile(r"^(?:[a-z0-9_.-]+/)+")
 
 
 @dataclass(frozen=True)
@@ -171,7 +211,7 @@ class ProfileRegistry:
         return profile
 
     def _lookup(self, model: str) -> ModelProfile:
-        name = model.strip().removeprefix("models/").lower()
+        name = _VENDOR_PREFIX.sub("", model.strip().lower())
         relay_alias = False
         while True:
             if name in self._exact:
@@ -200,6 +240,24 @@ def profile_for(model: str, endpoint: Endpoint | None = None) -> ModelProfile:
     return REGISTRY.profile_for(model, endpoint)
 
 
+def successor_of(model: str) -> str | None:
+    """The model to use instead of a retired `model`: a preview's GA id, or the family's
+    named successor (2.5 Flash Image -> 3.1 Flash Image); None when nobody knows one."""
+    name = _VENDOR_PREFIX.sub("", model.strip().lower())
+    if name.endswith("-preview"):
+        ga = name.removesuffix("-preview")
+        found = REGISTRY.profile_for(ga)
+        if found.family == ga and found.successor is None:
+            return ga
+    return REGISTRY.profile_for(model).successor
+
+
+def size_named(value: str) -> str:
+    """A size as Google spells it: `2k` -> `2K`, `0.5k` -> `512` (unknown values unchanged)."""
+    size = value.strip().upper()
+    return SIZE_ALIASES.get(size, size)
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a model can do on every endpoint that may serve it (a job can fail over)."""
@@ -210,6 +268,7 @@ class Capabilities:
     image_sizes: tuple[str, ...]
     supports_n: bool
     real_history: bool
+    grounding: bool = False
 
 
 class Catalog:
@@ -245,6 +304,7 @@ class Catalog:
             image_sizes=_common(p.image_sizes for p in profiles),
             supports_n=all(p.supports_n(e.dialect) for p, e in pairs),
             real_history=all(p.real_history(e.dialect) for p, e in pairs),
+            grounding=all(p.grounding(e.dialect) for p, e in pairs),
         )
 
 

@@ -187,11 +187,23 @@ class GenerationService:
         is a user error; a preference it does not take (kept from another model) is left out."""
         can = self.capabilities(model)
         if flags.aspect_ratio is not None and flags.aspect_ratio not in can.aspect_ratios:
-            raise UserInputError("bad_ratio", ratios=", ".join(can.aspect_ratios))
+            raise UserInputError(
+                "ratio_not_taken",
+                model=model,
+                ratio=flags.aspect_ratio,
+                ratios=", ".join(can.aspect_ratios),
+            )
         if flags.image_size is not None and flags.image_size not in can.image_sizes:
             if not can.image_sizes:
                 raise UserInputError("size_not_taken", model=model)
-            raise UserInputError("bad_size", sizes=", ".join(can.image_sizes))
+            raise UserInputError(
+                "size_not_offered",
+                model=model,
+                size=flags.image_size,
+                sizes=", ".join(can.image_sizes),
+            )
+        if flags.search and not can.grounding:
+            raise UserInputError("search_not_taken", model=model)
         ratio = flags.aspect_ratio or prefs.aspect_ratio
         if ratio == MATCH_INPUT:
             ratio = (
@@ -205,6 +217,7 @@ class GenerationService:
             aspect_ratio=ratio if ratio in can.aspect_ratios else None,
             image_size=size if size in can.image_sizes else None,
             n=flags.n or 1,
+            search=(flags.search or prefs.search) and can.grounding,
         )
 
     # --- the job: quota, row, upstream call, record -------------------------------------------
@@ -222,7 +235,7 @@ class GenerationService:
             if job is None or job.chat_id != chat_id:
                 return None
             inputs = await repo.job_inputs(job.id)
-            options = JobOptions(job.model, job.aspect_ratio, job.image_size, job.n)
+            options = JobOptions(job.model, job.aspect_ratio, job.image_size, job.n, job.search)
             return job.prompt, inputs, options
 
     async def run(self, job: PreparedJob, progress: ProgressCallback | None = None) -> JobOutcome:
@@ -307,6 +320,7 @@ class GenerationService:
             text=result.text,
             image_size=job.options.image_size,
             n=job.options.n,
+            sources=list(result.sources),
         )
 
     def _upstream_mark(self, job_id: int) -> Callable[[], Awaitable[None]]:
@@ -354,6 +368,7 @@ class GenerationService:
         merged = good[0]
         for extra in good[1:]:
             merged.images.extend(extra.images)
+            merged.sources.extend(s for s in extra.sources if s not in merged.sources)
         merged.model_turn = None  # several answers: no single model turn to continue from
         return merged
 
@@ -366,6 +381,7 @@ class GenerationService:
             aspect_ratio=options.aspect_ratio,
             image_size=options.image_size,
             n=options.n,
+            search=options.search,
         )
         real_history = self.capabilities(options.model).real_history
         if real_history and len(inputs) == 1 and inputs[0].job_id is not None:
@@ -400,6 +416,7 @@ class GenerationService:
                 aspect_ratio=options.aspect_ratio,
                 image_size=options.image_size,
                 n=options.n,
+                search=options.search,
                 status=JobStatus.RUNNING,
                 started_at=utcnow(),
                 attempts=1,

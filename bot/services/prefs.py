@@ -23,9 +23,10 @@ class Prefs:
     reply_mode: str = "photo"
     model: str | None = None
     language: str | None = None
+    search: bool = False  # Google Search grounding, where the chat's model takes it
 
 
-_FIELDS = ("refine", "aspect_ratio", "image_size", "reply_mode", "model", "language")
+_FIELDS = ("refine", "aspect_ratio", "image_size", "reply_mode", "model", "language", "search")
 #: Chats whose preferences are kept in memory; the least recently used are read again.
 MAX_CACHED = 50_000
 
@@ -33,6 +34,7 @@ MAX_CACHED = 50_000
 def validate(field: str, value: object) -> None:
     allowed: dict[str, tuple[object, ...]] = {
         "refine": (True, False),
+        "search": (True, False),
         "aspect_ratio": (*RATIOS, MATCH_INPUT, None),
         "image_size": (*SIZES, None),
         "reply_mode": REPLY_MODES,

@@ -10,6 +10,7 @@ from bot.providers.base import (
     ProgressEvent,
     Queued,
     Retrying,
+    Source,
     Started,
     TaskPolling,
     Thinking,
@@ -30,6 +31,7 @@ __all__ = [
     "ProgressEvent",
     "Queued",
     "Retrying",
+    "Source",
     "Started",
     "StoredImage",
     "SubjectKind",
@@ -61,6 +63,7 @@ class JobOptions:
     aspect_ratio: str | None = None
     image_size: str | None = None
     n: int = 1
+    search: bool = False  # grounded with Google Search
 
 
 @dataclass
@@ -73,6 +76,7 @@ class JobOutcome:
     text: str | None = None
     image_size: str | None = None  # what Regenerate would ask for again (and what it costs)
     n: int = 1
+    sources: list[Source] = field(default_factory=list)  # pages a grounded answer drew on
 
 
 @dataclass(frozen=True)

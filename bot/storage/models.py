@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -103,6 +104,7 @@ class ChatPrefs(Base):
     reply_mode: Mapped[str] = mapped_column(String(8), default="photo")
     model: Mapped[str | None] = mapped_column(String(128))
     language: Mapped[str | None] = mapped_column(String(8))
+    search: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
@@ -153,6 +155,7 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     upstream_ms: Mapped[int | None] = mapped_column(Integer)
     n: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    search: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # The model's turn (gemini parts, inline images replaced by {"blob": sha256}) for history.
     model_parts: Mapped[str | None] = mapped_column(Text)
     # When the request first went upstream (it may be billed from then on), and when the

@@ -68,6 +68,7 @@ class JobRow:
     aspect_ratio: str | None
     image_size: str | None
     n: int
+    search: bool
     attempts: int
     upstream_at: datetime | None
     upstream_ms: int | None
@@ -125,6 +126,7 @@ class PrefsRow:
     reply_mode: str
     model: str | None
     language: str | None
+    search: bool
 
 
 @dataclass(frozen=True)

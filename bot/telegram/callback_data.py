@@ -204,6 +204,13 @@ class BuyPack(CallbackData):
     stars: int = _typed(_ROW_ID)
 
 
+@dataclass(frozen=True)
+class ToggleSearch(CallbackData):
+    """Google Search grounding on or off (offered only for models that take it)."""
+
+    PREFIX: ClassVar[str] = "set:search:toggle"
+
+
 KINDS: tuple[type[CallbackData], ...] = (
     Regenerate,
     Vary,
@@ -221,6 +228,7 @@ KINDS: tuple[type[CallbackData], ...] = (
     ToggleRefine,
     OpenBuy,
     BuyPack,
+    ToggleSearch,
 )
 #: Buttons that change (or open) the chat-wide settings: in groups, for the group's admins.
 SETTINGS = (
@@ -232,6 +240,7 @@ SETTINGS = (
     SetReply,
     SetLanguage,
     ToggleRefine,
+    ToggleSearch,
 )
 _BY_PREFIX = {kind.PREFIX: kind for kind in KINDS}
 # A prefix that continued another (`set` and `set:menu`) would make decoding ambiguous.

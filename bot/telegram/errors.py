@@ -36,6 +36,8 @@ def message_for(exc: BaseException, lang_code: str) -> str:
     if isinstance(exc, ProviderError):
         if exc.kind is ProviderErrorKind.BLOCKED and "RECITATION" in (exc.reason or ""):
             return t(lang_code, "err_recitation")
+        if exc.kind is ProviderErrorKind.MODEL_RETIRED and exc.model:
+            return t(lang_code, "err_model_retired_named", model=exc.model)
         return t(lang_code, f"err_{exc.kind.value}")
     return t(lang_code, "err_internal")
 
@@ -73,13 +75,26 @@ async def notify_admins(bot: Bot, admin_ids: Iterable[int], text: str) -> None:
 def endpoint_fault_notifier(
     bot: Bot, admin_ids: Iterable[int]
 ) -> Callable[[ProviderError], Awaitable[None]]:
-    """The provider pool calls this when an endpoint's key, model or quota fails."""
+    """The provider pool calls this when an endpoint's key, model or quota fails. A retired
+    model is reported once per endpoint and model (every job would otherwise repeat it)."""
     ids = tuple(admin_ids)
+    retired: set[tuple[str, str]] = set()
 
     async def notify(err: ProviderError) -> None:
-        await notify_admins(
-            bot, ids, f"⚠️ endpoint {err.endpoint or '-'}: {err.kind.value} — {err.detail}"
-        )
+        where = err.endpoint or "-"
+        if err.kind is ProviderErrorKind.MODEL_RETIRED and err.model:
+            if (where, err.model) in retired:
+                return
+            retired.add((where, err.model))
+            instead = (
+                f"use {err.successor} instead (IMAGE_MODEL, or a chat's /settings)"
+                if err.successor
+                else "no known replacement: choose another model"
+            )
+            text = f"⚠️ endpoint {where}: model {err.model} is retired or unknown there; {instead}"
+            await notify_admins(bot, ids, f"{text} — {err.detail}")
+            return
+        await notify_admins(bot, ids, f"⚠️ endpoint {where}: {err.kind.value} — {err.detail}")
 
     return notify
 

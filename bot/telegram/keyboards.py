@@ -59,7 +59,7 @@ def settings_text(lang: str, prefs: Prefs, default_model: str, can: Capabilities
     """The chat's settings as they apply to its model (a size it does not take shows as auto)."""
     ratio = prefs.aspect_ratio if prefs.aspect_ratio in (*can.aspect_ratios, MATCH_INPUT) else None
     size = prefs.image_size if prefs.image_size in can.image_sizes else None
-    return t(
+    text = t(
         lang,
         "settings",
         model=prefs.model or default_model,
@@ -69,6 +69,10 @@ def settings_text(lang: str, prefs: Prefs, default_model: str, can: Capabilities
         language=t(lang, f"language_{prefs.language}") if prefs.language else t(lang, "auto"),
         refine=t(lang, "refine_on" if prefs.refine else "refine_off"),
     )
+    if not can.grounding:
+        return text
+    search = t(lang, "search_on" if prefs.search else "search_off")
+    return f"{text}\n{t(lang, 'settings_search', search=search)}"
 
 
 def _ratio_label(lang: str, ratio: str | None) -> str:
@@ -77,23 +81,23 @@ def _ratio_label(lang: str, ratio: str | None) -> str:
     return t(lang, "ratio_match") if ratio == MATCH_INPUT else ratio
 
 
-def settings_keyboard(lang: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        [
-            [
-                B(t(lang, "set_model"), cd.OpenSetting("model")),
-                B(t(lang, "set_ratio"), cd.OpenSetting("ratio")),
-            ],
-            [
-                B(t(lang, "set_size"), cd.OpenSetting("size")),
-                B(t(lang, "set_reply"), cd.OpenSetting("reply")),
-            ],
-            [
-                B(t(lang, "set_language"), cd.OpenSetting("language")),
-                B(t(lang, "set_refine"), cd.ToggleRefine()),
-            ],
-        ]
-    )
+def settings_keyboard(lang: str, can: Capabilities) -> InlineKeyboardMarkup:
+    """The /settings menu: a size choice only for a model that has sizes, Google Search only
+    for one that takes grounding."""
+    buttons = [
+        B(t(lang, "set_model"), cd.OpenSetting("model")),
+        B(t(lang, "set_ratio"), cd.OpenSetting("ratio")),
+    ]
+    if can.image_sizes:
+        buttons.append(B(t(lang, "set_size"), cd.OpenSetting("size")))
+    buttons += [
+        B(t(lang, "set_reply"), cd.OpenSetting("reply")),
+        B(t(lang, "set_language"), cd.OpenSetting("language")),
+        B(t(lang, "set_refine"), cd.ToggleRefine()),
+    ]
+    if can.grounding:
+        buttons.append(B(t(lang, "set_search"), cd.ToggleSearch()))
+    return InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])
 
 
 def choices_keyboard(

@@ -10,12 +10,14 @@ from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message
 from bot import imaging
 from bot.i18n import t
 from bot.services.images import ImageLibrary
-from bot.services.types import JobOutcome, StoredImage, Who
+from bot.services.types import JobOutcome, Source, StoredImage, Who
 from bot.telegram import callback_data as cd
 from bot.telegram.keyboards import button
 
 CAPTION_LIMIT = 1024
+MESSAGE_LIMIT = 4096
 PROMPT_IN_CAPTION = 300
+SOURCE_TITLE = 60  # characters of a source's title shown
 
 
 _TAG = re.compile(r"<[^>]*>")
@@ -33,10 +35,55 @@ def shown_length(markup: str) -> int:
 
 
 def caption_for(outcome: JobOutcome, lang: str) -> str:
-    """The prompt, shortened before it is escaped so no entity is cut, then the footer."""
+    """The prompt, shortened before it is escaped so no entity is cut, then the footer and as
+    many of a grounded answer's sources as fit (`sources_overflow` has the rest)."""
+    return _caption_and_rest(outcome, lang)[0]
+
+
+def sources_overflow(outcome: JobOutcome, lang: str) -> str | None:
+    """The sources that did not fit under the picture, as a follow-up message (None: none)."""
+    return _caption_and_rest(outcome, lang)[1]
+
+
+def source_link(number: int, source: Source) -> str:
+    """`[1] Title` linking to the page; the title (or the host) shortened, then escaped."""
+    label = source.title or source.uri.split("//", 1)[-1].split("/", 1)[0]
+    title = html.escape(shorten(label, SOURCE_TITLE), quote=False)
+    return f'[{number}] <a href="{html.escape(source.uri, quote=True)}">{title}</a>'
+
+
+def _caption_and_rest(outcome: JobOutcome, lang: str) -> tuple[str, str | None]:
     footer = t(lang, "caption_model", model=outcome.model, seconds=round(outcome.seconds))
     room = min(PROMPT_IN_CAPTION, CAPTION_LIMIT - shown_length(footer) - 2)
-    return f"{html.escape(shorten(outcome.prompt, room), quote=False)}\n\n{footer}"
+    caption = f"{html.escape(shorten(outcome.prompt, room), quote=False)}\n\n{footer}"
+    if not outcome.sources:
+        return caption, None
+    links = [source_link(i + 1, s) for i, s in enumerate(outcome.sources)]
+    head = t(lang, "sources")
+    shown: list[str] = []
+    for link in links:
+        candidate = f"{caption}\n{head} {' · '.join([*shown, link])}"
+        if shown_length(one_line(candidate)) > CAPTION_LIMIT:
+            break
+        shown.append(link)
+    if shown:
+        caption = f"{caption}\n{head} {' · '.join(shown)}"
+    rest = links[len(shown) :]
+    if not rest:
+        return caption, None
+    more = t(lang, "sources_more" if shown else "sources")
+    return caption, _within(f"{more} ", rest, MESSAGE_LIMIT)
+
+
+def _within(head: str, links: list[str], limit: int) -> str:
+    """`head` and as many links as fit `limit` shown characters."""
+    text = head.rstrip()
+    for i in range(len(links)):
+        longer = f"{head}{' · '.join(links[: i + 1])}"
+        if shown_length(longer) > limit:
+            break
+        text = longer
+    return text
 
 
 def one_line(markup: str) -> str:
@@ -129,7 +176,7 @@ class ResultSender:
             caption = caption_for(outcome, lang)
             done = outcome.job_id  # the first message that shows the result delivers it
             if reply_mode == "document":
-                await self.send_original(
+                sent = await self.send_original(
                     who,
                     lang,
                     image,
@@ -138,12 +185,30 @@ class ResultSender:
                     keyboard=keyboard,
                     job_id=done,
                 )
+                await self._more_sources(who, lang, outcome, sent.message_id)
                 return
             msg = await self.send_image(who, lang, image, caption, reply_to, keyboard, job_id=done)
             if reply_mode == "both":
                 await self.send_original(who, lang, image, reply_to=msg.message_id)
+            await self._more_sources(who, lang, outcome, msg.message_id)
         else:
             await self._send_album(who, lang, outcome, reply_to)
+
+    async def _more_sources(
+        self, who: Who, lang: str, outcome: JobOutcome, reply_to: int | None
+    ) -> None:
+        """The sources a caption had no room for, under the picture they belong to."""
+        rest = sources_overflow(outcome, lang)
+        if rest is None:
+            return
+        await self._bot.send_message(
+            who.chat_id,
+            rest,
+            reply_to_message_id=reply_to,
+            allow_sending_without_reply=True,
+            message_thread_id=who.thread_id or None,
+            disable_web_page_preview=True,
+        )
 
     async def send_image(
         self,
@@ -239,6 +304,7 @@ class ResultSender:
             await self._images.record_delivery(
                 who.chat_id, msg.message_id, image.id, None, job_id=done
             )
+        await self._more_sources(who, lang, outcome, messages[0].message_id if messages else None)
         await self._bot.send_message(
             who.chat_id,
             t(lang, "album_buttons"),

@@ -47,10 +47,14 @@ async def upstream() -> AsyncIterator[FakeImageAPI]:
 def settings_factory(
     tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., Settings]:
-    """Settings as `python -m bot` reads them: from environment variables (strings)."""
+    """Settings as `python -m bot` reads them: from environment variables (strings). An
+    override of None leaves that variable unset (the setting's own default applies)."""
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
+            # The model these tests were written against (its limits: 3 images, no sizes);
+            # tests/e2e/test_models_2026.py runs the real default and the other models.
+            "image_model": "gemini-2.5-flash-image",
             "telegram_bot_token": tg.token,
             "telegram_api_url": tg.root,
             "image_api_dialect": "openai-chat",
@@ -62,7 +66,10 @@ def settings_factory(
         }
         values.update(overrides)
         for name, value in values.items():
-            monkeypatch.setenv(name.upper(), str(value))
+            if value is None:
+                monkeypatch.delenv(name.upper(), raising=False)
+            else:
+                monkeypatch.setenv(name.upper(), str(value))
         return load_settings(_env_file=None)
 
     return make

@@ -23,7 +23,7 @@ FAULTS = {
     "malformed-json": (1, "couldn't use", "bad_response"),
     "truncated-base64": (1, "couldn't use", "bad_response"),
     "401": (1, "was refused", "auth"),
-    "404-model": (1, "isn't available", "not_found"),
+    "404-model": (1, "no longer available", "model_retired"),
     "400": (1, "rejected this request", "bad_request"),
     "content-filter": (1, "safety filters", "blocked"),
 }

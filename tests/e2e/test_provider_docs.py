@@ -43,7 +43,7 @@ def _gemini_parts(req: Any) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("relay", [("sk-aicore", "bearer")], indirect=True)
 async def test_aicore_seed_000_001(tg: FakeTelegram, relay: FakeImageAPI, start_bot: StartBot):
     await start_bot(image_api_dialect="openai-chat", image_api_base_url=f"{relay.root}/v1",
-                    image_api_key="sk-aicore", image_model="gemini-2.5-flash-image")
+                    image_api_key="sk-aicore", image_model="gemini-3.1-flash-image")
     await _generate_and_edit(tg, relay)
     assert relay.requests[0].path == "/v1/chat/completions"
     assert relay.requests[0].headers["authorization"] == "Bearer sk-aicore"
@@ -72,7 +72,7 @@ async def test_qiniu_seed_002_images_api(
     tg: FakeTelegram, relay: FakeImageAPI, start_bot: StartBot
 ):
     await start_bot(image_api_dialect="openai-images", image_api_base_url=f"{relay.root}/v1",
-                    image_api_key="sk-qiniu", image_model="gemini-2.5-flash-image")
+                    image_api_key="sk-qiniu", image_model="gemini-3.1-flash-image")
     await _generate_and_edit(tg, relay)
     assert [r.path for r in relay.requests] == ["/v1/images/generations", "/v1/images/edits"]
     assert relay.requests[1].json["image"].startswith("data:image/jpeg;base64,")
@@ -98,10 +98,10 @@ async def test_aaigc_seed_003_gemini_native(
     tg: FakeTelegram, relay: FakeImageAPI, start_bot: StartBot
 ):
     await start_bot(image_api_dialect="gemini", image_api_base_url=relay.root,
-                    image_api_key="sk-aaigc", image_model="gemini-2.5-flash-image")
+                    image_api_key="sk-aaigc", image_model="gemini-3.1-flash-image")
     await _generate_and_edit(tg, relay)
     req = relay.requests[0]
-    assert req.path == "/v1beta/models/gemini-2.5-flash-image:generateContent"
+    assert req.path == "/v1beta/models/gemini-3.1-flash-image:generateContent"
     assert req.json["generationConfig"]["responseModalities"] == ["TEXT", "IMAGE"]
     assert req.headers["authorization"] == "Bearer sk-aaigc"
 

@@ -16,7 +16,14 @@ Routes:
   for `task_steps` polls, then succeed with `data[].url`, or failed after fail_next("task-failed"));
   `fail_next_poll` makes task polls fail;
 - `POST /v1beta/models/{model}:generateContent` (gemini native; answer by `gemini_answer`:
-  "image", "snake", "thinking", "text-only"; refusals via fail_next);
+  "image", "snake", "thinking", "text-only"; refusals via fail_next). Like Google it checks
+  `generationConfig.imageConfig` against the model's family (`GOOGLE_IMAGE_MODELS`: 400
+  INVALID_ARGUMENT for a ratio or size the model does not take, or for googleSearch on 2.5), and
+  a request with `tools: [{"googleSearch": {}}]` is answered with `groundingMetadata`
+  (`grounding_sources`: (uri, title) pairs);
+- a model named in `retired_models` is answered as gone: Google's 404 NOT_FOUND "models/X is not
+  found for API version v1beta" on /v1beta, new-api's 503 "无可用渠道" (code model_not_found)
+  on /v1;
 - `POST /v1beta/models/{model}:streamGenerateContent?alt=sse`: the same answer as Google streams
   it, `data: {json}\r\n\r\n` events: the thought parts first (one event each, `thought_delay`
   seconds apart; "thinking" answers carry `thoughts`), then the other parts (words cut in two
@@ -254,6 +261,8 @@ class FakeImageAPI:
         # thought texts of a "thinking" answer; "{prompt}" in one becomes the request's words
         self.thoughts: list[str] = list(THOUGHTS)
         self.thought_delay = 0.0  # seconds after each streamed thought event
+        self.retired_models: set[str] = set()  # model ids answered as retired / withdrawn
+        self.grounding_sources: list[tuple[str, str]] = list(GROUNDING_SOURCES)
         self._tasks: dict[str, dict[str, Any]] = {}
         self._failures: deque[_Failure] = deque()
         self._poll_failures: deque[_Failure] = deque()
@@ -730,19 +739,39 @@ class FakeImageAPI:
     # -- gemini ----------------------------------------------------------------------------------
     async def _generate_content(self, request: web.Request) -> web.StreamResponse:
         _, _, action = request.match_info["model_action"].partition(":")
+        if action not in ("generateContent", "streamGenerateContent"):
+            return google_error(404, f"Method {action} not found.")
+        model = request.match_info["model_action"].partition(":")[0]
         if action == "generateContent":
-            return await self._serve(request, "gemini", self._gemini_answer)
-        if action == "streamGenerateContent":
-            stream = functools.partial(self._gemini_stream, request)
-            return _as_stream(request, await self._serve(request, "gemini", stream))
-        return google_error(404, f"Method {action} not found.")
+            answer = functools.partial(self._gemini_checked, model, self._gemini_answer)
+            return await self._serve(request, "gemini", answer)
+        stream = functools.partial(
+            self._gemini_checked, model, functools.partial(self._gemini_stream, request)
+        )
+        return _as_stream(request, await self._serve(request, "gemini", stream))
+
+    async def _gemini_checked(
+        self,
+        model: str,
+        answer: Answer,
+        body: dict[str, Any],
+        failure: _Failure | None,
+    ) -> web.StreamResponse:
+        """Google's checks before it generates: the model exists, its imageConfig is valid."""
+        if model in self.retired_models:
+            return google_error(404, model_not_found_message(model))
+        problem = image_config_problem(model, body)
+        if problem is not None:
+            return google_error(400, problem)
+        return await answer(body, failure)
 
     async def _gemini_answer(self, body: dict[str, Any], failure: _Failure | None) -> web.Response:
         if failure is not None and failure.kind == "mid-stream":  # unstreamed, it is a 500
             return self._error("gemini", 500, "", "server_error", None)
+        parts = await self._gemini_parts(body, failure)
         return web.Response(
             body=await asyncio.to_thread(
-                _dumps, gemini_payload(await self._gemini_parts(body, failure))
+                _dumps, gemini_payload(parts, grounding=self._grounding(body))
             ),
             content_type="application/json",
         )
@@ -799,7 +828,7 @@ class FakeImageAPI:
                            gemini_chunk([{"text": text[half:]}])]
             else:
                 chunks.append(gemini_chunk([part]))
-        last = gemini_payload([{"text": ""}])
+        last = gemini_payload([{"text": ""}], grounding=self._grounding(body))
         if failure is not None and failure.kind == "mid-stream":
             err = {"code": 500, "message": _GOOGLE_MESSAGES[500], "status": "INTERNAL"}
             chunks = [c for c in chunks if _is_thought(c)]
@@ -822,6 +851,17 @@ class FakeImageAPI:
         except (ConnectionError, RuntimeError):  # the client hung up
             pass
         return resp
+
+    def _grounding(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """groundingMetadata as Google sends it for a request with the googleSearch tool."""
+        tools = body.get("tools")
+        if not isinstance(tools, list) or not any(
+            isinstance(tool, dict) and "googleSearch" in tool for tool in tools
+        ):
+            return None
+        # Google's links are redirects made for each answer: no two answers share one.
+        answer = len(self.requests)
+        return grounding_metadata([(f"{u}-{answer}", t) for u, t in self.grounding_sources])
 
     # -- openai-chat ---------------------------------------------------------------------------
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
@@ -860,6 +900,14 @@ class FakeImageAPI:
 
     async def _chat_answer(self, body: dict[str, Any], failure: _Failure | None) -> web.Response:
         model = str(body.get("model", ""))
+        if model in self.retired_models:  # new-api: no channel serves the model any more
+            return self._error(
+                "openai-chat",
+                503,
+                f"当前分组 default 下对于模型 {model} 无可用渠道 (request id: 20261202)",
+                "new_api_error",
+                "model_not_found",
+            )
         if failure is not None and failure.kind == "content-filter":
             return _json(chat_payload(model, None, finish_reason="content_filter"))
         shape = self.answer_shape
@@ -921,11 +969,21 @@ _GOOGLE_STATUS = {
 }
 
 
-def gemini_payload(parts: list[dict[str, Any]], finish: str = "STOP") -> dict[str, Any]:
+def gemini_payload(
+    parts: list[dict[str, Any]],
+    finish: str = "STOP",
+    *,
+    grounding: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    candidate: dict[str, Any] = {
+        "content": {"role": "model", "parts": parts},
+        "finishReason": finish,
+        "index": 0,
+    }
+    if grounding is not None:
+        candidate["groundingMetadata"] = grounding
     return {
-        "candidates": [
-            {"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}
-        ],
+        "candidates": [candidate],
         "usageMetadata": {
             "promptTokenCount": 10,
             "candidatesTokenCount": 1290,
@@ -971,6 +1029,73 @@ def _as_stream(request: web.Request, resp: web.StreamResponse) -> web.StreamResp
     if request.query.get("alt") == "sse":
         return web.Response(body=b"data: " + body + b"\r\n\r\n", content_type="text/event-stream")
     return web.Response(body=b"[" + body + b"]", content_type="application/json")
+
+
+#: What each Google image model family takes (ai.google.dev/gemini-api/docs/image-generation):
+#: (aspect ratios, image sizes, Google Search grounding). Longest family first.
+_CLASSIC = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+GOOGLE_IMAGE_MODELS: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]] = {
+    "gemini-3.1-flash-image": (
+        (*_CLASSIC, "1:4", "4:1", "1:8", "8:1"),
+        ("512", "1K", "2K", "4K"),
+        True,
+    ),
+    "gemini-3-pro-image": (_CLASSIC, ("1K", "2K", "4K"), True),
+    "gemini-2.5-flash-image": (_CLASSIC, (), False),
+}
+GROUNDING_SOURCES = (
+    ("https://vertexaisearch.cloud.google.com/grounding-api-redirect/AUZIYQ1", "weather.com"),
+    ("https://vertexaisearch.cloud.google.com/grounding-api-redirect/AUZIYQ2", "bbc.co.uk"),
+    ("https://vertexaisearch.cloud.google.com/grounding-api-redirect/AUZIYQ3", "Met Office"),
+)
+
+
+def model_not_found_message(model: str) -> str:
+    return (
+        f"models/{model} is not found for API version v1beta, or is not supported for "
+        "generateContent. Call ListModels to see the list of available models and their "
+        "supported methods."
+    )
+
+
+def image_config_problem(model: str, body: Any) -> str | None:
+    """Google's 400 message for an imageConfig (or search tool) this model does not take."""
+    family = next((f for f in GOOGLE_IMAGE_MODELS if model.startswith(f)), None)
+    if family is None or not isinstance(body, dict):
+        return None
+    ratios, sizes, grounding = GOOGLE_IMAGE_MODELS[family]
+    config = (body.get("generationConfig") or {}).get("imageConfig") or {}
+    ratio, size = config.get("aspectRatio"), config.get("imageSize")
+    if ratio is not None and ratio not in ratios:
+        return f"* GenerateContentRequest.generation_config.image_config.aspect_ratio: " \
+            f"aspect ratio {ratio} is not supported by {model}."
+    if size is not None and size not in sizes:
+        return f"* GenerateContentRequest.generation_config.image_config.image_size: " \
+            f"image size {size} is not supported by {model}."
+    tools = body.get("tools") or []
+    if not grounding and any(isinstance(t, dict) and "googleSearch" in t for t in tools):
+        return f"Search as tool is not enabled for {model}."
+    return None
+
+
+def grounding_metadata(sources: list[tuple[str, str]]) -> dict[str, Any]:
+    """Google's groundingMetadata: the queries, the search entry point, the chunks used."""
+    return {
+        "webSearchQueries": ["weather london today"],
+        "searchEntryPoint": {
+            "renderedContent": '<style>.container{}</style><div class="container">'
+            '<a class="chip" href="https://www.google.com/search?q=weather">weather</a></div>'
+        },
+        "groundingChunks": [{"web": {"uri": uri, "title": title}} for uri, title in sources],
+        "groundingSupports": [
+            {
+                "segment": {"startIndex": 0, "endIndex": 10, "text": "Here is an"},
+                "groundingChunkIndices": list(range(len(sources))),
+            }
+        ]
+        if sources
+        else [],
+    }
 
 
 def gemini_refusal(kind: str) -> dict[str, Any]:

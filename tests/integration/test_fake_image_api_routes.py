@@ -349,3 +349,81 @@ async def test_over_capacity_the_openai_routes_answer_429_with_retry_after() -> 
         assert busy.json()["error"]["code"] == "rate_limit_exceeded"
     finally:
         await fake.stop()
+
+
+# --- Google's checks of imageConfig, grounding and retired models ------------------------------
+
+
+async def _gen_as(
+    http: httpx.AsyncClient, model: str, body: dict[str, Any]
+) -> httpx.Response:
+    return await http.post(
+        f"/v1beta/models/{model}:generateContent",
+        json={"contents": [text_turn("a cat")], **body},
+        headers={"x-goog-api-key": "AIza-test"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "config", "ok"),
+    [
+        ("gemini-3.1-flash-image", {"aspectRatio": "8:1", "imageSize": "512"}, True),
+        ("gemini-3.1-flash-image-preview", {"aspectRatio": "1:4", "imageSize": "4K"}, True),
+        ("gemini-3-pro-image", {"aspectRatio": "21:9", "imageSize": "4K"}, True),
+        ("gemini-3-pro-image", {"imageSize": "512"}, False),
+        ("gemini-3-pro-image-preview", {"aspectRatio": "8:1"}, False),
+        ("gemini-3-pro-image", {"imageSize": "4k"}, False),  # lowercase is rejected (GI)
+        ("gemini-2.5-flash-image", {"aspectRatio": "16:9"}, True),
+        ("gemini-2.5-flash-image", {"imageSize": "1K"}, False),
+        ("gemini-2.5-flash-image", {"aspectRatio": "4:1"}, False),
+    ],
+)
+async def test_image_config_is_checked_per_model_like_google(
+    http: httpx.AsyncClient, model: str, config: dict[str, str], ok: bool
+) -> None:
+    body = {"generationConfig": {"responseModalities": ["TEXT", "IMAGE"], "imageConfig": config}}
+    resp = await _gen_as(http, model, body)
+    if ok:
+        assert resp.status_code == 200
+        return
+    assert resp.status_code == 400
+    error = resp.json()["error"]
+    assert (error["code"], error["status"]) == (400, "INVALID_ARGUMENT")
+    assert model in error["message"]
+
+
+async def test_google_search_is_answered_with_grounding_metadata(
+    api: FakeImageAPI, http: httpx.AsyncClient
+) -> None:
+    grounded = await _gen_as(http, "gemini-3.1-flash-image", {"tools": [{"googleSearch": {}}]})
+    plain = await _gen_as(http, "gemini-3.1-flash-image", {})
+    meta = grounded.json()["candidates"][0]["groundingMetadata"]
+    assert [c["web"]["title"] for c in meta["groundingChunks"]] == [
+        t for _, t in api.grounding_sources
+    ]
+    assert all(c["web"]["uri"].endswith("-1") for c in meta["groundingChunks"])
+    assert "renderedContent" in meta["searchEntryPoint"]
+    assert "groundingMetadata" not in plain.json()["candidates"][0]
+    refused = await _gen_as(http, "gemini-2.5-flash-image", {"tools": [{"googleSearch": {}}]})
+    assert refused.status_code == 400
+
+
+async def test_a_retired_model_is_googles_404_and_new_apis_503(
+    api: FakeImageAPI, http: httpx.AsyncClient
+) -> None:
+    api.retired_models = {"gemini-2.5-flash-image"}
+    resp = await _gen_as(http, "gemini-2.5-flash-image", {})
+    assert resp.status_code == 404
+    error = resp.json()["error"]
+    assert error["status"] == "NOT_FOUND"
+    assert error["message"].startswith("models/gemini-2.5-flash-image is not found")
+    assert (await _gen_as(http, "gemini-3.1-flash-image", {})).status_code == 200
+    api.api_key, api.auth_style = "sk-relay", "bearer"
+    chat = await http.post(
+        "/v1/chat/completions",
+        json={"model": "gemini-2.5-flash-image", "messages": [{"role": "user", "content": "x"}]},
+        headers={"Authorization": "Bearer sk-relay"},
+    )
+    assert chat.status_code == 503
+    assert chat.json()["error"]["code"] == "model_not_found"
+    assert "无可用渠道" in chat.json()["error"]["message"]

@@ -221,7 +221,7 @@ async def test_download_helpers_refuse_other_schemes_and_check_bytes(
         ("truncated-base64", K.BAD_RESPONSE, None),
         ("401", K.AUTH, 401),
         ("400", K.BAD_REQUEST, 400),
-        ("404-model", K.NOT_FOUND, 404),
+        ("404-model", K.MODEL_RETIRED, 404),
         ("content-filter", K.BLOCKED, None),
     ],
 )
@@ -256,7 +256,7 @@ async def test_model_not_found_as_new_api_says_it_with_503(
     api: FakeImageAPI, provider: ProviderFactory
 ) -> None:
     api.fail_next("404-model", status=503)
-    assert (await failure(provider)).kind is K.NOT_FOUND
+    assert (await failure(provider)).kind is K.MODEL_RETIRED
 
 
 async def test_hang_times_out(api: FakeImageAPI, provider: ProviderFactory) -> None:

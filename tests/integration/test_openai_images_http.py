@@ -315,7 +315,7 @@ async def test_task_succeeding_without_images_is_no_image(http: httpx.AsyncClien
         ("truncated-base64", K.BAD_RESPONSE),
         ("401", K.AUTH),
         ("400", K.BAD_REQUEST),
-        ("404-model", K.NOT_FOUND),
+        ("404-model", K.MODEL_RETIRED),
         ("quota-per-day", K.QUOTA_EXHAUSTED),
         ("safety-block", K.NO_IMAGE),  # a Gemini-shaped 200 has no data[]
     ],

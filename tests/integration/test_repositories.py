@@ -161,6 +161,7 @@ async def test_a_job_comes_back_by_name_with_its_inputs_and_turn(
         aspect_ratio="4:3",
         image_size="2K",
         n=2,
+        search=False,
         attempts=1,
         upstream_at=None,
         upstream_ms=None,
@@ -224,8 +225,11 @@ async def test_prefs_come_back_by_name_and_changes_keep_the_rest(
         assert await repo.prefs_of_chat(ANN.chat_id) is None
         first = await repo.update_prefs(ANN.chat_id, {"aspect_ratio": "16:9", "model": "m-2"})
         second = await repo.update_prefs(ANN.chat_id, {"refine": False})
-    assert first == PrefsRow(True, "16:9", None, "photo", "m-2", None)
-    assert second == PrefsRow(False, "16:9", None, "photo", "m-2", None)
+        third = await repo.update_prefs(ANN.chat_id, {"search": True})
+    assert first == PrefsRow(True, "16:9", None, "photo", "m-2", None, False)
+    assert second == PrefsRow(False, "16:9", None, "photo", "m-2", None, False)
+    assert third == PrefsRow(False, "16:9", None, "photo", "m-2", None, True)
+    second = third
     async with database.read() as repo:
         assert await repo.prefs_of_chat(ANN.chat_id) == second
         assert await repo.prefs_of_chat(BOB.chat_id) is None

@@ -34,7 +34,9 @@ MODELS = (
 )
 
 # A model that takes every ratio and size, so every choice button is built.
-CAN = Capabilities(MODELS[1], 14, RATIOS, SIZES, supports_n=True, real_history=True)
+CAN = Capabilities(
+    MODELS[1], 14, RATIOS, SIZES, supports_n=True, real_history=True, grounding=True
+)
 
 
 def _image(image_id: int) -> StoredImage:
@@ -75,7 +77,7 @@ def _keyboards() -> Iterator[InlineKeyboardMarkup]:
                 for i in range(5)
             ]
             yield history_keyboard(lang, HistoryPage(entries, page, pages, pages * 5))
-        yield settings_keyboard(lang)
+        yield settings_keyboard(lang, CAN)
         yield packs_keyboard(lang, (1, 50, 200, 1000, 100_000))
         yield buy_keyboard(lang)
         for prefs in _prefs():
@@ -119,6 +121,7 @@ def test_every_kind_encodes_within_64_bytes_at_its_largest() -> None:
         cd.ToggleRefine(),
         cd.OpenBuy(),
         cd.BuyPack(BIG),
+        cd.ToggleSearch(),
         *(cd.SetRatio(r) for r in (*RATIOS, MATCH_INPUT, None)),
         *(cd.OpenSetting(f) for f in cd.SETTING_FIELDS),
         *(cd.SetSize(s) for s in (*SIZES, None)),
@@ -156,6 +159,9 @@ V1 = {
     "set:language:zh": cd.SetLanguage("zh"),
     "set:language:auto": cd.SetLanguage(None),
     "set:refine:toggle": cd.ToggleRefine(),
+    "set:search:toggle": cd.ToggleSearch(),
+    "ratio:8:1": cd.SetRatio("8:1"),
+    "set:size:512": cd.SetSize("512"),
     "regen:9223372036854775807": cd.Regenerate(BIG),
 }
 

@@ -16,7 +16,7 @@ def test_defaults_and_derived_values(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings(_env_file=None)
     assert s.telegram_api_url == "https://api.telegram.org"
     assert s.image_api_dialect == "openai-chat"
-    assert s.image_model == "gemini-2.5-flash-image"
+    assert s.image_model == "gemini-3.1-flash-image"
     assert s.image_api_base_url == "https://relay.example/v1"
     assert s.database_url == "sqlite+aiosqlite:////srv/bot/bot.db"
     assert s.allowed_user_ids == frozenset()

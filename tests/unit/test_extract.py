@@ -318,14 +318,34 @@ def test_gemini_invalid_key_400_is_auth() -> None:
 def test_gemini_error_wrapped_in_a_list() -> None:
     body = b"[" + gemini_error(404, "NOT_FOUND", "models/x is not found", []) + b"]"
     err = error_from_http(404, body, {}, "google")
-    assert err.kind is K.NOT_FOUND
+    assert err.kind is K.MODEL_RETIRED
     assert "models/x is not found" in err.detail
 
 
-def test_model_not_found_code_is_not_found_even_with_503() -> None:
+def test_model_not_found_code_is_a_retired_model_even_with_503() -> None:
     message = "当前分组 default 下对于模型 x 无可用渠道"
     body = openai_error(message, "new_api_error", "model_not_found")
-    assert error_from_http(503, body, {}, "relay").kind is K.NOT_FOUND
+    assert error_from_http(503, body, {}, "relay").kind is K.MODEL_RETIRED
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "code", "kind"),
+    [
+        (503, "model gemini-2.5-flash-image has been withdrawn", "upstream_error", K.MODEL_RETIRED),
+        (503, "当前分组 vip 下对于模型 gemini-2.5-flash-image 无可用渠道", None, K.MODEL_RETIRED),
+        (404, "The model `gemini-9` does not exist or you do not have access to it.",
+         "invalid_request_error", K.MODEL_RETIRED),
+        (404, "model not found", None, K.MODEL_RETIRED),
+        (404, "Invalid URL (POST /v1/chat/completionz)", None, K.NOT_FOUND),  # a wrong path
+        (503, "Service temporarily unavailable", None, K.SERVER),
+        (429, "model gemini-x is overloaded", None, K.RATE_LIMITED),
+    ],
+)
+def test_a_model_gone_is_told_apart_from_a_wrong_path_or_a_busy_relay(
+    status: int, message: str, code: str | None, kind: K
+) -> None:
+    body = openai_error(message, "error", code)
+    assert error_from_http(status, body, {}, "relay").kind is kind
 
 
 @pytest.mark.parametrize(

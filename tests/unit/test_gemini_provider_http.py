@@ -285,7 +285,7 @@ async def test_404_model_not_found(server: TinyGemini, make: Make) -> None:
         status=404,
     )
     err = await failure(make(), model="gemini-9")
-    assert (err.kind, err.status, err.reason) == (K.NOT_FOUND, 404, "NOT_FOUND")
+    assert (err.kind, err.status, err.reason) == (K.MODEL_RETIRED, 404, "NOT_FOUND")
 
 
 async def test_a_malformed_answer(server: TinyGemini, make: Make) -> None:

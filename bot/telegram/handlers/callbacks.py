@@ -154,6 +154,7 @@ Setting = (
     | cd.SetReply
     | cd.SetLanguage
     | cd.ToggleRefine
+    | cd.ToggleSearch
 )
 
 
@@ -173,6 +174,8 @@ async def on_settings(update: Update, context: Context, press: Setting) -> None:
         changes["language"] = press.language
     elif isinstance(press, cd.ToggleRefine):
         changes["refine"] = not prefs.refine
+    elif isinstance(press, cd.ToggleSearch) and svc.generation.capabilities(prefs.model).grounding:
+        changes["search"] = not prefs.search
     if changes:
         prefs = await svc.prefs.update(who.chat_id, who.chat_type, who.chat_title, **changes)
     lng = lang(update, context)
@@ -181,7 +184,7 @@ async def on_settings(update: Update, context: Context, press: Setting) -> None:
     if isinstance(press, cd.OpenSetting):
         keyboard = choices_keyboard(lng, press.setting, prefs, svc.models, default, can)
     else:
-        keyboard = settings_keyboard(lng)
+        keyboard = settings_keyboard(lng, can)
     await _edit(query, settings_text(lng, prefs, default, can), keyboard)
 
 

@@ -89,12 +89,11 @@ async def cmd_settings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     """Model, ratio, size, reply format, language and refine mode for this chat."""
     svc, lng = services(context), lang(update, context)
     prefs = await svc.prefs.get(who_of(update).chat_id)
+    can = svc.generation.capabilities(prefs.model)
     await _reply(
         update,
-        settings_text(
-            lng, prefs, svc.generation.default_model, svc.generation.capabilities(prefs.model)
-        ),
-        reply_markup=settings_keyboard(lng),
+        settings_text(lng, prefs, svc.generation.default_model, can),
+        reply_markup=settings_keyboard(lng, can),
     )
 
 
