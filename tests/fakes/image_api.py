@@ -859,8 +859,11 @@ class FakeImageAPI:
             isinstance(tool, dict) and "googleSearch" in tool for tool in tools
         ):
             return None
-        # Google's links are redirects made for each answer: no two answers share one.
-        answer = len(self.requests)
+        # Google's links are redirects made for each answer: no two answers share one (numbered
+        # by the request they answer: requests in flight together must not share a number).
+        answer = next(
+            (i for i, r in enumerate(self.requests, 1) if r.json is body), len(self.requests)
+        )
         return grounding_metadata([(f"{u}-{answer}", t) for u, t in self.grounding_sources])
 
     # -- openai-chat ---------------------------------------------------------------------------
