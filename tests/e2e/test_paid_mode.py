@@ -27,6 +27,7 @@ StartBot = Callable[..., Awaitable[RunningBot]]
 ALICE, BOB, OWNER, ADMIN = 1001, 1002, 1003, 9999
 GROUP, SPONSORED = -1001234567890, -1009876543210
 PAID: dict[str, Any] = {"paid_mode": "stars", "star_packs": "10,50"}
+MODEL = "gemini-2.5-flash-image"  # what the e2e harness runs, and the price below is for
 PRICE = 4  # gemini-2.5-flash-image: $0.039 list price at 100 Stars per USD, rounded up
 
 
@@ -449,7 +450,9 @@ async def test_a_crash_mid_job_is_settled_at_the_next_start(
 ) -> None:
     """A real `python -m bot` killed with SIGKILL while the upstream holds a paid job: the
     next start releases what the job held and tells Alice (with a Retry), charging nothing."""
-    env = bot_env(tmp_path, tg, upstream, PAID_MODE="stars", STAR_PACKS="10")
+    env = bot_env(
+        tmp_path, tg, upstream, PAID_MODE="stars", STAR_PACKS="10", IMAGE_MODEL=MODEL
+    )
     database = tmp_path / "data" / "bot.db"
     first = await _spawn(env, tmp_path)
     output = asyncio.create_task(first.communicate())

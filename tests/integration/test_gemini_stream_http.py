@@ -146,7 +146,7 @@ async def test_unstreamed_keeps_generate_content_and_still_asks_for_thoughts(
     [
         ("429", K.RATE_LIMITED),
         ("quota-per-day", K.QUOTA_EXHAUSTED),
-        ("404-model", K.NOT_FOUND),
+        ("404-model", K.MODEL_RETIRED),
         ("500", K.SERVER),
         ("401", K.AUTH),
         ("safety-block", K.BLOCKED),
