@@ -20,7 +20,7 @@ own default level; this bot runs as in run.py (LOG_LEVEL=WARNING).
 
 For each K: this bot and then the floor (`benchmarks/floor.py`) through `benchmarks.run.Runner`,
 then each peer, each with fresh fakes, a
-fresh process and one warm-up job first; K chats each send one prompt at once, upstream latency
+fresh process and three warm-up jobs first; K chats each send one prompt at once, upstream latency
 L, flat 1024x1024 answers, no flood limits in the fake and this bot's limiter off (the peers pace
 nothing). Printed per program and K: overhead p50 (update delivered -> upstream request, plus
 upstream answer -> photo upload), wall (first update -> last photo answered), Bot API calls per
@@ -49,6 +49,7 @@ from benchmarks.run import (
     API_KEY,
     PROMPT,
     SETUP_METHODS,
+    WARM_UP_JOBS,
     Phase,
     Runner,
     Scenario,
@@ -171,8 +172,9 @@ class PeerRunner(Runner):
         sc, peer = self.sc, self.peer
         data = self.tmp / f"{peer.name}-data"
         data.mkdir()
-        warm, chats = chat_base - 1, [chat_base + i for i in range(sc.jobs)]
-        allowed = peer.allow(data, [warm, *chats])
+        warms = [chat_base - 1 - i for i in range(WARM_UP_JOBS)]
+        warm, chats = warms[0], [chat_base + i for i in range(sc.jobs)]  # warm: the admin
+        allowed = peer.allow(data, [*warms, *chats])
         view: Any = _FinalAsPhoto(tg, peer.final)
         log = (self.tmp / f"{peer.name}.log").open("wb")  # closed below
         polls_before = len(tg.calls_of("getUpdates"))
@@ -187,10 +189,10 @@ class PeerRunner(Runner):
         fakes_monitor = LoopMonitor(None)
         try:
             await self._wait_ready(tg, proc, polls_before)
-            api.latency = 0.0  # the warm-up job, as in run.py
-            await self._jobs(tg, [warm], gap=0.0)
-            if not await self._wait_done(view, [warm], answer, limit=60):
-                raise RuntimeError(f"{peer.name} sent no image for the warm-up job")
+            api.latency = 0.0  # the warm-up jobs, as in run.py
+            await self._jobs(tg, warms, gap=0.0)
+            if not await self._wait_done(view, warms, answer, limit=60):
+                raise RuntimeError(f"{peer.name} sent no image for the warm-up jobs")
             await asyncio.sleep(0.5)
             api.latency = sc.latency
             result.idle_rss_mb = _mb(proc_status_kb("VmRSS", proc.pid))

@@ -10,7 +10,7 @@ it never fails the suite; it reports. Results also go to `benchmarks/results.jso
 (`python -m benchmarks.compare A.json B.json` shows two runs side by side). About 6 minutes on
 2 cores; --quick about 3 (fewer samples, K = 1, 100, 500, no real-size 500-chat run).
 
-Scenarios (each with fresh fakes, a fresh bot process and a temp DATA_DIR; one warm-up job
+Scenarios (each with fresh fakes, a fresh bot process and a temp DATA_DIR; three warm-up jobs
 first, so per-process first-use costs are not counted per job):
 
 * overhead-1k / overhead-4k: photo + caption edits arriving at a steady pace in fresh chats,
@@ -27,6 +27,8 @@ first, so per-process first-use costs are not counted per job):
 * chats-10-def / chats-100-def: K chats at once with the settings a user gets (the default caps,
   the limiter on, the fake enforcing Telegram's limits): wall against 1.1 L + K/30 s, and the
   Bot API calls per image, status messages included.
+* real-100: the same with real-looking upstreams: each call takes 5-15 s (drawn evenly, seeded),
+  answers of a 1K image's size (~1.4 MB).
 * capacity-16: 100 chats at once with the default settings against an upstream that takes 16
   requests at a time (429 with Retry-After beyond that), latency L: wall time against the
   ideal schedule ceil(100/16) x L, the 429s the bot drew, and the requests in flight over time.
@@ -69,6 +71,7 @@ ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "sk-bench"
 MODEL = "gemini-2.5-flash-image"
 FLOOD_PER_SECOND = 30
+WARM_UP_JOBS = 3  # before every measured run, each in a chat of its own
 SETUP_METHODS = frozenset(
     {"getMe", "getUpdates", "deleteWebhook", "setMyCommands", "getMyCommands", "close", "logOut"}
 )
@@ -89,6 +92,7 @@ class Scenario:
     timeout: float = 120.0
     caps: bool = False  # keep the default fair-use caps (MAX_CONCURRENT_JOBS, ...) instead of lifting them
     capacity: int | None = None  # the upstream answers 429 beyond this many requests in flight
+    spread: tuple[float, float] | None = None  # each upstream call takes a latency drawn from this
 
 
 @dataclass
@@ -262,13 +266,15 @@ class Runner:
         fakes_monitor = LoopMonitor(None)
         try:
             await self._wait_ready(tg, proc, polls_before)
-            # One warm-up job (no upstream latency): first-use costs (imports, connections)
+            # Warm-up jobs (no upstream latency): first-use costs (imports, connections)
             # are paid once per process, not per job.
             api.latency = 0.0
-            await self._jobs(tg, [chat_base - 1], gap=0.0)
-            await self._wait_done(tg, [chat_base - 1], answer, limit=60)
+            warm = [chat_base - 1 - i for i in range(WARM_UP_JOBS)]
+            await self._jobs(tg, warm, gap=0.0)
+            await self._wait_done(tg, warm, answer, limit=60)
             await asyncio.sleep(0.5)
             api.latency = sc.latency
+            api.latency_spread = sc.spread
             result.idle_rss_mb = _mb(proc_status_kb("VmRSS", proc.pid))
             chats = [chat_base + i for i in range(sc.jobs)]
             refused0, log0 = api.over_capacity, len(api.in_flight_log)
@@ -509,6 +515,10 @@ def scenarios(quick: bool, latency: float) -> list[Scenario]:
         out.append(
             Scenario(f"chats-{k}-def", "flat", k, latency, flood=True, caps=True, timeout=10 * bound)
         )
+    # the settings a user gets with real-looking upstreams: 5-15 s, answers of a 1K image's size
+    out.append(
+        Scenario("real-100", "1k", 100, 10.0, flood=True, caps=True, spread=(5.0, 15.0), timeout=120)
+    )
     # the adaptive limit's row: default settings always
     out.append(
         Scenario("capacity-16", "flat", 100, latency, caps=True, capacity=16, timeout=40 * latency)
@@ -713,6 +723,23 @@ def table(results: dict[str, Any], latency: float) -> list[tuple[str, str, str, 
                 "≤ 3",
                 f"{per:.2f}; {per_msg:.2f}",
                 ok(per <= 3),
+            )
+        )
+    real = phase("real-100")
+    if real is not None:
+        bound = 1.1 * 15.0 + real["jobs"] / FLOOD_PER_SECOND
+        wall = real["wall"]
+        shown = fmt(wall, " s", 2) if wall is not None else f"{real['done']}/{real['jobs']} done"
+        calls = {m: n for m, n in real["calls"].items() if m not in SETUP_METHODS}
+        per = sum(calls.values()) / real["jobs"]
+        rows.append(
+            (
+                "100 chats, upstream 5-15 s, 1.4 MB answers, defaults: wall",
+                f"≤ 1.1 × 15 + K/30 = {bound:.1f} s",
+                shown
+                + f"; overhead p50 {fmt(pct(real['overhead_ms'], 0.5), ' ms')}"
+                + f"; calls/image {per:.2f}; peak RSS {fmt(real['peak_rss_mb'], ' MB', 0)}",
+                ok(wall is not None and wall <= bound),
             )
         )
     cap = phase("capacity-16")

@@ -35,16 +35,17 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class ProgressTimings:
-    """Seconds. The chat action ("sending a photo…") is the first feedback of a job that is
-    drawing; the status message follows only when a job takes longer than Telegram shows one
-    action (~5 s) or has something to say (place in line, a retry), and from then on it alone
-    speaks: a shown status makes chat actions redundant. Quick results then cost two or three
-    Bot API calls (chat actions and the photo). Edits come at most every `edit_interval`, the
+    """Seconds. The chat action ("sending a photo…"), renewed while the job draws, is the
+    feedback of a job that draws; the status message follows only when a job takes longer than
+    a usual upstream answer (5-15 s) or has something to say (place in line, a retry, a thought),
+    and from then on it alone speaks: a shown status makes chat actions redundant. Usual
+    results then cost no message but the photo (chat actions are not messages to Telegram's
+    flood limits). Edits come at most every `edit_interval`, the
     gap doubling after each edit up to `max_edit_interval`, so a long job or a long wait costs
     a few edits, not one every few seconds.
     """
 
-    status_delay: float = 6.0
+    status_delay: float = 15.0
     # the first chat action waits this long once drawing starts: the upstream request leaves
     # first, and a job that answers at once needs none
     action_delay: float = 0.2

@@ -64,6 +64,7 @@ import io
 import json
 import math
 import os
+import random
 import time
 import uuid
 from collections import deque
@@ -235,6 +236,10 @@ class FakeImageAPI:
         self.output_format = "png"  # png | jpeg
         self.images_per_answer = 1
         self.latency = 0.0
+        # (low, high): each call waits a latency drawn evenly from it instead (seeded: two runs
+        # draw the same), as real upstreams vary from call to call
+        self.latency_spread: tuple[float, float] | None = None
+        self._latency_draws = random.Random(1234)
         # Capacity: above this many authorised calls in flight, the call is answered 429 in the
         # dialect's shape (OpenAI: Retry-After header; Google: RetryInfo), as a busy relay does.
         self.capacity: int | None = None
@@ -385,7 +390,9 @@ class FakeImageAPI:
                 finally:
                     self.holding -= 1
             failure = self._failures.popleft() if self._failures else None
-            if self.latency:
+            if self.latency_spread is not None:
+                await self._sleep(self._latency_draws.uniform(*self.latency_spread))
+            elif self.latency:
                 await self._sleep(self.latency)
             if self.hold is not None:
                 await self.hold.wait()

@@ -312,9 +312,10 @@ async def test_a_long_drawing_job_costs_a_bounded_number_of_calls(clock: Clock) 
         await advance(progress, clock, 300, lambda s: Started())
         await progress.stop()
     names = bot.names()
-    assert names.count("send_chat_action") == 2  # at 0 and 4 s; then the status at 6 s speaks
+    # at 0.2, 4.2, 8.2 and 12.2 s; then the status at 15 s speaks
+    assert names.count("send_chat_action") == 4
     assert names.count("send_message") == 1
-    # 6 s, then edits 5, 10, 20, 40, 60, 60, 60 s apart: the gap doubles up to a minute
+    # 15 s, then edits 5, 10, 20, 40, 60, 60, 60 s apart: the gap doubles up to a minute
     assert names.count("edit_message_text") == 7
     assert names.index("send_message") > max(
         i for i, name in enumerate(names) if name == "send_chat_action"
