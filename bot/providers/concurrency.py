@@ -12,6 +12,7 @@ them, in the order the jobs first asked (a job sent back by a refusal keeps its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from bisect import insort
@@ -24,6 +25,7 @@ CEILING = 128  # high enough that a burst of a hundred chats goes out at once on
 START = 128  # optimistic: a burst goes out at once, and a small endpoint's refusals of that
 # burst teach the limit its size (what it holds when it refuses), so nobody waits for a slot
 # an endpoint would have taken
+PLACE_EVERY = 2.0  # seconds between looks at a waiting job's place in line
 BACKOFF = 0.7  # kept after an overload: gentle enough that the limit hovers near the capacity
 
 
@@ -139,10 +141,16 @@ class Slots:
     def _free(self, names: Sequence[str], now: float) -> str | None:
         return next((n for n in names if self.limits[n].has_room(now)), None)
 
-    async def acquire(self, names: Sequence[str], since: float | None = None) -> Lease:
+    async def acquire(
+        self,
+        names: Sequence[str],
+        since: float | None = None,
+        on_wait: Callable[[int], Awaitable[None]] | None = None,
+    ) -> Lease:
         """A slot on the first of `names` with room; else waits its turn for the first free.
 
-        `since` is when the job first asked (default: now): it orders the line.
+        `since` is when the job first asked (default: now): it orders the line. `on_wait` hears
+        the place in line when the wait begins and whenever it has changed, every PLACE_EVERY s.
         """
         now = self._clock()
         if not self._waiting:
@@ -154,6 +162,14 @@ class Slots:
         insort(self._waiting, waiter)
         self._wake()
         try:
+            told = 0
+            while on_wait is not None and not waiter.granted.done():
+                place = self._waiting.index(waiter) + 1
+                if place != told:
+                    told = place
+                    await on_wait(place)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(waiter.granted), PLACE_EVERY)
             return await waiter.granted
         except asyncio.CancelledError:
             if waiter.granted.done() and not waiter.granted.cancelled():

@@ -31,7 +31,9 @@ from bot.providers.base import (
     ImageRequest,
     ImageResult,
     ProgressCallback,
+    Queued,
     Retrying,
+    Started,
 )
 from bot.providers.concurrency import AdaptiveLimit, Outcome, Slots
 from bot.providers.errors import ProviderError, ProviderErrorKind
@@ -143,8 +145,19 @@ class ProviderPool:
         by_name = {p.endpoint.name: p for p in in_play}
         asked = self.slots.now()
         attempt, busy_left = 0, self.policy.busy_resends
+        waited = False
+
+        async def in_line(place: int) -> None:
+            nonlocal waited
+            waited = True
+            if progress is not None:
+                await progress(Queued(place))
+
         while True:
-            lease = await self.slots.acquire(list(by_name), since=asked)
+            lease = await self.slots.acquire(list(by_name), since=asked, on_wait=in_line)
+            if waited and progress is not None:  # drawing again after a wait for the endpoint
+                await progress(Started(editing=bool(request.images or request.history)))
+            waited = False
             name = lease.name
             try:
                 if request.on_send is not None:

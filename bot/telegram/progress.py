@@ -143,7 +143,8 @@ class Progress:
         """The job's ProgressCallback: each event becomes the note (or the status's wording)."""
         match event:
             case Queued(position=position):
-                self._place = position
+                self._place, self._drawing = position, False
+                self._key = "status_waiting"
             case Started(editing=editing):
                 self._key = "status_working_edit" if editing else "status_working"
                 self._place, self._drawing = None, True

@@ -55,6 +55,10 @@ async def test_twenty_jobs_at_once_on_an_upstream_taking_four_all_succeed(
         ("succeeded", 2 * len(CHATS))
     ]
     assert upstream.most_in_flight == 4
+    # those waiting for the upstream heard their place in line, under a "waiting" status
+    texts = [c.params["text"] for c in tg.calls_of("sendMessage")]
+    waiting = [text for text in texts if "in line" in text]
+    assert waiting and all("Waiting" in text for text in waiting)
 
 
 async def test_a_saturated_endpoint_spills_over_to_the_next_instead_of_queueing(

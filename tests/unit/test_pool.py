@@ -7,7 +7,14 @@ from collections.abc import Sequence
 
 import pytest
 
-from bot.providers.base import Endpoint, GeneratedImage, ImageRequest, ImageResult
+from bot.providers.base import (
+    Endpoint,
+    GeneratedImage,
+    ImageRequest,
+    ImageResult,
+    Queued,
+    Started,
+)
 from bot.providers.errors import ProviderError
 from bot.providers.errors import ProviderErrorKind as K
 from bot.providers.pool import ProviderPool, RetryPolicy
@@ -249,7 +256,8 @@ async def test_refusals_while_the_endpoint_holds_our_other_jobs_spend_no_attempt
     a.go.set()
     results = await asyncio.gather(*jobs)
     assert len(results) == 6 and a.refused == 1
-    assert seen == []  # waiting in line is not a retry the user hears of
+    # waiting in line is not a retry: the user hears a place in line, then drawing again
+    assert seen and all(isinstance(e, Queued | Started) for e in seen)
 
 
 async def test_a_429_with_nothing_else_in_flight_spends_an_attempt() -> None:
@@ -258,3 +266,23 @@ async def test_a_429_with_nothing_else_in_flight_spends_an_attempt() -> None:
     with pytest.raises(ProviderError):
         await pool.generate(REQ)
     assert a.calls == 2 and waits == [2.0]
+
+
+async def test_a_job_waiting_for_a_full_endpoint_hears_its_place_then_drawing_again() -> None:
+    a = Held("a", ceiling=1, floor=1)
+    pool = ProviderPool([a])
+    heard: dict[int, list[object]] = {0: [], 1: [], 2: []}
+
+    def listener(i: int):  # type: ignore[no-untyped-def]
+        async def hear(event: object) -> None:
+            heard[i].append(event)
+
+        return hear
+
+    jobs = [asyncio.create_task(pool.generate(REQ, listener(i))) for i in range(3)]
+    await _settle()
+    assert heard == {0: [], 1: [Queued(1)], 2: [Queued(2)]}
+    a.go.set()
+    await asyncio.gather(*jobs)
+    assert heard[1] == [Queued(1), Started(editing=False)]
+    assert heard[2][0] == Queued(2) and heard[2][-1] == Started(editing=False)
