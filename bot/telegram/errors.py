@@ -71,7 +71,10 @@ RETRYABLE = frozenset(
 
 
 def _retry_markup(exc: BaseException, lang_code: str) -> InlineKeyboardMarkup | None:
-    if isinstance(exc, ProviderError) and exc.job_id is not None and exc.kind in RETRYABLE:
+    if not isinstance(exc, ProviderError) or exc.job_id is None:
+        return None
+    # new-api's content_filter may be no more than a model that made no image this time
+    if exc.kind in RETRYABLE or exc.reason == "content_filter":
         return retry_keyboard(exc.job_id, lang_code)
     return None
 
