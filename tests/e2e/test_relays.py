@@ -5,9 +5,11 @@ host is the fake's): OpenRouter, a new-api / one-api style reseller, a relay tha
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -18,6 +20,19 @@ from tests.fakes.telegram_api import FakeTelegram
 
 CHAT = 1001
 StartBot = Callable[..., Awaitable[RunningBot]]
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_example(title: str, fake_root: str) -> dict[str, str]:
+    """The settings of the README's example under **title**, its host swapped for the fake's."""
+    text = README.read_text("utf-8")
+    at = text.index(f"**{title}")
+    block = re.search(r"```sh\n(.*?)```", text[at:], re.S)
+    assert block is not None, title
+    settings = dict(line.split("=", 1) for line in block.group(1).splitlines() if line)
+    url = urlsplit(settings["IMAGE_API_BASE_URL"])
+    settings["IMAGE_API_BASE_URL"] = fake_root + url.path
+    return {k.lower(): v for k, v in settings.items()}
 
 
 @pytest.fixture
@@ -45,10 +60,9 @@ def _has_retry(call: Any) -> bool:
 @pytest.mark.parametrize("relay", [("sk-or-v1-test", "bearer")], indirect=True)
 async def test_openrouter_example(tg: FakeTelegram, relay: FakeImageAPI, start_bot: StartBot):
     relay.answer_shape = "openrouter"
-    await start_bot(image_api_dialect="openai-chat", image_api_base_url=f"{relay.root}/api/v1",
-                    image_api_key="sk-or-v1-test",
-                    image_api_extra_body='{"modalities":["image","text"]}',
-                    image_model="google/gemini-3.1-flash-image")
+    example = readme_example("OpenRouter", relay.root)
+    assert example["image_api_key"] == "sk-or-v1-..."
+    await start_bot(**{**example, "image_api_key": "sk-or-v1-test"})
     tg.send_text(CHAT, "a fox in the snow --ar 16:9")
     await tg.wait_for("sendPhoto", timeout=30)
     first = relay.requests[0]
@@ -69,8 +83,9 @@ async def test_openrouter_example(tg: FakeTelegram, relay: FakeImageAPI, start_b
 
 
 async def _new_api_bot(relay: FakeImageAPI, start_bot: StartBot) -> RunningBot:
-    return await start_bot(image_api_dialect="openai-chat", image_api_base_url=f"{relay.root}/v1",
-                           image_api_key="sk-newapi", image_model="gemini-3.1-flash-image")
+    example = readme_example("new-api / one-api resellers", relay.root)
+    assert example["image_api_key"] == "sk-..." and "image_api_auth" not in example
+    return await start_bot(**{**example, "image_api_key": "sk-newapi"})
 
 
 @pytest.mark.parametrize("relay", [("sk-newapi", "bearer")], indirect=True)
