@@ -187,3 +187,20 @@ async def test_python_m_bot_check_dry_run_sends_nothing_billable(
     assert "IMAGE_API_AUTH=query-key" in out and GOOGLE_KEY not in out
     assert all(GOOGLE_KEY not in str(r.query) or r.query.get("key") == GOOGLE_KEY
                for r in fake.requests)
+
+
+async def test_dry_run_of_the_configured_endpoints_lists_their_models(
+    fakes: list[FakeImageAPI], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.check import list_configured
+    from bot.config import load_settings
+
+    fake = await _fake(fakes, {"gemini"}, "query-key", key=GOOGLE_KEY)
+    for name, value in {"TELEGRAM_BOT_TOKEN": "123456:ABCdefGHIjklMNOpqrSTUvwxYZ012345678",
+                        "IMAGE_API_DIALECT": "gemini", "IMAGE_API_BASE_URL": fake.root,
+                        "IMAGE_API_KEY": GOOGLE_KEY, "IMAGE_API_AUTH": "query-key"}.items():
+        monkeypatch.setenv(name, value)
+    said: list[str] = []
+    assert await list_configured(load_settings(_env_file=None), said.append)
+    assert [r.path for r in fake.requests] == ["/v1beta/models"] and fake.answers_200 == 0
+    assert "gemini-3-pro-image" in said[-1] and said[0].startswith("default (gemini, query-key)")
