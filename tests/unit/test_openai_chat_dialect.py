@@ -383,3 +383,10 @@ def test_invalid_base64_characters_are_bad_response() -> None:
     with pytest.raises(ProviderError) as info:
         parse_response(body)
     assert info.value.kind is ProviderErrorKind.BAD_RESPONSE
+
+
+def test_openrouter_names_googles_512_tier_0_5k() -> None:
+    ep = endpoint(extra_body={"modalities": ["image", "text"]},
+                  profile=ProfileOverride(image_sizes=("512", "1K")))
+    body = build_request(request(image_size="512"), ep)
+    assert body["image_config"] == {"image_size": "0.5K"}
