@@ -86,3 +86,25 @@ async def test_a_task_whose_polls_fail_is_answered(
             ImageRequest(prompt="a kite", model="kling-v2")
         )
     assert info.value.answered
+
+
+async def test_a_stream_that_breaks_off_after_its_200_is_answered(
+    api: FakeImageAPI, http: httpx.AsyncClient
+) -> None:
+    endpoint = Endpoint(name="fake", dialect="gemini", base_url=api.root, api_key="sk-test",
+                        timeout=10.0, stream=True)
+    api.fail_next("mid-stream")
+    with pytest.raises(ProviderError) as info:
+        await provider_for(endpoint, http).generate(
+            ImageRequest(prompt="a kite", model="gemini-3-pro-image")
+        )
+    assert info.value.answered and "streamGenerateContent" in api.requests[0].path
+
+
+async def test_a_streamed_error_status_is_not(api: FakeImageAPI, http: httpx.AsyncClient) -> None:
+    endpoint = Endpoint(name="fake", dialect="gemini", base_url=api.root, api_key="sk-test",
+                        timeout=10.0, stream=True)
+    api.fail_next("429")
+    with pytest.raises(ProviderError) as info:
+        await provider_for(endpoint, http).generate(REQ)
+    assert info.value.kind is K.RATE_LIMITED and not info.value.answered
