@@ -63,13 +63,14 @@ async def test_openrouter_example(tg: FakeTelegram, relay: FakeImageAPI, start_b
     example = readme_example("OpenRouter", relay.root)
     assert example["image_api_key"] == "sk-or-v1-..."
     await start_bot(**{**example, "image_api_key": "sk-or-v1-test"})
-    tg.send_text(CHAT, "a fox in the snow --ar 16:9")
+    tg.send_text(CHAT, "a fox in the snow --ar 16:9 --size 512")
     await tg.wait_for("sendPhoto", timeout=30)
     first = relay.requests[0]
     assert first.path == "/api/v1/chat/completions"
     assert first.headers["authorization"] == "Bearer sk-or-v1-test"
     assert first.json["modalities"] == ["image", "text"]
-    assert first.json["image_config"]["aspect_ratio"] == "16:9"
+    # Google's 512 tier is OpenRouter's 0.5K
+    assert first.json["image_config"] == {"aspect_ratio": "16:9", "image_size": "0.5K"}
     assert "extra_body" not in first.json
     assert first.json["model"] == "google/gemini-3.1-flash-image"
     tg.send_text(CHAT, "/new")
