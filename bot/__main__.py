@@ -2,7 +2,10 @@
 
 run (default): apply migrations, then long-poll until SIGTERM/SIGINT.
 migrate: apply migrations and exit.
-check: call each configured image endpoint once with a tiny prompt and print a table.
+check: call each configured image endpoint once with a tiny prompt and print a table
+  (--dry-run: only list the models each one serves). With --base-url (and the key from
+  --key or IMAGE_API_KEY) no other setting is needed: it finds the dialect and auth style
+  that work and prints the lines for .env.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import signal
 import sys
 
@@ -24,7 +28,13 @@ from bot.storage import db
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     parser.add_argument("command", nargs="?", default="run", choices=["run", "migrate", "check"])
+    parser.add_argument("--base-url", help="check: find out how to talk to this endpoint")
+    parser.add_argument("--key", help="check --base-url: the key (default: $IMAGE_API_KEY)")
+    parser.add_argument("--model", help="check --base-url: the model to try")
+    parser.add_argument("--dry-run", action="store_true", help="check: only list the models")
     args = parser.parse_args(argv)
+    if args.command == "check" and args.base_url:
+        return _discover(args)
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -39,11 +49,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         from bot.check import main as check_main
 
-        return check_main(settings)
+        return check_main(settings, dry_run=args.dry_run)
     db.upgrade(settings.database_url)
     if args.command == "migrate":
         return 0
     return run(settings)
+
+
+def _discover(args: argparse.Namespace) -> int:
+    """`check --base-url`: needs no settings, so a newcomer can run it before writing .env."""
+    from bot.check import discover_main
+
+    key = args.key or os.environ.get("IMAGE_API_KEY", "")
+    setup_logging("WARNING", secrets=[key])
+    return discover_main(args.base_url, key, model=args.model, dry_run=args.dry_run)
 
 
 def run(settings: Settings) -> int:

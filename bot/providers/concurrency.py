@@ -179,6 +179,11 @@ class Slots:
             if waiter in self._waiting:
                 self._waiting.remove(waiter)
 
+    def cooling_for(self, names: Sequence[str]) -> float:
+        """Seconds until the first of `names` stops cooling down (0 when one is not cooling)."""
+        now = self._clock()
+        return max(0.0, min(self.limits[n].cool_until - now for n in names))
+
     def release(self, lease: Lease, outcome: Outcome, cool_down: float | None = None) -> int:
         """Gives the slot back; returns how many requests that endpoint still has in flight."""
         limit = self.limits[lease.name]

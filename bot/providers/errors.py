@@ -20,7 +20,12 @@ class ProviderErrorKind(StrEnum):
     NO_IMAGE = "no_image"
     BAD_RESPONSE = "bad_response"
     QUOTA_EXHAUSTED = "quota_exhausted"
+    # Every endpoint asked for a wait longer than a job waits (`retry_after` holds it).
+    RETRY_LATER = "retry_later"
 
+
+# The reason of new-api's HTTP 500 for a Gemini answer without candidates: a busy upstream.
+EMPTY_RESPONSE = "empty_response"
 
 TRANSIENT_KINDS = frozenset(
     {
@@ -37,6 +42,9 @@ class ProviderError(Exception):
 
     `detail` is for logs and admins (never holds the API key); `reason` is a provider code
     such as a Gemini finishReason/blockReason; `retry_after` is seconds when the upstream said.
+    `answered`: raised after the upstream answered the generation with 2xx, so the call may be
+    billed (some relays bill every 200, image or not); `job_id`: the job that failed, set by
+    the service so the user can be offered a Retry.
     """
 
     def __init__(
@@ -48,6 +56,7 @@ class ProviderError(Exception):
         reason: str | None = None,
         retry_after: float | None = None,
         endpoint: str = "",
+        answered: bool = False,
     ) -> None:
         detail = redact(detail)  # a relay may echo a key anywhere: masked before it can travel
         super().__init__(f"{kind.value}: {detail}")
@@ -60,6 +69,8 @@ class ProviderError(Exception):
         # Set by the pool on MODEL_RETIRED: the model asked for and the one to use instead.
         self.model: str | None = None
         self.successor: str | None = None
+        self.answered = answered
+        self.job_id: int | None = None
 
     @property
     def transient(self) -> bool:

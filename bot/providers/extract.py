@@ -439,7 +439,15 @@ def _model_gone(status: int, message: str, reason: str | None) -> bool:
     return reason == "model_not_found" or bool(_MODEL_GONE.search(message))
 
 
+# new-api / one-api (what many resellers run) answer a Gemini prompt block with HTTP 400
+# "request blocked by Gemini API: <blockReason>" (code prompt_blocked) and a 200 without
+# candidates with HTTP 500 "empty response from Gemini API" (code empty_response).
+_GEMINI_BLOCKED = re.compile(r"request blocked by Gemini API:?\s*([A-Z_]+)?", re.IGNORECASE)
+
+
 def _kind(status: int, err: Mapping[str, Any] | None, reason: str | None) -> ProviderErrorKind:
+    if reason == "prompt_blocked":
+        return ProviderErrorKind.BLOCKED
     if reason in _QUOTA_CODES or status == 402:
         return ProviderErrorKind.QUOTA_EXHAUSTED
     if reason in _AUTH_REASONS:  # Google answers a bad key with 400 INVALID_ARGUMENT
@@ -470,11 +478,14 @@ def error_from_http(
     else:
         message = _html_text(body) or "(empty body)"
     reason = _reason(err)
-    kind = (
-        ProviderErrorKind.MODEL_RETIRED
-        if _model_gone(status, message, reason)
-        else _kind(status, err, reason)
-    )
+    blocked = _GEMINI_BLOCKED.search(message)
+    if blocked is not None:  # the relay's words name Google's blockReason: keep that
+        reason = "prompt_blocked" if blocked.group(1) is None else blocked.group(1).upper()
+        kind = ProviderErrorKind.BLOCKED
+    elif _model_gone(status, message, reason):
+        kind = ProviderErrorKind.MODEL_RETIRED
+    else:
+        kind = _kind(status, err, reason)
     return ProviderError(
         kind,
         clean_detail(f"HTTP {status}: {message}", secrets),

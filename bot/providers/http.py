@@ -131,6 +131,17 @@ def tagged(endpoint: str) -> Iterator[None]:
         raise
 
 
+@contextlib.contextmanager
+def after_answer() -> Iterator[None]:
+    """Mark any ProviderError leaving the block as raised after the upstream answered 2xx: the
+    call may be billed, so the pool does not resend it (unless the endpoint says so)."""
+    try:
+        yield
+    except ProviderError as exc:
+        exc.answered = True
+        raise
+
+
 def _timeouts(total: float) -> httpx.Timeout:
     return httpx.Timeout(total, connect=min(total, CONNECT_TIMEOUT))
 
@@ -250,6 +261,7 @@ async def _call(
         headers = {**headers, "Content-Type": "application/json"}
     secrets = (endpoint.api_key,)
     total = endpoint.timeout if total is None else total
+    answered = False
     async with contextlib.AsyncExitStack() as turn:
         try:
             async with (
@@ -268,12 +280,21 @@ async def _call(
                     raise error_from_http(
                         resp.status_code, head, resp.headers, endpoint.name, secrets=secrets
                     )
+                answered = content is not None  # a generation's 2xx: maybe billed from here
                 await turn.enter_async_context(_turn_for(resp))
                 raw = await _read_capped(resp, max_bytes, "answer")
+        except ProviderError as exc:
+            exc.answered = exc.answered or answered
+            raise
         except (httpx.HTTPError, TimeoutError) as exc:
             where = f"{method} {'to' if content is not None else 'from'} {endpoint.name}"
-            raise transport_error(exc, where, endpoint.name, secrets) from None
-        return await read(raw)
+            error = transport_error(exc, where, endpoint.name, secrets)
+            error.answered = answered
+            raise error from None
+        if not answered:
+            return await read(raw)
+        with after_answer():
+            return await read(raw)
 
 
 async def post_and_stream(
@@ -300,6 +321,7 @@ async def post_and_stream(
     # httpx's `params` replace a URL's query: the URL's own (alt=sse) go beside the key.
     path, _, query = url.partition("?")
     params = {**dict(parse_qsl(query)), **endpoint.auth_params()}
+    answered = False
     async with contextlib.AsyncExitStack() as turn:
         try:
             async with (
@@ -318,10 +340,17 @@ async def post_and_stream(
                     raise error_from_http(
                         resp.status_code, head, resp.headers, endpoint.name, secrets=secrets
                     )
+                answered = True  # a 2xx: the call may be billed from here, as in _call
                 await _read_events(resp, on_event, turn, max_bytes)
+        except ProviderError as exc:
+            exc.answered = exc.answered or answered
+            raise
         except (httpx.HTTPError, TimeoutError) as exc:
-            raise transport_error(exc, f"POST to {endpoint.name}", endpoint.name, secrets) from None
-        return await finish()
+            error = transport_error(exc, f"POST to {endpoint.name}", endpoint.name, secrets)
+            error.answered = answered
+            raise error from None
+        with after_answer():
+            return await finish()
 
 
 async def _read_events(
@@ -520,7 +549,8 @@ class EndpointClient:
             parsed = await post_and_read(
                 self._http, self.endpoint, url, body, partial(parse_answer, parse)
             )
-            images = await self._images(parsed.images)
+            with after_answer():
+                images = await self._images(parsed.images)
         return self._result(request, parsed, images)
 
     def _result(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.providers.base import (
     Endpoint,
@@ -53,20 +54,41 @@ def _content(turn: Turn) -> list[dict[str, Any]]:
     return content
 
 
+# OpenRouter's convention (openrouter.ai/docs/guides/overview/multimodal/image-generation):
+# top-level `modalities: ["image","text"]` asks for an image, and `image_config` holds
+# `aspect_ratio` and `image_size` ("0.5K" there for Google's 512 tier).
+OPENROUTER_MODALITIES = ["image", "text"]
+_OPENROUTER_SIZES = {"512": "0.5K"}
+
+
+def openrouter_style(endpoint: Endpoint) -> bool:
+    """OpenRouter's request shape: its host, or `modalities` in the endpoint's extra body."""
+    host = urlsplit(endpoint.base_url).hostname or ""
+    return "modalities" in endpoint.extra_body or host == "openrouter.ai" or host.endswith(
+        ".openrouter.ai"
+    )
+
+
 def _image_config(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
     ratio, size = profile_for(req.model, endpoint).sendable(req.aspect_ratio, req.image_size)
     config = {}
     if ratio:
         config["aspect_ratio"] = ratio
+    if openrouter_style(endpoint):
+        if size:
+            config["image_size"] = _OPENROUTER_SIZES.get(size, size)
+        modalities = endpoint.extra_body.get("modalities", OPENROUTER_MODALITIES)
+        return {"modalities": modalities, **({"image_config": config} if config else {})}
     if size:
         config["image_size"] = size
     return {"extra_body": {"google": {"image_config": config}}} if config else {}
 
 
 def build_request(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
-    """The JSON body. `endpoint.extra_body` is merged at top level (S4's `group`, OpenRouter's
-    `modalities`); aspect ratio/size go in `extra_body.google.image_config` (S0/S1, Google's
-    OpenAI-compat convention). `req.n` is left out: one chat call yields one answer.
+    """The JSON body. `endpoint.extra_body` is merged at top level (S4's `group`); aspect
+    ratio/size go in `extra_body.google.image_config` (S0/S1, Google's OpenAI-compat
+    convention), or for OpenRouter in a top-level `image_config` beside `modalities` (an
+    endpoint's own `modalities` wins). `req.n` is left out: one chat call yields one answer.
     History turns (if any) are sent as earlier messages."""
     history = [
         {"role": "assistant" if turn.role == "model" else "user", "content": _content(turn)}

@@ -42,6 +42,7 @@ from bot.providers.extract import (
 )
 from bot.providers.http import (
     EndpointClient,
+    after_answer,
     build_body,
     get_and_read,
     parse_answer,
@@ -253,10 +254,11 @@ class OpenAIImagesProvider(EndpointClient):
                 body,
                 partial(parse_answer, parse_response),
             )
-            refs = parsed.images
-            if parsed.task_id is not None:
-                refs = await self._wait_for_task(parsed.task_id, progress)
-            images = await self._images(refs)
+            with after_answer():  # a submitted task or an answer's links: maybe billed
+                refs = parsed.images
+                if parsed.task_id is not None:
+                    refs = await self._wait_for_task(parsed.task_id, progress)
+                images = await self._images(refs)
         return ImageResult(
             images=images,
             text=parsed.text,

@@ -2,8 +2,13 @@
 
 Retry policy (also in the README):
 - Transient failures are retried on the same endpoint with exponential backoff and jitter,
-  honouring the upstream's `Retry-After` / Gemini `RetryInfo` (a wait longer than
-  `max_wait` is not waited for: the job moves to the next endpoint instead).
+  honouring the upstream's `Retry-After` / Gemini `RetryInfo`. A wait longer than
+  `long_wait` (20 s) is not waited for: the job moves to the next endpoint at once, and where
+  there is none the user is told how long the wait is (RETRY_LATER) instead of waiting
+  silently; a job that finds every endpoint cooling down that long is told the same at once.
+- Nothing is resent after a 2xx answer (`ProviderError.answered`): some relays bill every
+  200, image or not, so such an answer is the user's to retry (a Retry button), unless the
+  endpoint sets `resend_after_200`.
 - Not paying twice: a request that failed before the upstream could act on it (connection
   refused, 429, 5xx) is safe to resend. A *read timeout* is different: the upstream may have
   finished and billed the image. Such "maybe charged" failures are resent at most
@@ -59,6 +64,7 @@ class RetryPolicy:
     base_delay: float = 1.0
     max_delay: float = 20.0
     max_wait: float = 60.0
+    long_wait: float = 20.0  # a Retry-After above this moves on or is told, never waited out
     max_uncertain_resends: int = 1
     # refusals from an endpoint busy with our other requests: the job waits for a slot again
     # instead of spending an attempt (bounded, in case the endpoint never frees one)
@@ -124,7 +130,7 @@ class ProviderPool:
                     last.model, last.successor = request.model, successor_of(request.model)
                 if last.kind in ENDPOINT_FAULTS and self._on_fault is not None:
                     await self._on_fault(last)
-                if not (last.transient or last.kind in ENDPOINT_FAULTS):
+                if done.final or not (last.transient or last.kind in ENDPOINT_FAULTS):
                     raise last from None
                 if last.kind in UNCERTAIN:
                     if uncertain_left <= 0:
@@ -133,7 +139,7 @@ class ProviderPool:
                 log.warning("endpoint %s gave up (%s); trying the next", done.name, last.kind.value)
                 in_play = [p for p in in_play if p.endpoint.name != done.name]
         assert last is not None
-        raise last
+        raise self._told_to_wait(last) or last
 
     async def _on_endpoints(
         self,
@@ -154,6 +160,7 @@ class ProviderPool:
                 await progress(Queued(place))
 
         while True:
+            self._refuse_long_cool_down(list(by_name))
             lease = await self.slots.acquire(list(by_name), since=asked, on_wait=in_line)
             if waited and progress is not None:  # drawing again after a wait for the endpoint
                 await progress(Started(editing=bool(request.images or request.history)))
@@ -167,7 +174,9 @@ class ProviderPool:
                 exc.endpoint = exc.endpoint or name
                 outcome = outcome_of(exc)
                 held = self.slots.release(lease, outcome, self._cool_down(exc))
-                short = exc.retry_after is None or exc.retry_after <= self.policy.max_wait
+                if exc.answered and not by_name[name].endpoint.resend_after_200:
+                    raise _Exhausted(exc, uncertain_left, name, final=True) from exc
+                short = exc.retry_after is None or exc.retry_after <= self.policy.long_wait
                 if outcome is Outcome.BUSY and held > 0 and busy_left > 0 and short:
                     busy_left -= 1  # it holds others of ours: wait in line for its next slot
                     continue
@@ -179,7 +188,7 @@ class ProviderPool:
                         raise _Exhausted(exc, 0, name) from exc
                     uncertain_left -= 1
                 wait = self.policy.delay(attempt - 1, exc.retry_after)
-                if wait > self.policy.max_wait:
+                if wait > min(self.policy.long_wait, self.policy.max_wait):
                     raise _Exhausted(exc, uncertain_left, name) from exc
                 log.info("endpoint %s: %s, retrying in %.1f s", name, exc.kind.value, wait)
                 if progress is not None:
@@ -192,6 +201,20 @@ class ProviderPool:
             self.slots.release(lease, Outcome.OK)
             result.endpoint = result.endpoint or name
             return result
+
+    def _told_to_wait(self, last: ProviderError) -> ProviderError | None:
+        """The last endpoint's long Retry-After as the user's answer: how long to wait."""
+        if not last.transient or last.retry_after is None:
+            return None
+        if last.retry_after <= self.policy.long_wait:
+            return None
+        return _retry_later(last.retry_after, last.detail, last.endpoint)
+
+    def _refuse_long_cool_down(self, names: list[str]) -> None:
+        """Every endpoint cools down longer than a job waits: say so now, not after the wait."""
+        wait = self.slots.cooling_for(names)
+        if wait > self.policy.long_wait:
+            raise _retry_later(wait, "every endpoint asked to wait", names[0])
 
     def _cool_down(self, exc: ProviderError) -> float | None:
         """An overloaded endpoint's Retry-After, no longer than a job would wait for it."""
@@ -215,9 +238,21 @@ def outcome_of(exc: ProviderError) -> Outcome:
     return Outcome.OTHER
 
 
+def _retry_later(seconds: float, detail: str, endpoint: str) -> ProviderError:
+    return ProviderError(
+        ProviderErrorKind.RETRY_LATER,
+        f"asked to wait {seconds:.1f} s: {detail}",
+        retry_after=seconds,
+        endpoint=endpoint,
+    )
+
+
 class _Exhausted(Exception):
-    def __init__(self, error: ProviderError, uncertain_left: int, name: str) -> None:
+    def __init__(
+        self, error: ProviderError, uncertain_left: int, name: str, *, final: bool = False
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.uncertain_left = uncertain_left
         self.name = name  # the endpoint that gave up
+        self.final = final  # no other endpoint may be tried either (the call may be billed)

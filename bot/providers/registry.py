@@ -14,6 +14,7 @@ max_concurrency = 128              # requests in flight adapt up to this ceiling
 min_concurrency = 1                # ... and down to this floor; set both equal for a fixed cap
 extra_body = { group = "default" } # merged into every request body
 stream = true                     # gemini: read answers as SSE (default: on for Google only)
+resend_after_200 = false           # true: a 200 without an image may be resent (never billed there)
 
 [endpoint.profile]                # optional: where this relay differs from bot/providers/profiles
 max_input_images = 2              # also aspect_ratios, image_sizes, supports_n, real_history
@@ -98,6 +99,7 @@ class _EndpointSpec(BaseModel):
     max_concurrency: int = Field(default=CEILING, ge=1, le=1000)
     extra_body: dict[str, Any] = Field(default_factory=dict)
     stream: bool | None = None
+    resend_after_200: bool = False
     profile: _ProfileSpec | None = None
 
     @model_validator(mode="after")
@@ -132,6 +134,7 @@ class _EndpointSpec(BaseModel):
             extra_body=dict(self.extra_body),
             prices=dict(self.prices),
             stream=self.stream,
+            resend_after_200=self.resend_after_200,
             profile=None if self.profile is None else self.profile.to_override(),
         )
 

@@ -7,9 +7,10 @@ from here, never from bot.providers.
 from __future__ import annotations
 
 from bot.imaging import ImageInputError
-from bot.providers.errors import ProviderError, ProviderErrorKind
+from bot.providers.errors import EMPTY_RESPONSE, ProviderError, ProviderErrorKind
 
 __all__ = [
+    "EMPTY_RESPONSE",
     "ImageInputError",
     "NotEnoughStarsError",
     "ProviderError",

@@ -5,15 +5,17 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable
 
-from telegram import Bot, Update
+from telegram import Bot, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import redaction
 from bot.i18n import t
 from bot.services.errors import (
+    EMPTY_RESPONSE,
     ImageInputError,
     NotEnoughStarsError,
     ProviderError,
@@ -22,7 +24,7 @@ from bot.services.errors import (
 )
 from bot.services.types import Who
 from bot.telegram.context import lang, who_of
-from bot.telegram.keyboards import buy_keyboard
+from bot.telegram.keyboards import buy_keyboard, retry_keyboard
 
 log = logging.getLogger(__name__)
 _STALE_QUERY = "query is too old"
@@ -34,15 +36,47 @@ def message_for(exc: BaseException, lang_code: str) -> str:
     if isinstance(exc, ImageInputError):
         return t(lang_code, f"err_image_{exc.code}")
     if isinstance(exc, ProviderError):
-        if exc.kind is ProviderErrorKind.BLOCKED and "RECITATION" in (exc.reason or ""):
-            return t(lang_code, "err_recitation")
-        if exc.kind is ProviderErrorKind.MODEL_RETIRED and exc.model:
-            return t(lang_code, "err_model_retired_named", model=exc.model)
-        return t(lang_code, f"err_{exc.kind.value}")
+        return _provider_message(exc, lang_code)
     return t(lang_code, "err_internal")
 
 
+def _provider_message(exc: ProviderError, lang_code: str) -> str:
+    kind, reason = exc.kind, exc.reason or ""
+    if kind is ProviderErrorKind.BLOCKED and "RECITATION" in reason:
+        return t(lang_code, "err_recitation")
+    if kind is ProviderErrorKind.BLOCKED and reason == "content_filter":
+        return t(lang_code, "err_content_filter")  # new-api says so of any non-STOP finish
+    if kind is ProviderErrorKind.SERVER and reason == EMPTY_RESPONSE:
+        return t(lang_code, "err_empty_response")
+    if kind is ProviderErrorKind.RETRY_LATER:
+        return t(lang_code, "err_retry_later", seconds=math.ceil(exc.retry_after or 0))
+    if kind is ProviderErrorKind.MODEL_RETIRED and exc.model:
+        return t(lang_code, "err_model_retired_named", model=exc.model)
+    return t(lang_code, f"err_{kind.value}")
+
+
 DOMAIN_ERRORS = (UserInputError, ImageInputError, ProviderError)
+# Failures a second try may cure: their message comes with a Retry button for the job.
+RETRYABLE = frozenset(
+    {
+        ProviderErrorKind.TIMEOUT,
+        ProviderErrorKind.CONNECTION,
+        ProviderErrorKind.RATE_LIMITED,
+        ProviderErrorKind.SERVER,
+        ProviderErrorKind.NO_IMAGE,
+        ProviderErrorKind.BAD_RESPONSE,
+        ProviderErrorKind.RETRY_LATER,
+    }
+)
+
+
+def _retry_markup(exc: BaseException, lang_code: str) -> InlineKeyboardMarkup | None:
+    if not isinstance(exc, ProviderError) or exc.job_id is None:
+        return None
+    # new-api's content_filter may be no more than a model that made no image this time
+    if exc.kind in RETRYABLE or exc.reason == "content_filter":
+        return retry_keyboard(exc.job_id, lang_code)
+    return None
 
 
 async def tell_user(
@@ -56,8 +90,12 @@ async def tell_user(
             message_thread_id=who.thread_id or None,
             reply_to_message_id=reply_to,
             allow_sending_without_reply=True,
-            # too few credits: the way to buy more is one press away
-            reply_markup=buy_keyboard(lang_code) if isinstance(exc, NotEnoughStarsError) else None,
+            # too few credits: the way to buy more is one press away; else maybe a Retry
+            reply_markup=(
+                buy_keyboard(lang_code)
+                if isinstance(exc, NotEnoughStarsError)
+                else _retry_markup(exc, lang_code)
+            ),
         )
     except TelegramError:
         log.warning("could not send the error message to chat %s", who.chat_id)

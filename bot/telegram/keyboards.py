@@ -18,6 +18,11 @@ def button(label: str, data: cd.CallbackData) -> InlineKeyboardButton:
 B = button
 
 
+def retry_keyboard(job_id: int, lang: str) -> InlineKeyboardMarkup:
+    """🔁 Retry: the job again, on the user's word (a Regenerate press)."""
+    return InlineKeyboardMarkup([[button(t(lang, "btn_retry"), cd.Regenerate(job_id))]])
+
+
 def _mark(label: str, chosen: bool) -> str:
     return f"✅ {label}" if chosen else label
 

@@ -32,7 +32,19 @@ Routes:
   and fail_next("mid-stream") breaks off after the thoughts with an error event. Without
   `alt=sse` the chunks come as one JSON array, as Google sends them then;
 - `GET /files/<id>.<ext>` (image links, expiring after `url_ttl`; `files_redirect_to` makes them
-  redirect, `link_to` makes answers name another URL instead).
+  redirect, `link_to` makes answers name another URL instead);
+- `GET /v1/models` (OpenAI `{"object":"list","data":[{"id"}]}`) and `GET /v1beta/models` (Google
+  `{"models":[{"name":"models/..."}]}`): the `models` list, behind the same auth.
+`serves` (default: all three dialects) makes it one kind of endpoint: the routes of the other
+dialects answer a plain 404, as a relay or Google without them does.
+Relay shapes: `answer_shape = "openrouter"` (OpenRouter: `message.images[]`, text-only unless the
+request asks for `modalities` with "image"); `answer_shape = "new-api"` (markdown data URIs of
+`new_api_formats` joined by "\n" in a string `content`, thoughts in `reasoning_content`); the
+fail kinds "new-api-blocked" (HTTP 400 "request blocked by Gemini API: <reason>"),
+"new-api-empty" (HTTP 500 empty_response), "new-api-filter" (200, `content_filter`), "no-content"
+(200, a message without `content`) and "200-error-500" (an error object sent with 200).
+Billing: `answers_200` counts 200 answers to generation calls; `charges` those a relay bills:
+every one with `bills_every_200`, else only those that carried an image.
 Errors come in each dialect's own shape: OpenAI `{"error":{message,type,param,code}}` for /v1,
 Google `{"error":{code,message,status,details}}` for /v1beta (a bad key is Google's 400
 API_KEY_INVALID there). To add a dialect, add a route whose handler calls
@@ -99,8 +111,18 @@ FAIL_KINDS = (
     "401-echo-key",
     "200-error-echo-key",
     "mid-stream",
+    "new-api-blocked",
+    "new-api-empty",
+    "new-api-filter",
+    "no-content",
+    "200-error-500",
 )
-ANSWER_TIME_FAULTS = ("truncated-base64", "content-filter", "task-failed", "mid-stream")
+ANSWER_TIME_FAULTS = ("truncated-base64", "content-filter", "task-failed", "mid-stream",
+                      "new-api-filter", "no-content")
+DIALECTS = ("openai-chat", "openai-images", "gemini")
+DEFAULT_MODELS = ("gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-2.5-flash-image",
+                  "gemini-2.5-flash")
+NEW_API_REQUEST_ID = "20261202053700123456789"
 POLL_FAIL_KINDS = ("500", "503-html", "429", "hang", "malformed-json", "401")
 LEADING_TEXT = "这是修改后的图片:"
 TEXT_ONLY_ANSWER = "抱歉,我无法生成这张图片。我可以用文字描述:一只橙色的小猫坐在彩虹桥上。"
@@ -120,7 +142,8 @@ _CLOUDFLARE_503 = """<!DOCTYPE html>
 <body><div id="cf-wrapper"><h1>Service temporarily unavailable</h1>
 <p>The web server reported a temporary error. Cloudflare Ray ID: 8f1e2d3c4b5a6978</p>
 </div></body></html>"""
-_MIMES = {"png": "image/png", "jpeg": "image/jpeg"}
+_MIMES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+_PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 _MALFORMED = {  # an answer cut off mid-string, in each dialect's shape
     "openai-chat": b'{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,'
     b'"message":{"role":"assistant","content":"\xe8\xbf\x99',
@@ -184,7 +207,7 @@ def color_at(index: int) -> Color:
 
 def solid_image(size: tuple[int, int], color: Color, fmt: str) -> bytes:
     buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "PNG" if fmt == "png" else "JPEG", quality=95)
+    Image.new("RGB", size, color).save(buf, _PIL_FORMATS[fmt], quality=95)
     return buf.getvalue()
 
 
@@ -268,6 +291,12 @@ class FakeImageAPI:
         self.thought_delay = 0.0  # seconds after each streamed thought event
         self.retired_models: set[str] = set()  # model ids answered as retired / withdrawn
         self.grounding_sources: list[tuple[str, str]] = list(GROUNDING_SOURCES)
+        self.serves: set[str] = set(DIALECTS)  # the dialects whose routes exist here
+        self.models: list[str] = list(DEFAULT_MODELS)  # what GET /models lists
+        self.new_api_formats: tuple[str, ...] = ("png",)  # new-api shape: one image per format
+        self.bills_every_200 = False
+        self.answers_200 = 0  # 200 answers to generation calls
+        self.charges = 0  # what the relay billed (see the module's doc)
         self._tasks: dict[str, dict[str, Any]] = {}
         self._failures: deque[_Failure] = deque()
         self._poll_failures: deque[_Failure] = deque()
@@ -290,6 +319,11 @@ class FakeImageAPI:
         app.router.add_post("/v1beta/models/{model_action}", self._generate_content)
         app.router.add_post("/v1/models/{model_action}", self._generate_content)  # same API, v1
         app.router.add_get("/files/{name}", self._file)
+        app.router.add_get("/v1/models", self._openai_models)
+        # OpenRouter's paths: https://openrouter.ai/api/v1/...
+        app.router.add_post("/api/v1/chat/completions", self._chat_completions)
+        app.router.add_get("/api/v1/models", self._openai_models)
+        app.router.add_get("/v1beta/models", self._gemini_models)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -359,6 +393,8 @@ class FakeImageAPI:
         body = await self._read_json(request)
         seen, bad_image = await self._input_images(dialect, body)
         self._record(request, body, seen, _turns(dialect, body))
+        if dialect not in self.serves:  # recorded all the same: tests look at what was sent
+            return web.Response(status=404, text="404: Not Found")
         if not self._authorized(request):
             return self._auth_error(dialect)
         if body is None:
@@ -396,9 +432,16 @@ class FakeImageAPI:
                 await self._sleep(self.latency)
             if self.hold is not None:
                 await self.hold.wait()
+            made = len(self.outputs)
             if failure is not None and failure.kind not in ANSWER_TIME_FAULTS:
-                return await self._fail(dialect, failure, _model_of(request, body))
-            return await answer(body, failure)
+                resp = await self._fail(dialect, failure, _model_of(request, body))
+            else:
+                resp = await answer(body, failure)
+            if resp.status == 200:
+                self.answers_200 += 1
+                if self.bills_every_200 or len(self.outputs) > made:
+                    self.charges += 1
+            return resp
         finally:
             self._count_in_flight(-1)
 
@@ -557,6 +600,15 @@ class FakeImageAPI:
         if kind == "200-error-echo-key":  # an error object sent with 200, key echoed
             body = {"error": {"message": self._echoed_key(), "type": "upstream_error",
                               "code": "upstream_error"}}
+            return web.json_response(body, status=200)
+        if kind == "new-api-blocked":  # new-api: a Gemini prompt block, as HTTP 400
+            reason = kw.get("reason", "PROHIBITED_CONTENT")
+            return new_api_error(400, f"request blocked by Gemini API: {reason}", "prompt_blocked")
+        if kind == "new-api-empty":  # new-api: Gemini answered no candidates, as HTTP 500
+            return new_api_error(500, "empty response from Gemini API", "empty_response")
+        if kind == "200-error-500":
+            body = {"error": {"message": "upstream error: do request failed",
+                              "type": "server_error", "code": 500}}
             return web.json_response(body, status=200)
         if kind == "400":
             return self._error(
@@ -920,7 +972,17 @@ class FakeImageAPI:
             )
         if failure is not None and failure.kind == "content-filter":
             return _json(chat_payload(model, None, finish_reason="content_filter"))
+        if failure is not None and failure.kind == "new-api-filter":  # any non-STOP finish
+            return _json(chat_payload(model, "", finish_reason="content_filter"))
+        if failure is not None and failure.kind == "no-content":  # and billed, on some relays
+            payload = chat_payload(model, None)
+            del payload["choices"][0]["message"]["content"]
+            return _json(payload)
         shape = self.answer_shape
+        if shape == "openrouter":
+            return await self._openrouter_answer(body, model)
+        if shape == "new-api":
+            return await self._new_api_answer(model)
         if shape == "text-only":
             return _json(chat_payload(model, TEXT_ONLY_ANSWER))
         if shape == "empty-markdown":
@@ -934,6 +996,80 @@ class FakeImageAPI:
         return web.Response(
             body=await asyncio.to_thread(_dumps, payload), content_type="application/json"
         )
+
+
+    async def _openrouter_answer(self, body: dict[str, Any], model: str) -> web.Response:
+        """OpenRouter: images in `message.images[]` only when the request asks for them."""
+        modalities = body.get("modalities")
+        if not (isinstance(modalities, list) and "image" in modalities):
+            return _json(chat_payload(model, TEXT_ONLY_ANSWER))
+        targets = await self._image_targets(as_url=False, truncate=False)
+        images = [
+            {"type": "image_url", "image_url": {"url": t}, "index": i}
+            for i, t in enumerate(targets)
+        ]
+        payload = chat_payload(model, "", extra={"refusal": None, "reasoning": None,
+                                                 "images": images})
+        payload["id"] = f"gen-{uuid.uuid4().hex[:20]}"
+        payload["provider"] = "Google"
+        payload["choices"][0]["native_finish_reason"] = "STOP"
+        return web.Response(
+            body=await asyncio.to_thread(_dumps, payload), content_type="application/json"
+        )
+
+    async def _new_api_answer(self, model: str) -> web.Response:
+        """new-api: one markdown data URI per image (of each of `new_api_formats`), joined by
+        newlines after the model's words, and its thoughts in `reasoning_content`."""
+        links = []
+        for fmt in self.new_api_formats:
+            kept, self.output_format = self.output_format, fmt
+            try:
+                [target] = await self._image_targets(as_url=False, truncate=False, count=1)
+            finally:
+                self.output_format = kept
+            links.append(f"![image]({target})")
+        content = "\n".join([self.leading_text, *links])
+        payload = chat_payload(
+            model, content, extra={"reasoning_content": "**Planning the layout** of the picture"}
+        )
+        return web.Response(
+            body=await asyncio.to_thread(_dumps, payload), content_type="application/json"
+        )
+
+    # -- model lists -----------------------------------------------------------------------------
+    async def _models(self, request: web.Request, dialect: str) -> web.Response:
+        self._record(request, None, [], 0)
+        if not self._authorized(request):
+            return self._auth_error(dialect)
+        if dialect == "gemini":
+            return _json({"models": [
+                {"name": f"models/{m}", "displayName": m, "version": "001",
+                 "supportedGenerationMethods": ["generateContent", "countTokens"]}
+                for m in self.models
+            ]})
+        return _json({"object": "list", "data": [
+            {"id": m, "object": "model", "created": 1764653820, "owned_by": "google"}
+            for m in self.models
+        ]})
+
+    async def _openai_models(self, request: web.Request) -> web.Response:
+        if not self.serves & {"openai-chat", "openai-images"}:
+            self._record(request, None, [], 0)
+            return web.Response(status=404, text="404: Not Found")
+        return await self._models(request, "openai-chat")
+
+    async def _gemini_models(self, request: web.Request) -> web.Response:
+        if "gemini" not in self.serves:
+            self._record(request, None, [], 0)
+            return web.Response(status=404, text="404: Not Found")
+        return await self._models(request, "gemini")
+
+
+def new_api_error(status: int, message: str, code: str) -> web.Response:
+    """new-api's error object: its code doubles as the type, a request id ends the message."""
+    error = {"message": f"{message} (request id: {NEW_API_REQUEST_ID})", "type": code,
+             "param": "", "code": code}
+    return web.json_response({"error": error}, status=status)
 
 
 def chat_message(shape: str, targets: list[str], leading: str) -> dict[str, Any]:

@@ -118,14 +118,67 @@ def test_extra_body_group_is_merged_at_top_level_like_seed_004() -> None:
 
 
 def test_extra_body_is_deep_merged_with_the_image_config_and_not_mutated() -> None:
-    extra = {"modalities": ["image", "text"], "extra_body": {"google": {"safety": "off"}}}
+    extra = {"group": "default", "extra_body": {"google": {"safety": "off"}}}
     ep = endpoint(extra_body=extra)
     body = build_request(request(aspect_ratio="1:1"), ep)
-    assert body["modalities"] == ["image", "text"]
+    assert body["group"] == "default"
     assert body["extra_body"] == {
         "google": {"safety": "off", "image_config": {"aspect_ratio": "1:1"}}
     }
-    assert extra == {"modalities": ["image", "text"], "extra_body": {"google": {"safety": "off"}}}
+    assert extra == {"group": "default", "extra_body": {"google": {"safety": "off"}}}
+
+
+# --- OpenRouter (openrouter.ai/docs/guides/overview/multimodal/image-generation) -----------
+
+
+def test_openrouter_golden_request_has_modalities_and_a_top_level_image_config() -> None:
+    ep = endpoint(extra_body={"modalities": ["image", "text"]})
+    body = build_request(
+        ImageRequest(prompt="a fox", model="gemini-3-pro-image-preview", aspect_ratio="16:9",
+                     image_size="2K"),
+        ep,
+    )
+    assert body == {
+        "model": "gemini-3-pro-image-preview",
+        "modalities": ["image", "text"],
+        "image_config": {"aspect_ratio": "16:9", "image_size": "2K"},
+        "messages": [{"role": "user", "content": "a fox"}],
+        "stream": False,
+    }
+
+
+def test_openrouter_host_alone_asks_for_images_and_has_no_google_extra_body() -> None:
+    ep = Endpoint(name="or", dialect="openai-chat", base_url="https://openrouter.ai/api/v1",
+                  api_key="sk-or-x")
+    body = build_request(request(aspect_ratio="3:4"), ep)
+    assert body["modalities"] == ["image", "text"]
+    assert body["image_config"] == {"aspect_ratio": "3:4"}
+    assert "extra_body" not in body
+
+
+def test_openrouter_without_ratio_or_size_sends_no_image_config() -> None:
+    body = build_request(request(), endpoint(extra_body={"modalities": ["image", "text"]}))
+    assert body["modalities"] == ["image", "text"] and "image_config" not in body
+
+
+def test_an_endpoints_own_modalities_win() -> None:
+    body = build_request(request(), endpoint(extra_body={"modalities": ["image"]}))
+    assert body["modalities"] == ["image"]
+
+
+def test_openrouter_golden_answer_images_field_and_reasoning_are_read() -> None:
+    body = (
+        '{"id":"gen-1","provider":"Google","model":"google/gemini-3-pro-image",'
+        '"object":"chat.completion","choices":[{"logprobs":null,"finish_reason":"stop",'
+        '"native_finish_reason":"STOP","index":0,"message":{"role":"assistant",'
+        '"content":"Here is a fox.","refusal":null,"reasoning":"**Planning** a fox",'
+        '"images":[{"type":"image_url","image_url":{"url":"data:image/png;base64,' + PNG_B64
+        + '"},"index":0},{"type":"image_url","image_url":{"url":"data:image/png;base64,'
+        + PNG_B64 + '"},"index":1}]}}],"usage":{"prompt_tokens":5,"completion_tokens":1290}}'
+    ).encode()
+    parsed = parse_response(body)
+    assert [r.data for r in parsed.images] == [PNG, PNG]
+    assert parsed.text == "Here is a fox."
 
 
 def test_extra_body_cannot_override_model_messages_or_stream() -> None:
@@ -330,3 +383,10 @@ def test_invalid_base64_characters_are_bad_response() -> None:
     with pytest.raises(ProviderError) as info:
         parse_response(body)
     assert info.value.kind is ProviderErrorKind.BAD_RESPONSE
+
+
+def test_openrouter_names_googles_512_tier_0_5k() -> None:
+    ep = endpoint(extra_body={"modalities": ["image", "text"]},
+                  profile=ProfileOverride(image_sizes=("512", "1K")))
+    body = build_request(request(image_size="512"), ep)
+    assert body["image_config"] == {"image_size": "0.5K"}

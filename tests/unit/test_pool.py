@@ -286,3 +286,82 @@ async def test_a_job_waiting_for_a_full_endpoint_hears_its_place_then_drawing_ag
     await asyncio.gather(*jobs)
     assert heard[1] == [Queued(1), Started(editing=False)]
     assert heard[2][0] == Queued(2) and heard[2][-1] == Started(editing=False)
+
+
+# --- a long Retry-After / RetryInfo, and answers that may be billed -----------------------
+
+
+class Told(Scripted):
+    """A provider whose failures carry a given Retry-After and whether a 2xx came first."""
+
+    def __init__(
+        self, name: str, script: Sequence[K | str], *, retry_after: float | None = None,
+        answered: bool = False, resend_after_200: bool = False,
+    ) -> None:
+        super().__init__(name, script)
+        self.endpoint = Endpoint(
+            name=name, dialect="gemini", base_url="http://x", api_key="k",
+            resend_after_200=resend_after_200,
+        )
+        self.retry_after = retry_after
+        self.answered = answered
+
+    async def generate(self, request: ImageRequest, progress=None) -> ImageResult:  # type: ignore[no-untyped-def]
+        step = self.script[min(self.calls, len(self.script) - 1)]
+        self.calls += 1
+        if step == "ok":
+            return ImageResult(images=[GeneratedImage(b"png", "image/png")])
+        raise ProviderError(
+            K(step), "scripted", retry_after=self.retry_after, answered=self.answered
+        )
+
+
+async def test_a_retry_info_of_34_s_moves_to_the_next_endpoint_at_once() -> None:
+    a, b = Told("a", [K.RATE_LIMITED], retry_after=34.4), Told("b", ["ok"])
+    pool, waits = _pool(a, b)
+    assert (await pool.generate(REQ)).endpoint == "b"
+    assert waits == [] and (a.calls, b.calls) == (1, 1)
+
+
+async def test_a_retry_info_of_34_s_on_the_only_endpoint_tells_the_wait_at_once() -> None:
+    a = Told("a", [K.RATE_LIMITED, "ok"], retry_after=34.4)
+    pool, waits = _pool(a)
+    with pytest.raises(ProviderError) as info:
+        await pool.generate(REQ)
+    assert info.value.kind == K.RETRY_LATER and info.value.retry_after == 34.4
+    assert waits == [] and a.calls == 1  # not waited out, not resent
+    # the next job, while the endpoint still cools down, hears the same without a call
+    with pytest.raises(ProviderError) as again:
+        await pool.generate(REQ)
+    assert again.value.kind == K.RETRY_LATER and 20 < (again.value.retry_after or 0) <= 34.4
+    assert a.calls == 1
+
+
+async def test_a_short_retry_info_is_still_waited_out() -> None:
+    a = Told("a", [K.RATE_LIMITED, "ok"], retry_after=19.0)
+    pool, waits = _pool(a)
+    assert (await pool.generate(REQ)).endpoint == "a"
+    assert waits == [19.0] and a.calls == 2
+
+
+async def test_a_per_day_quota_is_no_retry_later() -> None:
+    a = Told("a", [K.QUOTA_EXHAUSTED], retry_after=52758.0)
+    pool, _ = _pool(a)
+    with pytest.raises(ProviderError) as info:
+        await pool.generate(REQ)
+    assert info.value.kind == K.QUOTA_EXHAUSTED
+
+
+@pytest.mark.parametrize("kind", [K.SERVER, K.TIMEOUT, K.RATE_LIMITED, K.NO_IMAGE])
+async def test_nothing_is_resent_after_a_2xx_answer(kind: K) -> None:
+    a, b = Told("a", [kind, "ok"], answered=True), Told("b", ["ok"])
+    pool, waits = _pool(a, b)
+    with pytest.raises(ProviderError) as info:
+        await pool.generate(REQ)
+    assert info.value.kind == kind and (a.calls, b.calls) == (1, 0) and waits == []
+
+
+async def test_an_endpoint_that_does_not_bill_empty_200s_may_resend_them() -> None:
+    a = Told("a", [K.SERVER, "ok"], answered=True, resend_after_200=True)
+    pool, _ = _pool(a)
+    assert (await pool.generate(REQ)).endpoint == "a" and a.calls == 2
