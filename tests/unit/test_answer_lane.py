@@ -36,6 +36,7 @@ class AnswerServer:
         app.router.add_route("*", "/chunked", self._chunked)
         app.router.add_route("*", "/small", self._small)
         app.router.add_route("*", "/fail", self._fail)
+        app.router.add_route("*", "/odd", self._odd)
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -55,6 +56,18 @@ class AnswerServer:
         await response.prepare(request)
         for _ in range(BIG // CHUNK):
             await response.write(b"c" * CHUNK)
+        await response.write_eof()
+        return response
+
+    async def _odd(self, request: web.Request) -> web.StreamResponse:
+        """Chunked, of a length no doubling lands on: 3 x 100 kB + 17 bytes, each distinct."""
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for i in range(3):
+            await response.write(bytes([65 + i]) * 100_000)
+        await response.write(b"tail-of-the-body")
+        await response.write(b"!")
         await response.write_eof()
         return response
 
@@ -198,3 +211,23 @@ async def test_small_bodies_are_built_and_parsed_at_once_big_ones_in_the_gil_lan
     await provider_http.parse_answer(parse, b"{}")
     await provider_http.parse_answer(parse, b"x" * BIG)
     assert [w == here for w in where] == [True, False, False, True, False]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/big", b"b" * BIG),
+        ("/chunked", b"c" * BIG),
+        ("/odd", b"A" * 100_000 + b"B" * 100_000 + b"C" * 100_000 + b"tail-of-the-body!"),
+        ("/small", b"{}"),
+    ],
+)
+async def test_a_body_is_read_whole_and_exact_with_or_without_its_length(
+    server: AnswerServer, client: httpx.AsyncClient, path: str, expected: bytes
+) -> None:
+    async def keep(raw: bytearray) -> bytes:
+        return bytes(raw)
+
+    ep = endpoint(server.root)
+    got = await get_and_read(client, ep, server.root + path, keep, max_bytes=2 * BIG)
+    assert got == expected
