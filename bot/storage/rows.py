@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row
@@ -210,3 +210,13 @@ class Forgotten:
     jobs: int
     images: int
     blobs: frozenset[str]
+
+
+@dataclass(frozen=True)
+class DailyRow:
+    """Images of successful jobs and their cost on one UTC day, for one model."""
+
+    day: date
+    model: str
+    images: int
+    cost: float
