@@ -28,6 +28,11 @@ def _private_only(update: Update) -> None:
 async def cmd_export(update: Update, context: Context) -> None:
     """Send the person a zip (or several, under Telegram's 50 MB) of their images and a JSON."""
     _private_only(update)
+    async with chat_turn(update, context):  # one export at a time, after the running job
+        await _export(update, context)
+
+
+async def _export(update: Update, context: Context) -> None:
     svc, who, lng = services(context), who_of(update), lang(update, context)
     assert svc.personal is not None and update.effective_message is not None
     reply_to = update.effective_message.message_id
