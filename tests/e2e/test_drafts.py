@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from telegram.error import BadRequest
 
 from tests.e2e.conftest import RunningBot
+from tests.e2e.test_thinking import PRO, SHOWN, THOUGHTS, _streaming_google
 from tests.fakes.image_api import FakeImageAPI
 from tests.fakes.telegram_api import Call, FakeTelegram
 
@@ -148,3 +150,27 @@ async def test_the_fake_keeps_the_documented_limits(
         else:
             raise AssertionError(f"{chat} {draft_id} {len(text)} was accepted")
     assert await app_bot.send_message_draft(CHAT, 7, "x" * 4096)
+
+
+async def test_thought_lines_stream_into_the_draft(
+    tg: FakeTelegram,
+    upstream: FakeImageAPI,
+    start_bot: Callable[..., Awaitable[RunningBot]],
+    tmp_path: Path,
+):
+    """A thinking model on a streaming gemini endpoint: each thought line in the draft."""
+    upstream.gemini_answer, upstream.thoughts = "thinking", list(THOUGHTS)
+    upstream.thought_delay = 1.0
+    await _drafts_bot(
+        start_bot,
+        image_providers_file=_streaming_google(tmp_path, upstream),
+        image_model=PRO,
+    )
+    tg.send_text(CHAT, "a red fox")
+    [photo] = await tg.wait_for("sendPhoto", timeout=30)
+    texts = [c.params["text"] for c in _of(tg, CHAT, "sendMessageDraft")]
+    assert "Planning a red fox…" in "\n".join(texts)
+    assert [line for line in SHOWN if any(line in text for text in texts)] == SHOWN, texts
+    assert not any(word in str(photo.params.get("caption")) for word in ("Planning", "palette"))
+    assert [chat for chat, _, _ in tg.replaced_drafts] == [CHAT]
+    assert _of(tg, CHAT, "sendMessage", "editMessageText", "deleteMessage") == []
