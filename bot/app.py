@@ -38,6 +38,7 @@ from bot.services.generation import GenerationLimits, GenerationService
 from bot.services.images import ImageLibrary
 from bot.services.ordering import ChatQueue, FairScheduler
 from bot.services.payments import Wallet
+from bot.services.personal import PersonalData
 from bot.services.prefs import PrefsService
 from bot.services.quotas import QuotaService
 from bot.services.recovery import RecoveryService
@@ -50,7 +51,7 @@ from bot.telegram import gate
 from bot.telegram.albums import AlbumCollector
 from bot.telegram.context import SERVICES_KEY, Services
 from bot.telegram.errors import endpoint_fault_notifier, on_error
-from bot.telegram.handlers import admin, callbacks, commands, group, payments, private
+from bot.telegram.handlers import admin, callbacks, commands, group, payments, personal, private
 from bot.telegram.progress import ProgressBudget, ProgressTimings
 from bot.telegram.ratelimit import MessageRateLimiter
 from bot.telegram.recovery import RECOVERY_KEY, finish_recovery, start_recovery
@@ -63,7 +64,18 @@ DIAGNOSTICS_KEY = "_diagnostics_file"
 # this is far above PTB's default of 256: chat 257 must not wait for chat 1's image.
 MAX_CONCURRENT_UPDATES = 4096
 
-PRIVATE_COMMANDS = ("start", "help", "new", "ratio", "history", "undo", "settings", "usage")
+PRIVATE_COMMANDS = (
+    "start",
+    "help",
+    "new",
+    "ratio",
+    "history",
+    "undo",
+    "settings",
+    "usage",
+    "export",
+    "forget",
+)
 GROUP_COMMANDS = ("imagine", "edit", "new", "ratio", "history", "usage", "help")
 PAID_COMMANDS = ("buy", "balance")  # in both menus, in paid mode only
 
@@ -172,6 +184,8 @@ def add_handlers(app: Application) -> None:
         ("balance", payments.cmd_balance),
         ("refund", payments.cmd_refund),
         ("sponsor", payments.cmd_sponsor),
+        ("export", personal.cmd_export),
+        ("forget", personal.cmd_forget),
     ):
         app.add_handler(CommandHandler(name, callback))
     app.add_handler(CommandHandler("imagine", group.cmd_imagine, filters=groups))
@@ -206,6 +220,8 @@ def add_handlers(app: Application) -> None:
         callbacks.on_settings,
         payments.on_open_buy,
         payments.on_buy_pack,
+        personal.on_forget,
+        personal.on_keep,
     ):
         app.add_handler(callbacks.button_handler(on_press))
     app.add_handler(CallbackQueryHandler(callbacks.on_unknown))  # every press gets its answer
@@ -280,6 +296,7 @@ def _open_services(
             StatsService(database),
             ProgressBudget(),
             wallet,
+            personal=PersonalData(database, blobs, prefs),
         )
         app.bot_data[RECOVERY_KEY] = RecoveryService(database, wallet)
         app.bot_data[private.ALBUMS_KEY] = AlbumCollector(progress.album_quiet, private.on_album)

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr
     telegram_api_url: str = "https://api.telegram.org"
     telegram_rate_limiter: bool = True
+    # progress in private chats as a live draft (sendMessageDraft); off: a status message
+    live_drafts: bool = True
 
     image_api_dialect: Literal["openai-chat", "openai-images", "gemini"] = "openai-chat"
     image_api_base_url: str = ""

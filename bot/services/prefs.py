@@ -54,6 +54,10 @@ class PrefsService:
     def cached(self, chat_id: int) -> Prefs | None:
         return self._cache.get(chat_id)
 
+    def forget(self, chat_id: int) -> None:
+        """The chat's row was deleted: read it (the defaults) afresh."""
+        self._cache.pop(chat_id, None)
+
     async def get(self, chat_id: int) -> Prefs:
         prefs = self._cache.get(chat_id)
         if prefs is None:

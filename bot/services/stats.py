@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
-from bot.services.quotas import day_start
+from bot import charts
+from bot.charts import DayCount, Words
+from bot.services.quotas import Usage, day_start
 from bot.storage.database import Database
 from bot.storage.rows import StatRow
 
-__all__ = ["StatRow", "Stats", "StatsService"]
+__all__ = ["StatRow", "Stats", "StatsService", "Words"]
 
 
 @dataclass(frozen=True)
@@ -41,4 +44,33 @@ class StatsService:
             by_user,
             by_chat,
             by_model,
+        )
+
+    async def _daily(self, days: int, user_id: int | None) -> tuple[list[date], list[DayCount]]:
+        since = day_start() - timedelta(days=days - 1)
+        async with self._db.read() as repo:
+            rows = await repo.daily_images(since, user_id)
+        span = [since.date() + timedelta(days=i) for i in range(days)]
+        return span, [DayCount(r.day, r.model, r.images, r.cost) for r in rows]
+
+    async def stats_chart(self, days: int, title: Words, cost_title: Words) -> bytes:
+        """A PNG: everyone's images per day by model, and the cost per day."""
+        span, counts = await self._daily(days, None)
+        return await asyncio.to_thread(
+            charts.stats_chart, span, counts, title=title, cost_title=cost_title
+        )
+
+    async def usage_chart(
+        self, user_id: int, today: Usage, title: Words, left_words: Words, days: int = 7
+    ) -> bytes:
+        """A PNG: one person's images per day this week, today's topped by what is left."""
+        span, counts = await self._daily(days, user_id)
+        return await asyncio.to_thread(
+            charts.usage_chart,
+            span,
+            counts,
+            title=title,
+            used_today=today.used,
+            left=today.left,
+            left_words=left_words,
         )

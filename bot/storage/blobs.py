@@ -7,7 +7,11 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import tempfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -26,7 +30,8 @@ class BlobMissingError(LookupError):
 class BlobStore:
     """Files are written atomically (temp file in the same directory, then ``os.replace``).
 
-    A blob is never rewritten once present; there is no deletion API.
+    A blob is never rewritten once present; `delete` removes one that no row names any more
+    (the caller checks that, in the transaction that dropped the last row).
     """
 
     def __init__(self, root: Path) -> None:
@@ -57,6 +62,58 @@ class BlobStore:
         path = self.path_for(sha256)
         return await asyncio.to_thread(path.is_file)
 
+    async def delete(self, sha256s: Sequence[str]) -> int:
+        """Remove these blobs' files (missing ones are skipped); how many were removed."""
+        paths = [self.path_for(sha) for sha in sha256s]
+        return await asyncio.to_thread(_delete_sync, paths)
+
+    async def pack(
+        self, entries: Sequence[PackEntry], extra: dict[str, bytes], part_limit: int
+    ) -> list[Path]:
+        """Zip files of these blobs (named as given) plus `extra` files in the first part, each
+        part at most about `part_limit` bytes, written in a new temp folder off the event loop.
+        A blob bigger than the limit gets a part of its own. `discard` removes the folder."""
+        return await asyncio.to_thread(self._pack_sync, entries, extra, part_limit)
+
+    @staticmethod
+    async def discard(paths: Sequence[Path]) -> None:
+        """Remove what `pack` wrote."""
+        for folder in {p.parent for p in paths}:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    def _pack_sync(
+        self, entries: Sequence[PackEntry], extra: dict[str, bytes], part_limit: int
+    ) -> list[Path]:
+        folder = Path(tempfile.mkdtemp(prefix="export-"))
+        parts: list[Path] = []
+        try:
+            budget = part_limit - sum(len(v) + _ZIP_OVERHEAD for v in extra.values())
+            groups: list[list[PackEntry]] = [[]]
+            for entry in entries:
+                size = self.path_for(entry.sha256).stat().st_size + _ZIP_OVERHEAD
+                # The first part's extra files count as content: an image too big beside
+                # them goes to the next part, never over the limit.
+                started = bool(groups[-1]) or (len(groups) == 1 and bool(extra))
+                if started and size > budget:
+                    groups.append([])
+                    budget = part_limit
+                groups[-1].append(entry)
+                budget -= size
+            for number, group in enumerate(groups, 1):
+                path = folder / f"part-{number}.zip"
+                # Images are compressed already: stored as they are, read a chunk at a time.
+                with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+                    if number == 1:
+                        for name, data in extra.items():
+                            archive.writestr(name, data, zipfile.ZIP_DEFLATED)
+                    for entry in group:
+                        archive.write(self.path_for(entry.sha256), entry.name)
+                parts.append(path)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return parts
+
     def _put_sync(self, data: bytes) -> str:
         sha256 = self.sha256_of(data)
         path = self.path_for(sha256)
@@ -70,6 +127,32 @@ class BlobStore:
         for directory in dict.fromkeys([path.parent, *(d.parent for d in reversed(created))]):
             fsync_dir(directory)
         return sha256
+
+
+@dataclass(frozen=True)
+class PackEntry:
+    """One blob in an export zip, under this file name."""
+
+    name: str
+    sha256: str
+
+
+#: Bytes a zip spends on one member beyond its data (headers, a name, the directory entry).
+_ZIP_OVERHEAD: Final = 512
+
+
+def _delete_sync(paths: list[Path]) -> int:
+    removed = 0
+    for path in paths:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        removed += 1
+    for directory in {p.parent for p in paths}:
+        with contextlib.suppress(FileNotFoundError):
+            fsync_dir(directory)
+    return removed
 
 
 def fsync_dir(directory: Path) -> None:

@@ -56,6 +56,10 @@ class Database:
             with self._inline.begin() as conn:
                 yield Repo(conn)
 
+    def forget_user(self, user_id: int) -> None:
+        """Call once a deleted user row is committed, so the next request writes it again."""
+        self._subjects.forget(user_id)
+
     async def to_disk(self) -> None:
         """Every commit made so far is on disk when this returns (see db.to_disk)."""
         await db.to_disk(self._sessions)

@@ -8,9 +8,11 @@ module of its table (chats.py, images.py, jobs.py, ledger.py, rules.py).
 from __future__ import annotations
 
 from bot.storage.chats import ChatQueries
+from bot.storage.daily import DailyQueries
 from bot.storage.images import IMAGE_COLUMNS, ImageQueries
 from bot.storage.jobs import INTERRUPTED, JobQueries
 from bot.storage.ledger import LedgerQueries
+from bot.storage.personal import PersonalQueries
 from bot.storage.queries import table_of
 from bot.storage.rules import RuleQueries
 
@@ -19,5 +21,7 @@ from bot.storage.rules import RuleQueries
 __all__ = ["IMAGE_COLUMNS", "INTERRUPTED", "Repo", "table_of"]
 
 
-class Repo(ChatQueries, ImageQueries, JobQueries, LedgerQueries, RuleQueries):
+class Repo(
+    ChatQueries, DailyQueries, ImageQueries, JobQueries, LedgerQueries, PersonalQueries, RuleQueries
+):
     """All queries of one unit of work, bound to its session."""

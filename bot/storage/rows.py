@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row
@@ -170,3 +170,53 @@ class StarsFlow:
     purchased: int
     refunded: int
     charged: int
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """One of a person's jobs as /export writes it: what was asked, of which model, when."""
+
+    id: int
+    chat_id: int
+    kind: str
+    prompt: str
+    model: str
+    status: str
+    aspect_ratio: str | None
+    image_size: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ExportImage:
+    """One of a person's images (sent by them or made for them) as /export packs it."""
+
+    id: int
+    chat_id: int
+    source: str
+    sha256: str
+    mime: str
+    width: int
+    height: int
+    size_bytes: int
+    job_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What /forget removed: counts of rows, and the blobs whose image rows went with them."""
+
+    jobs: int
+    images: int
+    blobs: frozenset[str]
+
+
+@dataclass(frozen=True)
+class DailyRow:
+    """Images of successful jobs and their cost on one UTC day, for one model."""
+
+    day: date
+    model: str
+    images: int
+    cost: float

@@ -66,3 +66,7 @@ class Subjects:
         """Remember the rows a committed unit of work wrote."""
         self._users.update(repo.written_users)
         self._chats.update(repo.written_chats)
+
+    def forget(self, user_id: int) -> None:
+        """The user's row is gone: the next request writes it again."""
+        self._users.pop(user_id, None)

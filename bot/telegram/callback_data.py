@@ -211,6 +211,21 @@ class ToggleSearch(CallbackData):
     PREFIX: ClassVar[str] = "set:search:toggle"
 
 
+@dataclass(frozen=True)
+class ConfirmForget(CallbackData):
+    """/forget's confirmation: delete this user's data (only they may press it)."""
+
+    PREFIX: ClassVar[str] = "forget"
+    user_id: int = _typed(_ROW_ID)
+
+
+@dataclass(frozen=True)
+class KeepData(CallbackData):
+    """/forget's other answer: keep everything."""
+
+    PREFIX: ClassVar[str] = "keepdata"
+
+
 KINDS: tuple[type[CallbackData], ...] = (
     Regenerate,
     Vary,
@@ -229,6 +244,8 @@ KINDS: tuple[type[CallbackData], ...] = (
     OpenBuy,
     BuyPack,
     ToggleSearch,
+    ConfirmForget,
+    KeepData,
 )
 #: Buttons that change (or open) the chat-wide settings: in groups, for the group's admins.
 SETTINGS = (

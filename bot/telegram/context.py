@@ -14,6 +14,7 @@ from bot.services.generation import GenerationService
 from bot.services.images import ImageLibrary
 from bot.services.ordering import ChatQueue
 from bot.services.payments import Wallet
+from bot.services.personal import PersonalData
 from bot.services.prefs import PrefsService
 from bot.services.quotas import QuotaService
 from bot.services.requests import GenerationRequest, ImageInput
@@ -36,6 +37,7 @@ class Services:
     stats: StatsService
     progress_budget: ProgressBudget
     wallet: Wallet | None = None  # paid mode (PAID_MODE=stars); None: off
+    personal: PersonalData | None = None  # /export and /forget
 
 
 SERVICES_KEY = "services"

@@ -6,6 +6,7 @@ raised in a chat's turn are handed to it before the turn ends, the others leave 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from contextvars import ContextVar
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from telegram import Bot, Update
+from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
@@ -124,6 +126,7 @@ async def deliver(
         reply_to=reply_to,
         budget=svc.progress_budget,
         status_id=_adopt_note(),
+        draft_id=_draft_id(svc, who),
     ) as progress:
         outcome = await run(progress.report)
         await progress.stop()
@@ -141,3 +144,10 @@ async def deliver(
             raise
         if not outcome.images:  # a shown image records its job's delivery with it
             await svc.generation.mark_delivered(outcome.job_id)
+
+
+def _draft_id(svc: Services, who: Who) -> int | None:
+    """A new live draft for a private chat's job (LIVE_DRAFTS); None: a status message."""
+    if not svc.settings.live_drafts or who.chat_type != ChatType.PRIVATE:
+        return None
+    return secrets.randbelow(2**31 - 1) + 1  # non-zero; a new one animates as a new draft

@@ -159,3 +159,13 @@ def packs_keyboard(lang: str, packs: tuple[int, ...]) -> InlineKeyboardMarkup:
 def buy_keyboard(lang: str) -> InlineKeyboardMarkup:
     """Under a refusal for too few credits: one button to the packs."""
     return InlineKeyboardMarkup([[B(t(lang, "btn_buy"), cd.OpenBuy())]])
+
+
+def forget_keyboard(lang: str, user_id: int) -> InlineKeyboardMarkup:
+    """/forget asks once: delete everything, or keep it."""
+    return InlineKeyboardMarkup(
+        [
+            [button(t(lang, "btn_forget_yes"), cd.ConfirmForget(user_id))],
+            [button(t(lang, "btn_forget_no"), cd.KeepData())],
+        ]
+    )

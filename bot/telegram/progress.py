@@ -1,5 +1,7 @@
 """While a job runs: the upload_photo chat action while it draws, or one status message with
-seconds and its place in line, edited sparingly."""
+seconds and its place in line, edited sparingly. In a private chat the status can be a live
+draft instead (sendMessageDraft, Bot API 9.5): the same text, animated in place, and replaced
+by the result when it is sent, so it needs no deletion."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any, TypeVar
 
 from telegram import Bot
 from telegram.constants import ChatAction
-from telegram.error import TelegramError
+from telegram.error import BadRequest, Forbidden, InvalidToken, TelegramError
 
 from bot.i18n import t
 from bot.services.types import (
@@ -70,6 +72,8 @@ class ProgressBudget:
         self.rate, self.burst = rate, burst
         self._tokens, self._at = burst, time.monotonic()
         self.skipped = 0
+        # False once the Bot API server said it has no sendMessageDraft (an older one).
+        self.drafts = True
 
     def take(self, *, first: bool) -> bool:
         now = time.monotonic()
@@ -83,6 +87,8 @@ class ProgressBudget:
 
 
 RETRY_SKIPPED = 0.5  # seconds until a skipped progress call is tried again
+# Telegram shows a draft for about 30 s: it is sent again before then, even unchanged.
+DRAFT_REFRESH = 25.0
 
 
 class Progress:
@@ -106,6 +112,7 @@ class Progress:
         reply_to: int | None = None,
         budget: ProgressBudget | None = None,
         status_id: int | None = None,
+        draft_id: int | None = None,
     ) -> None:
         self._bot, self._chat_id, self._thread_id = bot, chat_id, thread_id or None
         self._lang, self._key, self._timings, self._reply_to = lang, key, timings, reply_to
@@ -117,6 +124,9 @@ class Progress:
         )
         # A message already in the chat (the chat's "queued" note) becomes the status message.
         self._status_id = status_id
+        # A live draft (private chats) stands in for the status message; None: a message.
+        self._draft_id = draft_id if status_id is None and self._budget.drafts else None
+        self._draft_at: float | None = None  # when the draft was last sent
         self._shown = ""
         self._task: asyncio.Task[None] | None = None
         self._started = 0.0
@@ -187,9 +197,17 @@ class Progress:
         text = t(self._lang, self._key, seconds=int(time.monotonic() - self._started))
         return f"{text}\n{self._note}" if self._note else text
 
+    @property
+    def _showing(self) -> bool:
+        """A status is shown: the status message, or a live draft."""
+        return self._status_id is not None or self._draft_at is not None
+
     def _worth_an_edit(self) -> bool:
         """A wait is edited only when its place has halved (the seconds alone don't matter
-        while waiting); anything else that changed the text is worth showing."""
+        while waiting); anything else that changed the text is worth showing. A draft is
+        also sent again before Telegram lets it fade."""
+        if self._draft_at is not None and time.monotonic() - self._draft_at >= DRAFT_REFRESH:
+            return True
         if self._text() == self._shown:
             return False
         if self._waiting_on():
@@ -202,7 +220,7 @@ class Progress:
         return self._place is not None and self._shown_place is not None
 
     def _acting(self) -> bool:
-        return self._drawing and self._status_id is None
+        return self._drawing and not self._showing
 
     async def _run(self) -> None:
         tm = self._timings
@@ -215,7 +233,7 @@ class Progress:
             elapsed = time.monotonic() - self._started
             if self._wake.is_set():
                 self._wake.clear()
-                if self._status_id is None:
+                if not self._showing:
                     if self._note:
                         next_edit = min(next_edit, elapsed)
                 elif self._note != self._shown_note and not self._waiting_on():
@@ -239,11 +257,12 @@ class Progress:
                 else:
                     next_action = elapsed + RETRY_SKIPPED
             if elapsed >= next_edit:
-                if self._status_id is not None and not self._worth_an_edit():
+                if self._showing and not self._worth_an_edit():
                     next_edit = elapsed + gap
-                elif self._budget.take(first=self._status_id is None):
-                    if self._status_id is not None:
-                        gap = min(gap * 2, tm.max_edit_interval)
+                elif self._budget.take(first=not self._showing):
+                    if self._showing:
+                        top = tm.max_edit_interval
+                        gap = min(gap * 2, top if self._draft_at is None else DRAFT_REFRESH)
                     await self._show_status()
                     next_edit = elapsed + gap
                 else:
@@ -254,6 +273,30 @@ class Progress:
 
     async def _show_status(self) -> None:
         text = self._text()
+        if self._draft_id is not None:
+            try:
+                await self._bot.send_message_draft(
+                    self._chat_id,
+                    self._draft_id,
+                    text,
+                    message_thread_id=self._thread_id,
+                    **self._rl,
+                )
+            except (BadRequest, Forbidden, InvalidToken) as exc:
+                # Refused, not just late: this job shows a status message instead, and a
+                # server without the method (404) is not asked again.
+                log.debug("draft refused: %s", exc)
+                if isinstance(exc, InvalidToken):
+                    self._budget.drafts = False
+                if self._draft_at is None:
+                    self._draft_id = None
+                    await self._show_status()
+            except TelegramError as exc:
+                log.debug("progress call failed: %s", exc)  # skipped or late: tried again
+            else:
+                self._draft_at = time.monotonic()
+                self._shown, self._shown_place, self._shown_note = text, self._place, self._note
+            return
         if self._status_id is None:
             msg = await self._quietly(
                 self._bot.send_message(

@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 PROGRESS = "progress"
 MESSAGE_METHODS = frozenset(
     {
-        "sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup", "sendAnimation",
-        "sendVideo", "sendAudio", "sendVoice", "sendVideoNote", "sendSticker", "sendLocation",
+        "sendMessage", "sendMessageDraft", "sendPhoto", "sendDocument", "sendMediaGroup",
+        "sendAnimation", "sendVideo", "sendAudio", "sendVoice", "sendVideoNote", "sendSticker",
+        "sendLocation",
         "sendVenue", "sendContact", "sendPoll", "sendDice", "sendInvoice", "sendGame",
         "copyMessage", "copyMessages", "forwardMessage", "forwardMessages",
         "editMessageText", "editMessageCaption", "editMessageMedia", "editMessageReplyMarkup",

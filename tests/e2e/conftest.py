@@ -63,6 +63,9 @@ def settings_factory(
             "data_dir": tmp_path / "data",
             "admin_user_ids": "9999",
             "image_retry_base_delay": 0.05,
+            # The progress tests count today's status messages; tests/e2e/test_drafts.py
+            # runs the live drafts private chats get by default.
+            "live_drafts": "false",
         }
         values.update(overrides)
         for name, value in values.items():

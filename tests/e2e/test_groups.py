@@ -160,8 +160,8 @@ async def test_quota_runs_out_and_resets(
     assert "resets at 00:00 UTC" in refused.params["text"]
     assert len(upstream.requests) == 2
     tg.send_text(ALICE, "/usage")
-    [usage] = await tg.wait_for("sendMessage", lambda c: "You:" in c.params.get("text", ""))
-    assert "2 image(s) today, 0 left" in usage.params["text"]
+    [usage] = await tg.wait_for("sendPhoto", lambda c: "You:" in c.params.get("caption", ""))
+    assert "2 image(s) today, 0 left" in usage.params["caption"]
     # a new day: yesterday's jobs no longer count
     db_rows(running.settings, "update jobs set created_at = datetime(created_at, '-1 day')")
     tg.send_text(ALICE, "the next day")

@@ -64,6 +64,10 @@ PHOTO_DIMENSIONS_SUM_MAX = 10_000
 PHOTO_RATIO_MAX = 20
 THUMB_SIDE = 90
 LONG_POLL_MAX = 50  # the real server caps timeout at 50 s
+# sendMessageDraft (core.telegram.org/bots/api#sendmessagedraft): private chats only, a
+# non-zero draft_id, 0-4096 characters; a draft is a preview that fades after about 30 s
+# unless sent again, and the next message the bot sends in the chat takes its place.
+DRAFT_LIFETIME = 30.0
 # Payments (core.telegram.org/bots/api#sendinvoice, #answerprecheckoutquery)
 INVOICE_TITLE_MAX = 32
 INVOICE_DESCRIPTION_MAX = 255
@@ -771,6 +775,10 @@ class FakeTelegram:
         # (chat_id, message_id) of each message update -> time.monotonic() when a getUpdates
         # answer first carried it to the bot.
         self.delivered_at: dict[tuple[int, int], float] = {}
+        # The draft each private chat shows now: {"draft_id", "text", "at"} (time.monotonic()),
+        # and the drafts a message took the place of: (chat_id, draft_id, message_id).
+        self.drafts: dict[int, dict[str, Any]] = {}
+        self.replaced_drafts: list[tuple[int, int, int]] = []
 
         self._all: dict[tuple[int, int], dict[str, Any]] = {}  # user and bot messages
         self._next_mid: dict[int, int] = {}
@@ -816,6 +824,7 @@ class FakeTelegram:
                 "editMessageReplyMarkup": lambda p, _: self._edit(p, None),
                 "deleteMessage": self._delete_message,
                 "sendChatAction": self._send_chat_action,
+                "sendMessageDraft": self._send_message_draft,
                 "answerCallbackQuery": self._answer_callback_query,
                 "getFile": self._get_file,
                 "getChatMember": self._get_chat_member,
@@ -1731,7 +1740,14 @@ class FakeTelegram:
             msg["reply_markup"] = copy.deepcopy(markup)
         self._all[(chat_id, msg["message_id"])] = msg
         self.messages[(chat_id, msg["message_id"])] = msg
+        draft = self.drafts.pop(chat_id, None)
+        if draft is not None and self.draft_visible(draft):
+            self.replaced_drafts.append((chat_id, draft["draft_id"], msg["message_id"]))
         return copy.deepcopy(msg)
+
+    @staticmethod
+    def draft_visible(draft: dict[str, Any]) -> bool:
+        return time.monotonic() - draft["at"] < DRAFT_LIFETIME
 
     @staticmethod
     def _set_text(msg: dict[str, Any], key: str, text: str | None, ents: list[Any]) -> None:
@@ -2124,6 +2140,22 @@ class FakeTelegram:
         self._chat_id(p)
         if (p.get_str("action") or "") not in CHAT_ACTIONS:
             raise _bad("wrong parameter action in request")
+        return True
+
+    def _send_message_draft(self, p: _Params, uploads: dict[str, _Upload]) -> bool:
+        chat_id = self._chat_id(p)
+        if self._chat_for(chat_id)["type"] != "private":
+            raise _bad("TEXTDRAFT_PEER_INVALID")
+        draft_id = p.get_int("draft_id")
+        if draft_id is None:
+            raise _bad('parameter "draft_id" is required')
+        if draft_id == 0:
+            raise _bad("draft_id must be non-zero")
+        text, _ = self._formatted(p, "text", "parse_mode", "entities")  # may be empty
+        if len(text) > TEXT_MAX:
+            raise _bad("message is too long")
+        self._flood_check(chat_id)
+        self.drafts[chat_id] = {"draft_id": draft_id, "text": text, "at": time.monotonic()}
         return True
 
     def _answer_callback_query(self, p: _Params, uploads: dict[str, _Upload]) -> bool:

@@ -18,6 +18,7 @@ from bot.telegram import callback_data as cd
 from bot.telegram.keyboards import (
     buy_keyboard,
     choices_keyboard,
+    forget_keyboard,
     history_keyboard,
     packs_keyboard,
     ratio_keyboard,
@@ -80,6 +81,8 @@ def _keyboards() -> Iterator[InlineKeyboardMarkup]:
         yield settings_keyboard(lang, CAN)
         yield packs_keyboard(lang, (1, 50, 200, 1000, 100_000))
         yield buy_keyboard(lang)
+        for user_id in (1, 9999, BIG):
+            yield forget_keyboard(lang, user_id)
         for prefs in _prefs():
             for setting in cd.SETTING_FIELDS:
                 yield choices_keyboard(lang, setting, prefs, MODELS, MODELS[0], CAN)
@@ -122,6 +125,8 @@ def test_every_kind_encodes_within_64_bytes_at_its_largest() -> None:
         cd.OpenBuy(),
         cd.BuyPack(BIG),
         cd.ToggleSearch(),
+        cd.ConfirmForget(BIG),
+        cd.KeepData(),
         *(cd.SetRatio(r) for r in (*RATIOS, MATCH_INPUT, None)),
         *(cd.OpenSetting(f) for f in cd.SETTING_FIELDS),
         *(cd.SetSize(s) for s in (*SIZES, None)),

@@ -10,7 +10,7 @@ from telegram.ext import ContextTypes
 
 from bot.i18n import t
 from bot.services.quotas import subjects
-from bot.services.stats import StatRow
+from bot.services.stats import StatRow, Words
 from bot.services.types import SubjectKind
 from bot.telegram.context import lang, services, who_of
 
@@ -105,9 +105,19 @@ async def cmd_usage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         lines.append(
             t(lng, f"usage_{kind.value}", used=usage.used, left=left, limit=usage.limit or "∞")
         )
-    reset = (await svc.quotas.usage(SubjectKind.USER, who.user_id)).resets_at
-    lines.append(t(lng, "usage_reset", reset=reset.strftime("%Y-%m-%d %H:%M UTC")))
-    await _say(update, "\n".join(lines))
+    mine = await svc.quotas.usage(SubjectKind.USER, who.user_id)
+    lines.append(t(lng, "usage_reset", reset=mine.resets_at.strftime("%Y-%m-%d %H:%M UTC")))
+    chart = await svc.stats.usage_chart(
+        who.user_id,
+        mine,
+        _words(lng, "chart_usage_title", days=7),
+        _words(lng, "chart_left", left=mine.left)
+        if mine.left is not None
+        else _words(lng, "chart_unlimited"),
+    )
+    assert update.effective_message is not None
+    # The numbers are the chart's caption: one message, readable without opening the image.
+    await update.effective_message.reply_photo(chart, caption="\n".join(lines))
 
 
 async def cmd_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -148,7 +158,14 @@ async def cmd_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     ):
         if rows:
             parts.append(f"\n<b>{t(lng, title)}</b>\n<pre>{_table(rows)}</pre>")
-    await _say(update, "\n".join(parts))
+    await _say(update, "\n".join(parts))  # the tables can pass a caption's 1024 characters
+    chart = await svc.stats.stats_chart(
+        days, _words(lng, "chart_stats_title", days=days), _words(lng, "chart_cost_title")
+    )
+    assert update.effective_message is not None
+    await update.effective_message.reply_photo(
+        chart, caption=t(lng, "chart_stats_title", days=days)
+    )
 
 
 def _table(rows: list[StatRow]) -> str:
@@ -156,3 +173,8 @@ def _table(rows: list[StatRow]) -> str:
     return "\n".join(
         f"{html.escape(r.key).ljust(width)}  {r.images:>5} img  {r.cost:>9.3f}" for r in rows
     )
+
+
+def _words(lng: str, key: str, **params: object) -> Words:
+    """A chart's words in the reader's language, with the English ones for a missing glyph."""
+    return Words(html.unescape(t(lng, key, **params)), html.unescape(t("en", key, **params)))
