@@ -43,6 +43,7 @@ from bot.services.quotas import QuotaService
 from bot.services.recovery import RecoveryService
 from bot.services.stats import StatsService
 from bot.services.storage_limit import StorageLimit
+from bot.services.styles import StyleService
 from bot.storage.blobs import BlobStore
 from bot.storage.database import Database
 from bot.storage.db import create_engine, create_sessionmaker
@@ -63,8 +64,18 @@ DIAGNOSTICS_KEY = "_diagnostics_file"
 # this is far above PTB's default of 256: chat 257 must not wait for chat 1's image.
 MAX_CONCURRENT_UPDATES = 4096
 
-PRIVATE_COMMANDS = ("start", "help", "new", "ratio", "history", "undo", "settings", "usage")
-GROUP_COMMANDS = ("imagine", "edit", "new", "ratio", "history", "usage", "help")
+PRIVATE_COMMANDS = (
+    "start",
+    "help",
+    "new",
+    "styles",
+    "ratio",
+    "history",
+    "undo",
+    "settings",
+    "usage",
+)
+GROUP_COMMANDS = ("imagine", "edit", "new", "styles", "ratio", "history", "usage", "help")
 PAID_COMMANDS = ("buy", "balance")  # in both menus, in paid mode only
 
 
@@ -163,6 +174,8 @@ def add_handlers(app: Application) -> None:
         ("history", commands.cmd_history),
         ("undo", commands.cmd_undo),
         ("settings", commands.cmd_settings),
+        ("styles", commands.cmd_styles),
+        ("style", commands.cmd_style),
         ("usage", admin.cmd_usage),
         ("allow", admin.cmd_allow),
         ("deny", admin.cmd_deny),
@@ -199,6 +212,10 @@ def add_handlers(app: Application) -> None:
     for on_press in (
         callbacks.on_original,
         callbacks.on_regenerate,
+        callbacks.on_follow_up,
+        callbacks.on_pick_ratio,
+        callbacks.on_open_styles,
+        callbacks.on_style,
         callbacks.on_new,
         callbacks.on_ratio,
         callbacks.on_history_page,
@@ -279,6 +296,7 @@ def _open_services(
             quotas,
             StatsService(database),
             ProgressBudget(),
+            StyleService(database, images),
             wallet,
         )
         app.bot_data[RECOVERY_KEY] = RecoveryService(database, wallet)

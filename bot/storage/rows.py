@@ -170,3 +170,12 @@ class StarsFlow:
     purchased: int
     refunded: int
     charged: int
+
+
+@dataclass(frozen=True)
+class StyleRow:
+    """A chat's own style."""
+
+    id: int
+    name: str
+    template: str

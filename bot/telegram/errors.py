@@ -7,7 +7,7 @@ import html
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
-from telegram import Bot, Update
+from telegram import Bot, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
@@ -19,10 +19,11 @@ from bot.services.errors import (
     ProviderError,
     ProviderErrorKind,
     UserInputError,
+    failed_job,
 )
 from bot.services.types import Who
 from bot.telegram.context import lang, who_of
-from bot.telegram.keyboards import buy_keyboard
+from bot.telegram.keyboards import buy_keyboard, retry_keyboard
 
 log = logging.getLogger(__name__)
 _STALE_QUERY = "query is too old"
@@ -38,6 +39,8 @@ def message_for(exc: BaseException, lang_code: str) -> str:
             return t(lang_code, "err_recitation")
         if exc.kind is ProviderErrorKind.MODEL_RETIRED and exc.model:
             return t(lang_code, "err_model_retired_named", model=exc.model)
+        if exc.kind is ProviderErrorKind.BLOCKED:  # a hint on how to ask so it passes
+            return f"{t(lang_code, 'err_blocked')}\n\n{t(lang_code, 'blocked_rephrase')}"
         return t(lang_code, f"err_{exc.kind.value}")
     return t(lang_code, "err_internal")
 
@@ -56,11 +59,18 @@ async def tell_user(
             message_thread_id=who.thread_id or None,
             reply_to_message_id=reply_to,
             allow_sending_without_reply=True,
-            # too few credits: the way to buy more is one press away
-            reply_markup=buy_keyboard(lang_code) if isinstance(exc, NotEnoughStarsError) else None,
+            reply_markup=_keyboard_for(exc, lang_code),
         )
     except TelegramError:
         log.warning("could not send the error message to chat %s", who.chat_id)
+
+
+def _keyboard_for(exc: BaseException, lang_code: str) -> InlineKeyboardMarkup | None:
+    """Too few credits: the way to buy more; a failed job: Retry; else none."""
+    if isinstance(exc, NotEnoughStarsError):
+        return buy_keyboard(lang_code)
+    job_id = failed_job(exc)
+    return retry_keyboard(job_id, lang_code) if job_id is not None else None
 
 
 async def notify_admins(bot: Bot, admin_ids: Iterable[int], text: str) -> None:

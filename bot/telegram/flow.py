@@ -129,9 +129,10 @@ async def deliver(
         await progress.stop()
         # The result goes out first; the status message is removed after it (on exit).
         prefs = await svc.prefs.get(who.chat_id)
-        variations = svc.generation.capabilities(outcome.model).supports_n
+        can = svc.generation.capabilities(outcome.model)
+        variations = can.supports_n
         prices = svc.generation.button_prices(outcome, VARIATIONS)
-        sender = ResultSender(bot, svc.images, variations, prices)
+        sender = ResultSender(bot, svc.images, variations, prices, can)
         try:
             await sender.send(who, lng, outcome, reply_to, reply_mode=prefs.reply_mode)
         except BaseException:

@@ -79,10 +79,12 @@ def addressed_to_bot(message: Message, bot_id: int, username: str) -> bool:
 
 def row_of(press: cd.CallbackData | None) -> tuple[str, int] | None:
     """(`job`|`image`, id) for a button naming a row; None for any other (or no) button."""
-    if isinstance(press, cd.Regenerate | cd.Vary):
+    if isinstance(press, cd.Regenerate | cd.Vary | cd.Rerender | cd.PickRatio | cd.Reframe):
         return "job", press.job_id
     if isinstance(press, cd.SendOriginal | cd.PickFromHistory):
         return "image", press.image_id
+    if isinstance(press, cd.OpenStyles | cd.ApplyStyle | cd.ApplyOwnStyle) and press.image_id:
+        return "image", press.image_id  # 0 names no image: the next text, the asker's
     return None
 
 

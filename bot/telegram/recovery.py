@@ -12,26 +12,21 @@ import asyncio
 import logging
 from functools import partial
 
-from telegram import Bot, InlineKeyboardMarkup
+from telegram import Bot
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import Application
 
 from bot.i18n import lang_of, t
 from bot.services.recovery import Action, Leftover, RecoveryService
-from bot.telegram import callback_data as cd
 from bot.telegram.context import SERVICES_KEY, Services
 from bot.telegram.errors import tell_user
 from bot.telegram.flow import deliver
-from bot.telegram.keyboards import button
+from bot.telegram.keyboards import retry_keyboard
 from bot.telegram.replies import VARIATIONS, ResultSender
 
 log = logging.getLogger(__name__)
 
 RECOVERY_KEY = "recovery"
-
-
-def retry_keyboard(job_id: int, lang: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[button(t(lang, "btn_retry"), cd.Regenerate(job_id))]])
 
 
 async def start_recovery(app: Application) -> list[asyncio.Task[None]]:
@@ -107,9 +102,10 @@ async def _answer(bot: Bot, svc: Services, service: RecoveryService, leftover: L
         await service.mark_told(leftover.job_id)
     elif leftover.action is Action.DELIVER:
         outcome = await service.outcome(leftover.job_id)
-        variations = svc.generation.capabilities(outcome.model).supports_n
+        can = svc.generation.capabilities(outcome.model)
+        variations = can.supports_n
         prices = svc.generation.button_prices(outcome, VARIATIONS)
-        sender = ResultSender(bot, svc.images, variations, prices)
+        sender = ResultSender(bot, svc.images, variations, prices, can)
         await sender.send(who, lng, outcome, reply_to, reply_mode=prefs.reply_mode)
         if not outcome.images:  # a shown image records its job's delivery with it
             await svc.generation.mark_delivered(leftover.job_id)
