@@ -18,8 +18,10 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
+    ChosenInlineResultHandler,
     CommandHandler,
     Defaults,
+    InlineQueryHandler,
     MessageHandler,
     PreCheckoutQueryHandler,
     TypeHandler,
@@ -51,7 +53,7 @@ from bot.telegram import gate
 from bot.telegram.albums import AlbumCollector
 from bot.telegram.context import SERVICES_KEY, Services
 from bot.telegram.errors import endpoint_fault_notifier, on_error
-from bot.telegram.handlers import admin, callbacks, commands, group, payments, private
+from bot.telegram.handlers import admin, callbacks, commands, group, inline, payments, private
 from bot.telegram.progress import ProgressBudget, ProgressTimings
 from bot.telegram.ratelimit import MessageRateLimiter
 from bot.telegram.recovery import RECOVERY_KEY, finish_recovery, start_recovery
@@ -226,6 +228,8 @@ def add_handlers(app: Application) -> None:
     ):
         app.add_handler(callbacks.button_handler(on_press))
     app.add_handler(CallbackQueryHandler(callbacks.on_unknown))  # every press gets its answer
+    app.add_handler(InlineQueryHandler(inline.on_inline_query))
+    app.add_handler(ChosenInlineResultHandler(inline.on_chosen_inline_result))
     app.add_error_handler(on_error)
 
 

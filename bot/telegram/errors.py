@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from telegram import Bot, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import redaction
@@ -30,6 +30,8 @@ _STALE_QUERY = "query is too old"
 
 
 def message_for(exc: BaseException, lang_code: str) -> str:
+    if isinstance(exc, Forbidden):  # inline mode: the person never opened a chat with the bot
+        return t(lang_code, "inline_start_first")
     if isinstance(exc, UserInputError):
         return t(lang_code, f"err_{exc.code}", **exc.params)
     if isinstance(exc, ImageInputError):
@@ -71,6 +73,16 @@ def _keyboard_for(exc: BaseException, lang_code: str) -> InlineKeyboardMarkup | 
         return buy_keyboard(lang_code)
     job_id = failed_job(exc)
     return retry_keyboard(job_id, lang_code) if job_id is not None else None
+
+
+async def tell_inline(bot: Bot, inline_message_id: str, lang_code: str, exc: BaseException) -> None:
+    """Say what went wrong in the inline message the person posted (its only place)."""
+    try:
+        await bot.edit_message_text(
+            message_for(exc, lang_code), inline_message_id=inline_message_id
+        )
+    except TelegramError:
+        log.warning("could not put the error into an inline message")
 
 
 async def notify_admins(bot: Bot, admin_ids: Iterable[int], text: str) -> None:
@@ -129,6 +141,10 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         # that comes twice is refused by Telegram, which is harmless here.
         with contextlib.suppress(TelegramError):
             await update.callback_query.answer()
+    chosen = update.chosen_inline_result
+    if chosen is not None and chosen.inline_message_id:
+        await tell_inline(context.bot, chosen.inline_message_id, lang(update, context), error)
+        return
     if update.effective_chat is None or update.effective_user is None:
         return
     message = update.effective_message

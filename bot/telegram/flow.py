@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 
-from telegram import Bot, Update
+from telegram import Bot, InputMediaPhoto, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
@@ -21,7 +21,7 @@ from bot.services.requests import GenerationRequest
 from bot.services.types import JobOutcome, ProgressCallback, Who
 from bot.telegram.context import Services, lang, services, who_of
 from bot.telegram.progress import Progress
-from bot.telegram.replies import VARIATIONS, ResultSender
+from bot.telegram.replies import VARIATIONS, ResultSender, caption_for, one_line
 
 
 @dataclass
@@ -111,7 +111,7 @@ async def deliver(
     run: RunJob,
     *,
     editing: bool = False,
-) -> None:
+) -> JobOutcome:
     """Run a job with its progress shown, send its result, and record that it was delivered.
     Raises what the job raises."""
     async with Progress(
@@ -142,3 +142,27 @@ async def deliver(
             raise
         if not outcome.images:  # a shown image records its job's delivery with it
             await svc.generation.mark_delivered(outcome.job_id)
+    return outcome
+
+
+async def draw_inline(
+    bot: Bot, svc: Services, request: GenerationRequest, lng: str, inline_message_id: str
+) -> None:
+    """A "Draw" chosen in inline mode: the job runs as the person's own in their private chat
+    (its turn, checks, quota, price, records), its result is sent there, and the photo's
+    file_id then fills the inline message (a file cannot be uploaded into one)."""
+    who = request.who
+    async with svc.queue.turn((who.chat_id, who.thread_id)):
+        job = await svc.generation.prepare(request)
+        run = partial(svc.generation.run, job)
+        outcome = await deliver(bot, svc, who, lng, None, run, editing=job.editing)
+    shown = await svc.images.get(outcome.images[0].id, who.chat_id) if outcome.images else None
+    if shown is None or not shown.tg_file_id:  # no picture, or one too big to show as a photo
+        await bot.edit_message_text(
+            t(lng, "inline_in_private"), inline_message_id=inline_message_id
+        )
+        return
+    caption = one_line(caption_for(outcome, lng))
+    await bot.edit_message_media(
+        InputMediaPhoto(shown.tg_file_id, caption=caption), inline_message_id=inline_message_id
+    )
