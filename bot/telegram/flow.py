@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from telegram import Bot, InputMediaPhoto, Update
+from telegram.constants import ChatAction
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
@@ -152,6 +153,9 @@ async def draw_inline(
     (its turn, checks, quota, price, records), its result is sent there, and the photo's
     file_id then fills the inline message (a file cannot be uploaded into one)."""
     who = request.who
+    # Someone who never opened the bot's chat can't be sent the picture: Forbidden here, before
+    # anything is spent upstream.
+    await bot.send_chat_action(who.chat_id, ChatAction.UPLOAD_PHOTO)
     async with svc.queue.turn((who.chat_id, who.thread_id)):
         job = await svc.generation.prepare(request)
         run = partial(svc.generation.run, job)

@@ -126,6 +126,8 @@ async def test_someone_who_never_started_the_bot_is_told_in_the_inline_message(
     assert inline_id is not None
     await tg.wait_for("editMessageText", lambda c: c.params.get("inline_message_id") == inline_id)
     assert "press Start first" in tg.inline_messages[inline_id]["text"]
+    assert upstream.requests == []  # found out before anything was spent
+    assert db_rows(bot.settings, "select count(*) from jobs") == [(0,)]
 
 
 async def test_a_refused_person_gets_no_results_and_choosing_a_picture_runs_nothing(
