@@ -170,3 +170,27 @@ async def test_a_request_refused_before_any_job_has_no_retry(
     [msg] = await tg.wait_for("sendMessage", lambda c: "too long" in c.params["text"])
     assert "reply_markup" not in msg.params
     assert db_rows(bot.settings, "select count(*) from jobs") == [(0,)]
+
+
+async def test_in_a_group_only_the_asker_may_press_a_results_follow_ups(
+    tg: FakeTelegram, upstream: FakeImageAPI, bot: RunningBot
+):
+    group = -1001234567890
+    ann, ben = tg.user(ANN, "Ann"), tg.user(BEN, "Ben")
+    tg.send_text(group, "/imagine a red car", user=ann, chat_type="supergroup")
+    [photo] = await tg.wait_for("sendPhoto")
+    [(job, image)] = db_rows(bot.settings, "select j.id, i.id from jobs j join images i")
+    message = photo.result["message_id"]
+    for data in (f"arp:{job}", f"arj:{job}:16:9", f"stg:{image}", f"sty:clay:{image}"):
+        query = tg.press_button(group, message, data, user=ben)
+        [answer] = await tg.wait_for(
+            "answerCallbackQuery", lambda c, q=query: c.params["callback_query_id"] == q["id"]
+        )
+        assert "belong to the person who asked" in answer.params["text"], data
+    assert len(upstream.requests) == 1 and tg.calls_of("sendMessage") == []
+    tg.press_button(group, message, f"arj:{job}:16:9", user=ann)
+    [_, again] = await tg.wait_for("sendPhoto", count=2, timeout=20)
+    assert again.params["chat_id"] == group
+    assert db_rows(
+        bot.settings, "select user_id, aspect_ratio from jobs where id = ?", job + 1
+    ) == [(ANN, "16:9")]
