@@ -122,7 +122,8 @@ def result_keyboard(
         first.append(button(t(lang, "btn_original"), cd.SendOriginal(image.id)))
     rows = [first]
     if can is not None:
-        bigger = [s for s in UPSCALES if s in can.image_sizes and s != size]
+        drawn = can.image_sizes.index(size) if size in can.image_sizes else -1  # -1: default
+        bigger = [s for s in UPSCALES if s in can.image_sizes[drawn + 1 :]]
         if bigger:
             rows.append(
                 [button(t(lang, "btn_rerender", size=s), cd.Rerender(job_id, s)) for s in bigger]

@@ -83,8 +83,9 @@ async def test_sizes_and_ratios_are_offered_and_drawn_after_a_restart_in_their_o
     big = (await tg.wait_for("sendPhoto", _in(ANN), count=2, timeout=20))[1]
     third = upstream.requests[2]
     assert _config(third) == {"imageSize": "4K"} and _prompt(third) == "a red fox"
-    # Drawn at 4K, it offers 2K only; the new job is Ann's, in Ann's chat.
-    assert [d for d in _data(big) if d.startswith("up:")] == [f"up:{ann_job + 2}:2K"]
+    # Drawn at 4K, it offers no bigger size; the new job is Ann's, in Ann's chat.
+    assert [d for d in _data(big) if d.startswith("up:")] == []
+    assert f"arp:{ann_job + 2}" in _data(big)
     assert db_rows(
         bot.settings,
         "select chat_id, user_id, image_size, prompt from jobs where id = ?",
