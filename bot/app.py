@@ -300,7 +300,7 @@ def _open_services(
             quotas,
             StatsService(database),
             ProgressBudget(),
-            StyleService(database, images),
+            StyleService(database),
             wallet,
         )
         app.bot_data[RECOVERY_KEY] = RecoveryService(database, wallet)

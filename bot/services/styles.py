@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 
 from bot.services.errors import UserInputError
-from bot.services.images import ImageLibrary
 from bot.services.types import StoredImage, Who
 from bot.storage.database import Database
 from bot.storage.rows import StyleRow
@@ -98,21 +97,18 @@ _NAME = re.compile(r"^[\w-]{1,32}$")
 class StyleService:
     """Each chat's own styles, and the style waiting for a chat's next text."""
 
-    def __init__(self, database: Database, images: ImageLibrary) -> None:
+    def __init__(self, database: Database) -> None:
         self._db = database
-        self._images = images
 
     async def own(self, chat_id: int) -> list[StyleRow]:
         async with self._db.read() as repo:
             return await repo.chat_styles(chat_id)
 
-    async def gallery(self, who: Who) -> tuple[list[StyleRow], StoredImage | None]:
-        """The chat's own styles and the image a tap would apply a style to (None: the next
-        text takes it)."""
+    async def target(self, who: Who) -> StoredImage | None:
+        """The image a gallery tap applies its style to: the chat's current one (None: the
+        next text takes the style)."""
         async with self._db.read() as repo:
-            own = await repo.chat_styles(who.chat_id)
-            current = await repo.current_image(who.chat_id, who.thread_id)
-        return own, current
+            return await repo.current_image(who.chat_id, who.thread_id)
 
     async def add(self, who: Who, text: str) -> str:
         """`<name> <template>` from /style add: the name kept (lower case), or UserInputError."""
@@ -148,9 +144,6 @@ class StyleService:
         """This chat's own style of that id; None if it was removed (or is another chat's)."""
         async with self._db.read() as repo:
             return await repo.chat_style(style_id, chat_id)
-
-    async def image(self, image_id: int, chat_id: int) -> StoredImage | None:
-        return await self._images.get(image_id, chat_id)
 
     async def wait_for_text(self, who: Who, template: str) -> None:
         """The chat's (topic's) next text is drawn in this style."""

@@ -165,6 +165,11 @@ def retry_keyboard(job_id: int, lang: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[B(t(lang, "btn_retry"), cd.Regenerate(job_id))]])
 
 
+#: Characters of an own style's template in the gallery: 30 of them and the curated ones stay
+#: within Telegram's 4096 characters.
+OWN_SHOWN = 40
+
+
 def styles_text(lang: str, own: list[tuple[str, str]], on_image: bool) -> str:
     """The gallery: each curated style with its one-line description, then the chat's own
     (name, template) with the template shortened, and how to add one."""
@@ -176,7 +181,9 @@ def styles_text(lang: str, own: list[tuple[str, str]], on_image: bool) -> str:
     if own:
         lines += ["", t(lang, "styles_own")]
         for name, template in own:
-            short = html.escape(" ".join(template.split())[:80], quote=False)
+            plain = " ".join(template.split())
+            cut = plain if len(plain) <= OWN_SHOWN else plain[: OWN_SHOWN - 1] + "…"
+            short = html.escape(cut, quote=False)  # cut first, so no entity is split
             lines.append(f"• <b>{html.escape(name, quote=False)}</b> — <i>{short}</i>")
     lines += ["", t(lang, "styles_add_hint")]
     return "\n".join(lines)

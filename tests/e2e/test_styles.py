@@ -169,3 +169,21 @@ async def test_own_styles_are_per_chat_listed_applied_and_removed(
     await tg.wait_for("answerCallbackQuery", lambda c: "removed" in c.params.get("text", ""))
     assert db_rows(bot.settings, "select count(*) from chat_styles") == [(0,)]
     assert len(upstream.requests) == 1
+
+
+async def test_thirty_long_styles_fit_the_gallery_and_a_thirty_first_is_refused(
+    tg: FakeTelegram, upstream: FakeImageAPI, bot: RunningBot
+):
+    for i in range(styles.MAX_OWN + 1):
+        name = f"{i:02d}" + "n" * 30  # 32 characters, the longest name
+        template = "{prompt} " + "<&>" * 330  # ~1000 characters that need escaping
+        tg.send_text(ANN, f"/style add {name} {template}", user=_ann())
+        said = "Added the style" if i < styles.MAX_OWN else "the most it can keep"
+        await tg.wait_for("sendMessage", _to(ANN, said))
+        tg.calls.clear()
+    tg.send_text(ANN, "/styles", user=_ann())
+    [gallery] = await tg.wait_for("sendMessage", _to(ANN, "This chat's own"))
+    assert gallery.ok  # within Telegram's 4096 characters and its keyboard limits
+    assert len(_data(gallery)) == len(styles.KEYS) + styles.MAX_OWN
+    assert "&lt;&amp;&gt;" in gallery.params["text"]
+    assert db_rows(bot.settings, "select count(*) from chat_styles") == [(styles.MAX_OWN,)]

@@ -101,7 +101,7 @@ async def cmd_settings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 async def cmd_styles(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """The style gallery: a tap applies a style to the current image, else to the next text."""
     svc, who, lng = services(context), who_of(update), lang(update, context)
-    _, current = await svc.styles.gallery(who)
+    current = await svc.styles.target(who)
     message = update.effective_message
     reply_to = message.message_id if message else None
     await send_styles(context.bot, svc.styles, who, lng, image=current, reply_to=reply_to)
