@@ -145,3 +145,21 @@ async def test_a_refused_person_gets_no_results_and_choosing_a_picture_runs_noth
     tg.send_text(ANN, "/usage", user=_ann())
     await tg.wait_for("sendMessage", lambda c: "image(s) today" in c.params["text"])
     assert len(upstream.requests) == 1
+
+
+async def test_the_longest_query_is_drawn_whole_and_shown_within_telegrams_limits(
+    tg: FakeTelegram, upstream: FakeImageAPI, bot: RunningBot
+):
+    tg.send_text(ANN, "/start", user=_ann())
+    await tg.wait_for("sendMessage")
+    words = ("a very long <description> & more " * 10)[:256]  # Telegram's longest inline query
+    query_id = tg.send_inline_query(words, user=_ann())
+    answer = await _answer(tg, query_id)
+    draw = answer["results"][0]
+    assert len(draw["title"]) <= 110 and draw["title"].endswith("…")
+    assert "&lt;description&gt;" in draw["input_message_content"]["message_text"]
+    inline_id = tg.choose_inline_result(query_id, "draw")
+    assert inline_id is not None
+    [edit] = await tg.wait_for("editMessageMedia", timeout=20)
+    assert edit.ok and len(tg.inline_messages[inline_id]["caption"]) <= 1024
+    assert upstream.requests[0].json["messages"][0]["content"] == words.strip()
