@@ -18,8 +18,10 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
+    ChosenInlineResultHandler,
     CommandHandler,
     Defaults,
+    InlineQueryHandler,
     MessageHandler,
     PreCheckoutQueryHandler,
     TypeHandler,
@@ -44,6 +46,7 @@ from bot.services.quotas import QuotaService
 from bot.services.recovery import RecoveryService
 from bot.services.stats import StatsService
 from bot.services.storage_limit import StorageLimit
+from bot.services.styles import StyleService
 from bot.storage.blobs import BlobStore
 from bot.storage.database import Database
 from bot.storage.db import create_engine, create_sessionmaker
@@ -51,7 +54,16 @@ from bot.telegram import gate
 from bot.telegram.albums import AlbumCollector
 from bot.telegram.context import SERVICES_KEY, Services
 from bot.telegram.errors import endpoint_fault_notifier, on_error
-from bot.telegram.handlers import admin, callbacks, commands, group, payments, personal, private
+from bot.telegram.handlers import (
+    admin,
+    callbacks,
+    commands,
+    group,
+    inline,
+    payments,
+    personal,
+    private,
+)
 from bot.telegram.progress import ProgressBudget, ProgressTimings
 from bot.telegram.ratelimit import MessageRateLimiter
 from bot.telegram.recovery import RECOVERY_KEY, finish_recovery, start_recovery
@@ -68,6 +80,7 @@ PRIVATE_COMMANDS = (
     "start",
     "help",
     "new",
+    "styles",
     "ratio",
     "history",
     "undo",
@@ -76,7 +89,7 @@ PRIVATE_COMMANDS = (
     "export",
     "forget",
 )
-GROUP_COMMANDS = ("imagine", "edit", "new", "ratio", "history", "usage", "help")
+GROUP_COMMANDS = ("imagine", "edit", "new", "styles", "ratio", "history", "usage", "help")
 PAID_COMMANDS = ("buy", "balance")  # in both menus, in paid mode only
 
 
@@ -175,6 +188,8 @@ def add_handlers(app: Application) -> None:
         ("history", commands.cmd_history),
         ("undo", commands.cmd_undo),
         ("settings", commands.cmd_settings),
+        ("styles", commands.cmd_styles),
+        ("style", commands.cmd_style),
         ("usage", admin.cmd_usage),
         ("allow", admin.cmd_allow),
         ("deny", admin.cmd_deny),
@@ -213,6 +228,10 @@ def add_handlers(app: Application) -> None:
     for on_press in (
         callbacks.on_original,
         callbacks.on_regenerate,
+        callbacks.on_follow_up,
+        callbacks.on_pick_ratio,
+        callbacks.on_open_styles,
+        callbacks.on_style,
         callbacks.on_new,
         callbacks.on_ratio,
         callbacks.on_history_page,
@@ -225,6 +244,8 @@ def add_handlers(app: Application) -> None:
     ):
         app.add_handler(callbacks.button_handler(on_press))
     app.add_handler(CallbackQueryHandler(callbacks.on_unknown))  # every press gets its answer
+    app.add_handler(InlineQueryHandler(inline.on_inline_query))
+    app.add_handler(ChosenInlineResultHandler(inline.on_chosen_inline_result))
     app.add_error_handler(on_error)
 
 
@@ -295,6 +316,7 @@ def _open_services(
             quotas,
             StatsService(database),
             ProgressBudget(),
+            StyleService(database),
             wallet,
             personal=PersonalData(database, blobs, prefs),
         )

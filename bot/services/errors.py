@@ -6,6 +6,8 @@ from here, never from bot.providers.
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from bot.imaging import ImageInputError
 from bot.providers.errors import EMPTY_RESPONSE, ProviderError, ProviderErrorKind
 
@@ -16,7 +18,23 @@ __all__ = [
     "ProviderError",
     "ProviderErrorKind",
     "UserInputError",
+    "failed_job",
+    "note_failed_job",
 ]
+
+_FAILED_JOB = "failed_job_id"
+
+
+def note_failed_job(exc: BaseException, job_id: int) -> None:
+    """Mark a failure with the job row it ended, so its message can offer Retry."""
+    with suppress(AttributeError):  # a type without a __dict__ is told without Retry
+        setattr(exc, _FAILED_JOB, job_id)
+
+
+def failed_job(exc: BaseException) -> int | None:
+    """The job a failure ended (recorded as failed, so a Retry can replay it), if any."""
+    value = getattr(exc, _FAILED_JOB, None)
+    return value if type(value) is int else None
 
 
 class UserInputError(Exception):

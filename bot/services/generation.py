@@ -24,8 +24,9 @@ from bot.providers.base import (
 )
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.profiles import Capabilities, Catalog
+from bot.services import styles
 from bot.services.conversation import history_for, pack_model_turn
-from bot.services.errors import UserInputError
+from bot.services.errors import UserInputError, note_failed_job
 from bot.services.images import ImageLibrary
 from bot.services.ordering import FairScheduler
 from bot.services.payments import Wallet
@@ -102,6 +103,9 @@ class GenerationService:
         who = request.who
         flags = parse_flags(request.text) if request.options is None else PromptFlags(request.text)
         prompt = self._check_prompt(flags.prompt)
+        style = await self._waiting_style(who) if request.take_style else None
+        if style is not None:
+            prompt = self._check_prompt(styles.fill(style, prompt))
         prefs = await self._prefs.get(who.chat_id)
         model = request.options.model if request.options else prefs.model or self.default_model
         inputs = await self._take_in(who, request.images, model, make_current=False)
@@ -111,7 +115,14 @@ class GenerationService:
         if not inputs and request.needs_image:
             raise UserInputError("edit_usage")
         options = request.options or self._options_for(prefs, flags, inputs, model)
+        if style is not None:  # taken only by a request that passed every check
+            async with self._db.write() as repo:
+                await repo.drop_pending_style(who.chat_id, who.thread_id)
         return PreparedJob(who, prompt, inputs, options, request.reply_to)
+
+    async def _waiting_style(self, who: Who) -> str | None:
+        async with self._db.read() as repo:
+            return await repo.pending_style(who.chat_id, who.thread_id)
 
     async def keep_images(
         self, who: Who, images: Sequence[TelegramImage], *, album: bool = False
@@ -311,6 +322,7 @@ class GenerationService:
             if isinstance(exc, ProviderError):
                 exc.job_id = job_id  # the user's Retry replays this job
             await self._fail_job(job_id, exc, started)
+            note_failed_job(exc, job_id)
             raise
         await report(Done())
         return JobOutcome(

@@ -8,10 +8,13 @@ from bot import imaging
 from bot.services.errors import UserInputError
 from bot.services.payments import Wallet
 from bot.services.storage_limit import StorageLimit
-from bot.services.types import HistoryPage, StoredImage, Who
+from bot.services.types import HistoryPage, HistoryRow, StoredImage, Who
 from bot.storage.blobs import BlobStore
 from bot.storage.database import Database
 from bot.storage.models import ImageSource
+
+#: Words of an inline query matched against prompts (the rest are ignored).
+MAX_WORDS = 8
 
 
 class ImageLibrary:
@@ -169,6 +172,15 @@ class ImageLibrary:
                 await repo.mark_delivered(job_id)
                 if self._wallet is not None:
                     await self._wallet.settle(repo, job_id, delivered=True)
+
+    async def own_results(
+        self, user_id: int, text: str, offset: int, limit: int
+    ) -> list[HistoryRow]:
+        """A person's own pictures whose prompts hold every word of `text`, newest first, for
+        inline mode (only those Telegram can show again by file_id)."""
+        words = text.split()[:MAX_WORDS]
+        async with self._db.read() as repo:
+            return await repo.own_results(user_id, words, limit, offset)
 
     async def history(self, chat_id: int, page: int, per_page: int = 6) -> HistoryPage:
         """The chat's images, newest first, one page of them."""

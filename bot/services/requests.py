@@ -38,6 +38,8 @@ class GenerationRequest:
     with `chat_images` and none of them found, the chat's waiting album or (refine on) its
     current image is used instead. `needs_image` refuses a request that found no image
     (/edit). `options` are a button's replay of a stored job: they replace flags and prefs.
+    `take_style`: the words are a chat's next text, so a style waiting for it (/styles)
+    wraps them, once.
     """
 
     who: Who
@@ -47,6 +49,7 @@ class GenerationRequest:
     chat_images: bool = False
     needs_image: bool = False
     options: JobOptions | None = None
+    take_style: bool = False
 
 
 @dataclass(frozen=True)

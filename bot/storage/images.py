@@ -107,6 +107,22 @@ class ImageQueries(Queries):
         rows = await self.core(_HISTORY, {"_chat": chat_id, "_limit": limit, "_offset": offset})
         return [HistoryRow(from_row(StoredImage, r), r.prompt, r.created_at) for r in rows]
 
+    async def own_results(
+        self, user_id: int, words: Sequence[str], limit: int, offset: int = 0
+    ) -> list[HistoryRow]:
+        """The results of this user's jobs (any chat) that Telegram holds a file_id for and
+        whose prompt has every word (case-insensitive, as plain text), newest first."""
+        stmt = (
+            select(*IMAGE_COLUMNS, _IMAGES.c.created_at, _JOBS.c.prompt)
+            .join(_JOBS, _JOBS.c.id == _IMAGES.c.job_id)
+            .where(_JOBS.c.user_id == user_id, _FILE_ID.is_not(None), _FILE_ID != "")
+        )
+        for word in words:
+            stmt = stmt.where(func.lower(_JOBS.c.prompt).contains(word.lower(), autoescape=True))
+        stmt = stmt.order_by(_IMAGES.c.id.desc()).limit(limit).offset(offset)
+        rows = await self.core(stmt)
+        return [HistoryRow(from_row(StoredImage, r), r.prompt, r.created_at) for r in rows]
+
     async def count_images_of_chat(self, chat_id: int) -> int:
         return int((await self.core(_COUNT_OF_CHAT, {"_chat": chat_id})).scalar_one())
 

@@ -275,3 +275,29 @@ class ChatSponsor(Base):
     sponsor_id: Mapped[int] = mapped_column(BigInteger)
     daily_limit: Mapped[int] = mapped_column(Integer, default=0)  # 0 = no limit
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ChatStyle(Base):
+    """A chat's own style (/style add): a prompt template with a `{prompt}` slot. Its id is
+    named by gallery buttons, so it is never handed out again."""
+
+    __tablename__ = "chat_styles"
+    __table_args__ = (UniqueConstraint("chat_id", "name"), DURABLE_IDS)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id"), index=True)
+    name: Mapped[str] = mapped_column(String(32))  # lower case: one name, however typed
+    template: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int] = mapped_column(BigInteger)  # who added it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PendingStyle(Base):
+    """A style chosen for the next text of a chat (or topic); that text takes it once."""
+
+    __tablename__ = "pending_styles"
+
+    chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id"), primary_key=True)
+    thread_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
+    template: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

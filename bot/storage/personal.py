@@ -9,12 +9,14 @@ from sqlalchemy import ColumnElement, delete, or_, select, update
 from bot.storage.models import (
     ChatPrefs,
     ChatState,
+    ChatStyle,
     Image,
     ImageMessage,
     Job,
     JobInput,
     JobStatus,
     LedgerEntry,
+    PendingStyle,
     User,
 )
 from bot.storage.queries import Queries, table_of
@@ -28,6 +30,8 @@ _STATES = table_of(ChatState)
 _PREFS = table_of(ChatPrefs)
 _LEDGER = table_of(LedgerEntry)
 _USERS = table_of(User)
+_STYLES = table_of(ChatStyle)  # the private chat's own styles are the person's words too
+_PENDING = table_of(PendingStyle)
 _EXPORT_JOB_COLUMNS = tuple(_JOBS.c[name] for name in ExportJob.__dataclass_fields__)
 _EXPORT_IMAGE_COLUMNS = tuple(_IMAGES.c[name] for name in ExportImage.__dataclass_fields__)
 
@@ -83,6 +87,8 @@ class PersonalQueries(Queries):
             await self.core(delete(_JOBS).where(_JOBS.c.id.in_(job_ids)))
         await self.core(delete(_STATES).where(_STATES.c.chat_id == private_chat_id))
         await self.core(delete(_PREFS).where(_PREFS.c.chat_id == private_chat_id))
+        await self.core(delete(_STYLES).where(_STYLES.c.chat_id == private_chat_id))
+        await self.core(delete(_PENDING).where(_PENDING.c.chat_id == private_chat_id))
         await self.core(delete(_USERS).where(_USERS.c.id == user_id))
         return Forgotten(len(job_ids), len(image_ids), frozenset(r.sha256 for r in image_rows))
 

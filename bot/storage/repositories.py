@@ -2,7 +2,7 @@
 
 Services get a `Repo` from `Database.read()` or `Database.write()` (bot/storage/database.py)
 and call its methods; each returns plain values (bot/storage/rows.py). Add a query to the
-module of its table (chats.py, images.py, jobs.py, ledger.py, rules.py).
+module of its table (chats.py, images.py, jobs.py, ledger.py, rules.py, styles.py).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from bot.storage.ledger import LedgerQueries
 from bot.storage.personal import PersonalQueries
 from bot.storage.queries import table_of
 from bot.storage.rules import RuleQueries
+from bot.storage.styles import StyleQueries
 
 # IMAGE_COLUMNS, table_of and Repo.core stay reachable only while services/conversation.py
 # builds its own two statements; it can use Repo.image() and Repo.job_turn() instead.
@@ -22,6 +23,13 @@ __all__ = ["IMAGE_COLUMNS", "INTERRUPTED", "Repo", "table_of"]
 
 
 class Repo(
-    ChatQueries, DailyQueries, ImageQueries, JobQueries, LedgerQueries, PersonalQueries, RuleQueries
+    ChatQueries,
+    DailyQueries,
+    ImageQueries,
+    JobQueries,
+    LedgerQueries,
+    PersonalQueries,
+    RuleQueries,
+    StyleQueries,
 ):
     """All queries of one unit of work, bound to its session."""

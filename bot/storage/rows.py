@@ -220,3 +220,12 @@ class DailyRow:
     model: str
     images: int
     cost: float
+
+
+@dataclass(frozen=True)
+class StyleRow:
+    """A chat's own style."""
+
+    id: int
+    name: str
+    template: str

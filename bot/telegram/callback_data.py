@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+from bot.services import styles
 from bot.services.prefs import LANGUAGES, MATCH_INPUT, RATIOS, REPLY_MODES, SIZES
 
 LIMIT = 64  # bytes: Telegram's limit for callback_data
@@ -226,6 +227,58 @@ class KeepData(CallbackData):
     PREFIX: ClassVar[str] = "keepdata"
 
 
+@dataclass(frozen=True)
+class Rerender(CallbackData):
+    """2K / 4K under a result: that job again at this size (offered where the model takes it)."""
+
+    PREFIX: ClassVar[str] = "up"
+    job_id: int = _typed(_ROW_ID)
+    size: str = _typed(_Choice(SIZES))
+
+
+@dataclass(frozen=True)
+class PickRatio(CallbackData):
+    """📐 Ratio under a result: a keyboard of the model's ratios for that job."""
+
+    PREFIX: ClassVar[str] = "arp"
+    job_id: int = _typed(_ROW_ID)
+
+
+@dataclass(frozen=True)
+class Reframe(CallbackData):
+    """One ratio of PickRatio's keyboard: that job again in this ratio."""
+
+    PREFIX: ClassVar[str] = "arj"
+    job_id: int = _typed(_ROW_ID)
+    ratio: str = _typed(_Choice(RATIOS))
+
+
+@dataclass(frozen=True)
+class OpenStyles(CallbackData):
+    """🎨 Style under a result: the style gallery for that image (0: for the next text)."""
+
+    PREFIX: ClassVar[str] = "stg"
+    image_id: int = _typed(_ROW_ID)
+
+
+@dataclass(frozen=True)
+class ApplyStyle(CallbackData):
+    """A curated style of the gallery, on that image now (image 0: on the next text)."""
+
+    PREFIX: ClassVar[str] = "sty"
+    key: str = _typed(_Choice(styles.KEYS))
+    image_id: int = _typed(_ROW_ID)
+
+
+@dataclass(frozen=True)
+class ApplyOwnStyle(CallbackData):
+    """A chat's own style (its row), on that image now (image 0: on the next text)."""
+
+    PREFIX: ClassVar[str] = "sto"
+    style_id: int = _typed(_ROW_ID)
+    image_id: int = _typed(_ROW_ID)
+
+
 KINDS: tuple[type[CallbackData], ...] = (
     Regenerate,
     Vary,
@@ -246,6 +299,12 @@ KINDS: tuple[type[CallbackData], ...] = (
     ToggleSearch,
     ConfirmForget,
     KeepData,
+    Rerender,
+    PickRatio,
+    Reframe,
+    OpenStyles,
+    ApplyStyle,
+    ApplyOwnStyle,
 )
 #: Buttons that change (or open) the chat-wide settings: in groups, for the group's admins.
 SETTINGS = (

@@ -19,6 +19,7 @@ from bot.services.prefs import PrefsService
 from bot.services.quotas import QuotaService
 from bot.services.requests import GenerationRequest, ImageInput
 from bot.services.stats import StatsService
+from bot.services.styles import StyleService
 from bot.services.types import JobOptions, Who
 from bot.telegram.progress import ProgressBudget, ProgressTimings
 
@@ -36,6 +37,7 @@ class Services:
     quotas: QuotaService
     stats: StatsService
     progress_budget: ProgressBudget
+    styles: StyleService
     wallet: Wallet | None = None  # paid mode (PAID_MODE=stars); None: off
     personal: PersonalData | None = None  # /export and /forget
 
@@ -77,6 +79,7 @@ def request_of(
     chat_images: bool = False,
     needs_image: bool = False,
     options: JobOptions | None = None,
+    take_style: bool = False,
 ) -> GenerationRequest:
     """The request an update makes, answered as a reply to its message (None images dropped)."""
     message = update.effective_message
@@ -88,6 +91,7 @@ def request_of(
         chat_images=chat_images,
         needs_image=needs_image,
         options=options,
+        take_style=take_style,
     )
 
 

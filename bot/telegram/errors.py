@@ -9,7 +9,7 @@ import math
 from collections.abc import Awaitable, Callable, Iterable
 
 from telegram import Bot, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import redaction
@@ -21,6 +21,7 @@ from bot.services.errors import (
     ProviderError,
     ProviderErrorKind,
     UserInputError,
+    failed_job,
 )
 from bot.services.types import Who
 from bot.telegram.context import lang, who_of
@@ -31,6 +32,8 @@ _STALE_QUERY = "query is too old"
 
 
 def message_for(exc: BaseException, lang_code: str) -> str:
+    if isinstance(exc, Forbidden):  # inline mode: the person never opened a chat with the bot
+        return t(lang_code, "inline_start_first")
     if isinstance(exc, UserInputError):
         return t(lang_code, f"err_{exc.code}", **exc.params)
     if isinstance(exc, ImageInputError):
@@ -52,33 +55,12 @@ def _provider_message(exc: ProviderError, lang_code: str) -> str:
         return t(lang_code, "err_retry_later", seconds=math.ceil(exc.retry_after or 0))
     if kind is ProviderErrorKind.MODEL_RETIRED and exc.model:
         return t(lang_code, "err_model_retired_named", model=exc.model)
+    if kind is ProviderErrorKind.BLOCKED:  # a hint on how to ask so it passes
+        return f"{t(lang_code, 'err_blocked')}\n\n{t(lang_code, 'blocked_rephrase')}"
     return t(lang_code, f"err_{kind.value}")
 
 
 DOMAIN_ERRORS = (UserInputError, ImageInputError, ProviderError)
-# Failures a second try may cure: their message comes with a Retry button for the job.
-RETRYABLE = frozenset(
-    {
-        ProviderErrorKind.TIMEOUT,
-        ProviderErrorKind.CONNECTION,
-        ProviderErrorKind.RATE_LIMITED,
-        ProviderErrorKind.SERVER,
-        ProviderErrorKind.NO_IMAGE,
-        ProviderErrorKind.BAD_RESPONSE,
-        ProviderErrorKind.RETRY_LATER,
-    }
-)
-
-
-def _retry_markup(exc: BaseException, lang_code: str) -> InlineKeyboardMarkup | None:
-    if not isinstance(exc, ProviderError) or exc.job_id is None:
-        return None
-    # new-api's content_filter may be no more than a model that made no image this time
-    if exc.kind in RETRYABLE or exc.reason == "content_filter":
-        return retry_keyboard(exc.job_id, lang_code)
-    return None
-
-
 async def tell_user(
     bot: Bot, who: Who, lang_code: str, reply_to: int | None, exc: BaseException
 ) -> None:
@@ -90,15 +72,31 @@ async def tell_user(
             message_thread_id=who.thread_id or None,
             reply_to_message_id=reply_to,
             allow_sending_without_reply=True,
-            # too few credits: the way to buy more is one press away; else maybe a Retry
-            reply_markup=(
-                buy_keyboard(lang_code)
-                if isinstance(exc, NotEnoughStarsError)
-                else _retry_markup(exc, lang_code)
-            ),
+            reply_markup=_keyboard_for(exc, lang_code),
         )
     except TelegramError:
         log.warning("could not send the error message to chat %s", who.chat_id)
+
+
+def _keyboard_for(exc: BaseException, lang_code: str) -> InlineKeyboardMarkup | None:
+    """Too few credits: the way to buy more; any failed job: Retry (a safety block too, since
+    the model's filters are not the same twice); a refusal before any job: none."""
+    if isinstance(exc, NotEnoughStarsError):
+        return buy_keyboard(lang_code)
+    job_id = failed_job(exc)
+    if job_id is None and isinstance(exc, ProviderError):
+        job_id = exc.job_id
+    return retry_keyboard(job_id, lang_code) if job_id is not None else None
+
+
+async def tell_inline(bot: Bot, inline_message_id: str, lang_code: str, exc: BaseException) -> None:
+    """Say what went wrong in the inline message the person posted (its only place)."""
+    try:
+        await bot.edit_message_text(
+            message_for(exc, lang_code), inline_message_id=inline_message_id
+        )
+    except TelegramError:
+        log.warning("could not put the error into an inline message")
 
 
 async def notify_admins(bot: Bot, admin_ids: Iterable[int], text: str) -> None:
@@ -157,6 +155,10 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         # that comes twice is refused by Telegram, which is harmless here.
         with contextlib.suppress(TelegramError):
             await update.callback_query.answer()
+    chosen = update.chosen_inline_result
+    if chosen is not None and chosen.inline_message_id:
+        await tell_inline(context.bot, chosen.inline_message_id, lang(update, context), error)
+        return
     if update.effective_chat is None or update.effective_user is None:
         return
     message = update.effective_message

@@ -13,8 +13,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
 
-from telegram import Bot, Update
-from telegram.constants import ChatType
+from telegram import Bot, InputMediaPhoto, Update
+from telegram.constants import ChatAction, ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
@@ -23,7 +23,7 @@ from bot.services.requests import GenerationRequest
 from bot.services.types import JobOutcome, ProgressCallback, Who
 from bot.telegram.context import Services, lang, services, who_of
 from bot.telegram.progress import Progress
-from bot.telegram.replies import VARIATIONS, ResultSender
+from bot.telegram.replies import VARIATIONS, ResultSender, caption_for, one_line
 
 
 @dataclass
@@ -113,7 +113,7 @@ async def deliver(
     run: RunJob,
     *,
     editing: bool = False,
-) -> None:
+) -> JobOutcome:
     """Run a job with its progress shown, send its result, and record that it was delivered.
     Raises what the job raises."""
     async with Progress(
@@ -132,9 +132,10 @@ async def deliver(
         await progress.stop()
         # The result goes out first; the status message is removed after it (on exit).
         prefs = await svc.prefs.get(who.chat_id)
-        variations = svc.generation.capabilities(outcome.model).supports_n
+        can = svc.generation.capabilities(outcome.model)
+        variations = can.supports_n
         prices = svc.generation.button_prices(outcome, VARIATIONS)
-        sender = ResultSender(bot, svc.images, variations, prices)
+        sender = ResultSender(bot, svc.images, variations, prices, can)
         try:
             await sender.send(who, lng, outcome, reply_to, reply_mode=prefs.reply_mode)
         except BaseException:
@@ -144,6 +145,7 @@ async def deliver(
             raise
         if not outcome.images:  # a shown image records its job's delivery with it
             await svc.generation.mark_delivered(outcome.job_id)
+    return outcome
 
 
 def _draft_id(svc: Services, who: Who) -> int | None:
@@ -151,3 +153,29 @@ def _draft_id(svc: Services, who: Who) -> int | None:
     if not svc.settings.live_drafts or who.chat_type != ChatType.PRIVATE:
         return None
     return secrets.randbelow(2**31 - 1) + 1  # non-zero; a new one animates as a new draft
+
+
+async def draw_inline(
+    bot: Bot, svc: Services, request: GenerationRequest, lng: str, inline_message_id: str
+) -> None:
+    """A "Draw" chosen in inline mode: the job runs as the person's own in their private chat
+    (its turn, checks, quota, price, records), its result is sent there, and the photo's
+    file_id then fills the inline message (a file cannot be uploaded into one)."""
+    who = request.who
+    # Someone who never opened the bot's chat can't be sent the picture: Forbidden here, before
+    # anything is spent upstream.
+    await bot.send_chat_action(who.chat_id, ChatAction.UPLOAD_PHOTO)
+    async with svc.queue.turn((who.chat_id, who.thread_id)):
+        job = await svc.generation.prepare(request)
+        run = partial(svc.generation.run, job)
+        outcome = await deliver(bot, svc, who, lng, None, run, editing=job.editing)
+    shown = await svc.images.get(outcome.images[0].id, who.chat_id) if outcome.images else None
+    if shown is None or not shown.tg_file_id:  # no picture, or one too big to show as a photo
+        await bot.edit_message_text(
+            t(lng, "inline_in_private"), inline_message_id=inline_message_id
+        )
+        return
+    caption = one_line(caption_for(outcome, lng))
+    await bot.edit_message_media(
+        InputMediaPhoto(shown.tg_file_id, caption=caption), inline_message_id=inline_message_id
+    )

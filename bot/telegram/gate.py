@@ -22,6 +22,8 @@ from bot.telegram.context import lang, services
 from bot.telegram.inputs import mentions
 
 log = logging.getLogger(__name__)
+#: How long Telegram may keep an inline answer for the same person and words.
+INLINE_CACHE_SECONDS = 5
 
 GROUP_ADMIN = (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
 REFUSAL_EVERY = 3600.0  # seconds: a refused person hears why at most once an hour
@@ -79,10 +81,12 @@ def addressed_to_bot(message: Message, bot_id: int, username: str) -> bool:
 
 def row_of(press: cd.CallbackData | None) -> tuple[str, int] | None:
     """(`job`|`image`, id) for a button naming a row; None for any other (or no) button."""
-    if isinstance(press, cd.Regenerate | cd.Vary):
+    if isinstance(press, cd.Regenerate | cd.Vary | cd.Rerender | cd.PickRatio | cd.Reframe):
         return "job", press.job_id
     if isinstance(press, cd.SendOriginal | cd.PickFromHistory):
         return "image", press.image_id
+    if isinstance(press, cd.OpenStyles | cd.ApplyStyle | cd.ApplyOwnStyle) and press.image_id:
+        return "image", press.image_id  # 0 names no image: the next text, the asker's
     return None
 
 
@@ -108,6 +112,8 @@ async def _let_through(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bo
     if update.message is not None and update.message.successful_payment is not None:
         return True  # the Stars are taken: credited whoever it is, or they would be lost
     query = update.callback_query
+    if user is not None and (update.inline_query or update.chosen_inline_result):
+        return await _inline_through(update, context, user.id)
     if user is None or chat is None:
         # Nothing the bot serves comes without a person and a chat (e.g. an inline message's
         # button, a channel post): a button gets its one answer, the rest is dropped.
@@ -127,6 +133,19 @@ async def _let_through(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bo
         await _answer_quietly(update, "not_your_button", alert=True, context=context)
         return False
     return True
+
+
+async def _inline_through(update: Update, context: ContextTypes.DEFAULT_TYPE, user_id: int) -> bool:
+    """Inline mode has no chat: the person is judged as in their private chat with the bot.
+    Someone refused gets no results (nothing of theirs shown, nothing to draw)."""
+    if await services(context).access.allowed(user_id, user_id):
+        return True
+    if update.inline_query is not None:
+        try:
+            await update.inline_query.answer([], cache_time=INLINE_CACHE_SECONDS, is_personal=True)
+        except TelegramError as exc:
+            log.info("could not answer a refused inline query: %s", exc.message)
+    return False
 
 
 async def _refuse(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

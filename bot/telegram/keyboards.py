@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import html
+
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import t
+from bot.services import styles
 from bot.services.prefs import LANGUAGES, MATCH_INPUT, REPLY_MODES, Prefs
 from bot.services.types import Capabilities, HistoryPage
 from bot.telegram import callback_data as cd
@@ -169,3 +172,35 @@ def forget_keyboard(lang: str, user_id: int) -> InlineKeyboardMarkup:
             [button(t(lang, "btn_forget_no"), cd.KeepData())],
         ]
     )
+
+
+#: Characters of an own style's template in the gallery: 30 of them and the curated ones stay
+#: within Telegram's 4096 characters.
+OWN_SHOWN = 40
+
+
+def styles_text(lang: str, own: list[tuple[str, str]], on_image: bool) -> str:
+    """The gallery: each curated style with its one-line description, then the chat's own
+    (name, template) with the template shortened, and how to add one."""
+    lines = [t(lang, "styles_on_image" if on_image else "styles_on_text"), ""]
+    lines += [
+        f"• <b>{t(lang, f'style_{key}')}</b> — {t(lang, f'style_{key}_desc')}"
+        for key in styles.KEYS
+    ]
+    if own:
+        lines += ["", t(lang, "styles_own")]
+        for name, template in own:
+            plain = " ".join(template.split())
+            cut = plain if len(plain) <= OWN_SHOWN else plain[: OWN_SHOWN - 1] + "…"
+            short = html.escape(cut, quote=False)  # cut first, so no entity is split
+            lines.append(f"• <b>{html.escape(name, quote=False)}</b> — <i>{short}</i>")
+    lines += ["", t(lang, "styles_add_hint")]
+    return "\n".join(lines)
+
+
+def styles_keyboard(lang: str, own: list[tuple[int, str]], image_id: int) -> InlineKeyboardMarkup:
+    """One button per style, curated then the chat's own (by row id), two to a row; each
+    names the image it applies to (0: the next text)."""
+    buttons = [B(t(lang, f"style_{key}"), cd.ApplyStyle(key, image_id)) for key in styles.KEYS]
+    buttons += [B(f"✏️ {name}", cd.ApplyOwnStyle(style_id, image_id)) for style_id, name in own]
+    return InlineKeyboardMarkup([buttons[i : i + 2] for i in range(0, len(buttons), 2)])

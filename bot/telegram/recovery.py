@@ -102,9 +102,10 @@ async def _answer(bot: Bot, svc: Services, service: RecoveryService, leftover: L
         await service.mark_told(leftover.job_id)
     elif leftover.action is Action.DELIVER:
         outcome = await service.outcome(leftover.job_id)
-        variations = svc.generation.capabilities(outcome.model).supports_n
+        can = svc.generation.capabilities(outcome.model)
+        variations = can.supports_n
         prices = svc.generation.button_prices(outcome, VARIATIONS)
-        sender = ResultSender(bot, svc.images, variations, prices)
+        sender = ResultSender(bot, svc.images, variations, prices, can)
         await sender.send(who, lng, outcome, reply_to, reply_mode=prefs.reply_mode)
         if not outcome.images:  # a shown image records its job's delivery with it
             await svc.generation.mark_delivered(leftover.job_id)

@@ -10,9 +10,10 @@ from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message
 from bot import imaging
 from bot.i18n import t
 from bot.services.images import ImageLibrary
-from bot.services.types import JobOutcome, Source, StoredImage, Who
+from bot.services.styles import StyleService
+from bot.services.types import Capabilities, JobOutcome, Source, StoredImage, Who
 from bot.telegram import callback_data as cd
-from bot.telegram.keyboards import button
+from bot.telegram.keyboards import button, styles_keyboard, styles_text
 
 CAPTION_LIMIT = 1024
 MESSAGE_LIMIT = 4096
@@ -94,6 +95,8 @@ def one_line(markup: str) -> str:
 #: Pictures one press on 🎲 Variations asks for.
 VARIATIONS = 4
 NO_PRICES: tuple[int | None, int | None] = (None, None)
+#: Sizes a result offers to be drawn again at (where its model takes them).
+UPSCALES = ("2K", "4K")
 
 
 def _priced(lang: str, label: str, stars: int | None) -> str:
@@ -107,16 +110,42 @@ def result_keyboard(
     *,
     variations: bool,
     prices: tuple[int | None, int | None] = NO_PRICES,
+    can: Capabilities | None = None,
+    size: str | None = None,
 ) -> InlineKeyboardMarkup:
-    """Regenerate · Original / New · Variations. Callback data names rows, not state. In paid
+    """Regenerate · Original / 2K · 4K / Ratio · Style / New · Variations. Callback data names
+    rows, not state. The follow-ups are offered as far as the result's model (`can`) takes
+    them: the sizes above the one it was drawn at, its ratios, a style for a picture. In paid
     mode `prices` (Regenerate's, Variations') put the Stars a press costs on the button."""
     first = [button(_priced(lang, t(lang, "btn_regenerate"), prices[0]), cd.Regenerate(job_id))]
     if image is not None:
         first.append(button(t(lang, "btn_original"), cd.SendOriginal(image.id)))
+    rows = [first]
+    if can is not None:
+        drawn = can.image_sizes.index(size) if size in can.image_sizes else -1  # -1: default
+        bigger = [s for s in UPSCALES if s in can.image_sizes[drawn + 1 :]]
+        if bigger:
+            rows.append(
+                [button(t(lang, "btn_rerender", size=s), cd.Rerender(job_id, s)) for s in bigger]
+            )
+        more = []
+        if len(can.aspect_ratios) > 1:
+            more.append(button(t(lang, "btn_reframe"), cd.PickRatio(job_id)))
+        if image is not None:
+            more.append(button(t(lang, "btn_style"), cd.OpenStyles(image.id)))
+        if more:
+            rows.append(more)
     second = [button(t(lang, "btn_new"), cd.StartOver())]
     if variations:
         second.append(button(_priced(lang, t(lang, "btn_variations"), prices[1]), cd.Vary(job_id)))
-    return InlineKeyboardMarkup([first, second])
+    rows.append(second)
+    return InlineKeyboardMarkup(rows)
+
+
+def reframe_keyboard(job_id: int, lang: str, can: Capabilities) -> InlineKeyboardMarkup:
+    """PickRatio's answer: one button per ratio the job's model takes, five to a row."""
+    buttons = [button(r, cd.Reframe(job_id, r)) for r in can.aspect_ratios]
+    return InlineKeyboardMarkup([buttons[i : i + 5] for i in range(0, len(buttons), 5)])
 
 
 def album_keyboard(
@@ -126,11 +155,15 @@ def album_keyboard(
     *,
     variations: bool,
     prices: tuple[int | None, int | None] = NO_PRICES,
+    can: Capabilities | None = None,
+    size: str | None = None,
 ) -> InlineKeyboardMarkup:
     """One 📎 Original per image of an album (rows of five), then the result's buttons."""
     originals = [button(f"📎 {i + 1}", cd.SendOriginal(image.id)) for i, image in enumerate(shown)]
     rows = [originals[:5], originals[5:]] if len(originals) > 5 else [originals]
-    keyboard = result_keyboard(job_id, None, lang, variations=variations, prices=prices)
+    keyboard = result_keyboard(
+        job_id, None, lang, variations=variations, prices=prices, can=can, size=size
+    )
     return InlineKeyboardMarkup([*rows, *keyboard.inline_keyboard])
 
 
@@ -151,7 +184,9 @@ class ResultSender:
         images: ImageLibrary,
         variations: bool = False,
         prices: tuple[int | None, int | None] = NO_PRICES,
+        can: Capabilities | None = None,
     ) -> None:
+        self._can = can  # the result's model: which follow-ups its buttons offer
         self._bot = bot
         self._images = images
         self._variations = variations
@@ -171,7 +206,13 @@ class ResultSender:
         elif len(outcome.images) == 1:
             image = outcome.images[0]
             keyboard = result_keyboard(
-                outcome.job_id, image, lang, variations=self._variations, prices=self._prices
+                outcome.job_id,
+                image,
+                lang,
+                variations=self._variations,
+                prices=self._prices,
+                can=self._can,
+                size=outcome.image_size,
             )
             caption = caption_for(outcome, lang)
             done = outcome.job_id  # the first message that shows the result delivers it
@@ -310,7 +351,13 @@ class ResultSender:
             t(lang, "album_buttons"),
             message_thread_id=who.thread_id or None,
             reply_markup=album_keyboard(
-                outcome.job_id, shown, lang, variations=self._variations, prices=self._prices
+                outcome.job_id,
+                shown,
+                lang,
+                variations=self._variations,
+                prices=self._prices,
+                can=self._can,
+                size=outcome.image_size,
             ),
         )
 
@@ -331,3 +378,24 @@ class ResultSender:
                 outcome.job_id, None, lang, variations=False, prices=self._prices
             ),
         )
+
+
+async def send_styles(
+    bot: Bot,
+    styles: StyleService,
+    who: Who,
+    lang: str,
+    *,
+    image: StoredImage | None,
+    reply_to: int | None = None,
+) -> None:
+    """The style gallery; its buttons name `image` (None: the next text takes the style)."""
+    own = await styles.own(who.chat_id)
+    await bot.send_message(
+        who.chat_id,
+        styles_text(lang, [(s.name, s.template) for s in own], image is not None),
+        reply_to_message_id=reply_to,
+        allow_sending_without_reply=True,
+        message_thread_id=who.thread_id or None,
+        reply_markup=styles_keyboard(lang, [(s.id, s.name) for s in own], image.id if image else 0),
+    )

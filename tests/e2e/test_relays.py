@@ -117,7 +117,8 @@ async def test_new_api_blocked_prompt_is_told_and_never_retried(
     relay.fail_next("new-api-blocked", reason="PROHIBITED_CONTENT")
     tg.send_text(CHAT, "something forbidden")
     [told] = await tg.wait_for("sendMessage", lambda c: "safety filters" in c.params["text"])
-    assert len(relay.requests) == 1 and not _has_retry(told)
+    # never resent by the bot; the user may try again (with the note on how to rephrase)
+    assert len(relay.requests) == 1 and _has_retry(told) and "\n\n" in told.params["text"]
     tg.send_text(CHAT, "something fine")
     await tg.wait_for("sendPhoto", timeout=30)
 

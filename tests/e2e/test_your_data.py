@@ -143,6 +143,11 @@ async def test_forget_keeps_other_peoples_shared_pictures_and_the_next_message_w
     tg.press_button(ALICE, ratios.result["message_id"], "ratio:16:9")
     await tg.wait_for("answerCallbackQuery")
     assert db_rows(bot.settings, "select aspect_ratio from chat_prefs") == [("16:9",)]
+    tg.send_text(ALICE, "/style add mine {prompt}, as my grandmother drew", user=tg.user(ALICE))
+    tg.send_text(BOB, "/style add his {prompt}, in chalk", user=tg.user(BOB))
+    await tg.wait_for("sendMessage", lambda c: "mine" in str(c.params))
+    await tg.wait_for("sendMessage", lambda c: "his" in str(c.params))
+    assert db_rows(bot.settings, "select count(*) from chat_styles") == [(2,)]
 
     tg.send_text(ALICE, "/forget", user=tg.user(ALICE))
     [ask] = await tg.wait_for("sendMessage", lambda c: "forget" in str(c.params))
@@ -157,6 +162,7 @@ async def test_forget_keeps_other_peoples_shared_pictures_and_the_next_message_w
     assert db_rows(bot.settings, "select count(*) from users where id = ?", ALICE) == [(0,)]
     assert not any(path(sha).exists() for sha in alice_only)
     assert db_rows(bot.settings, "select count(*) from chat_prefs") == [(0,)]
+    assert db_rows(bot.settings, "select chat_id from chat_styles") == [(BOB,)]  # her words go
     # Bob's pictures, the one he shares with Alice too, are all there
     assert len(_images_of(bot, BOB)) == 2 and path(_sha(shared)).is_file()
     docs = await _export(tg, BOB)

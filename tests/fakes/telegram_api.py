@@ -56,6 +56,9 @@ __all__ = ["Call", "FakeTelegram"]
 TEXT_MAX = 4096  # code points after entity parsing (TDLib uses utf8_length)
 CAPTION_MAX = 1024
 CALLBACK_DATA_MAX = 64  # bytes, UTF-8
+INLINE_RESULTS_MAX = 50  # answerInlineQuery: "No more than 50 results per query are allowed"
+INLINE_ID_MAX = 64  # bytes: a result's id
+INLINE_OFFSET_MAX = 64  # bytes: next_offset
 PHOTO_UPLOAD_MAX = 10_000_000
 UPLOAD_MAX = 50_000_000  # api.telegram.org refuses bigger requests with 413
 DOWNLOAD_MAX = 20 * 1024 * 1024  # getFile
@@ -148,6 +151,8 @@ STRING_PARAMS = frozenset(
         "pre_checkout_query_id",
         "error_message",
         "telegram_payment_charge_id",
+        "inline_query_id",
+        "next_offset",
     }
 )
 CHAT_ID_PARAMS = frozenset({"chat_id", "from_chat_id"})
@@ -167,6 +172,7 @@ JSON_PARAMS = frozenset(
         "reaction",
         "prices",
         "suggested_tip_amounts",
+        "results",
     }
 )
 
@@ -759,6 +765,13 @@ class FakeTelegram:
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.callback_answers: dict[str, dict[str, Any]] = {}
+        # Inline mode: queries waiting for their one answer (id -> query), the answers given,
+        # and the messages people posted through the bot (inline_message_id -> message).
+        self._inline_queries: dict[str, dict[str, Any]] = {}
+        self.inline_answers: dict[str, dict[str, Any]] = {}
+        self.inline_messages: dict[str, dict[str, Any]] = {}
+        self.inline_feedback = True  # @BotFather's /setinlinefeedback: chosen results reported
+        self.inline_mode = True  # @BotFather's /setinline: inline queries reach the bot
         self.chats: dict[int, dict[str, Any]] = {}
         self.flood_limit = False
         # When True, group messages reach the bot only as under Telegram's privacy mode:
@@ -826,6 +839,8 @@ class FakeTelegram:
                 "sendChatAction": self._send_chat_action,
                 "sendMessageDraft": self._send_message_draft,
                 "answerCallbackQuery": self._answer_callback_query,
+                "answerInlineQuery": self._answer_inline_query,
+                "editMessageMedia": self._edit_message_media,
                 "getFile": self._get_file,
                 "getChatMember": self._get_chat_member,
                 "sendInvoice": self._send_invoice,
@@ -1056,6 +1071,58 @@ class FakeTelegram:
         if known:
             self._callbacks.add(str(query["id"]))
         self.queue_update({"callback_query": copy.deepcopy(query)})
+
+    def send_inline_query(
+        self, query: str, *, user: dict[str, Any] | None = None, offset: str = ""
+    ) -> str:
+        """Someone types `@bot <query>` in any chat (`offset`: the next page, as the bot's
+        next_offset gave it); returns the query id, which takes one answer."""
+        if not self.inline_mode:
+            raise RuntimeError("inline mode is off for this bot (@BotFather's /setinline)")
+        query_id = str(secrets.randbelow(10**18) + 10**18)
+        inline = {
+            "id": query_id,
+            "from": user or self.user(),
+            "query": query,
+            "offset": offset,
+            "chat_type": "sender",
+        }
+        self._inline_queries[query_id] = inline
+        self.queue_update({"inline_query": copy.deepcopy(inline)})
+        return query_id
+
+    def choose_inline_result(self, query_id: str, result_id: str) -> str | None:
+        """The person taps one result of the bot's answer to that query: the message is posted
+        (in a chat the bot may not be in) and, with inline feedback on, a chosen_inline_result
+        is delivered. Like Telegram, only a result with an inline keyboard gets an
+        inline_message_id (returned; None without one), the bot's one handle on the message."""
+        answer = self.inline_answers[query_id]
+        result = next(r for r in answer["results"] if r["id"] == result_id)
+        inline = answer["query"]
+        message: dict[str, Any] = {"from": inline["from"], "via_bot": copy.deepcopy(self.bot_user)}
+        if result["type"] == "article":
+            content = result["input_message_content"]
+            message["text"] = content["message_text"]
+        else:
+            rec = self._files[result["photo_file_id"]]
+            message["photo"] = self._photo_from_record(rec)
+            if result.get("caption"):
+                message["caption"] = result["caption"]
+        inline_message_id = None
+        if "reply_markup" in result:
+            message["reply_markup"] = copy.deepcopy(result["reply_markup"])
+            inline_message_id = "BAAAA" + secrets.token_hex(16)
+            self.inline_messages[inline_message_id] = message
+        if self.inline_feedback:
+            chosen: dict[str, Any] = {
+                "result_id": result_id,
+                "from": inline["from"],
+                "query": inline["query"],
+            }
+            if inline_message_id is not None:
+                chosen["inline_message_id"] = inline_message_id
+            self.queue_update({"chosen_inline_result": chosen})
+        return inline_message_id
 
     def edit_text(self, chat_id: int, message_id: int, text: str) -> dict[str, Any]:
         """The person edits a text message they sent: the bot gets an `edited_message`."""
@@ -1839,7 +1906,7 @@ class FakeTelegram:
             **self.bot_user,
             "can_join_groups": True,
             "can_read_all_group_messages": False,
-            "supports_inline_queries": False,
+            "supports_inline_queries": self.inline_mode,
             "can_connect_to_business": False,
             "has_main_web_app": False,
         }
@@ -2101,6 +2168,8 @@ class FakeTelegram:
     def _edit(self, p: _Params, field: str | None) -> dict[str, Any]:
         """editMessageText (`field` "text"), editMessageCaption ("caption") and
         editMessageReplyMarkup (None): the checks and the not-modified rule they share."""
+        if p.has("inline_message_id") and field == "text":
+            return self._edit_inline_text(p)
         key, msg = self._target(p, "message to edit not found")
         value: str | None = None
         entities: list[dict[str, Any]] = []
@@ -2129,6 +2198,22 @@ class FakeTelegram:
         else:
             msg["reply_markup"] = copy.deepcopy(new_markup)
         return self._edited(key, msg)
+
+    def _edit_inline_text(self, p: _Params) -> bool:
+        """editMessageText of an inline message: True, not the message (Telegram's answer)."""
+        msg = self.inline_messages.get(p.get_str("inline_message_id") or "")
+        if msg is None:
+            raise _bad("MESSAGE_ID_INVALID")
+        value, entities = self._text(p)
+        if "text" not in msg:
+            raise _bad("there is no text in the message to edit")
+        self._set_text(msg, "text", value, entities)
+        markup = self._markup(p)
+        if markup is None:
+            msg.pop("reply_markup", None)
+        else:
+            msg["reply_markup"] = copy.deepcopy(markup)
+        return True
 
     def _delete_message(self, p: _Params, uploads: dict[str, _Upload]) -> bool:
         key, _ = self._target(p, "message to delete not found")
@@ -2164,6 +2249,96 @@ class FakeTelegram:
             raise _bad("query is too old and response timeout expired or query ID is invalid")
         self._callbacks.discard(query_id)
         self.callback_answers[query_id] = dict(p.d)
+        return True
+
+    def _answer_inline_query(self, p: _Params, uploads: dict[str, _Upload]) -> bool:
+        """Telegram's checks: one answer per live query, at most 50 results with unique ids of
+        1-64 bytes, a next_offset of at most 64 bytes, cached photos by a known file_id."""
+        query_id = p.get_str("inline_query_id") or ""
+        inline = self._inline_queries.get(query_id)
+        if inline is None:
+            raise _bad("query is too old and response timeout expired or query ID is invalid")
+        results = p.get_obj("results")
+        if not isinstance(results, list):
+            raise _bad("can't parse inline query results JSON object")
+        if len(results) > INLINE_RESULTS_MAX:
+            raise _bad("RESULTS_TOO_MUCH")
+        seen: set[str] = set()
+        for result in results:
+            rid = result.get("id") if isinstance(result, dict) else None
+            if not isinstance(rid, str) or not 1 <= len(rid.encode()) <= INLINE_ID_MAX:
+                raise _bad("RESULT_ID_INVALID")
+            if rid in seen:
+                raise _bad("RESULT_ID_DUPLICATE")
+            seen.add(rid)
+            self._check_inline_result(result)
+        next_offset = p.get_str("next_offset") or ""
+        if len(next_offset.encode()) > INLINE_OFFSET_MAX:
+            raise _bad("NEXT_OFFSET_INVALID")
+        del self._inline_queries[query_id]
+        self.inline_answers[query_id] = {
+            "query": inline,
+            "results": copy.deepcopy(results),
+            "next_offset": next_offset,
+            "cache_time": p.get_int("cache_time", 300),
+            "is_personal": p.get_bool("is_personal"),
+        }
+        return True
+
+    def _check_inline_result(self, result: dict[str, Any]) -> None:
+        kind = result.get("type")
+        if kind == "article":
+            content = result.get("input_message_content") or {}
+            if not result.get("title"):
+                raise _bad("RESULT_TITLE_EMPTY")
+            if not str(content.get("message_text", "")).strip():
+                raise _bad("MESSAGE_EMPTY")
+            if len(str(content["message_text"])) > TEXT_MAX:
+                raise _bad("MESSAGE_TOO_LONG")
+        elif kind == "photo" and "photo_file_id" in result:
+            rec = self._files.get(str(result["photo_file_id"]))
+            if rec is None or rec.kind != "photo":
+                raise _bad("wrong file identifier/HTTP URL specified")
+            if len(str(result.get("caption", ""))) > CAPTION_MAX:
+                raise _bad("MEDIA_CAPTION_TOO_LONG")
+        else:
+            raise _bad(f"fake: inline result type {kind!r} is not served here")
+        markup = result.get("reply_markup")
+        if markup is not None:
+            self._markup(_Params({"reply_markup": markup}))
+            if "inline_keyboard" not in markup:
+                raise _bad("REPLY_MARKUP_INVALID")
+
+    async def _edit_message_media(self, p: _Params, uploads: dict[str, _Upload]) -> Any:
+        """editMessageMedia of an inline message (the only kind this fake edits so): a photo by
+        a file_id the server knows, since a file cannot be uploaded into an inline message."""
+        inline_message_id = p.get_str("inline_message_id")
+        if inline_message_id is None:
+            raise _bad("fake: editMessageMedia is served for inline messages only")
+        msg = self.inline_messages.get(inline_message_id)
+        if msg is None:
+            raise _bad("MESSAGE_ID_INVALID")
+        media = p.get_obj("media")
+        if not isinstance(media, dict) or media.get("type") != "photo":
+            raise _bad("fake: only a photo is served as new media")
+        value = media.get("media")
+        if uploads or (isinstance(value, str) and value.startswith("attach://")):
+            raise _bad("can't upload file to inline message; use file_id or HTTP URL instead")
+        _, rec = await self._input_file(value, uploads)
+        if rec is None:
+            raise _bad("there is no media in the request")
+        msg.pop("text", None)
+        msg["photo"] = self._photo_from_record(rec)
+        caption = media.get("caption")
+        if caption:
+            if len(str(caption)) > CAPTION_MAX:
+                raise _bad("message caption is too long")
+            msg["caption"] = caption
+        markup = self._markup(p)
+        if markup is None:
+            msg.pop("reply_markup", None)
+        else:
+            msg["reply_markup"] = copy.deepcopy(markup)
         return True
 
     def _get_file(self, p: _Params, uploads: dict[str, _Upload]) -> dict[str, Any]:

@@ -19,7 +19,10 @@ from telegram import (
     BotCommandScopeAllPrivateChats,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InlineQueryResultCachedPhoto,
     InputMediaPhoto,
+    InputTextMessageContent,
     ReplyParameters,
     Update,
 )
@@ -664,3 +667,88 @@ async def test_refunds_are_refused_like_telegram_refuses_them(bot: Bot, fake: Fa
     transactions = (await bot.get_star_transactions()).transactions
     assert [t.id for t in transactions] == [charge, charge]
     assert transactions[1].receiver is not None and transactions[0].source is not None
+
+
+# ---------------------------------------------------------------- inline mode
+
+
+def _article(result_id: str, *, keyboard: bool = True) -> InlineQueryResultArticle:
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("more", switch_inline_query="")]])
+    return InlineQueryResultArticle(
+        result_id,
+        "Draw",
+        InputTextMessageContent("drawing…"),
+        reply_markup=markup if keyboard else None,
+    )
+
+
+async def _photo_file_id(fake: FakeTelegram, bot: Bot) -> str:
+    fake.send_text(CHAT, "hi")
+    sent = await bot.send_photo(CHAT, png())
+    return sent.photo[-1].file_id
+
+
+async def test_answer_inline_query_is_checked_like_telegrams(fake: FakeTelegram, bot: Bot):
+    query_id = fake.send_inline_query("cats")
+    with pytest.raises(BadRequest, match=ci("RESULTS_TOO_MUCH")):
+        await bot.answer_inline_query(query_id, [_article(f"r{i}") for i in range(51)])
+    with pytest.raises(BadRequest, match=ci("RESULT_ID_INVALID")):
+        await bot.answer_inline_query(query_id, [_article("x" * 65)])
+    with pytest.raises(BadRequest, match=ci("RESULT_ID_DUPLICATE")):
+        await bot.answer_inline_query(query_id, [_article("a"), _article("a")])
+    with pytest.raises(BadRequest, match=ci("NEXT_OFFSET_INVALID")):
+        await bot.answer_inline_query(query_id, [_article("a")], next_offset="9" * 65)
+    with pytest.raises(BadRequest, match=ci("wrong file identifier")):
+        await bot.answer_inline_query(query_id, [InlineQueryResultCachedPhoto("p", "nope")])
+    fifty = [_article("d" * 64)] + [_article(f"r{i}") for i in range(49)]
+    assert await bot.answer_inline_query(query_id, fifty, next_offset="9" * 64, is_personal=True)
+    answer = fake.inline_answers[query_id]
+    assert len(answer["results"]) == 50 and answer["is_personal"] is True
+    assert answer["next_offset"] == "9" * 64 and answer["cache_time"] == 300
+    with pytest.raises(BadRequest, match=ci("query is too old")):  # one answer per query
+        await bot.answer_inline_query(query_id, [_article("a")])
+
+
+async def test_a_chosen_result_has_a_message_id_only_with_a_keyboard(
+    fake: FakeTelegram, bot: Bot
+):
+    file_id = await _photo_file_id(fake, bot)
+    query_id = fake.send_inline_query("cats")
+    results = [_article("draw"), _article("plain", keyboard=False)]
+    await bot.answer_inline_query(query_id, [*results, InlineQueryResultCachedPhoto("p", file_id)])
+    inline_id = fake.choose_inline_result(query_id, "draw")
+    assert inline_id is not None and fake.inline_messages[inline_id]["text"] == "drawing…"
+    assert fake.choose_inline_result(query_id, "plain") is None
+    assert fake.choose_inline_result(query_id, "p") is None
+    chosen = [u["chosen_inline_result"] for u in fake._pending if "chosen_inline_result" in u]
+    assert [c.get("inline_message_id") for c in chosen] == [inline_id, None, None]
+    assert [c["result_id"] for c in chosen] == ["draw", "plain", "p"]
+    fake.inline_feedback = False  # /setinlinefeedback off: nothing is reported
+    fake.choose_inline_result(query_id, "draw")
+    assert len([u for u in fake._pending if "chosen_inline_result" in u]) == 3
+
+
+async def test_edit_message_media_of_an_inline_message_takes_a_file_id_not_an_upload(
+    fake: FakeTelegram, bot: Bot
+):
+    file_id = await _photo_file_id(fake, bot)
+    query_id = fake.send_inline_query("cats")
+    await bot.answer_inline_query(query_id, [_article("draw")])
+    inline_id = fake.choose_inline_result(query_id, "draw")
+    assert inline_id is not None
+    with pytest.raises(BadRequest, match=ci("can't upload file to inline message")):
+        await bot.edit_message_media(InputMediaPhoto(png()), inline_message_id=inline_id)
+    with pytest.raises(BadRequest, match=ci("MESSAGE_ID_INVALID")):
+        await bot.edit_message_media(InputMediaPhoto(file_id), inline_message_id="BAAAAnope")
+    with pytest.raises(BadRequest, match=ci("wrong file identifier")):
+        await bot.edit_message_media(InputMediaPhoto("nope"), inline_message_id=inline_id)
+    assert "text" in fake.inline_messages[inline_id]  # nothing changed by the refusals
+    done = await bot.edit_message_media(
+        InputMediaPhoto(file_id, caption="a cat"), inline_message_id=inline_id
+    )
+    assert done is True
+    shown = fake.inline_messages[inline_id]
+    assert shown["photo"][-1]["file_id"] == file_id and shown["caption"] == "a cat"
+    assert "text" not in shown and "reply_markup" not in shown
+    with pytest.raises(BadRequest, match=ci("there is no text")):
+        await bot.edit_message_text("again", inline_message_id=inline_id)

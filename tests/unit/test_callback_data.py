@@ -12,6 +12,7 @@ from telegram.ext import Application, CallbackQueryHandler
 
 from bot.app import add_handlers
 from bot.providers.profiles import Capabilities
+from bot.services import styles
 from bot.services.prefs import LANGUAGES, MATCH_INPUT, RATIOS, REPLY_MODES, SIZES, Prefs
 from bot.services.types import HistoryPage, HistoryRow, StoredImage
 from bot.telegram import callback_data as cd
@@ -22,10 +23,11 @@ from bot.telegram.keyboards import (
     history_keyboard,
     packs_keyboard,
     ratio_keyboard,
+    retry_keyboard,
     settings_keyboard,
+    styles_keyboard,
 )
-from bot.telegram.recovery import retry_keyboard
-from bot.telegram.replies import album_keyboard, result_keyboard
+from bot.telegram.replies import album_keyboard, reframe_keyboard, result_keyboard
 
 BIG = 2**63 - 1  # the largest id SQLite can hand out
 MODELS = (
@@ -35,9 +37,7 @@ MODELS = (
 )
 
 # A model that takes every ratio and size, so every choice button is built.
-CAN = Capabilities(
-    MODELS[1], 14, RATIOS, SIZES, supports_n=True, real_history=True, grounding=True
-)
+CAN = Capabilities(MODELS[1], 14, RATIOS, SIZES, supports_n=True, real_history=True, grounding=True)
 
 
 def _image(image_id: int) -> StoredImage:
@@ -63,10 +63,18 @@ def _keyboards() -> Iterator[InlineKeyboardMarkup]:
                     job, _image(image), lang, variations=variations, prices=priced
                 )
                 yield result_keyboard(job, None, lang, variations=variations)
+                for size in (None, "2K", "4K"):  # the follow-ups a model with sizes offers
+                    yield result_keyboard(
+                        job, _image(image), lang, variations=variations, can=CAN, size=size
+                    )
                 shown = [_image(image - i if image == BIG else image + i) for i in range(10)]
                 yield album_keyboard(job, shown, lang, variations=variations)
                 yield album_keyboard(job, shown[:3], lang, variations=variations)
             yield retry_keyboard(job, lang)
+            yield reframe_keyboard(job, lang, CAN)
+            own = [(BIG - i, "a-name-of-thirty-two-characters!"[: 32 - i]) for i in range(30)]
+            for target in (0, image):
+                yield styles_keyboard(lang, own, target)
         for current in (*RATIOS, MATCH_INPUT, None):
             for back in (False, True):
                 yield ratio_keyboard(lang, current, CAN, back=back)
@@ -127,6 +135,12 @@ def test_every_kind_encodes_within_64_bytes_at_its_largest() -> None:
         cd.ToggleSearch(),
         cd.ConfirmForget(BIG),
         cd.KeepData(),
+        cd.PickRatio(BIG),
+        cd.OpenStyles(BIG),
+        cd.ApplyOwnStyle(BIG, BIG),
+        *(cd.Rerender(BIG, s) for s in SIZES),
+        *(cd.Reframe(BIG, r) for r in RATIOS),
+        *(cd.ApplyStyle(key, BIG) for key in styles.KEYS),
         *(cd.SetRatio(r) for r in (*RATIOS, MATCH_INPUT, None)),
         *(cd.OpenSetting(f) for f in cd.SETTING_FIELDS),
         *(cd.SetSize(s) for s in (*SIZES, None)),
@@ -223,6 +237,17 @@ MALFORMED = (
     "set:model:-1",
     "set:model:x",
     "set:size:8K",
+    "up:1:8K",
+    "up:1",
+    "up:1:auto",
+    "arp:1:16:9",
+    "arj:1:99:1",
+    "arj:1:match",
+    "stg:x",
+    "sty:bogus:1",
+    "sty:clay",
+    "sto:1",
+    "sto:1:-1",
     "set:size:1k",
     "set:size:",
     "set:reply:email",

@@ -6,7 +6,7 @@ import pytest
 
 from bot.providers.errors import EMPTY_RESPONSE, ProviderError
 from bot.providers.errors import ProviderErrorKind as K
-from bot.telegram.errors import _retry_markup, message_for
+from bot.telegram.errors import _keyboard_for, message_for
 
 
 def _err(kind: K, *, reason: str | None = None, retry_after: float | None = None,
@@ -37,13 +37,13 @@ def test_new_api_failures_each_have_their_own_words(lang: str) -> None:
         (_err(K.RETRY_LATER, retry_after=40), True),
         (_err(K.SERVER, reason=EMPTY_RESPONSE), True),
         (_err(K.BLOCKED, reason="content_filter"), True),
-        (_err(K.BLOCKED, reason="SAFETY"), False),  # the same request would be blocked again
-        (_err(K.AUTH), False),  # the owner has to act first
+        (_err(K.BLOCKED, reason="SAFETY"), True),  # filters differ from try to try
+        (_err(K.AUTH), True),  # once the owner has fixed the key
         (_err(K.NO_IMAGE, job_id=None), False),  # no job to replay
     ],
 )
-def test_a_retry_button_where_a_second_try_can_help(exc: ProviderError, button: bool) -> None:
-    markup = _retry_markup(exc, "en")
+def test_a_retry_button_under_every_failed_job(exc: ProviderError, button: bool) -> None:
+    markup = _keyboard_for(exc, "en")
     assert (markup is not None) == button
     if markup is not None:
         assert markup.inline_keyboard[0][0].callback_data == "regen:7"

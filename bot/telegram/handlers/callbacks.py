@@ -17,6 +17,7 @@ from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, ContextTypes
 
 from bot.i18n import t
+from bot.services import styles
 from bot.telegram import callback_data as cd
 from bot.telegram.context import lang, request_of, services, who_of
 from bot.telegram.flow import chat_turn, generate
@@ -27,7 +28,7 @@ from bot.telegram.keyboards import (
     settings_keyboard,
     settings_text,
 )
-from bot.telegram.replies import VARIATIONS, ResultSender
+from bot.telegram.replies import VARIATIONS, ResultSender, reframe_keyboard, send_styles
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,96 @@ async def on_regenerate(update: Update, context: Context, press: cd.Regenerate |
     if isinstance(press, cd.Vary):
         options = replace(options, n=VARIATIONS)
     await generate(update, context, request_of(update, prompt, tuple(inputs), options=options))
+
+
+async def on_follow_up(update: Update, context: Context, press: cd.Rerender | cd.Reframe) -> None:
+    """That job again, one picture, at a bigger size or in another ratio, where its model
+    takes it."""
+    query = _query(update)
+    svc, who, lng = services(context), who_of(update), lang(update, context)
+    spec = await svc.generation.job_spec(press.job_id, who.chat_id)
+    if spec is None:
+        await query.answer(t(lng, "err_image_missing"), show_alert=True)
+        return
+    prompt, inputs, options = spec
+    can = svc.generation.capabilities(options.model)
+    if isinstance(press, cd.Rerender):
+        taken = press.size in can.image_sizes
+        options = replace(options, image_size=press.size, n=1)
+    else:
+        taken = press.ratio in can.aspect_ratios
+        options = replace(options, aspect_ratio=press.ratio, n=1)
+    if not taken:  # old or forged data: the model of that job does not take it
+        await query.answer(t(lng, "followup_not_taken", model=options.model), show_alert=True)
+        return
+    await query.answer()
+    await generate(update, context, request_of(update, prompt, tuple(inputs), options=options))
+
+
+async def on_pick_ratio(update: Update, context: Context, press: cd.PickRatio) -> None:
+    """📐 Ratio: the job's model's ratios, under the picture the press was made on."""
+    query = _query(update)
+    svc, who, lng = services(context), who_of(update), lang(update, context)
+    spec = await svc.generation.job_spec(press.job_id, who.chat_id)
+    if spec is None:
+        await query.answer(t(lng, "err_image_missing"), show_alert=True)
+        return
+    await query.answer()
+    can = svc.generation.capabilities(spec[2].model)
+    await context.bot.send_message(
+        who.chat_id,
+        t(lng, "reframe_pick"),
+        reply_to_message_id=query.message.message_id if query.message else None,
+        allow_sending_without_reply=True,
+        message_thread_id=who.thread_id or None,
+        reply_markup=reframe_keyboard(press.job_id, lng, can),
+    )
+
+
+async def on_open_styles(update: Update, context: Context, press: cd.OpenStyles) -> None:
+    """🎨 Style under a result: the gallery, its taps applied to that picture."""
+    query = _query(update)
+    svc, who, lng = services(context), who_of(update), lang(update, context)
+    image = await svc.images.get(press.image_id, who.chat_id) if press.image_id else None
+    if press.image_id and image is None:
+        await query.answer(t(lng, "err_image_missing"), show_alert=True)
+        return
+    await query.answer()
+    reply_to = query.message.message_id if query.message else None
+    await send_styles(context.bot, svc.styles, who, lng, image=image, reply_to=reply_to)
+
+
+async def on_style(
+    update: Update, context: Context, press: cd.ApplyStyle | cd.ApplyOwnStyle
+) -> None:
+    """A style of the gallery: drawn on its picture now, or kept for the chat's next text."""
+    query = _query(update)
+    svc, who, lng = services(context), who_of(update), lang(update, context)
+    if isinstance(press, cd.ApplyStyle):
+        name, found = t(lng, f"style_{press.key}"), styles.curated(press.key)
+        template = found.template if found else None
+    else:
+        own = await svc.styles.own_style(who.chat_id, press.style_id)
+        name, template = (own.name, own.template) if own else ("", None)
+    if template is None:  # removed since the gallery was sent
+        await query.answer(t(lng, "style_gone"), show_alert=True)
+        return
+    if not press.image_id:
+        await svc.styles.wait_for_text(who, template)
+        await query.answer(t(lng, "style_saved"))
+        await context.bot.send_message(
+            who.chat_id,
+            t(lng, "style_waiting", name=name),
+            message_thread_id=who.thread_id or None,
+        )
+        return
+    image = await svc.images.get(press.image_id, who.chat_id)
+    if image is None:
+        await query.answer(t(lng, "err_image_missing"), show_alert=True)
+        return
+    await query.answer()
+    prompt = styles.fill(template, None)
+    await generate(update, context, request_of(update, prompt, (image,)))
 
 
 async def on_new(update: Update, context: Context, press: cd.StartOver) -> None:

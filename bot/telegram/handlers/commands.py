@@ -1,4 +1,4 @@
-"""Commands: /start /help /new /ratio /history /undo /settings, and unknown ones."""
+"""Commands: /start /help /new /ratio /history /undo /settings /styles /style, and unknown ones."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from bot.i18n import t
 from bot.services.errors import UserInputError
 from bot.telegram.context import lang, services, who_of
 from bot.telegram.flow import chat_turn
+from bot.telegram.inputs import strip_command
 from bot.telegram.keyboards import (
     history_keyboard,
     ratio_keyboard,
     settings_keyboard,
     settings_text,
 )
-from bot.telegram.replies import ResultSender
+from bot.telegram.replies import ResultSender, send_styles
 
 
 async def _reply(update: Update, text: str, **kwargs: object) -> None:
@@ -95,6 +96,30 @@ async def cmd_settings(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         settings_text(lng, prefs, svc.generation.default_model, can),
         reply_markup=settings_keyboard(lng, can),
     )
+
+
+async def cmd_styles(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The style gallery: a tap applies a style to the current image, else to the next text."""
+    svc, who, lng = services(context), who_of(update), lang(update, context)
+    current = await svc.styles.target(who)
+    message = update.effective_message
+    reply_to = message.message_id if message else None
+    await send_styles(context.bot, svc.styles, who, lng, image=current, reply_to=reply_to)
+
+
+async def cmd_style(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`/style add <name> <template>` and `/style remove <name>`: the chat's own styles."""
+    svc, who, lng = services(context), who_of(update), lang(update, context)
+    assert update.effective_message is not None
+    action, rest = [*strip_command(update.effective_message.text or "").split(None, 1), "", ""][:2]
+    if action.lower() == "add":
+        name = await svc.styles.add(who, rest)
+        await _reply(update, t(lng, "style_added", name=name))
+    elif action.lower() in ("remove", "delete", "rm"):
+        name = await svc.styles.remove(who.chat_id, rest)
+        await _reply(update, t(lng, "style_removed", name=name))
+    else:
+        raise UserInputError("style_usage")
 
 
 async def cmd_unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -34,7 +34,7 @@ async def cmd_imagine(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if not prompt:
         raise UserInputError("imagine_usage")
     own = telegram_image(context.bot, message)
-    await generate(update, context, request_of(update, prompt, (own,)))
+    await generate(update, context, request_of(update, prompt, (own,), take_style=True))
 
 
 async def cmd_edit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -91,4 +91,4 @@ async def on_reply_or_mention(update: Update, context: ContextTypes.DEFAULT_TYPE
         prompt = re.sub(rf"@{re.escape(bot.username)}\b", "", message.text, flags=re.IGNORECASE)
         if not prompt.strip():
             raise UserInputError("imagine_usage")
-        await generate(update, context, request_of(update, prompt.strip()))
+        await generate(update, context, request_of(update, prompt.strip(), take_style=True))

@@ -25,7 +25,8 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     assert message is not None and message.text is not None
     replied = replied_image(context.bot, message)
-    await generate(update, context, request_of(update, message.text, (replied,), chat_images=True))
+    request = request_of(update, message.text, (replied,), chat_images=True, take_style=True)
+    await generate(update, context, request)
 
 
 async def on_image(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
