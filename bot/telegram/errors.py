@@ -48,7 +48,8 @@ def _provider_message(exc: ProviderError, lang_code: str) -> str:
     if kind is ProviderErrorKind.BLOCKED and "RECITATION" in reason:
         return t(lang_code, "err_recitation")
     if kind is ProviderErrorKind.BLOCKED and reason == "content_filter":
-        return t(lang_code, "err_content_filter")  # new-api says so of any non-STOP finish
+        # new-api says so of any non-STOP finish: maybe a block, so the hint comes along
+        return f"{t(lang_code, 'err_content_filter')}\n\n{t(lang_code, 'blocked_rephrase')}"
     if kind is ProviderErrorKind.SERVER and reason == EMPTY_RESPONSE:
         return t(lang_code, "err_empty_response")
     if kind is ProviderErrorKind.RETRY_LATER:

@@ -142,8 +142,8 @@ async def test_a_refused_person_gets_no_results_and_choosing_a_picture_runs_noth
     picture = answer["results"][1]
     assert picture["photo_file_id"] == fox
     assert tg.choose_inline_result(mine, picture["id"]) is None  # no keyboard, no message id
-    tg.send_text(ANN, "/usage", user=_ann())
-    await tg.wait_for("sendMessage", lambda c: "image(s) today" in c.params["text"])
+    tg.send_text(ANN, "/usage", user=_ann())  # answered with a chart, the numbers its caption
+    await tg.wait_for("sendPhoto", lambda c: "image(s) today" in c.params.get("caption", ""))
     assert len(upstream.requests) == 1
 
 
