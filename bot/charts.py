@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
+from typing import TYPE_CHECKING
 
-from matplotlib import font_manager
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ft2font import FT2Font
-from matplotlib.ticker import MaxNLocator
+if TYPE_CHECKING:  # matplotlib (and numpy) load with the first chart: ~40 MB a bot never
+    # drawing one need not hold
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import Locator
 
 #: Pixel size of every chart: wide enough for a week of bars, sharp on a phone held upright.
 WIDTH, HEIGHT = 1280, 960
@@ -52,6 +52,9 @@ class DayCount:
 
 @cache
 def _glyphs() -> frozenset[int]:
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
     path = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"))
     return frozenset(FT2Font(path).get_charmap())
 
@@ -65,6 +68,9 @@ _DRAWING = threading.Lock()
 
 
 def _figure(rows: int) -> tuple[Figure, list[Axes]]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(WIDTH / _DPI, HEIGHT / _DPI), dpi=_DPI, facecolor="white")
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, 1, squeeze=False)[:, 0]
@@ -76,6 +82,12 @@ def _figure(rows: int) -> tuple[Figure, list[Axes]]:
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     return fig, list(axes)
+
+
+def _integer_ticks() -> Locator:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
 
 
 def _png(fig: Figure) -> bytes:
@@ -143,7 +155,7 @@ def _usage(
                 textcoords="offset points",
             )
     ax.set_xticks(x, _day_labels(days))
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(_integer_ticks())
     ax.set_title(title.shown(), fontsize=_FONT["size"] + 6, color=_INK, pad=16)
     ax.set_xlabel(left_words.shown(), fontsize=_FONT["size"], color=_INK)
     ax.set_ylim(0, max([*values, used_today + (left or 0), 1]) * 1.2)
@@ -190,7 +202,7 @@ def _stats(
         if len(days) > 14:
             for i, label in enumerate(ax.get_xticklabels()):
                 label.set_visible(i % max(1, len(days) // 10) == 0)
-    top.yaxis.set_major_locator(MaxNLocator(integer=True))
+    top.yaxis.set_major_locator(_integer_ticks())
     top.set_title(title.shown(), fontsize=_FONT["size"] + 4, color=_INK)
     bottom.set_title(cost_title.shown(), fontsize=_FONT["size"], color=_INK)
     if keys:
