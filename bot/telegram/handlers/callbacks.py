@@ -18,6 +18,7 @@ from telegram.ext import CallbackQueryHandler, ContextTypes
 
 from bot.i18n import t
 from bot.services import styles
+from bot.services.types import JobOptions, StoredImage
 from bot.telegram import callback_data as cd
 from bot.telegram.context import lang, request_of, services, who_of
 from bot.telegram.flow import chat_turn, generate
@@ -62,6 +63,17 @@ def _query(update: Update) -> CallbackQuery:
     return update.callback_query
 
 
+async def _pressed_job(
+    update: Update, context: Context, job_id: int
+) -> tuple[str, list[StoredImage], JobOptions] | None:
+    """Prompt, inputs and options of the job a button names, in this chat; None (the presser
+    told with an alert) when that job is not there."""
+    spec = await services(context).generation.job_spec(job_id, who_of(update).chat_id)
+    if spec is None:
+        await _query(update).answer(t(lang(update, context), "err_image_missing"), show_alert=True)
+    return spec
+
+
 async def on_original(update: Update, context: Context, press: cd.SendOriginal) -> None:
     """Send that image as a file, without Telegram's recompression."""
     query = _query(update)
@@ -77,13 +89,10 @@ async def on_original(update: Update, context: Context, press: cd.SendOriginal) 
 
 async def on_regenerate(update: Update, context: Context, press: cd.Regenerate | cd.Vary) -> None:
     """The same prompt and inputs again (or several variations)."""
-    query = _query(update)
-    svc, who, lng = services(context), who_of(update), lang(update, context)
-    spec = await svc.generation.job_spec(press.job_id, who.chat_id)
+    spec = await _pressed_job(update, context, press.job_id)
     if spec is None:
-        await query.answer(t(lng, "err_image_missing"), show_alert=True)
         return
-    await query.answer()
+    await _query(update).answer()
     prompt, inputs, options = spec
     if isinstance(press, cd.Vary):
         options = replace(options, n=VARIATIONS)
@@ -93,14 +102,12 @@ async def on_regenerate(update: Update, context: Context, press: cd.Regenerate |
 async def on_follow_up(update: Update, context: Context, press: cd.Rerender | cd.Reframe) -> None:
     """That job again, one picture, at a bigger size or in another ratio, where its model
     takes it."""
-    query = _query(update)
-    svc, who, lng = services(context), who_of(update), lang(update, context)
-    spec = await svc.generation.job_spec(press.job_id, who.chat_id)
+    spec = await _pressed_job(update, context, press.job_id)
     if spec is None:
-        await query.answer(t(lng, "err_image_missing"), show_alert=True)
         return
+    query, lng = _query(update), lang(update, context)
     prompt, inputs, options = spec
-    can = svc.generation.capabilities(options.model)
+    can = services(context).generation.capabilities(options.model)
     if isinstance(press, cd.Rerender):
         taken = press.size in can.image_sizes
         options = replace(options, image_size=press.size, n=1)
@@ -116,12 +123,10 @@ async def on_follow_up(update: Update, context: Context, press: cd.Rerender | cd
 
 async def on_pick_ratio(update: Update, context: Context, press: cd.PickRatio) -> None:
     """📐 Ratio: the job's model's ratios, under the picture the press was made on."""
-    query = _query(update)
-    svc, who, lng = services(context), who_of(update), lang(update, context)
-    spec = await svc.generation.job_spec(press.job_id, who.chat_id)
+    spec = await _pressed_job(update, context, press.job_id)
     if spec is None:
-        await query.answer(t(lng, "err_image_missing"), show_alert=True)
         return
+    query, svc, who, lng = _query(update), services(context), who_of(update), lang(update, context)
     await query.answer()
     can = svc.generation.capabilities(spec[2].model)
     await context.bot.send_message(
