@@ -43,8 +43,7 @@ class ProviderError(Exception):
     `detail` is for logs and admins (never holds the API key); `reason` is a provider code
     such as a Gemini finishReason/blockReason; `retry_after` is seconds when the upstream said.
     `answered`: raised after the upstream answered the generation with 2xx, so the call may be
-    billed (some relays bill every 200, image or not); `job_id`: the job that failed, set by
-    the service so the user can be offered a Retry.
+    billed (some relays bill every 200, image or not).
     """
 
     def __init__(
@@ -70,7 +69,6 @@ class ProviderError(Exception):
         self.model: str | None = None
         self.successor: str | None = None
         self.answered = answered
-        self.job_id: int | None = None
 
     @property
     def transient(self) -> bool:

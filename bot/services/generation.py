@@ -319,8 +319,6 @@ class GenerationService:
             await self._finish_job(job_id, job.who, job.options, result, stored, upstream_ms)
             await self._db.to_disk()  # the result is on disk before the user can have it
         except BaseException as exc:
-            if isinstance(exc, ProviderError):
-                exc.job_id = job_id  # the user's Retry replays this job
             await self._fail_job(job_id, exc, started)
             note_failed_job(exc, job_id)
             raise

@@ -85,8 +85,6 @@ def _keyboard_for(exc: BaseException, lang_code: str) -> InlineKeyboardMarkup | 
     if isinstance(exc, NotEnoughStarsError):
         return buy_keyboard(lang_code)
     job_id = failed_job(exc)
-    if job_id is None and isinstance(exc, ProviderError):
-        job_id = exc.job_id
     return retry_keyboard(job_id, lang_code) if job_id is not None else None
 
 

@@ -6,13 +6,15 @@ import pytest
 
 from bot.providers.errors import EMPTY_RESPONSE, ProviderError
 from bot.providers.errors import ProviderErrorKind as K
+from bot.services.errors import note_failed_job
 from bot.telegram.errors import _keyboard_for, message_for
 
 
 def _err(kind: K, *, reason: str | None = None, retry_after: float | None = None,
          job_id: int | None = 7) -> ProviderError:
     exc = ProviderError(kind, "detail", reason=reason, retry_after=retry_after)
-    exc.job_id = job_id
+    if job_id is not None:
+        note_failed_job(exc, job_id)
     return exc
 
 
