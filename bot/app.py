@@ -47,7 +47,7 @@ from bot.services.recovery import RecoveryService
 from bot.services.stats import StatsService
 from bot.services.storage_limit import StorageLimit
 from bot.services.styles import StyleService
-from bot.storage.blobs import BlobStore
+from bot.storage.blobs import BlobStore, LocalBlobStore
 from bot.storage.database import Database
 from bot.storage.db import create_engine, create_sessionmaker
 from bot.telegram import gate
@@ -256,7 +256,7 @@ def _open_services(
         engine = create_engine(settings.database_url)
         database = Database(create_sessionmaker(engine))
         http = make_http_client()
-        blobs = BlobStore(settings.blobs_dir)
+        blobs = blob_store(settings)
         endpoints = endpoints_from_settings(settings)
         dialects = {e.dialect for e in endpoints}
         notifier = endpoint_fault_notifier(app.bot, settings.admin_user_ids)
@@ -322,7 +322,7 @@ def _open_services(
         )
         app.bot_data[RECOVERY_KEY] = RecoveryService(database, wallet)
         app.bot_data[private.ALBUMS_KEY] = AlbumCollector(progress.album_quiet, private.on_album)
-        app.bot_data["_closables"] = (engine, http)
+        app.bot_data["_closables"] = (engine, http, blobs)
         await _set_commands(app)
         log.info(
             "bot @%s ready (%s, model %s)",
@@ -332,6 +332,21 @@ def _open_services(
         )
 
     return post_init
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """The bucket BLOB_STORE_URL names, else the folder under DATA_DIR."""
+    if not settings.blob_store_url:
+        return LocalBlobStore(settings.blobs_dir)
+    from bot.storage.s3blobs import S3BlobStore, S3Location
+
+    return S3BlobStore(
+        S3Location.parse(settings.blob_store_url),
+        endpoint_url=settings.s3_endpoint_url,
+        access_key_id=settings.s3_access_key_id.get_secret_value(),
+        secret_access_key=settings.s3_secret_access_key.get_secret_value(),
+        region=settings.s3_region,
+    )
 
 
 def _wallet(settings: Settings, database: Database, endpoints: list[Endpoint]) -> Wallet | None:
@@ -376,8 +391,10 @@ async def _set_commands(app: Application) -> None:
 
 
 async def _close_services(app: Application) -> None:
-    engine, http = app.bot_data.pop("_closables", (None, None))
+    engine, http, blobs = app.bot_data.pop("_closables", (None, None, None))
     if http is not None:
         await http.aclose()
+    if blobs is not None:
+        await blobs.close()
     if engine is not None:
         await engine.dispose()

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("./data")
     database_url: str = ""
+    # images in an S3-compatible bucket (s3://bucket/prefix) instead of DATA_DIR/images
+    blob_store_url: str = ""
+    s3_endpoint_url: str = ""  # empty: AWS's own endpoint for S3_REGION
+    s3_access_key_id: SecretStr = SecretStr("")
+    s3_secret_access_key: SecretStr = SecretStr("")
+    s3_region: str = "us-east-1"
 
     allowed_user_ids: IdList = frozenset()
     allowed_chat_ids: IdList = frozenset()
@@ -117,6 +123,21 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
+
+    @field_validator("blob_store_url")
+    @classmethod
+    def _blob_store_url(cls, value: str) -> str:
+        from bot.storage.s3blobs import S3Location
+
+        value = value.strip()
+        if value:
+            S3Location.parse(value)  # the ValueError says what shape is expected
+        return value
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _s3_endpoint(cls, value: str) -> str:
+        return cls._url(value)
 
     @field_validator("image_url_allowed_hosts")
     @classmethod
