@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ProvidersFileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level, secrets=secrets_of(settings, endpoints))
+    setup_logging(
+        settings.log_level, secrets=secrets_of(settings, endpoints), fmt=settings.log_format
+    )
     if args.command == "check":
         from bot.check import main as check_main
 

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     max_caption_prompt: int = Field(default=4000, ge=1)
     history_window: int = Field(default=2, ge=1, le=10)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object per line
+    # host:port of /healthz, /readyz and /metrics in polling mode; empty: no server
+    http_listen: str = ""
     bot_diagnostics_file: Path | None = None
 
     @field_validator("allowed_user_ids", "allowed_chat_ids", "admin_user_ids", mode="before")
@@ -139,6 +142,14 @@ class Settings(BaseSettings):
     def _s3_endpoint(cls, value: str) -> str:
         return cls._url(value)
 
+    @field_validator("http_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            split_listen(value)  # the ValueError says what shape is expected
+        return value
+
     @field_validator("image_url_allowed_hosts")
     @classmethod
     def _hosts(cls, value: str) -> str:
@@ -178,6 +189,15 @@ class Settings(BaseSettings):
     @property
     def blobs_dir(self) -> Path:
         return self.data_dir / "images"
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:port`` for IPv6) as its host and port; ValueError otherwise."""
+    host, sep, port = value.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("must look like host:port, e.g. 0.0.0.0:8080")
+    return host, int(port)
 
 
 class SettingsError(Exception):

@@ -4,7 +4,6 @@ in a thread of the test process, one fresh bucket per test."""
 from __future__ import annotations
 
 import logging
-import socket
 import uuid
 from dataclasses import dataclass
 
@@ -13,17 +12,12 @@ import obstore
 from moto.server import ThreadedMotoServer
 from obstore.store import S3Store
 
+from tests.fakes.ports import free_port
+
 # moto checks no signature; the store still signs with these, never with the environment's.
 ACCESS_KEY_ID = "AKIATESTONLY0000OPS1"
 SECRET_ACCESS_KEY = "test-only-secret-access-key-for-moto-0001"
 REGION = "us-east-1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class S3Server:
