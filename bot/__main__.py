@@ -70,8 +70,13 @@ def _discover(args: argparse.Namespace) -> int:
 def run(settings: Settings) -> int:
     from telegram.error import InvalidToken, NetworkError
 
+    from bot.ops import ListenError
+
     try:
         asyncio.run(_run(settings))
+    except ListenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except InvalidToken:
         print(
             "error: Telegram refused TELEGRAM_BOT_TOKEN (check it with @BotFather)", file=sys.stderr

@@ -95,6 +95,10 @@ def add_ops_routes(
     web_app.router.add_get("/metrics", metrics)
 
 
+class ListenError(Exception):
+    """The ops server cannot take its address (in use, or not this machine's)."""
+
+
 class OpsServer:
     """The ops routes alone on ``host:port`` (HTTP_LISTEN), for a bot that long-polls."""
 
@@ -107,7 +111,13 @@ class OpsServer:
     async def start(self) -> None:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise ListenError(
+                f"cannot listen on {self.host}:{self.port} (HTTP_LISTEN): {exc.strerror or exc}"
+            ) from None
         log.info("ops endpoints on %s:%d: /healthz, /readyz, /metrics", self.host, self.port)
 
     async def stop(self) -> None:

@@ -98,9 +98,7 @@ class BlobStore(ABC):
                             )
                     for entry in group:
                         # Streamed into the zip: only one chunk of a blob is in memory at once.
-                        member = await asyncio.to_thread(
-                            archive.open, entry.name, "w", force_zip64=True
-                        )
+                        member = await asyncio.to_thread(archive.open, entry.name, "w")
                         try:
                             async for chunk in self.chunks(entry.sha256):
                                 await asyncio.to_thread(member.write, chunk)

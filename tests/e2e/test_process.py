@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -149,3 +150,20 @@ async def test_json_logs_and_ops_endpoints_of_the_process(
     assert any("***" in r["message"] or "***" in r.get("exception", "") for r in records)
     assert API_KEY not in text and "sk-test" not in text
     assert tg.token not in text and tg.token.split(":")[1] not in text
+
+
+async def test_an_http_listen_address_in_use_stops_the_bot_with_one_clear_line(
+    tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = bot_env(tmp_path, tg, upstream, HTTP_LISTEN=f"127.0.0.1:{port}")
+        proc = await _spawn(env, tmp_path)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    lines = err.decode().strip().splitlines()
+    assert lines[-1].startswith(f"error: cannot listen on 127.0.0.1:{port} (HTTP_LISTEN): ")
+    assert "Traceback" not in err.decode()
+    assert tg.token not in (out + err).decode()
