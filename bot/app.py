@@ -337,8 +337,8 @@ def _open_services(
         app.bot_data[RECOVERY_KEY] = RecoveryService(database, wallet)
         app.bot_data[private.ALBUMS_KEY] = AlbumCollector(progress.album_quiet, private.on_album)
         app.bot_data["_closables"] = (engine, http, blobs)
-        app.bot_data[DATABASE_KEY] = database
         await _set_commands(app)
+        app.bot_data[DATABASE_KEY] = database  # from now on /readyz asks it
         log.info(
             "bot @%s ready (%s, model %s)",
             app.bot.username,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 PREFIX: Final = "nanobanana"
@@ -100,27 +100,16 @@ class _Collector:
         self._m = metrics
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import (
-            CounterMetricFamily,
-            GaugeMetricFamily,
-            HistogramMetricFamily,
-        )
+        from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
         m = self._m
-        jobs = CounterMetricFamily(
-            f"{PREFIX}_jobs", "Jobs finished, by status and dialect", labels=["status", "dialect"]
+        yield _counter("jobs", "Jobs finished", ["status", "dialect"], m.jobs)
+        yield _counter(
+            "upstream_requests",
+            'Requests to image endpoints, by result ("ok" or the error kind)',
+            ["dialect", "result"],
+            m.upstream,
         )
-        for (status, dialect), n in sorted(m.jobs.items()):
-            jobs.add_metric([status, dialect], n)
-        yield jobs
-        calls = CounterMetricFamily(
-            f"{PREFIX}_upstream_requests",
-            'Requests to image endpoints, by dialect and result ("ok" or the error kind)',
-            labels=["dialect", "result"],
-        )
-        for (dialect, result), n in sorted(m.upstream.items()):
-            calls.add_metric([dialect, result], n)
-        yield calls
         latency = HistogramMetricFamily(
             f"{PREFIX}_upstream_seconds",
             "Time of one request to an image endpoint",
@@ -133,42 +122,44 @@ class _Collector:
                 buckets.append((bound, cumulative))
             latency.add_metric([dialect], buckets, histogram.total)
         yield latency
-        retries = CounterMetricFamily(
-            f"{PREFIX}_upstream_retries",
+        yield _counter(
+            "upstream_retries",
             "Requests sent again (same endpoint after a wait, or the next endpoint)",
-            labels=["dialect", "reason"],
+            ["dialect", "reason"],
+            m.retries,
         )
-        for (dialect, reason), n in sorted(m.retries.items()):
-            retries.add_metric([dialect, reason], n)
-        yield retries
         waiting = GaugeMetricFamily(
             f"{PREFIX}_jobs_waiting", "Jobs waiting for a slot, by queue", labels=["queue"]
         )
         for name, depth in sorted(m.queues.items()):
             waiting.add_metric([name], depth())
         yield waiting
-        yield CounterMetricFamily(
-            f"{PREFIX}_telegram_429", "429 Too Many Requests answers from the Bot API",
-            value=m.telegram_429,
+        yield _counter(
+            "telegram_429", "429 Too Many Requests answers from the Bot API", [],
+            {(): m.telegram_429},
         )
-        images = CounterMetricFamily(
-            f"{PREFIX}_images_delivered", "Generated images delivered to chats", labels=["model"]
-        )
-        for model, n in sorted(m.images.items()):
-            images.add_metric([model], n)
-        yield images
-        cost = CounterMetricFamily(
-            f"{PREFIX}_upstream_cost_usd", "What stored images cost upstream", labels=["model"]
-        )
-        for model, usd in sorted(m.cost.items()):
-            cost.add_metric([model], usd)
-        yield cost
+        images = {(model,): n for model, n in m.images.items()}
+        yield _counter("images_delivered", "Generated images delivered to chats", ["model"], images)
+        cost = {(model,): usd for model, usd in m.cost.items()}
+        yield _counter("upstream_cost_usd", "What stored images cost upstream", ["model"], cost)
         if m.bot_api_answered_at is not None:
             yield GaugeMetricFamily(
                 f"{PREFIX}_bot_api_last_answer_age_seconds",
                 "Seconds since the Bot API last answered a call",
                 value=time.monotonic() - m.bot_api_answered_at,
             )
+
+
+def _counter(
+    name: str, doc: str, labels: list[str], values: Mapping[Any, float]
+) -> Any:
+    """A counter family of `values`, keyed by their label values (a tuple as long as `labels`)."""
+    from prometheus_client.core import CounterMetricFamily
+
+    family = CounterMetricFamily(f"{PREFIX}_{name}", doc, labels=labels)
+    for key, value in sorted(values.items()):
+        family.add_metric(list(key), value)
+    return family
 
 
 METRICS: Final = Metrics()
