@@ -9,8 +9,10 @@ import json
 import zipfile
 from collections.abc import Awaitable, Callable
 
+import httpx
+
 from tests.e2e.conftest import RunningBot
-from tests.e2e.helpers import close, db_rows
+from tests.e2e.helpers import button, close, db_rows
 from tests.fakes.image_api import FakeImageAPI
 from tests.fakes.s3_server import S3Bucket
 from tests.fakes.telegram_api import FakeTelegram
@@ -69,3 +71,49 @@ async def test_images_edits_and_export_go_through_the_bucket(
     assert len(alice) == 2 and alice < shas
     assert {hashlib.sha256(data).hexdigest() for data in pictures.values()} == alice
     assert [job["prompt"] for job in document["jobs"]] == ["a lighthouse", "add a storm"]
+
+    # Bob forgets his data: his picture's object leaves the bucket, Alice's stay.
+    bob = shas - alice
+    tg.send_text(BOB, "/forget", user=tg.user(BOB))
+    [ask] = await tg.wait_for("sendMessage", lambda c: to(BOB)(c) and "forget" in str(c.params))
+    tg.press_button(BOB, ask.result["message_id"], button(ask, f"forget:{BOB}"))
+    [done] = await tg.wait_for("editMessageText", to(BOB))
+    assert "1 picture(s) deleted" in done.params["text"]
+    assert s3_bucket.keys() == sorted(_key(sha) for sha in alice)
+    assert len(bob) == 1
+
+
+async def test_a_bucket_that_refuses_the_upload_fails_the_job_cleanly(
+    tg: FakeTelegram,
+    upstream: FakeImageAPI,
+    s3_bucket: S3Bucket,
+    start_bot: Callable[..., Awaitable[RunningBot]],
+) -> None:
+    """The bucket is not there: the user hears of a failure, the job row says failed with no
+    image rows, no secret is in what was written, and the next drawing in another chat works
+    once the bucket exists."""
+    settings = s3_bucket.settings()
+    missing = settings["blob_store_url"].replace("s3://bot-", "s3://gone-")
+    bot = await start_bot(**{**settings, "blob_store_url": missing})
+    to = lambda chat: lambda c: str(c.params.get("chat_id")) == str(chat)  # noqa: E731
+
+    tg.send_text(ALICE, "a lighthouse", user=tg.user(ALICE))
+    [told] = await tg.wait_for(
+        "sendMessage", lambda c: to(ALICE)(c) and "lighthouse" not in str(c.params)
+    )
+    assert "Something went wrong on my side" in told.params["text"]
+    assert tg.calls_of("sendPhoto") == []
+    [(status, detail)] = db_rows(bot.settings, "select status, error_detail from jobs")
+    assert status == "failed"
+    assert db_rows(bot.settings, "select count(*) from images") == [(0,)]
+    for secret in (settings["s3_secret_access_key"], settings["s3_access_key_id"]):
+        assert secret not in (detail or "") and secret not in str(told.params)
+    assert s3_bucket.keys() == []
+
+    late = S3Bucket(s3_bucket.endpoint, missing.removeprefix("s3://").split("/")[0], "images")
+    async with httpx.AsyncClient(trust_env=False) as client:
+        (await client.put(f"{late.endpoint}/{late.name}")).raise_for_status()
+    tg.send_text(BOB, "a windmill", user=tg.user(BOB))
+    await tg.wait_for("sendPhoto", to(BOB))
+    [(sha,)] = db_rows(bot.settings, "select sha256 from images")
+    assert late.keys() == [_key(sha)]
