@@ -178,3 +178,20 @@ def test_bad_ops_and_blob_store_settings(
 
 def test_split_listen_takes_ipv6() -> None:
     assert split_listen("[::1]:8080") == ("::1", 8080)
+
+
+def test_every_setting_has_a_readme_row_and_an_env_example_line() -> None:
+    """The README's table and .env.example are the runtime contract's documentation."""
+    import re
+    from pathlib import Path
+
+    from bot.config import Settings
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", readme, re.MULTILINE))
+    example = (root / ".env.example").read_text(encoding="utf-8")
+    lines = set(re.findall(r"^(?:# )?([A-Z0-9_]+)=", example, re.MULTILINE))
+    fields = {name.upper() for name in Settings.model_fields}
+    assert fields - rows == set()
+    assert fields - lines == set()
