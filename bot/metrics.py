@@ -87,11 +87,12 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text exposition of every number, and its content type."""
-        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
         from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Collector(self))
+        ProcessCollector(registry=registry)  # process_resident_memory_bytes, CPU seconds, fds
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

@@ -71,5 +71,6 @@ def test_counters_and_gauges() -> None:
     assert got["nanobanana_jobs_waiting", (("queue", "jobs"),)] == 3
     assert later["nanobanana_jobs_waiting", (("queue", "jobs"),)] == 0
     assert not any(k[0].startswith("nanobanana_bot_api") for k in got)  # no answer yet
+    assert got["process_resident_memory_bytes", ()] > 0
     m.bot_api_answered()
     assert samples(m)["nanobanana_bot_api_last_answer_age_seconds", ()] >= 0
