@@ -161,11 +161,7 @@ class LocalBlobStore(BlobStore):
         """Files hold nothing open between calls."""
 
     async def size(self, sha256: str) -> int:
-        path = self.path_for(sha256)
-        try:
-            return (await asyncio.to_thread(path.stat)).st_size
-        except FileNotFoundError as exc:
-            raise BlobMissingError(sha256) from exc
+        return await asyncio.to_thread(self._size_sync, sha256)
 
     async def chunks(self, sha256: str) -> AsyncIterator[bytes]:
         path = self.path_for(sha256)
@@ -185,7 +181,7 @@ class LocalBlobStore(BlobStore):
         folder = Path(tempfile.mkdtemp(prefix="export-"))
         parts: list[Path] = []
         try:
-            sizes = {e.sha256: self.path_for(e.sha256).stat().st_size for e in entries}
+            sizes = {e.sha256: self._size_sync(e.sha256) for e in entries}
             for number, group in enumerate(_groups(entries, sizes, extra, part_limit), 1):
                 path = folder / f"part-{number}.zip"
                 # Images are compressed already: stored as they are, read a chunk at a time.
@@ -200,6 +196,12 @@ class LocalBlobStore(BlobStore):
             shutil.rmtree(folder, ignore_errors=True)
             raise
         return parts
+
+    def _size_sync(self, sha256: str) -> int:
+        try:
+            return self.path_for(sha256).stat().st_size
+        except FileNotFoundError as exc:
+            raise BlobMissingError(sha256) from exc
 
     def _put_sync(self, data: bytes) -> str:
         sha256 = self.sha256_of(data)
