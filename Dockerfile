@@ -6,11 +6,14 @@ WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY bot ./bot
 COPY migrations ./migrations
-RUN pip install -c constraints.txt . \
+# asyncpg: the PostgreSQL driver DATABASE_URL=postgresql+asyncpg://... needs (docker-compose.yml)
+RUN pip install -c constraints.txt . "asyncpg>=0.29" \
     && useradd --create-home --uid 10001 bot \
     && mkdir -p /data && chown bot:bot /data
 
 USER bot
+# WEBHOOK_LISTEN / HTTP_LISTEN, where docker-compose.yml puts them
+EXPOSE 8080
 VOLUME ["/data"]
 WORKDIR /data
 CMD ["python", "-m", "bot"]

@@ -107,7 +107,7 @@ class Bench:
         from bot.services.prefs import PrefsService
         from bot.services.quotas import QuotaService
         from bot.storage import db
-        from bot.storage.blobs import BlobStore
+        from bot.storage.blobs import LocalBlobStore
         from bot.storage.database import Database
         from bot.telegram.replies import ResultSender
 
@@ -118,7 +118,7 @@ class Bench:
         for counted in (self.engine.sync_engine, db.inline_engine(sessions)):
             event.listen(counted, "before_cursor_execute", self._count)
         database = Database(sessions)
-        blobs = BlobStore(self.data_dir / "images")
+        blobs = LocalBlobStore(self.data_dir / "images")
         self.access = AccessService(database, AccessLists(frozenset(), frozenset(), frozenset()))
         self.quotas = QuotaService(database, per_user=0, per_chat=0)
         self.images = ImageLibrary(database, blobs)

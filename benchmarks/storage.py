@@ -56,14 +56,14 @@ async def run(chats: int, jobs: int, data_dir: Path) -> dict[str, Any]:
     from bot.services.requests import GenerationRequest
     from bot.services.types import Who
     from bot.storage import db
-    from bot.storage.blobs import BlobStore
+    from bot.storage.blobs import LocalBlobStore
     from bot.storage.database import Database
 
     url = f"sqlite+aiosqlite:///{data_dir}/bot.db"
     await db.aupgrade(url)
     engine = db.create_engine(url)
     database = Database(db.create_sessionmaker(engine))
-    blobs = BlobStore(data_dir / "images")
+    blobs = LocalBlobStore(data_dir / "images")
     images = ImageLibrary(database, blobs)
     generation = GenerationService(
         database,

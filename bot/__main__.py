@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ProvidersFileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level, secrets=secrets_of(settings, endpoints))
+    setup_logging(
+        settings.log_level, secrets=secrets_of(settings, endpoints), fmt=settings.log_format
+    )
     if args.command == "check":
         from bot.check import main as check_main
 
@@ -68,8 +70,13 @@ def _discover(args: argparse.Namespace) -> int:
 def run(settings: Settings) -> int:
     from telegram.error import InvalidToken, NetworkError
 
+    from bot.ops import ListenError
+
     try:
         asyncio.run(_run(settings))
+    except ListenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except InvalidToken:
         print(
             "error: Telegram refused TELEGRAM_BOT_TOKEN (check it with @BotFather)", file=sys.stderr

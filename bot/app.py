@@ -31,6 +31,8 @@ from telegram.ext import (
 from bot.config import Settings
 from bot.diagnostics import LoopMonitor
 from bot.i18n import LANGS, t
+from bot.metrics import METRICS
+from bot.ops import DATABASE_KEY, OpsServer
 from bot.providers.base import Endpoint
 from bot.providers.factory import build_provider, endpoints_from_settings, make_http_client
 from bot.providers.pricing import price_per_image, stars_per_image
@@ -47,7 +49,7 @@ from bot.services.recovery import RecoveryService
 from bot.services.stats import StatsService
 from bot.services.storage_limit import StorageLimit
 from bot.services.styles import StyleService
-from bot.storage.blobs import BlobStore
+from bot.storage.blobs import BlobStore, LocalBlobStore
 from bot.storage.database import Database
 from bot.storage.db import create_engine, create_sessionmaker
 from bot.telegram import gate
@@ -72,6 +74,7 @@ from bot.telegram.updates import TolerantBot
 
 log = logging.getLogger(__name__)
 DIAGNOSTICS_KEY = "_diagnostics_file"
+HTTP_LISTEN_KEY = "_http_listen"
 # Updates handled at once. Most of them wait for the upstream (seconds) and hold little, so
 # this is far above PTB's default of 256: chat 257 must not wait for chat 1's image.
 MAX_CONCURRENT_UPDATES = 4096
@@ -126,6 +129,7 @@ def build_application(
     )
     add_handlers(app)
     app.bot_data[DIAGNOSTICS_KEY] = settings.bot_diagnostics_file
+    app.bot_data[HTTP_LISTEN_KEY] = settings.http_listen
     return app
 
 
@@ -140,7 +144,11 @@ async def serve(
         monitor.start()
     await app.initialize()
     recovering: list[asyncio.Task[None]] = []
+    listen = app.bot_data.get(HTTP_LISTEN_KEY)
+    ops = OpsServer(app, listen) if listen else None
     try:
+        if ops is not None:
+            await ops.start()  # /healthz answers from here on; /readyz once services are up
         if app.post_init is not None:
             await app.post_init(app)
         # Before polling: payments Telegram has and the ledger lacks are credited, the dead
@@ -163,6 +171,8 @@ async def serve(
             await app.stop()
         await finish_recovery(recovering)
     finally:
+        if ops is not None:
+            await ops.stop()
         for task in recovering:
             task.cancel()  # only on an error: finish_recovery has waited for them otherwise
         await asyncio.gather(*recovering, return_exceptions=True)
@@ -256,7 +266,7 @@ def _open_services(
         engine = create_engine(settings.database_url)
         database = Database(create_sessionmaker(engine))
         http = make_http_client()
-        blobs = BlobStore(settings.blobs_dir)
+        blobs = blob_store(settings)
         endpoints = endpoints_from_settings(settings)
         dialects = {e.dialect for e in endpoints}
         notifier = endpoint_fault_notifier(app.bot, settings.admin_user_ids)
@@ -282,15 +292,19 @@ def _open_services(
         wallet = _wallet(settings, database, endpoints)
         images = ImageLibrary(database, blobs, storage, wallet)
         prefs = PrefsService(database)
+        pool = build_provider(settings, http, on_endpoint_fault=notifier)
+        scheduler = FairScheduler(settings.max_concurrent_jobs, settings.max_jobs_per_user)
+        METRICS.watch_queue("jobs", lambda: scheduler.waiting)
+        METRICS.watch_queue("endpoints", lambda: pool.slots.waiting)
         generation = GenerationService(
             database,
             blobs,
-            build_provider(settings, http, on_endpoint_fault=notifier),
+            pool,
             model=settings.image_model,
             dialect=endpoints[0].dialect,
             catalog=Catalog(endpoints),
             quotas=quotas,
-            scheduler=FairScheduler(settings.max_concurrent_jobs, settings.max_jobs_per_user),
+            scheduler=scheduler,
             pricing=lambda name, model, size: price_per_image(by_name.get(name), model, size),
             limits=GenerationLimits(
                 max_prompt_chars=settings.max_caption_prompt,
@@ -322,8 +336,9 @@ def _open_services(
         )
         app.bot_data[RECOVERY_KEY] = RecoveryService(database, wallet)
         app.bot_data[private.ALBUMS_KEY] = AlbumCollector(progress.album_quiet, private.on_album)
-        app.bot_data["_closables"] = (engine, http)
+        app.bot_data["_closables"] = (engine, http, blobs)
         await _set_commands(app)
+        app.bot_data[DATABASE_KEY] = database  # from now on /readyz asks it
         log.info(
             "bot @%s ready (%s, model %s)",
             app.bot.username,
@@ -332,6 +347,21 @@ def _open_services(
         )
 
     return post_init
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """The bucket BLOB_STORE_URL names, else the folder under DATA_DIR."""
+    if not settings.blob_store_url:
+        return LocalBlobStore(settings.blobs_dir)
+    from bot.storage.s3blobs import S3BlobStore, S3Location
+
+    return S3BlobStore(
+        S3Location.parse(settings.blob_store_url),
+        endpoint_url=settings.s3_endpoint_url,
+        access_key_id=settings.s3_access_key_id.get_secret_value(),
+        secret_access_key=settings.s3_secret_access_key.get_secret_value(),
+        region=settings.s3_region,
+    )
 
 
 def _wallet(settings: Settings, database: Database, endpoints: list[Endpoint]) -> Wallet | None:
@@ -376,8 +406,11 @@ async def _set_commands(app: Application) -> None:
 
 
 async def _close_services(app: Application) -> None:
-    engine, http = app.bot_data.pop("_closables", (None, None))
+    app.bot_data.pop(DATABASE_KEY, None)
+    engine, http, blobs = app.bot_data.pop("_closables", (None, None, None))
     if http is not None:
         await http.aclose()
+    if blobs is not None:
+        await blobs.close()
     if engine is not None:
         await engine.dispose()

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("./data")
     database_url: str = ""
+    # images in an S3-compatible bucket (s3://bucket/prefix) instead of DATA_DIR/images
+    blob_store_url: str = ""
+    s3_endpoint_url: str = ""  # empty: AWS's own endpoint for S3_REGION
+    s3_access_key_id: SecretStr = SecretStr("")
+    s3_secret_access_key: SecretStr = SecretStr("")
+    s3_region: str = "us-east-1"
 
     allowed_user_ids: IdList = frozenset()
     allowed_chat_ids: IdList = frozenset()
@@ -85,6 +91,9 @@ class Settings(BaseSettings):
     max_caption_prompt: int = Field(default=4000, ge=1)
     history_window: int = Field(default=2, ge=1, le=10)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object per line
+    # host:port of /healthz, /readyz and /metrics in polling mode; empty: no server
+    http_listen: str = ""
     bot_diagnostics_file: Path | None = None
 
     @field_validator("allowed_user_ids", "allowed_chat_ids", "admin_user_ids", mode="before")
@@ -116,6 +125,29 @@ class Settings(BaseSettings):
         value = value.strip().rstrip("/")
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("blob_store_url")
+    @classmethod
+    def _blob_store_url(cls, value: str) -> str:
+        from bot.storage.s3blobs import S3Location
+
+        value = value.strip()
+        if value:
+            S3Location.parse(value)  # the ValueError says what shape is expected
+        return value
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _s3_endpoint(cls, value: str) -> str:
+        return cls._url(value)
+
+    @field_validator("http_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            split_listen(value)  # the ValueError says what shape is expected
         return value
 
     @field_validator("image_url_allowed_hosts")
@@ -157,6 +189,15 @@ class Settings(BaseSettings):
     @property
     def blobs_dir(self) -> Path:
         return self.data_dir / "images"
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:port`` for IPv6) as its host and port; ValueError otherwise."""
+    host, sep, port = value.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("must look like host:port, e.g. 0.0.0.0:8080")
+    return host, int(port)
 
 
 class SettingsError(Exception):

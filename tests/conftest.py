@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from bot import redaction
 
+if TYPE_CHECKING:
+    from tests.fakes.s3_server import S3Bucket, S3Server
+
 # No test reads the developer's .env or environment settings by accident.
 for _name in list(os.environ):
-    if _name.startswith(("TELEGRAM_", "IMAGE_", "ALLOWED_", "ADMIN_")) or _name in {
+    # AWS_ too: the S3 store would take keys or an endpoint from there.
+    prefixes = ("TELEGRAM_", "IMAGE_", "ALLOWED_", "ADMIN_", "S3_", "AWS_")
+    if _name.startswith(prefixes) or _name in {
         "DATA_DIR",
         "DATABASE_URL",
+        "BLOB_STORE_URL",
+        "HTTP_LISTEN",
+        "LOG_FORMAT",
     }:
         del os.environ[_name]
 
@@ -25,6 +34,22 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client for provider tests; environment proxies ignored (every server is local)."""
     async with httpx.AsyncClient(trust_env=False) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One S3-speaking server on 127.0.0.1 for the session; each test takes a bucket of its own."""
+    from tests.fakes.s3_server import S3Server  # moto loads slowly: only where it is used
+
+    server = S3Server()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> S3Bucket:
+    return s3_server.new_bucket(prefix="images")
 
 
 @pytest.fixture

@@ -138,6 +138,11 @@ class Slots:
     def now(self) -> float:
         return self._clock()
 
+    @property
+    def waiting(self) -> int:
+        """Attempts waiting for an endpoint's slot now."""
+        return len(self._waiting)
+
     def _free(self, names: Sequence[str], now: float) -> str | None:
         return next((n for n in names if self.limits[n].has_room(now)), None)
 

@@ -41,8 +41,13 @@ def endpoints_from_settings(settings: Settings) -> list[Endpoint]:
 
 
 def secrets_of(settings: Settings, endpoints: list[Endpoint]) -> list[str]:
-    """Every secret the settings hold: the bot token, each endpoint's key and auth values."""
+    """Every secret the settings hold: the bot token, the S3 keys, each endpoint's key and auth
+    values."""
     found = [settings.token, settings.token.partition(":")[2]]
+    found += [
+        settings.s3_access_key_id.get_secret_value(),
+        settings.s3_secret_access_key.get_secret_value(),
+    ]
     for endpoint in endpoints:
         found.append(endpoint.api_key)
         found += endpoint.auth_headers().values()

@@ -30,6 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from bot.metrics import METRICS
 from bot.providers.base import (
     Endpoint,
     ImageProvider,
@@ -102,6 +103,7 @@ class ProviderPool:
             raise ValueError("a pool needs at least one provider")
         self.providers = list(providers)
         self.endpoint: Endpoint = self.providers[0].endpoint
+        self._dialects = {p.endpoint.name: p.endpoint.dialect for p in self.providers}
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
         self._on_fault = on_endpoint_fault
@@ -137,6 +139,7 @@ class ProviderPool:
                         raise last from None
                     uncertain_left -= 1
                 log.warning("endpoint %s gave up (%s); trying the next", done.name, last.kind.value)
+                METRICS.upstream_retry(self._dialects[done.name], last.kind.value)
                 in_play = [p for p in in_play if p.endpoint.name != done.name]
         assert last is not None
         raise self._told_to_wait(last) or last
@@ -166,11 +169,14 @@ class ProviderPool:
                 await progress(Started(editing=bool(request.images or request.history)))
             waited = False
             name = lease.name
+            dialect, sent = by_name[name].endpoint.dialect, time.monotonic()
             try:
                 if request.on_send is not None:
                     await request.on_send()
+                sent = time.monotonic()
                 result = await by_name[name].generate(request, progress)
             except ProviderError as exc:
+                METRICS.upstream_call(dialect, exc.kind.value, time.monotonic() - sent)
                 exc.endpoint = exc.endpoint or name
                 outcome = outcome_of(exc)
                 held = self.slots.release(lease, outcome, self._cool_down(exc))
@@ -179,6 +185,7 @@ class ProviderPool:
                 short = exc.retry_after is None or exc.retry_after <= self.policy.long_wait
                 if outcome is Outcome.BUSY and held > 0 and busy_left > 0 and short:
                     busy_left -= 1  # it holds others of ours: wait in line for its next slot
+                    METRICS.upstream_retry(dialect, exc.kind.value)
                     continue
                 attempt += 1
                 if not exc.transient or attempt >= self.policy.attempts_per_endpoint:
@@ -194,10 +201,12 @@ class ProviderPool:
                 if progress is not None:
                     await progress(Retrying(exc.kind))
                 await self._sleep(wait)
+                METRICS.upstream_retry(dialect, exc.kind.value)
                 continue
             except BaseException:
                 self.slots.release(lease, Outcome.OTHER)
                 raise
+            METRICS.upstream_call(dialect, "ok", time.monotonic() - sent)
             self.slots.release(lease, Outcome.OK)
             result.endpoint = result.endpoint or name
             return result

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 from bot import imaging
+from bot.metrics import METRICS
 from bot.providers.base import (
     Done,
     ImagePart,
@@ -491,6 +492,8 @@ class GenerationService:
         if self._pricing is not None and stored:
             price = self._pricing(result.endpoint, options.model, options.image_size)
             done["cost"] = None if price is None else round(price * len(stored), 6)
+            if price is not None:
+                METRICS.upstream_cost(result.model or options.model, price * len(stored))
         if result.model_turn is not None and stored:
             done["model_parts"] = pack_model_turn(result.model_turn, stored)
         async with self._db.write() as repo:
@@ -510,6 +513,7 @@ class GenerationService:
                 stored[i] = replace(img, id=image_id, job_id=job_id)
             if stored:
                 await repo.set_current_image(who.chat_id, who.thread_id, stored[-1].id)
+        METRICS.job_finished(str(done["status"]), self._dialect)
 
     async def _fail_job(self, job_id: int, exc: BaseException, started: float) -> None:
         code, detail = describe_failure(exc)
@@ -525,6 +529,7 @@ class GenerationService:
             )
             if self.wallet is not None:
                 await self.wallet.settle(repo, job_id, delivered=False)
+        METRICS.job_finished(JobStatus.FAILED.value, self._dialect)
 
 
 def _without_bytes(turn: Turn) -> Turn:

@@ -49,6 +49,11 @@ class FairScheduler:
         self._waiting: list[tuple[object, int]] = []
         self._cond = asyncio.Condition()
 
+    @property
+    def waiting(self) -> int:
+        """Jobs waiting for a slot now."""
+        return len(self._waiting)
+
     def _eligible(self, user_id: int) -> bool:
         return self._by_user.get(user_id, 0) < self._per_user
 

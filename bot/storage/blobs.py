@@ -1,4 +1,9 @@
-"""Content-addressed image store: each blob lives at ``root/ab/cd/abcd…`` named by its SHA-256."""
+"""Content-addressed image store: each blob is named by its SHA-256.
+
+`BlobStore` is the interface the services use; `LocalBlobStore` keeps blobs at
+``root/ab/cd/abcd…`` under DATA_DIR (the default) and `bot.storage.s3blobs.S3BlobStore` keeps
+them in an S3-compatible bucket. Export zips are written here, whichever backend holds the blobs.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -27,24 +33,102 @@ class BlobMissingError(LookupError):
         self.sha256 = sha256
 
 
-class BlobStore:
-    """Files are written atomically (temp file in the same directory, then ``os.replace``).
-
-    A blob is never rewritten once present; `delete` removes one that no row names any more
-    (the caller checks that, in the transaction that dropped the last row).
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)  # created lazily by the first put()
+class BlobStore(ABC):
+    """Blobs by the SHA-256 of their bytes. A blob is never rewritten once present; `put`
+    returns once it is durable; `delete` removes ones that no row names any more (the caller
+    checks that, in the transaction that dropped the last row) and skips missing ones."""
 
     @staticmethod
     def sha256_of(data: bytes) -> str:
         return hashlib.sha256(data).hexdigest()
 
-    def path_for(self, sha256: str) -> Path:
-        """``root/ab/cd/<sha256>``. Raises ValueError unless ``sha256`` is 64 lowercase hex."""
+    @staticmethod
+    def check_key(sha256: str) -> str:
+        """``sha256`` itself. Raises ValueError unless it is 64 lowercase hex."""
         if not isinstance(sha256, str) or _SHA256_RE.fullmatch(sha256) is None:
             raise ValueError(f"not a lowercase sha256 hex digest: {sha256!r}")
+        return sha256
+
+    @abstractmethod
+    async def put(self, data: bytes) -> str:
+        """Store ``data`` and return its sha256 hex digest. Idempotent."""
+
+    @abstractmethod
+    async def get(self, sha256: str) -> bytes:
+        """The blob's bytes; BlobMissingError when none is stored under this hash."""
+
+    @abstractmethod
+    async def exists(self, sha256: str) -> bool: ...
+
+    @abstractmethod
+    async def delete(self, sha256s: Sequence[str]) -> int:
+        """Remove these blobs (missing ones are skipped); how many were removed."""
+
+    @abstractmethod
+    async def size(self, sha256: str) -> int:
+        """The blob's length in bytes; BlobMissingError when it is missing."""
+
+    @abstractmethod
+    def chunks(self, sha256: str) -> AsyncIterator[bytes]:
+        """The blob's bytes a piece at a time, so a big one is never held whole."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release what the store holds open."""
+
+    async def pack(
+        self, entries: Sequence[PackEntry], extra: dict[str, bytes], part_limit: int
+    ) -> list[Path]:
+        """Zip files of these blobs (named as given) plus `extra` files in the first part, each
+        part at most about `part_limit` bytes, written in a new temp folder off the event loop.
+        A blob bigger than the limit gets a part of its own. `discard` removes the folder."""
+        sizes = {e.sha256: await self.size(e.sha256) for e in entries}
+        groups = _groups(entries, sizes, extra, part_limit)
+        folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="export-"))
+        parts: list[Path] = []
+        try:
+            for number, group in enumerate(groups, 1):
+                path = folder / f"part-{number}.zip"
+                archive = await asyncio.to_thread(zipfile.ZipFile, path, "w", zipfile.ZIP_STORED)
+                try:
+                    if number == 1:
+                        for name, data in extra.items():
+                            await asyncio.to_thread(
+                                archive.writestr, name, data, zipfile.ZIP_DEFLATED
+                            )
+                    for entry in group:
+                        # Streamed into the zip: only one chunk of a blob is in memory at once.
+                        member = await asyncio.to_thread(archive.open, entry.name, "w")
+                        try:
+                            async for chunk in self.chunks(entry.sha256):
+                                await asyncio.to_thread(member.write, chunk)
+                        finally:
+                            await asyncio.to_thread(member.close)
+                finally:
+                    await asyncio.to_thread(archive.close)
+                parts.append(path)
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+            raise
+        return parts
+
+    @staticmethod
+    async def discard(paths: Sequence[Path]) -> None:
+        """Remove what `pack` wrote."""
+        for folder in {p.parent for p in paths}:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+
+
+class LocalBlobStore(BlobStore):
+    """Files under a folder, written atomically (temp file in the same directory, then
+    ``os.replace``, then fsync of the file and its directories)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)  # created lazily by the first put()
+
+    def path_for(self, sha256: str) -> Path:
+        """``root/ab/cd/<sha256>``. Raises ValueError unless ``sha256`` is 64 lowercase hex."""
+        self.check_key(sha256)
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     async def put(self, data: bytes) -> str:
@@ -70,16 +154,26 @@ class BlobStore:
     async def pack(
         self, entries: Sequence[PackEntry], extra: dict[str, bytes], part_limit: int
     ) -> list[Path]:
-        """Zip files of these blobs (named as given) plus `extra` files in the first part, each
-        part at most about `part_limit` bytes, written in a new temp folder off the event loop.
-        A blob bigger than the limit gets a part of its own. `discard` removes the folder."""
+        # Files are zipped in one thread from start to end: no hop per chunk.
         return await asyncio.to_thread(self._pack_sync, entries, extra, part_limit)
 
-    @staticmethod
-    async def discard(paths: Sequence[Path]) -> None:
-        """Remove what `pack` wrote."""
-        for folder in {p.parent for p in paths}:
-            await asyncio.to_thread(shutil.rmtree, folder, True)
+    async def close(self) -> None:
+        """Files hold nothing open between calls."""
+
+    async def size(self, sha256: str) -> int:
+        return await asyncio.to_thread(self._size_sync, sha256)
+
+    async def chunks(self, sha256: str) -> AsyncIterator[bytes]:
+        path = self.path_for(sha256)
+        try:
+            fh = await asyncio.to_thread(path.open, "rb")
+        except FileNotFoundError as exc:
+            raise BlobMissingError(sha256) from exc
+        try:
+            while chunk := await asyncio.to_thread(fh.read, CHUNK):
+                yield chunk
+        finally:
+            await asyncio.to_thread(fh.close)
 
     def _pack_sync(
         self, entries: Sequence[PackEntry], extra: dict[str, bytes], part_limit: int
@@ -87,19 +181,8 @@ class BlobStore:
         folder = Path(tempfile.mkdtemp(prefix="export-"))
         parts: list[Path] = []
         try:
-            budget = part_limit - sum(len(v) + _ZIP_OVERHEAD for v in extra.values())
-            groups: list[list[PackEntry]] = [[]]
-            for entry in entries:
-                size = self.path_for(entry.sha256).stat().st_size + _ZIP_OVERHEAD
-                # The first part's extra files count as content: an image too big beside
-                # them goes to the next part, never over the limit.
-                started = bool(groups[-1]) or (len(groups) == 1 and bool(extra))
-                if started and size > budget:
-                    groups.append([])
-                    budget = part_limit
-                groups[-1].append(entry)
-                budget -= size
-            for number, group in enumerate(groups, 1):
+            sizes = {e.sha256: self._size_sync(e.sha256) for e in entries}
+            for number, group in enumerate(_groups(entries, sizes, extra, part_limit), 1):
                 path = folder / f"part-{number}.zip"
                 # Images are compressed already: stored as they are, read a chunk at a time.
                 with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
@@ -113,6 +196,12 @@ class BlobStore:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         return parts
+
+    def _size_sync(self, sha256: str) -> int:
+        try:
+            return self.path_for(sha256).stat().st_size
+        except FileNotFoundError as exc:
+            raise BlobMissingError(sha256) from exc
 
     def _put_sync(self, data: bytes) -> str:
         sha256 = self.sha256_of(data)
@@ -139,6 +228,27 @@ class PackEntry:
 
 #: Bytes a zip spends on one member beyond its data (headers, a name, the directory entry).
 _ZIP_OVERHEAD: Final = 512
+#: Bytes read at a time when a blob is streamed.
+CHUNK: Final = 1 << 20
+
+
+def _groups(
+    entries: Sequence[PackEntry], sizes: dict[str, int], extra: dict[str, bytes], part_limit: int
+) -> list[list[PackEntry]]:
+    """The entries of each zip part, in order, each part within `part_limit` if it can be."""
+    budget = part_limit - sum(len(v) + _ZIP_OVERHEAD for v in extra.values())
+    groups: list[list[PackEntry]] = [[]]
+    for entry in entries:
+        size = sizes[entry.sha256] + _ZIP_OVERHEAD
+        # The first part's extra files count as content: an image too big beside
+        # them goes to the next part, never over the limit.
+        started = bool(groups[-1]) or (len(groups) == 1 and bool(extra))
+        if started and size > budget:
+            groups.append([])
+            budget = part_limit
+        groups[-1].append(entry)
+        budget -= size
+    return groups
 
 
 def _delete_sync(paths: list[Path]) -> int:

@@ -56,6 +56,12 @@ class Database:
             with self._inline.begin() as conn:
                 yield Repo(conn)
 
+    async def ping(self) -> str | None:
+        """The schema revision, read through a real connection: raises when the database
+        cannot answer."""
+        async with self.read() as repo:
+            return await repo.schema_version()
+
     def forget_user(self, user_id: int) -> None:
         """Call once a deleted user row is committed, so the next request writes it again."""
         self._subjects.forget(user_id)

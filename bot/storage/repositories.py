@@ -7,6 +7,8 @@ module of its table (chats.py, images.py, jobs.py, ledger.py, rules.py, styles.p
 
 from __future__ import annotations
 
+from sqlalchemy import text
+
 from bot.storage.chats import ChatQueries
 from bot.storage.daily import DailyQueries
 from bot.storage.images import IMAGE_COLUMNS, ImageQueries
@@ -33,3 +35,10 @@ class Repo(
     StyleQueries,
 ):
     """All queries of one unit of work, bound to its session."""
+
+    async def schema_version(self) -> str | None:
+        """The Alembic revision the database is at (None: never migrated): a query that
+        needs a working, migrated database, for readiness checks."""
+        result = await self.core(text("SELECT version_num FROM alembic_version"))
+        row = result.first()
+        return None if row is None else str(row[0])

@@ -19,6 +19,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.i18n import t
+from bot.metrics import METRICS
 from bot.services.requests import GenerationRequest
 from bot.services.types import JobOutcome, ProgressCallback, Who
 from bot.telegram.context import Services, lang, services, who_of
@@ -145,6 +146,7 @@ async def deliver(
             raise
         if not outcome.images:  # a shown image records its job's delivery with it
             await svc.generation.mark_delivered(outcome.job_id)
+        METRICS.images_delivered(outcome.model, len(outcome.images))
     return outcome
 
 

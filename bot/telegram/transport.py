@@ -19,6 +19,8 @@ import aiohttp
 from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
+from bot.metrics import METRICS
+
 POOL_SIZE = 32  # at api.telegram.org latencies, many times what the flood limits let through
 #: The most a file download may bring: the Bot API serves bots files up to 20 MB (getFile).
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
@@ -110,12 +112,17 @@ class AiohttpRequest(BaseRequest):
                 headers={"User-Agent": self.USER_AGENT},
                 proxy=_proxy_for(*_origin(url)),
             ) as response:
+                METRICS.bot_api_answered()
+                if response.status == 429:
+                    METRICS.telegram_rate_limited()
                 if _is_file_download(url, method):
                     return response.status, await _read_capped(response, self._download_limit)
                 return response.status, await response.read()
         except TimeoutError as exc:
+            METRICS.bot_api_failed()
             raise TimedOut from exc
         except aiohttp.ClientError as exc:
+            METRICS.bot_api_failed()
             raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
 
 

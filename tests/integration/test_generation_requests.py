@@ -28,7 +28,7 @@ from bot.services.requests import GenerationRequest, RepliedImage, TelegramImage
 from bot.services.storage_limit import StorageLimit
 from bot.services.types import JobOptions, Who
 from bot.storage import db
-from bot.storage.blobs import BlobStore
+from bot.storage.blobs import LocalBlobStore
 from bot.storage.database import Database
 
 MODEL = "gemini-2.5-flash-image"  # takes up to 3 input images
@@ -67,7 +67,7 @@ class Env:
     def __init__(self, tmp_path: Path, db_url: str, mb_per_day: float = 0) -> None:
         self.engine = db.create_engine(db_url)
         database = Database(db.create_sessionmaker(engine=self.engine))
-        blobs = BlobStore(tmp_path / "images")
+        blobs = LocalBlobStore(tmp_path / "images")
         storage = StorageLimit(database, mb_per_day=mb_per_day, exempt=())
         self.images = ImageLibrary(database, blobs, storage)
         self.prefs = PrefsService(database)

@@ -32,7 +32,7 @@ from bot.services.quotas import QuotaExceededError, QuotaService
 from bot.services.types import JobOptions, StoredImage, Who
 from bot.storage import db
 from bot.storage import subjects as subjects_module
-from bot.storage.blobs import BlobStore
+from bot.storage.blobs import LocalBlobStore
 from bot.storage.database import Database
 from bot.storage.models import (
     Chat,
@@ -105,7 +105,7 @@ async def env(tmp_path: Path, db_url: str) -> AsyncIterator[Env]:
         event.listen(counted, "before_cursor_execute", count)
     now = [1000.0]
     database = Database(sessions, clock=lambda: now[0])
-    blobs = BlobStore(tmp_path / "images")
+    blobs = LocalBlobStore(tmp_path / "images")
     provider = Provider()
     quotas = QuotaService(database, per_user=0, per_chat=0)
     generation = GenerationService(

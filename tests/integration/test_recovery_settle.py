@@ -30,7 +30,7 @@ from bot.services.quotas import QuotaService
 from bot.services.recovery import Action, RecoveryService
 from bot.services.types import Who
 from bot.storage import db
-from bot.storage.blobs import BlobStore
+from bot.storage.blobs import LocalBlobStore
 from bot.storage.database import Database
 from bot.storage.models import Job, JobStatus, SubjectKind
 from tests.integration.asking import ask
@@ -74,7 +74,9 @@ class Process:
     quotas: QuotaService
 
 
-def _process(db_url: str, blobs: BlobStore, *, slots: int = 1, per_endpoint: int = 4) -> Process:
+def _process(
+    db_url: str, blobs: LocalBlobStore, *, slots: int = 1, per_endpoint: int = 4
+) -> Process:
     """The services as the bot wires them: the provider behind a ProviderPool (which marks a
     request as sent inside the endpoint's slot), `slots` jobs upstream at once."""
     engine = db.create_engine(db_url)
@@ -111,7 +113,7 @@ class Dead:
 @pytest.fixture
 async def left(tmp_path: Path, db_url: str) -> AsyncIterator[tuple[Dead, Process]]:
     await db.aupgrade(db_url)
-    blobs = BlobStore(tmp_path / "images")
+    blobs = LocalBlobStore(tmp_path / "images")
     dead = _process(db_url, blobs)
     sent = await ask(dead.generation, who(9), "sent", [], message_id=1)
     await dead.generation.mark_delivered(sent.job_id)
@@ -211,7 +213,7 @@ async def test_the_upstream_mark_is_on_disk_before_the_request_leaves(
     tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await db.aupgrade(db_url)
-    p = _process(db_url, BlobStore(tmp_path / "images"))
+    p = _process(db_url, LocalBlobStore(tmp_path / "images"))
     p.provider.sessions = p.sessions
     order: list[str] = []
     real_to_disk = db.to_disk
@@ -238,7 +240,7 @@ async def test_a_job_waiting_for_the_endpoints_slot_has_not_reached_the_upstream
     tmp_path: Path, db_url: str
 ) -> None:
     await db.aupgrade(db_url)
-    p = _process(db_url, BlobStore(tmp_path / "images"), slots=2, per_endpoint=1)
+    p = _process(db_url, LocalBlobStore(tmp_path / "images"), slots=2, per_endpoint=1)
     p.provider.held = True
     jobs = [
         asyncio.create_task(ask(p.generation, who(user), "a cat", [], message_id=user))
@@ -255,7 +257,7 @@ async def test_a_job_waiting_for_the_endpoints_slot_has_not_reached_the_upstream
     # the first job opened is upstream; the other (whichever user's) waits, unmarked
     assert marks[0][1] is not None and marks[1][1] is None
     assert {user for user, _ in marks} == {7, 8}
-    restarted = _process(db_url, BlobStore(tmp_path / "images"))
+    restarted = _process(db_url, LocalBlobStore(tmp_path / "images"))
     actions = [x.action for x in await restarted.recovery.settle()]
     assert actions == [Action.NOTIFY, Action.RERUN]
     await restarted.engine.dispose()
@@ -299,7 +301,7 @@ def test_a_blob_and_the_directories_naming_it_are_synced(
 
     monkeypatch.setattr(os, "fsync", spy)
     root = tmp_path / "images"
-    sha = BlobStore(root)._put_sync(b"first")
+    sha = LocalBlobStore(root)._put_sync(b"first")
     path = root / sha[:2] / sha[2:4] / sha
     assert synced[0].startswith(str(path.parent / ".tmp-"))  # the file, before its rename
     assert synced[1:] == [str(path.parent), str(path.parent.parent), str(root), str(tmp_path)]
@@ -309,7 +311,7 @@ async def test_a_failed_fsync_does_not_fail_the_job(
     tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     await db.aupgrade(db_url)
-    p = _process(db_url, BlobStore(tmp_path / "images"))
+    p = _process(db_url, LocalBlobStore(tmp_path / "images"))
     async with p.sessions() as s:
         await s.execute(select(Job))
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import SettingsError, load_settings
+from bot.config import SettingsError, load_settings, split_listen
+from bot.providers.factory import endpoints_from_settings, secrets_of
 
 TOKEN = "123456:AAAA-secret-token-value"
 
@@ -133,3 +134,64 @@ def test_paid_mode_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(SettingsError, match=name):
             load_settings(_env_file=None)
         monkeypatch.delenv(name)
+
+
+def test_ops_and_blob_store_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("IMAGE_API_BASE_URL", "https://relay.example/v1")
+    s = load_settings(_env_file=None)
+    assert (s.http_listen, s.log_format, s.blob_store_url) == ("", "text", "")
+    assert s.s3_region == "us-east-1"
+    monkeypatch.setenv("HTTP_LISTEN", "0.0.0.0:9100")
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    monkeypatch.setenv("BLOB_STORE_URL", "s3://bucket/images")
+    monkeypatch.setenv("S3_ENDPOINT_URL", "http://minio:9000/")
+    monkeypatch.setenv("S3_SECRET_ACCESS_KEY", "minio-secret-key-value")
+    s = load_settings(_env_file=None)
+    assert split_listen(s.http_listen) == ("0.0.0.0", 9100)
+    assert (s.log_format, s.blob_store_url, s.s3_endpoint_url) == (
+        "json", "s3://bucket/images", "http://minio:9000",
+    )
+    assert "minio-secret-key-value" not in repr(s)
+    assert "minio-secret-key-value" in secrets_of(s, endpoints_from_settings(s))
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("HTTP_LISTEN", "9100", "HTTP_LISTEN is invalid: must look like host:port"),
+        ("HTTP_LISTEN", "host:99999", "HTTP_LISTEN is invalid: must look like host:port"),
+        ("BLOB_STORE_URL", "bucket/images", "BLOB_STORE_URL is invalid: must look like s3://"),
+        ("S3_ENDPOINT_URL", "minio:9000", "S3_ENDPOINT_URL is invalid: must start with http"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT is invalid"),
+    ],
+)
+def test_bad_ops_and_blob_store_settings(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("IMAGE_API_BASE_URL", "https://relay.example/v1")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=says):
+        load_settings(_env_file=None)
+
+
+def test_split_listen_takes_ipv6() -> None:
+    assert split_listen("[::1]:8080") == ("::1", 8080)
+
+
+def test_every_setting_has_a_readme_row_and_an_env_example_line() -> None:
+    """The README's table and .env.example are the runtime contract's documentation."""
+    import re
+    from pathlib import Path
+
+    from bot.config import Settings
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    rows = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", readme, re.MULTILINE))
+    example = (root / ".env.example").read_text(encoding="utf-8")
+    lines = set(re.findall(r"^(?:# )?([A-Z0-9_]+)=", example, re.MULTILINE))
+    fields = {name.upper() for name in Settings.model_fields}
+    assert fields - rows == set()
+    assert fields - lines == set()

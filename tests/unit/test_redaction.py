@@ -79,3 +79,37 @@ def test_every_endpoint_of_a_providers_file_and_the_token_are_registered(
     masked = redaction.redact(text)
     for secret in (first, second, TOKEN, TOKEN[10:30]):
         assert secret not in masked, masked
+
+
+def test_json_log_lines_parse_and_mask_secrets_in_message_and_traceback() -> None:
+    import io
+    import json
+    import logging
+
+    from bot.logs import formatter
+
+    secret = "sk-json-lines-secret-0123456789"
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter("json", [secret]))
+    logger = logging.getLogger("tests.json_lines")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("relay said %s", f'{{"key": "{secret}"}}')
+        try:
+            raise RuntimeError(f"refused Authorization: Bearer {secret}")
+        except RuntimeError:
+            logger.exception("call failed")
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    first, second = (json.loads(line) for line in lines)
+    assert len(lines) == 2
+    assert (first["level"], first["logger"]) == ("WARNING", "tests.json_lines")
+    assert first["message"].startswith("relay said ") and "exception" not in first
+    assert first["time"].endswith("+00:00")
+    assert second["message"] == "call failed"
+    assert "RuntimeError: refused" in second["exception"]
+    assert "Traceback" in second["exception"]
+    assert secret not in stream.getvalue() and secret[3:15] not in stream.getvalue()
