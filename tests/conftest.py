@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from bot import redaction
+from tests import postgres
 
 # No test reads the developer's .env or environment settings by accident.
 for _name in list(os.environ):
@@ -28,8 +29,53 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite file (not yet migrated), for tests of what only SQLite does."""
     return f"sqlite+aiosqlite:///{tmp_path}/bot.db"
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A PostgreSQL database at the migrations' head, to copy for each test."""
+    name = postgres.make_template()
+    yield name
+    postgres.drop(name)
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): run on SQLite alone, not on PostgreSQL as well"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses a database (the `db_backend` fixture, under `db_url`) runs on
+    SQLite and on PostgreSQL, unless marked sqlite_only."""
+    if "db_backend" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("db_backend", BACKENDS[:1] if only else BACKENDS)
+
+
+@pytest.fixture
+def db_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, db_backend: str, tmp_path: Path) -> Iterator[str]:
+    """The database of one test: a SQLite file (not yet migrated), or a fresh PostgreSQL
+    database already at head (a copy of the session's template), dropped afterwards."""
+    if db_backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/bot.db"
+        return
+    postgres.require()
+    name = postgres.create(template=request.getfixturevalue("pg_template"))
+    yield postgres.url_of(name)
+    postgres.drop(name)
 
 
 @pytest.fixture(autouse=True)

@@ -98,7 +98,14 @@ def ledger_sum(bot: RunningBot, account: int) -> int:
 async def settled(bot: RunningBot, tg: FakeTelegram, *accounts: int) -> dict[int, int]:
     """Each account's shown balance equals its ledger's sum; each job was settled at most
     once (one reserve, one release equal to it, one charge at most); none is still held."""
-    rows = db_rows(bot.settings, "SELECT job_id, kind, amount FROM ledger WHERE job_id IS NOT NULL")
+    query = "SELECT job_id, kind, amount FROM ledger WHERE job_id IS NOT NULL"
+    for _ in range(200):  # a job's result is sent before its reservation is settled
+        rows = db_rows(bot.settings, query)
+        held = Counter(job for job, kind, _ in rows if kind == "reserve")
+        held.subtract(job for job, kind, _ in rows if kind == "release")
+        if not +held:
+            break
+        await asyncio.sleep(0.05)
     by_job: dict[int, Counter[str]] = {}
     amounts: dict[tuple[int, str], int] = {}
     for job_id, kind, amount in rows:
