@@ -47,16 +47,25 @@ BACKENDS = ("sqlite", "postgresql")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "sqlite_only(reason): run on SQLite alone, not on PostgreSQL as well"
+        "markers", "sqlite_only: run on SQLite alone, not on PostgreSQL as well"
+    )
+    config.addinivalue_line(
+        "markers", "postgresql_only: run on PostgreSQL alone (several processes on one database)"
     )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test that uses a database (the `db_backend` fixture, under `db_url`) runs on
-    SQLite and on PostgreSQL, unless marked sqlite_only."""
+    SQLite and on PostgreSQL, unless marked sqlite_only or postgresql_only."""
     if "db_backend" in metafunc.fixturenames:
-        only = metafunc.definition.get_closest_marker("sqlite_only") is not None
-        metafunc.parametrize("db_backend", BACKENDS[:1] if only else BACKENDS)
+        backends = [
+            b for b in BACKENDS if not metafunc.definition.get_closest_marker(f"{_other(b)}_only")
+        ]
+        metafunc.parametrize("db_backend", backends)
+
+
+def _other(backend: str) -> str:
+    return BACKENDS[1 - BACKENDS.index(backend)]
 
 
 @pytest.fixture
