@@ -324,3 +324,14 @@ async def test_ids_past_2_31_from_telegram_and_from_the_tables(db_url: str) -> N
         [style] = await repo.chat_styles(ann.chat_id)
         assert style.id > big
     await engine.dispose()
+
+
+async def test_names_longer_than_their_columns_are_cut_not_refused(database: Database) -> None:
+    """SQLite keeps text past a VARCHAR's length, PostgreSQL refuses it: what Telegram sends
+    is cut to fit before it is written, alike on both."""
+    long = Who(3, "N" * 300, "u" * 80, "x-" * 20, -300, "supergroup", "T" * 300)
+    async with database.write(long) as repo:
+        await repo.set_current_image(long.chat_id, 0, None)
+    async with database.read() as repo:
+        assert await repo.user(3) == UserRow(3, "N" * 256, "u" * 64, ("x-" * 20)[:16])
+        assert await repo.chat(-300) == ChatRow(-300, "supergroup", "T" * 256)
