@@ -138,7 +138,6 @@ class QuotaService:
         if self.storage is not None:
             await self.storage.check(who.user_id)
 
-
     async def hold(self, repo: Repo, who: Who, n: int) -> None:
         """Inside the write that opens the job: where other processes write the same database
         (PostgreSQL), lock the limited subjects until it commits and count again, so two
