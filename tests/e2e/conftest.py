@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,22 @@ def settings_factory(
         return load_settings(_env_file=None)
 
     return make
+
+
+@pytest.fixture
+def process_db(db_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> ProcessDb:
+    """Where a spawned `python -m bot` keeps its rows: the default SQLite file under DATA_DIR,
+    or a fresh PostgreSQL database; and the environment that says so."""
+    if db_backend == "postgresql":
+        url: str = request.getfixturevalue("db_url")
+        return ProcessDb(url, {"DATABASE_URL": url})
+    return ProcessDb(tmp_path / "data" / "bot.db", {})
+
+
+@dataclass(frozen=True)
+class ProcessDb:
+    where: Path | str  # the SQLite file, or the PostgreSQL URL
+    env: dict[str, str]
 
 
 class RunningBot:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import RunningBot
+from tests.e2e.conftest import ProcessDb, RunningBot
 from tests.e2e.helpers import button, db_rows
 from tests.e2e.test_crash_recovery import _wait_for_rows, db_rows_at
 from tests.e2e.test_process import _spawn, bot_env
@@ -453,14 +453,20 @@ async def test_prices_under_the_threshold_are_not_on_the_buttons_and_off_means_f
 
 
 async def test_a_crash_mid_job_is_settled_at_the_next_start(
-    tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI
+    tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI, process_db: ProcessDb
 ) -> None:
     """A real `python -m bot` killed with SIGKILL while the upstream holds a paid job: the
     next start releases what the job held and tells Alice (with a Retry), charging nothing."""
     env = bot_env(
-        tmp_path, tg, upstream, PAID_MODE="stars", STAR_PACKS="10", IMAGE_MODEL=MODEL
+        tmp_path,
+        tg,
+        upstream,
+        PAID_MODE="stars",
+        STAR_PACKS="10",
+        IMAGE_MODEL=MODEL,
+        **process_db.env,
     )
-    database = tmp_path / "data" / "bot.db"
+    database = process_db.where
     first = await _spawn(env, tmp_path)
     output = asyncio.create_task(first.communicate())
     await buy(tg, ALICE, ALICE, 10)
