@@ -1,7 +1,10 @@
-"""`python -m bot [run|migrate|check]`.
+"""`python -m bot [run|migrate|migrate-db|check]`.
 
 run (default): apply migrations, then long-poll until SIGTERM/SIGINT.
 migrate: apply migrations and exit.
+migrate-db --to URL: copy every row of the configured database (DATABASE_URL, by default the
+  SQLite file under DATA_DIR) into the empty database at URL, e.g. a PostgreSQL one; stop the
+  bot first. Then set DATABASE_URL to URL.
 check: call each configured image endpoint once with a tiny prompt and print a table
   (--dry-run: only list the models each one serves). With --base-url (and the key from
   --key or IMAGE_API_KEY) no other setting is needed: it finds the dialect and auth style
@@ -18,16 +21,20 @@ import os
 import signal
 import sys
 
+from bot import redaction
 from bot.config import Settings, SettingsError, load_settings
 from bot.logs import setup_logging
-from bot.providers.factory import endpoints_from_settings, secrets_of
+from bot.providers.factory import database_url_password, endpoints_from_settings, secrets_of
 from bot.providers.registry import ProvidersFileError
 from bot.storage import db
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
-    parser.add_argument("command", nargs="?", default="run", choices=["run", "migrate", "check"])
+    parser.add_argument(
+        "command", nargs="?", default="run", choices=["run", "migrate", "migrate-db", "check"]
+    )
+    parser.add_argument("--to", metavar="URL", help="migrate-db: the database to copy into")
     parser.add_argument("--base-url", help="check: find out how to talk to this endpoint")
     parser.add_argument("--key", help="check --base-url: the key (default: $IMAGE_API_KEY)")
     parser.add_argument("--model", help="check --base-url: the model to try")
@@ -52,10 +59,30 @@ def main(argv: list[str] | None = None) -> int:
         from bot.check import main as check_main
 
         return check_main(settings, dry_run=args.dry_run)
+    if args.command == "migrate-db":
+        return _migrate_db(settings, args.to)
     db.upgrade(settings.database_url)
     if args.command == "migrate":
         return 0
     return run(settings)
+
+
+def _migrate_db(settings: Settings, target: str | None) -> int:
+    from bot.storage.transfer import TransferError, copy_database
+
+    if not target:
+        print("error: migrate-db needs --to URL (e.g. postgresql+asyncpg://…)", file=sys.stderr)
+        return 2
+    try:
+        copied = asyncio.run(copy_database(settings.database_url, target, progress=print))
+    except TransferError as exc:
+        secret = [database_url_password(target)]
+        print(f"error: {redaction.redact(str(exc), secret)}", file=sys.stderr)
+        return 1
+    total = sum(c.rows for c in copied)
+    print(f"copied {total} rows in {len(copied)} tables; the row counts match.")
+    print("Now set DATABASE_URL to the new database and start the bot.")
+    return 0
 
 
 def _discover(args: argparse.Namespace) -> int:

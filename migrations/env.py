@@ -8,7 +8,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import async_engine_from_config
+from sqlalchemy.ext.asyncio import AsyncEngine, async_engine_from_config
 
 from bot.storage.models import Base
 
@@ -51,8 +51,16 @@ async def run_migrations_online() -> None:
     await engine.dispose()
 
 
-def run_on(connectable: Engine | Connection) -> None:
+async def _run_on_async(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(_run_sync)
+
+
+def run_on(connectable: Engine | Connection | AsyncEngine) -> None:
     """Migrate through a connection handed in by the caller (pytest-alembic's runner)."""
+    if isinstance(connectable, AsyncEngine):
+        asyncio.run(_run_on_async(connectable))
+        return
     if isinstance(connectable, Connection):
         _run_sync(connectable)
         return

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from bot import redaction
+from tests import postgres
 
 if TYPE_CHECKING:
     from tests.fakes.s3_server import S3Bucket, S3Server
@@ -53,8 +54,62 @@ def s3_bucket(s3_server: S3Server) -> S3Bucket:
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite file (not yet migrated), for tests of what only SQLite does."""
     return f"sqlite+aiosqlite:///{tmp_path}/bot.db"
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A PostgreSQL database at the migrations' head, to copy for each test."""
+    name = postgres.make_template()
+    yield name
+    postgres.drop(name)
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only: run on SQLite alone, not on PostgreSQL as well"
+    )
+    config.addinivalue_line(
+        "markers", "postgresql_only: run on PostgreSQL alone (several processes on one database)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses a database (the `db_backend` fixture, under `db_url`) runs on
+    SQLite and on PostgreSQL, unless marked sqlite_only or postgresql_only."""
+    if "db_backend" in metafunc.fixturenames:
+        backends = [
+            b for b in BACKENDS if not metafunc.definition.get_closest_marker(f"{_other(b)}_only")
+        ]
+        metafunc.parametrize("db_backend", backends)
+
+
+def _other(backend: str) -> str:
+    return BACKENDS[1 - BACKENDS.index(backend)]
+
+
+@pytest.fixture
+def db_backend(request: pytest.FixtureRequest) -> str:
+    backend: str = request.param
+    return backend
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, db_backend: str, tmp_path: Path) -> Iterator[str]:
+    """The database of one test: a SQLite file (not yet migrated), or a fresh PostgreSQL
+    database already at head (a copy of the session's template), dropped afterwards."""
+    if db_backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/bot.db"
+        return
+    postgres.require()
+    name = postgres.create(template=request.getfixturevalue("pg_template"))
+    yield postgres.url_of(name)
+    postgres.drop(name)
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote, urlsplit
+
 import httpx
 
 from bot import redaction
@@ -41,9 +43,10 @@ def endpoints_from_settings(settings: Settings) -> list[Endpoint]:
 
 
 def secrets_of(settings: Settings, endpoints: list[Endpoint]) -> list[str]:
-    """Every secret the settings hold: the bot token, the S3 keys, each endpoint's key and auth
-    values."""
+    """Every secret the settings hold: the bot token, the database's password (PostgreSQL),
+    the S3 keys, each endpoint's key and auth values."""
     found = [settings.token, settings.token.partition(":")[2]]
+    found.append(database_url_password(settings.database_url))
     found += [
         settings.s3_access_key_id.get_secret_value(),
         settings.s3_secret_access_key.get_secret_value(),
@@ -53,6 +56,14 @@ def secrets_of(settings: Settings, endpoints: list[Endpoint]) -> list[str]:
         found += endpoint.auth_headers().values()
         found += endpoint.auth_params().values()
     return [s for s in found if s]
+
+
+def database_url_password(url: str) -> str:
+    """The password in a database URL (postgresql+asyncpg://user:password@host/db), if any."""
+    try:
+        return unquote(urlsplit(url).password or "")
+    except ValueError:
+        return ""  # not a URL: the engine says so when it starts
 
 
 def register_secrets(settings: Settings, endpoints: list[Endpoint]) -> None:

@@ -416,6 +416,8 @@ class GenerationService:
             else (JobKind.EDIT if len(inputs) == 1 else JobKind.COMPOSE)
         )
         async with self._db.write(who) as repo:
+            if self._quotas is not None:  # counted again under a lock other replicas respect
+                await self._quotas.hold(repo, who, options.n)
             job_id = await repo.insert_job(
                 [i.id for i in inputs],
                 chat_id=who.chat_id,

@@ -143,6 +143,10 @@ class Wallet:
         if who.user_id in self._exempt:
             return
         unit = self._price(options.model, options.image_size)
+        sponsor = None if who.chat_type == "private" else await repo.sponsor_of(who.chat_id)
+        # other replicas' reservations of these accounts wait until this write commits
+        accounts = {who.user_id} | ({sponsor.sponsor_id} if sponsor is not None else set())
+        await repo.lock_subjects(*(("account", a) for a in accounts))
         used = await repo.images_used(SubjectKind.USER, who.user_id, day_start())
         free = min(
             options.n, max(0, self.free_per_day - (used - options.n))
@@ -151,7 +155,7 @@ class Wallet:
         if paid == 0:
             return
         amount = unit * paid
-        payer = await self._payer(repo, who, amount)
+        payer = await self._payer(repo, who, amount, sponsor)
         have = await repo.balance(payer)
         if have < amount:
             raise NotEnoughStarsError(need=amount, have=max(0, have))
@@ -166,11 +170,8 @@ class Wallet:
             unit_price=unit,
         )
 
-    async def _payer(self, repo: Repo, who: Who, amount: int) -> int:
+    async def _payer(self, repo: Repo, who: Who, amount: int, sponsor: SponsorRow | None) -> int:
         """The sponsor of a group while the sponsorship covers the job, else the asker."""
-        if who.chat_type == "private":
-            return who.user_id
-        sponsor = await repo.sponsor_of(who.chat_id)
         if sponsor is None or sponsor.sponsor_id == who.user_id:
             return who.user_id
         if sponsor.daily_limit:
@@ -237,6 +238,7 @@ class Wallet:
             purchase = await repo.purchase(charge_id)
             if purchase is None:
                 return None
+            await repo.lock_subjects(("account", purchase.account_id))  # vs. a reservation
             balance = await repo.balance(purchase.account_id)
             unspent = min(purchase.amount, max(0, balance))
             added = await repo.add_entry(

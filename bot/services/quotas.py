@@ -16,6 +16,7 @@ from bot.storage.models import SubjectKind
 
 if TYPE_CHECKING:  # storage_limit.py imports this module
     from bot.services.storage_limit import StorageLimit
+    from bot.storage.repositories import Repo
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,20 @@ class QuotaService:
                 raise QuotaExceededError(kind.value, limit, day_start() + timedelta(days=1))
         if self.storage is not None:
             await self.storage.check(who.user_id)
+
+    async def hold(self, repo: Repo, who: Who, n: int) -> None:
+        """Inside the write that opens the job: where other processes write the same database
+        (PostgreSQL), lock the limited subjects until it commits and count again, so two
+        replicas can't both squeeze under a limit. SQLite: nothing more (the guard and check
+        before it suffice, one process writing)."""
+        if who.user_id in self._exempt:
+            return
+        limited = [(k, s, lim) for k, s in subjects(who) if (lim := await self.limit(k, s))]
+        if not await repo.lock_subjects(*((k.value, s) for k, s, _ in limited)):
+            return
+        for kind, subject, limit in limited:
+            if await repo.images_used(kind.value, subject, day_start()) + n > limit:
+                raise QuotaExceededError(kind.value, limit, day_start() + timedelta(days=1))
 
 
 class _Lock(asyncio.Lock):

@@ -150,10 +150,14 @@ class ChatQueries(Queries):
 
 
 def user_values(first_name: str, username: str | None, language_code: str | None) -> UserValues:
-    """A user's columns as stored (the name cut to its column's length)."""
-    return first_name[:256], username, language_code
+    """A user's columns as stored, each cut to its column's length (PostgreSQL refuses more)."""
+    return (
+        first_name[:256],
+        username[:64] if username else username,
+        language_code[:16] if language_code else language_code,
+    )
 
 
 def chat_values(chat_type: str, title: str | None) -> ChatValues:
-    """A chat's columns as stored (the title cut to its column's length)."""
-    return str(chat_type), title[:256] if title else None
+    """A chat's columns as stored, each cut to its column's length (PostgreSQL refuses more)."""
+    return str(chat_type)[:16], title[:256] if title else None

@@ -6,6 +6,10 @@ SQLite work, and handing each one to aiosqlite's thread and back cost more than 
 let other tasks in mid-transaction. Write transactions take turns behind one asyncio lock, so
 a writer never meets another inside SQLite (whose busy handler would block the loop). The
 async engine stays for everything else: migrations, PostgreSQL, and the tests' own checks.
+
+PostgreSQL (postgresql+asyncpg://) goes through the async engine alone, with a small pool per
+process: writers run at once, and what must not race across processes (quotas, Stars) takes
+a transaction-scoped advisory lock (bot/storage/locks.py).
 """
 
 from __future__ import annotations
@@ -76,12 +80,25 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
+#: Connections each process keeps to a server database (PostgreSQL): several replicas share
+#: the server's max_connections (100 by default), so each holds few and borrows a few more.
+SERVER_POOL = {
+    "pool_size": 5,
+    "max_overflow": 10,
+    "pool_timeout": 30,
+    # a connection the server or a proxy closed while idle is found out before it is used
+    "pool_pre_ping": True,
+    "pool_recycle": 1800,
+}
+
+
 def create_engine(database_url: str) -> AsyncEngine:
     _ensure_sqlite_dir(database_url)
-    engine = create_async_engine(database_url)
-    if engine.dialect.name == "sqlite":
+    if make_url(database_url).get_backend_name() == "sqlite":
+        engine = create_async_engine(database_url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    return engine
+        return engine
+    return create_async_engine(database_url, **SERVER_POOL)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -204,6 +204,7 @@ class JobQueries(Queries):
         )
         if column is not None:
             order = column.desc() if by == "day" else func.count(_JOBS.c.id).desc()
-            stmt = stmt.group_by(column).order_by(order).limit(top)
+            # ties by key: SQLite and PostgreSQL would otherwise cut the top at different rows
+            stmt = stmt.group_by(column).order_by(order, column).limit(top)
         rows = (await self.core(stmt)).all()
         return [StatRow(str(k), int(j), int(i), float(c)) for k, j, i, c in rows if j]

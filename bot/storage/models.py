@@ -31,6 +31,11 @@ NAMING_CONVENTION = {
 }
 
 
+#: A row id (and a column naming one): 64-bit everywhere; on SQLite spelled INTEGER, the only
+#: type that makes a primary key the rowid (and takes AUTOINCREMENT).
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -115,7 +120,7 @@ class ChatState(Base):
 
     chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id"), primary_key=True)
     thread_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
-    current_image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id"))
+    current_image_id: Mapped[int | None] = mapped_column(RowId, ForeignKey("images.id"))
     # An album sent without a caption: its image ids (JSON list) wait for the next text.
     pending_album: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -131,7 +136,7 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = DURABLE_IDS
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(RowId, primary_key=True)
     chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id"), index=True)
     thread_id: Mapped[int] = mapped_column(BigInteger, default=0)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
@@ -173,9 +178,11 @@ class JobInput(Base):
 
     __tablename__ = "job_inputs"
 
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    job_id: Mapped[int] = mapped_column(
+        RowId, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    image_id: Mapped[int] = mapped_column(RowId, ForeignKey("images.id"), index=True)
 
     job: Mapped[Job] = relationship(back_populates="inputs", lazy="raise")
 
@@ -184,7 +191,7 @@ class Image(Base):
     __tablename__ = "images"
     __table_args__ = DURABLE_IDS
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(RowId, primary_key=True)
     chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id"), index=True)
     source: Mapped[str] = mapped_column(String(8))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
@@ -192,7 +199,7 @@ class Image(Base):
     mime: Mapped[str] = mapped_column(String(32))
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
-    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    job_id: Mapped[int | None] = mapped_column(RowId, ForeignKey("jobs.id"), index=True)
     tg_file_id: Mapped[str | None] = mapped_column(String(256))
     tg_file_unique_id: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -206,10 +213,10 @@ class ImageMessage(Base):
     __tablename__ = "image_messages"
     __table_args__ = (UniqueConstraint("chat_id", "message_id"), DURABLE_IDS)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(RowId, primary_key=True)
     chat_id: Mapped[int] = mapped_column(BigInteger)
     message_id: Mapped[int] = mapped_column(BigInteger)
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    image_id: Mapped[int] = mapped_column(RowId, ForeignKey("images.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -251,11 +258,11 @@ class LedgerEntry(Base):
         DURABLE_IDS,
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(RowId, primary_key=True)
     account_id: Mapped[int] = mapped_column(BigInteger, index=True)
     kind: Mapped[str] = mapped_column(String(16))
     amount: Mapped[int] = mapped_column(Integer)  # Stars, signed: + credits, - debits
-    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    job_id: Mapped[int | None] = mapped_column(RowId, ForeignKey("jobs.id"))
     chat_id: Mapped[int | None] = mapped_column(BigInteger)
     # telegram_payment_charge_id of the purchase (a purchase's row, and its refund's)
     charge_id: Mapped[str | None] = mapped_column(String(128))
@@ -284,7 +291,7 @@ class ChatStyle(Base):
     __tablename__ = "chat_styles"
     __table_args__ = (UniqueConstraint("chat_id", "name"), DURABLE_IDS)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(RowId, primary_key=True)
     chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id"), index=True)
     name: Mapped[str] = mapped_column(String(32))  # lower case: one name, however typed
     template: Mapped[str] = mapped_column(Text)

@@ -14,6 +14,7 @@ from bot.storage.daily import DailyQueries
 from bot.storage.images import IMAGE_COLUMNS, ImageQueries
 from bot.storage.jobs import INTERRUPTED, JobQueries
 from bot.storage.ledger import LedgerQueries
+from bot.storage.locks import LockQueries
 from bot.storage.personal import PersonalQueries
 from bot.storage.queries import table_of
 from bot.storage.rules import RuleQueries
@@ -30,6 +31,7 @@ class Repo(
     ImageQueries,
     JobQueries,
     LedgerQueries,
+    LockQueries,
     PersonalQueries,
     RuleQueries,
     StyleQueries,

@@ -1,7 +1,8 @@
 """End-to-end harness: the real Application, wired as `python -m bot` wires it, against fakes.
 
 Telegram and the image API are fake servers on 127.0.0.1; the database is a real SQLite file
-migrated by Alembic; the bot runs through `bot.app.serve`, the function `python -m bot` runs.
+or a real PostgreSQL database (each test runs on both, see tests/conftest.py), migrated by
+Alembic; the bot runs through `bot.app.serve`, the function `python -m bot` runs.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +47,17 @@ async def upstream() -> AsyncIterator[FakeImageAPI]:
 
 @pytest.fixture
 def settings_factory(
-    tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    tg: FakeTelegram,
+    upstream: FakeImageAPI,
+    monkeypatch: pytest.MonkeyPatch,
+    db_backend: str,
+    request: pytest.FixtureRequest,
 ) -> Callable[..., Settings]:
     """Settings as `python -m bot` reads them: from environment variables (strings). An
-    override of None leaves that variable unset (the setting's own default applies)."""
+    override of None leaves that variable unset (the setting's own default applies). On
+    SQLite the database is the default file under DATA_DIR; on PostgreSQL a fresh database."""
+    database_url = request.getfixturevalue("db_url") if db_backend == "postgresql" else None
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -66,6 +75,7 @@ def settings_factory(
             # The progress tests count today's status messages; tests/e2e/test_drafts.py
             # runs the live drafts private chats get by default.
             "live_drafts": "false",
+            "database_url": database_url,
         }
         values.update(overrides)
         for name, value in values.items():
@@ -76,6 +86,22 @@ def settings_factory(
         return load_settings(_env_file=None)
 
     return make
+
+
+@pytest.fixture
+def process_db(db_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> ProcessDb:
+    """Where a spawned `python -m bot` keeps its rows: the default SQLite file under DATA_DIR,
+    or a fresh PostgreSQL database; and the environment that says so."""
+    if db_backend == "postgresql":
+        url: str = request.getfixturevalue("db_url")
+        return ProcessDb(url, {"DATABASE_URL": url})
+    return ProcessDb(tmp_path / "data" / "bot.db", {})
+
+
+@dataclass(frozen=True)
+class ProcessDb:
+    where: Path | str  # the SQLite file, or the PostgreSQL URL
+    env: dict[str, str]
 
 
 class RunningBot:

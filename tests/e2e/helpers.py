@@ -13,6 +13,7 @@ from typing import Any
 from PIL import Image
 
 from bot.config import Settings
+from tests import postgres
 
 
 def png(color: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:
@@ -39,6 +40,9 @@ def close(a: tuple[int, int, int], b: tuple[int, int, int], tol: int = 6) -> boo
 
 
 def db_rows(settings: Settings, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Rows of one query (`?` placeholders) on the bot's database, SQLite or PostgreSQL."""
+    if settings.database_url.startswith("postgresql"):
+        return postgres.fetch(settings.database_url, sql, *args)
     path = settings.database_url.split("///", 1)[1]
     with sqlite3.connect(Path(path)) as conn:
         return conn.execute(sql, args).fetchall()

@@ -1,5 +1,6 @@
 """A crash loses nothing and strands nothing: `python -m bot` killed with SIGKILL mid-job, then
-started again on the same DATA_DIR, answers every job the dead process left."""
+started again on the same DATA_DIR (and database: SQLite or PostgreSQL), answers every job
+the dead process left."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import contextlib
 import signal
 from pathlib import Path
 
+from tests import postgres
+from tests.e2e.conftest import ProcessDb
 from tests.e2e.helpers import close, mean
 from tests.e2e.test_process import _spawn, bot_env
 from tests.fakes.image_api import FakeImageAPI, Recorded
@@ -35,30 +38,35 @@ def _prompt(request: Recorded) -> str:
     return content if isinstance(content, str) else content[0]["text"]
 
 
-def db_rows_at(db: Path, sql: str) -> list[tuple[object, ...]]:
+def db_rows_at(db: Path | str, sql: str) -> list[tuple[object, ...]]:
+    """Rows of one query on a spawned bot's database (a SQLite file or a PostgreSQL URL)."""
     import sqlite3
 
+    if isinstance(db, str):
+        return postgres.fetch(db, sql)
     with contextlib.closing(sqlite3.connect(db)) as conn:
         return conn.execute(sql).fetchall()
 
 
-async def _wait_for_rows(db: Path, sql: str, count: int) -> None:
+async def _wait_for_rows(db: Path | str, sql: str, count: int) -> None:
     """Until the dead-to-be process has committed `count` rows matching `sql`."""
     import sqlite3
+
+    import asyncpg
 
     async with asyncio.timeout(30):
         while True:
             try:
-                with contextlib.closing(sqlite3.connect(db)) as conn:
-                    if conn.execute(sql).fetchone()[0] >= count:
-                        return
-            except sqlite3.OperationalError:
+                rows = db_rows_at(db, sql)
+                if rows and int(rows[0][0]) >= count:  # type: ignore[call-overload]
+                    return
+            except (sqlite3.OperationalError, asyncpg.UndefinedTableError):
                 pass  # not migrated yet
             await asyncio.sleep(0.05)
 
 
 async def test_a_killed_bot_answers_every_job_it_left_once_restarted(
-    tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI
+    tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI, process_db: ProcessDb
 ) -> None:
     env = bot_env(
         tmp_path,
@@ -68,8 +76,9 @@ async def test_a_killed_bot_answers_every_job_it_left_once_restarted(
         DAILY_IMAGES_PER_USER="1",
         ADMIN_USER_IDS=str(BOB),  # Bob makes two images; admins have no daily limit
         IMAGE_RETRY_BASE_DELAY="0.05",
+        **process_db.env,
     )
-    db = tmp_path / "data" / "bot.db"
+    db = process_db.where
     upstream.hold_next()  # the upstream has Alice's request and does not answer
     first = await _spawn(env, tmp_path)
     output = asyncio.create_task(first.communicate())

@@ -180,7 +180,9 @@ async def test_in_a_group_only_the_asker_may_press_a_results_follow_ups(
     ann, ben = tg.user(ANN, "Ann"), tg.user(BEN, "Ben")
     tg.send_text(group, "/imagine a red car", user=ann, chat_type="supergroup")
     [photo] = await tg.wait_for("sendPhoto")
-    [(job, image)] = db_rows(bot.settings, "select j.id, i.id from jobs j join images i")
+    [(job, image)] = db_rows(
+        bot.settings, "select j.id, i.id from jobs j join images i on i.job_id = j.id"
+    )
     message = photo.result["message_id"]
     for data in (f"arp:{job}", f"arj:{job}:16:9", f"stg:{image}", f"sty:clay:{image}"):
         query = tg.press_button(group, message, data, user=ben)

@@ -163,7 +163,12 @@ async def test_quota_runs_out_and_resets(
     [usage] = await tg.wait_for("sendPhoto", lambda c: "You:" in c.params.get("caption", ""))
     assert "2 image(s) today, 0 left" in usage.params["caption"]
     # a new day: yesterday's jobs no longer count
-    db_rows(running.settings, "update jobs set created_at = datetime(created_at, '-1 day')")
+    yesterday = (
+        "created_at - interval '1 day'"
+        if running.settings.database_url.startswith("postgresql")
+        else "datetime(created_at, '-1 day')"
+    )
+    db_rows(running.settings, f"update jobs set created_at = {yesterday}")
     tg.send_text(ALICE, "the next day")
     await tg.wait_for("sendPhoto", count=3)
     # an admin raises Alice's own limit

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.conftest import RunningBot
+from tests.e2e.conftest import ProcessDb, RunningBot
 from tests.e2e.helpers import button, db_rows
 from tests.e2e.test_crash_recovery import _wait_for_rows, db_rows_at
 from tests.e2e.test_process import _spawn, bot_env
@@ -98,7 +98,14 @@ def ledger_sum(bot: RunningBot, account: int) -> int:
 async def settled(bot: RunningBot, tg: FakeTelegram, *accounts: int) -> dict[int, int]:
     """Each account's shown balance equals its ledger's sum; each job was settled at most
     once (one reserve, one release equal to it, one charge at most); none is still held."""
-    rows = db_rows(bot.settings, "SELECT job_id, kind, amount FROM ledger WHERE job_id IS NOT NULL")
+    query = "SELECT job_id, kind, amount FROM ledger WHERE job_id IS NOT NULL"
+    for _ in range(200):  # a job's result is sent before its reservation is settled
+        rows = db_rows(bot.settings, query)
+        held = Counter(job for job, kind, _ in rows if kind == "reserve")
+        held.subtract(job for job, kind, _ in rows if kind == "release")
+        if not +held:
+            break
+        await asyncio.sleep(0.05)
     by_job: dict[int, Counter[str]] = {}
     amounts: dict[tuple[int, str], int] = {}
     for job_id, kind, amount in rows:
@@ -446,14 +453,20 @@ async def test_prices_under_the_threshold_are_not_on_the_buttons_and_off_means_f
 
 
 async def test_a_crash_mid_job_is_settled_at_the_next_start(
-    tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI
+    tmp_path: Path, tg: FakeTelegram, upstream: FakeImageAPI, process_db: ProcessDb
 ) -> None:
     """A real `python -m bot` killed with SIGKILL while the upstream holds a paid job: the
     next start releases what the job held and tells Alice (with a Retry), charging nothing."""
     env = bot_env(
-        tmp_path, tg, upstream, PAID_MODE="stars", STAR_PACKS="10", IMAGE_MODEL=MODEL
+        tmp_path,
+        tg,
+        upstream,
+        PAID_MODE="stars",
+        STAR_PACKS="10",
+        IMAGE_MODEL=MODEL,
+        **process_db.env,
     )
-    database = tmp_path / "data" / "bot.db"
+    database = process_db.where
     first = await _spawn(env, tmp_path)
     output = asyncio.create_task(first.communicate())
     await buy(tg, ALICE, ALICE, 10)

@@ -16,10 +16,7 @@ ANN, BEN = 2001, 2002
 
 
 def _sql(bot: RunningBot, sql: str, *args: object) -> None:
-    import sqlite3
-
-    with sqlite3.connect(bot.settings.database_url.split("///", 1)[1]) as conn:
-        conn.execute(sql, args)
+    db_rows(bot.settings, sql, *args)
 
 
 async def test_a_result_stored_but_never_sent_is_delivered_at_start(

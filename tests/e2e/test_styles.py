@@ -113,6 +113,8 @@ async def test_a_style_on_a_result_and_a_too_long_styled_text_keeps_the_style(
 
     # A waiting style and words that, wrapped, are too long: refused, and the style waits on.
     tg.send_text(ANN, "/new", user=_ann())
+    # /new waits its turn behind the styled job's last writes; /styles reads at once
+    await tg.wait_for("sendMessage", _to(ANN, "Starting fresh"))
     tg.send_text(ANN, "/styles", user=_ann())
     [text_gallery] = await tg.wait_for("sendMessage", _to(ANN, "then send the words"))
     tg.press_button(ANN, text_gallery.result["message_id"], "sty:logo:0", user=_ann())

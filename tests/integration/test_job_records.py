@@ -101,7 +101,8 @@ async def env(tmp_path: Path, db_url: str) -> AsyncIterator[Env]:
 
     sessions = db.create_sessionmaker(engine)
     # the services' statements run on the inline engine (SQLite files), the checks' on the async
-    for counted in (engine.sync_engine, db.inline_engine(sessions)):
+    inline = db.inline_engine(sessions)
+    for counted in (engine.sync_engine, *([inline] if inline is not None else [])):
         event.listen(counted, "before_cursor_execute", count)
     now = [1000.0]
     database = Database(sessions, clock=lambda: now[0])

@@ -1,12 +1,11 @@
-"""The Stars ledger on a real migrated SQLite file: a payment credited once, jobs racing for
-the last credits (exactly as many pass as the balance covers, the others leave no job row),
-and a reservation settled once however often it is settled."""
+"""The Stars ledger on a real migrated SQLite file and PostgreSQL database: a payment credited
+once, jobs racing for the last credits (exactly as many pass as the balance covers, the
+others leave no job row), and a reservation settled once however often it is settled."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -25,10 +24,9 @@ def who(user: int) -> Who:
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/bot.db"
-    await db.aupgrade(url)
-    engine = db.create_engine(url)
+async def database(db_url: str) -> AsyncIterator[Database]:
+    await db.aupgrade(db_url)
+    engine = db.create_engine(db_url)
     yield Database(db.create_sessionmaker(engine))
     await engine.dispose()
 

@@ -8,10 +8,8 @@ a second engine on the same file -- the restarted process -- settles them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import os
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,9 +125,9 @@ async def left(tmp_path: Path, db_url: str) -> AsyncIterator[tuple[Dead, Process
         if len(dead.provider.calls) == 3 and dead.generation._scheduler._waiting:
             break
         await asyncio.sleep(0.01)
-    with contextlib.closing(sqlite3.connect(db_url.split("///")[1])) as conn:
-        ids = [row[0] for row in conn.execute("SELECT id FROM jobs ORDER BY id")]
     restarted = _process(db_url, blobs)
+    async with restarted.sessions() as s:
+        ids = list((await s.execute(select(Job.id).order_by(Job.id))).scalars())
     yield Dead(ids[2], ids[3], unsent.job_id, sent.job_id), restarted
     await restarted.engine.dispose()
     # The dead process's tasks never resume in real life; here they are dropped at the end.
@@ -251,8 +249,8 @@ async def test_a_job_waiting_for_the_endpoints_slot_has_not_reached_the_upstream
             break
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.1)
-    with contextlib.closing(sqlite3.connect(db_url.split("///")[1])) as conn:
-        marks = conn.execute("SELECT user_id, upstream_at FROM jobs ORDER BY id").fetchall()
+    async with p.sessions() as s:
+        marks = (await s.execute(select(Job.user_id, Job.upstream_at).order_by(Job.id))).all()
     assert len(p.provider.calls) == 1
     # the first job opened is upstream; the other (whichever user's) waits, unmarked
     assert marks[0][1] is not None and marks[1][1] is None
@@ -267,7 +265,11 @@ async def test_a_job_waiting_for_the_endpoints_slot_has_not_reached_the_upstream
     await p.engine.dispose()
 
 
-async def test_concurrent_syncs_share_fsyncs(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_concurrent_syncs_share_fsyncs(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's own durability (PostgreSQL makes each commit durable itself)."""
+    db_url = sqlite_url
     await db.aupgrade(db_url)
     engine = db.create_engine(db_url)
     sessions = db.create_sessionmaker(engine)
@@ -308,8 +310,12 @@ def test_a_blob_and_the_directories_naming_it_are_synced(
 
 
 async def test_a_failed_fsync_does_not_fail_the_job(
-    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    db_url = sqlite_url
     await db.aupgrade(db_url)
     p = _process(db_url, LocalBlobStore(tmp_path / "images"))
     async with p.sessions() as s:

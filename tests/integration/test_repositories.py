@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from bot.services.types import Who
 from bot.storage import db
 from bot.storage.database import Database
-from bot.storage.models import ImageSource, JobStatus
+from bot.storage.models import ImageSource, JobStatus, LedgerKind
 from bot.storage.repositories import Repo
 from bot.storage.rows import (
     ChatRow,
@@ -282,3 +283,55 @@ async def test_stats_group_successful_jobs_by_key(database: Database, two: Two) 
         assert await repo.job_stats("model", since, 10) == [StatRow("m-1", 1, 1, 0.5)]
         [day] = await repo.job_stats("day", since, 2)
     assert (day.jobs, day.images, day.cost) == (1, 1, 0.5)
+
+
+async def test_ids_past_2_31_from_telegram_and_from_the_tables(db_url: str) -> None:
+    """Telegram's ids (users past 2**32, supergroups, message and topic ids) and the tables'
+    own row ids past 2**31 are stored and read back whole (BIGINT on PostgreSQL)."""
+    big = 2**31 + 5
+    ann = Who(7_000_000_001, "Ann", "ann", "en", -1001234567890, "supergroup", "G", thread_id=big)
+    await db.aupgrade(db_url)
+    engine = db.create_engine(db_url)
+    database = Database(db.create_sessionmaker(engine))
+    async with engine.begin() as conn:  # as if billions of rows had come before
+        for table in ("jobs", "images", "image_messages", "ledger", "chat_styles"):
+            if conn.dialect.name == "postgresql":
+                seq = f"pg_get_serial_sequence('{table}', 'id')"
+                await conn.execute(text(f"SELECT setval({seq}, {big})"))
+            else:  # AUTOINCREMENT's counter (a table rebuilt by a migration may have one)
+                forget = text("DELETE FROM sqlite_sequence WHERE name = :t")
+                await conn.execute(forget, {"t": table})
+                await conn.execute(
+                    text("INSERT INTO sqlite_sequence (name, seq) VALUES (:t, :n)"),
+                    {"t": table, "n": big},
+                )
+    async with database.write(ann) as repo:
+        photo = await _photo(repo, ann, "d" * 64, 5, message_id=big + 1)
+        job = await _job(repo, ann, "a kite", [photo])
+        assert await repo.add_entry(LedgerKind.RESERVE, ann.user_id, -3, job_id=job, chat_id=big)
+        await repo.set_current_image(ann.chat_id, ann.thread_id, photo)
+        assert await repo.add_chat_style(ann.chat_id, "noir", "noir {prompt}", ann.user_id)
+    assert photo > big and job > big
+    async with database.read() as repo:
+        shown = await repo.image_by_message(ann.chat_id, big + 1)
+        assert shown is not None and shown.id == photo
+        row = await repo.job(job)
+        assert row is not None and (row.user_id, row.chat_id) == (ann.user_id, ann.chat_id)
+        current = await repo.current_image(ann.chat_id, big)
+        assert current is not None and current.id == photo
+        [entry] = await repo.entries_of_job(job)
+        assert entry.id > big and entry.chat_id == big
+        [style] = await repo.chat_styles(ann.chat_id)
+        assert style.id > big
+    await engine.dispose()
+
+
+async def test_names_longer_than_their_columns_are_cut_not_refused(database: Database) -> None:
+    """SQLite keeps text past a VARCHAR's length, PostgreSQL refuses it: what Telegram sends
+    is cut to fit before it is written, alike on both."""
+    long = Who(3, "N" * 300, "u" * 80, "x-" * 20, -300, "supergroup", "T" * 300)
+    async with database.write(long) as repo:
+        await repo.set_current_image(long.chat_id, 0, None)
+    async with database.read() as repo:
+        assert await repo.user(3) == UserRow(3, "N" * 256, "u" * 64, ("x-" * 20)[:16])
+        assert await repo.chat(-300) == ChatRow(-300, "supergroup", "T" * 256)

@@ -1,6 +1,7 @@
-"""Migrations on a real SQLite file: pytest-alembic's stairway (one head, base to head, every
-revision up, down and up again, all the way up and down) and no drift from the models;
-plus what our own code adds (migrating from a running loop, ids that are never reused)."""
+"""Migrations on a real SQLite file and a real PostgreSQL database: pytest-alembic's stairway
+(one head, base to head, every revision up, down and up again, all the way up and down) and
+no drift from the models; plus what our own code adds (migrating from a running loop, ids
+that are never reused)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from pytest_alembic.tests import (
     test_up_down_consistency,
     test_upgrade,
 )
-from sqlalchemy import create_engine
+from sqlalchemy import NullPool, inspect
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.storage import db
 from bot.storage.models import Base
+from tests import postgres
 
 __all__ = [
     "test_model_definitions_match_ddl",
@@ -29,22 +32,38 @@ __all__ = [
 ]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file, or a new PostgreSQL database (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/bot.db"
+        return
+    postgres.require()
+    name = postgres.create()
+    yield postgres.url_of(name)
+    postgres.drop(name)
+
+
 @pytest.fixture
-def alembic_runner(tmp_path: Path) -> Iterator[pytest_alembic.MigrationContext]:
-    """pytest-alembic's runner on a real SQLite file, with the app's Alembic config (its
+def alembic_runner(empty_url: str) -> Iterator[pytest_alembic.MigrationContext]:
+    """pytest-alembic's runner on that database, with the app's Alembic config (its
     automatic test collection is off in pyproject.toml: it does not run under pytest 9)."""
-    url = f"sqlite:///{tmp_path}/bot.db"
-    engine = create_engine(url)
-    config = pytest_alembic.Config(alembic_config=db.alembic_config(url))
+    engine = create_async_engine(empty_url, poolclass=NullPool)
+    config = pytest_alembic.Config(alembic_config=db.alembic_config(empty_url))
     with pytest_alembic.runner(config=config, engine=engine) as runner:
         yield runner
-    engine.dispose()
+    postgres.run(engine.dispose())
 
 
-def _tables(path: Path) -> set[str]:
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute("select name from sqlite_master where type='table'").fetchall()
-    return {r[0] for r in rows} - {"alembic_version", "sqlite_sequence"}
+def _tables(url: str) -> set[str]:
+    async def names() -> set[str]:
+        engine = create_async_engine(url, poolclass=NullPool)
+        async with engine.connect() as conn:
+            found = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        await engine.dispose()
+        return found
+
+    return postgres.run(names()) - {"alembic_version", "sqlite_sequence"}
 
 
 def test_every_revision_up_down_up(alembic_runner: pytest_alembic.MigrationContext) -> None:
@@ -55,20 +74,19 @@ def test_every_revision_up_down_up(alembic_runner: pytest_alembic.MigrationConte
 
 
 def test_head_has_every_table_and_base_none(
-    alembic_runner: pytest_alembic.MigrationContext, tmp_path: Path
+    alembic_runner: pytest_alembic.MigrationContext, empty_url: str
 ) -> None:
     alembic_runner.migrate_up_to("heads")
-    assert _tables(tmp_path / "bot.db") == set(Base.metadata.tables)
+    assert _tables(empty_url) == set(Base.metadata.tables)
     alembic_runner.migrate_down_to("base")
-    assert _tables(tmp_path / "bot.db") == set()
+    assert _tables(empty_url) == set()
 
 
-def test_the_apps_own_upgrade_reaches_head(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path}/bot.db"
-    db.upgrade(url)
-    db.downgrade(url, "base")
-    db.upgrade(url)
-    assert _tables(tmp_path / "bot.db") == set(Base.metadata.tables)
+def test_the_apps_own_upgrade_reaches_head(empty_url: str) -> None:
+    db.upgrade(empty_url)
+    db.downgrade(empty_url, "base")
+    db.upgrade(empty_url)
+    assert _tables(empty_url) == set(Base.metadata.tables)
 
 
 async def test_upgrade_from_a_running_loop(tmp_path: Path) -> None:
