@@ -27,7 +27,7 @@ from bot.services.quotas import QuotaService
 from bot.services.styles import StyleService
 from bot.services.types import Who
 from bot.storage import db
-from bot.storage.blobs import BlobStore
+from bot.storage.blobs import LocalBlobStore
 from bot.storage.database import Database
 from bot.storage.models import Base, SubjectKind
 from bot.storage.transfer import TransferError, copy_database
@@ -68,7 +68,7 @@ class Bot:
     def __init__(self, url: str, blobs: Path) -> None:
         self.engine = db.create_engine(url)
         self.database = Database(db.create_sessionmaker(engine=self.engine))
-        store = BlobStore(blobs)
+        store = LocalBlobStore(blobs)
         self.wallet = Wallet(self.database, packs=(50,), free_per_day=1, price=lambda m, s: 5)
         self.images = ImageLibrary(self.database, store, wallet=self.wallet)
         self.quotas = QuotaService(self.database, per_user=20, per_chat=0)

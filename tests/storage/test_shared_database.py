@@ -22,7 +22,7 @@ from bot.services.payments import Wallet
 from bot.services.quotas import QuotaExceededError, QuotaService, day_start
 from bot.services.types import Who
 from bot.storage import db
-from bot.storage.blobs import BlobStore
+from bot.storage.blobs import LocalBlobStore
 from bot.storage.database import Database
 from bot.storage.models import JobStatus, SubjectKind
 from tests.integration.asking import ask
@@ -83,7 +83,7 @@ async def replicas(db_url: str, tmp_path: Path) -> AsyncIterator[Callable[..., l
             )
             generation = GenerationService(
                 database,
-                BlobStore(tmp_path / "images"),  # one store, as a shared volume or bucket
+                LocalBlobStore(tmp_path / "images"),  # one store, as a shared volume or bucket
                 provider,  # type: ignore[arg-type]
                 model="gemini-2.5-flash-image",
                 dialect="openai-chat",
