@@ -2015,6 +2015,12 @@ class FakeTelegram:
             info["last_error_date"] = int(time.time())
         return info
 
+    def take_queued_updates(self) -> list[dict[str, Any]]:
+        """Take the queued updates out of the queue, as if a bot had received them (and then
+        died before handling them): they are delivered to nobody else."""
+        taken, self._pending = self._pending, []
+        return taken
+
     def deliver_again(self, update_id: int) -> None:
         """Queue a delivered update once more, as Telegram does when it did not hear the
         webhook's answer: the webhook gets the same update (same update_id) a second time."""
