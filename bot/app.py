@@ -176,7 +176,7 @@ async def serve(
             )
             # What a process that died recorded and never handed over, before anything new
             # (the updates arriving meanwhile are claimed once each, see bot.webhook).
-            await process_pending(app, hook, app.bot_data[INBOX_KEY])
+            await process_pending(app, app.bot_data[INBOX_KEY])
         if on_started is not None:
             on_started()
         log.info("polling for updates" if hook is None else "taking updates by webhook")

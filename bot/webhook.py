@@ -132,10 +132,14 @@ class WebhookServer:
 async def process_recorded(
     bot_app: Application, inbox: Inbox, update_id: int, payload: dict[str, Any]
 ) -> None:
-    """Mark the update started (once, whoever claims it) and process it as polling would,
-    within the same bound of updates at once."""
+    """Mark the update started (once, whoever claims it) and process it as polling would."""
     if not await inbox.start(update_id):
         return  # started already: a redelivery, or the pass at start took it
+    await process_started(bot_app, update_id, payload)
+
+
+async def process_started(bot_app: Application, update_id: int, payload: dict[str, Any]) -> None:
+    """Process a claimed update within polling's bound of updates at once."""
     try:
         update = Update.de_json(payload, bot_app.bot)
     except Exception:
@@ -145,12 +149,19 @@ async def process_recorded(
     await processor.process_update(update, bot_app.process_update(update))
 
 
-async def process_pending(bot_app: Application, server: WebhookServer, inbox: Inbox) -> int:
-    """Hand over the updates a previous process recorded and never started, in update_id
-    order; how many there were."""
-    pending = await inbox.pending()
-    for recorded in pending:
-        server.hand_over(inbox, recorded.update_id, json.loads(recorded.payload))
-    if pending:
-        log.info("%d recorded update(s) from before the start handed over", len(pending))
-    return len(pending)
+async def process_pending(bot_app: Application, inbox: Inbox) -> int:
+    """Hand over the updates a previous process recorded and never started: claimed one by
+    one in update_id order, each processed in a task `Application.stop` waits for, started in
+    that order. How many were claimed."""
+    claimed = 0
+    for recorded in await inbox.pending():
+        if not await inbox.start(recorded.update_id):
+            continue  # a redelivery that arrived meanwhile took it
+        claimed += 1
+        bot_app.create_task(
+            process_started(bot_app, recorded.update_id, json.loads(recorded.payload)),
+            name=f"webhook:pending:{recorded.update_id}",
+        )
+    if claimed:
+        log.info("%d recorded update(s) from before the start handed over", claimed)
+    return claimed

@@ -203,3 +203,70 @@ async def test_an_update_recorded_but_never_started_is_processed_at_start(
     assert "purple owl" in json.dumps(upstream.requests[0].json)
     assert tg.webhook_attempts_of(update["update_id"]) == []  # never POSTed: from the inbox
     assert len(_photos_to(tg, ALICE)) == 1
+
+
+async def _rename_table(database_url: str, old: str, new: str) -> None:
+    """Rename a table behind the bot's back, on SQLite or PostgreSQL alike."""
+    engine = db.create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+    finally:
+        await engine.dispose()
+
+
+async def test_an_update_the_database_cannot_record_gets_500_and_comes_again(
+    tg: FakeTelegram, upstream: FakeImageAPI, start_bot: Callable[..., Awaitable[RunningBot]]
+) -> None:
+    bot, _root = await _start(start_bot)
+    await _wait_webhook(tg)
+    tg.webhook_retry_delay = 0.1
+    url = bot.settings.database_url
+    await _rename_table(url, "webhook_updates", "webhook_updates_away")
+    tg.send_text(ALICE, "a grey heron", user=tg.user(ALICE))
+    update_id = tg.last_update_id
+    for _ in range(200):
+        if len(tg.webhook_attempts_of(update_id)) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    assert {a.status for a in tg.webhook_attempts_of(update_id)} == {500}
+    assert tg.webhook_last_error == "Wrong response from the webhook: 500 Internal Server Error"
+    assert upstream.requests == []
+    await _rename_table(url, "webhook_updates_away", "webhook_updates")
+    await tg.wait_for("sendPhoto", lambda c: str(c.params.get("chat_id")) == str(ALICE))
+    assert tg.webhook_attempts_of(update_id)[-1].status == 200
+    assert len(upstream.requests) == 1
+
+
+async def test_updates_recorded_before_the_start_run_in_update_id_order(
+    tg: FakeTelegram,
+    upstream: FakeImageAPI,
+    settings_factory: Callable[..., Any],
+    start_bot: Callable[..., Awaitable[RunningBot]],
+) -> None:
+    """Two texts of one chat, recorded in the other order: the lower update_id runs first."""
+    tg.send_text(ALICE, "first: a lemon", user=tg.user(ALICE))
+    tg.send_text(ALICE, "second: a lime", user=tg.user(ALICE))
+    first, second = tg.take_queued_updates()
+    port = free_port()
+    overrides = {
+        "telegram_webhook_url": f"http://127.0.0.1:{port}{PATH}",
+        "telegram_webhook_secret": SECRET,
+        "webhook_listen": f"127.0.0.1:{port}",
+    }
+    settings = settings_factory(**overrides)
+    await db.aupgrade(settings.database_url)
+    engine = db.create_engine(settings.database_url)
+    try:
+        inbox = Inbox(Database(db.create_sessionmaker(engine)))
+        for update in (second, first):
+            assert await inbox.record(update["update_id"], json.dumps(update))
+    finally:
+        await engine.dispose()
+    await start_bot(**overrides)
+    await tg.wait_for(
+        "sendPhoto", lambda c: str(c.params.get("chat_id")) == str(ALICE), count=2, timeout=20
+    )
+    prompts = [json.dumps(r.json) for r in upstream.requests]
+    assert len(prompts) == 2
+    assert "a lemon" in prompts[0] and "a lime" in prompts[1]
