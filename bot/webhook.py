@@ -140,28 +140,46 @@ async def process_recorded(
 
 async def process_started(bot_app: Application, update_id: int, payload: dict[str, Any]) -> None:
     """Process a claimed update within polling's bound of updates at once."""
+    update = _read(bot_app, update_id, payload)
+    if update is not None:
+        await _process(bot_app, update)
+
+
+def _read(bot_app: Application, update_id: int, payload: dict[str, Any]) -> Update | None:
     try:
-        update = Update.de_json(payload, bot_app.bot)
+        return Update.de_json(payload, bot_app.bot)
     except Exception:
         log.exception("update %d could not be read; skipped", update_id)
-        return
+        return None
+
+
+async def _process(bot_app: Application, update: Update) -> None:
     processor = bot_app.update_processor
     await processor.process_update(update, bot_app.process_update(update))
 
 
 async def process_pending(bot_app: Application, inbox: Inbox) -> int:
     """Hand over the updates a previous process recorded and never started: claimed one by
-    one in update_id order, each processed in a task `Application.stop` waits for, started in
-    that order. How many were claimed."""
-    claimed = 0
+    one in update_id order; one chat's updates processed one after the other in that order,
+    different chats at once, in tasks `Application.stop` waits for. How many were claimed."""
+    chains: dict[object, list[Update]] = {}
     for recorded in await inbox.pending():
         if not await inbox.start(recorded.update_id):
             continue  # a redelivery that arrived meanwhile took it
-        claimed += 1
-        bot_app.create_task(
-            process_started(bot_app, recorded.update_id, json.loads(recorded.payload)),
-            name=f"webhook:pending:{recorded.update_id}",
-        )
+        update = _read(bot_app, recorded.update_id, json.loads(recorded.payload))
+        if update is None:
+            continue
+        chat = update.effective_chat
+        key: object = chat.id if chat is not None else ("update", update.update_id)
+        chains.setdefault(key, []).append(update)
+
+    async def run(chain: list[Update]) -> None:
+        for update in chain:
+            await _process(bot_app, update)
+
+    for key, chain in chains.items():
+        bot_app.create_task(run(chain), name=f"webhook:pending:{key}")
+    claimed = sum(len(chain) for chain in chains.values())
     if claimed:
         log.info("%d recorded update(s) from before the start handed over", claimed)
     return claimed

@@ -244,7 +244,8 @@ async def test_updates_recorded_before_the_start_run_in_update_id_order(
     settings_factory: Callable[..., Any],
     start_bot: Callable[..., Awaitable[RunningBot]],
 ) -> None:
-    """Two texts of one chat, recorded in the other order: the lower update_id runs first."""
+    """Two texts of one chat, recorded in the other order: the lower update_id runs first, and
+    the second (a follow-up) sees the first one's turn."""
     tg.send_text(ALICE, "first: a lemon", user=tg.user(ALICE))
     tg.send_text(ALICE, "second: a lime", user=tg.user(ALICE))
     first, second = tg.take_queued_updates()
