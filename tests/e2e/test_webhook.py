@@ -271,3 +271,23 @@ async def test_updates_recorded_before_the_start_run_in_update_id_order(
     prompts = [json.dumps(r.json) for r in upstream.requests]
     assert len(prompts) == 2
     assert "a lemon" in prompts[0] and "a lime" in prompts[1]
+
+
+async def test_a_webhook_port_in_use_is_a_clear_startup_error(
+    tg: FakeTelegram, start_bot: Callable[..., Awaitable[RunningBot]]
+) -> None:
+    import socket
+
+    from bot.ops import ListenError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ListenError, match=f"127.0.0.1:{port} \\(WEBHOOK_LISTEN\\)"):
+            await start_bot(
+                telegram_webhook_url=f"http://127.0.0.1:{port}{PATH}",
+                telegram_webhook_secret=SECRET,
+                webhook_listen=f"127.0.0.1:{port}",
+            )
+    assert tg.calls_of("setWebhook") == []
