@@ -23,6 +23,12 @@ TDLib's parser (same error texts and byte offsets), so a bot that sends broken m
 it would in production. HTML is the only parse mode the bot uses, so it is the only one parsed:
 MarkdownV2 and Markdown are refused like an unknown mode, and a change that starts sending them
 fails here at once.
+
+Updates go out by ``getUpdates`` or, once ``setWebhook`` is called, by POST to the webhook
+(JSON, with ``X-Telegram-Bot-Api-Secret-Token``; up to ``max_connections`` at once; each sent
+again after ``webhook_retry_delay`` until it gets a 2xx; ``getUpdates`` then answers 409). Unlike
+Telegram, which wants HTTPS, the webhook may be ``http://127.0.0.1``. ``deliver_again`` sends a
+delivered update once more (a redelivery); ``webhook_attempts`` lists every POST.
 """
 
 from __future__ import annotations
