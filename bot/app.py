@@ -40,6 +40,7 @@ from bot.providers.profiles import Catalog
 from bot.services.access import AccessLists, AccessService
 from bot.services.generation import GenerationLimits, GenerationService
 from bot.services.images import ImageLibrary
+from bot.services.inbox import Inbox
 from bot.services.ordering import ChatQueue, FairScheduler
 from bot.services.payments import Wallet
 from bot.services.personal import PersonalData
@@ -71,10 +72,12 @@ from bot.telegram.ratelimit import MessageRateLimiter
 from bot.telegram.recovery import RECOVERY_KEY, finish_recovery, start_recovery
 from bot.telegram.transport import AiohttpRequest
 from bot.telegram.updates import TolerantBot
+from bot.webhook import INBOX_KEY, WebhookConfig, WebhookServer, process_pending
 
 log = logging.getLogger(__name__)
 DIAGNOSTICS_KEY = "_diagnostics_file"
 HTTP_LISTEN_KEY = "_http_listen"
+WEBHOOK_KEY = "_webhook"
 # Updates handled at once. Most of them wait for the upstream (seconds) and hold little, so
 # this is far above PTB's default of 256: chat 257 must not wait for chat 1's image.
 MAX_CONCURRENT_UPDATES = 4096
@@ -130,6 +133,7 @@ def build_application(
     add_handlers(app)
     app.bot_data[DIAGNOSTICS_KEY] = settings.bot_diagnostics_file
     app.bot_data[HTTP_LISTEN_KEY] = settings.http_listen
+    app.bot_data[WEBHOOK_KEY] = WebhookConfig.of(settings)
     return app
 
 
@@ -144,33 +148,50 @@ async def serve(
         monitor.start()
     await app.initialize()
     recovering: list[asyncio.Task[None]] = []
+    webhook: WebhookConfig | None = app.bot_data.get(WEBHOOK_KEY)
     listen = app.bot_data.get(HTTP_LISTEN_KEY)
-    ops = OpsServer(app, listen) if listen else None
+    # Webhook mode: the webhook server answers the ops routes too; no server on HTTP_LISTEN.
+    ops = OpsServer(app, listen) if listen and webhook is None else None
+    hook = WebhookServer(app, webhook) if webhook is not None else None
     try:
         if ops is not None:
             await ops.start()  # /healthz answers from here on; /readyz once services are up
+        if hook is not None:
+            await hook.start()  # updates are recorded once the database is open
         if app.post_init is not None:
             await app.post_init(app)
-        # Before polling: payments Telegram has and the ledger lacks are credited, the dead
-        # process's jobs are settled, and their chats' turns held.
+        # Before taking updates: payments Telegram has and the ledger lacks are credited, the
+        # dead process's jobs are settled, and their chats' turns held.
         await payments.reconcile_payments(app)
         recovering = await start_recovery(app)
         assert app.updater is not None
-        await app.updater.start_polling(
-            poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES
-        )
+        if hook is None:
+            await app.updater.start_polling(
+                poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES
+            )
         await app.start()
+        if hook is not None and webhook is not None:
+            await app.bot.set_webhook(
+                webhook.url, secret_token=webhook.secret, allowed_updates=Update.ALL_TYPES
+            )
+            # What a process that died recorded and never handed over, before anything new
+            # (the updates arriving meanwhile are claimed once each, see bot.webhook).
+            await process_pending(app, app.bot_data[INBOX_KEY])
         if on_started is not None:
             on_started()
-        log.info("polling for updates")
+        log.info("polling for updates" if hook is None else "taking updates by webhook")
         await stop.wait()
         log.info("stopping")
+        if hook is not None:
+            await hook.stop()  # no new updates; the webhook stays set for the next start
         if app.updater.running:
             await app.updater.stop()
         if app.running:
             await app.stop()
         await finish_recovery(recovering)
     finally:
+        if hook is not None:
+            await hook.stop()
         if ops is not None:
             await ops.stop()
         for task in recovering:
@@ -339,6 +360,7 @@ def _open_services(
         app.bot_data["_closables"] = (engine, http, blobs)
         await _set_commands(app)
         app.bot_data[DATABASE_KEY] = database  # from now on /readyz asks it
+        app.bot_data[INBOX_KEY] = Inbox(database)  # from now on the webhook records updates
         log.info(
             "bot @%s ready (%s, model %s)",
             app.bot.username,
@@ -407,6 +429,7 @@ async def _set_commands(app: Application) -> None:
 
 async def _close_services(app: Application) -> None:
     app.bot_data.pop(DATABASE_KEY, None)
+    app.bot_data.pop(INBOX_KEY, None)
     engine, http, blobs = app.bot_data.pop("_closables", (None, None, None))
     if http is not None:
         await http.aclose()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -29,6 +30,10 @@ def _parse_ids(value: object) -> frozenset[int]:
         if part:
             ids.add(int(part))  # ValueError becomes a validation error naming the setting
     return frozenset(ids)
+
+
+#: What Telegram accepts as a webhook's secret_token.
+WEBHOOK_SECRET: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 class Settings(BaseSettings):
@@ -94,6 +99,12 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"  # json: one JSON object per line
     # host:port of /healthz, /readyz and /metrics in polling mode; empty: no server
     http_listen: str = ""
+    # webhook mode: Telegram POSTs updates to this URL (empty: long polling, the default)
+    telegram_webhook_url: str = ""
+    # required with the URL: Telegram sends it in X-Telegram-Bot-Api-Secret-Token
+    telegram_webhook_secret: SecretStr = SecretStr("")
+    # host:port the webhook server (and /healthz, /readyz, /metrics) listens on
+    webhook_listen: str = "0.0.0.0:8080"
     bot_diagnostics_file: Path | None = None
 
     @field_validator("allowed_user_ids", "allowed_chat_ids", "admin_user_ids", mode="before")
@@ -150,6 +161,28 @@ class Settings(BaseSettings):
             split_listen(value)  # the ValueError says what shape is expected
         return value
 
+    @field_validator("webhook_listen")
+    @classmethod
+    def _webhook_listen(cls, value: str) -> str:
+        split_listen(value)  # the ValueError says what shape is expected
+        return value.strip()
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// behind a proxy in tests)")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value().strip()
+        if secret and not WEBHOOK_SECRET.fullmatch(secret):
+            raise ValueError("must be 1 to 256 characters of A-Z a-z 0-9 _ -")
+        return SecretStr(secret)
+
     @field_validator("image_url_allowed_hosts")
     @classmethod
     def _hosts(cls, value: str) -> str:
@@ -178,6 +211,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "setting IMAGE_API_MIN_CONCURRENCY must not exceed IMAGE_API_MAX_CONCURRENCY"
             )
+        if self.telegram_webhook_url and not self.telegram_webhook_secret.get_secret_value():
+            raise ValueError(
+                "setting TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_WEBHOOK_URL is set "
+                "(1 to 256 characters of A-Z a-z 0-9 _ -)"
+            )
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir}/bot.db"
         return self
@@ -185,6 +223,10 @@ class Settings(BaseSettings):
     @property
     def token(self) -> str:
         return self.telegram_bot_token.get_secret_value()
+
+    @property
+    def webhook_secret(self) -> str:
+        return self.telegram_webhook_secret.get_secret_value()
 
     @property
     def blobs_dir(self) -> Path:

@@ -44,12 +44,13 @@ def endpoints_from_settings(settings: Settings) -> list[Endpoint]:
 
 def secrets_of(settings: Settings, endpoints: list[Endpoint]) -> list[str]:
     """Every secret the settings hold: the bot token, the database's password (PostgreSQL),
-    the S3 keys, each endpoint's key and auth values."""
+    the S3 keys, the webhook's secret, each endpoint's key and auth values."""
     found = [settings.token, settings.token.partition(":")[2]]
     found.append(database_url_password(settings.database_url))
     found += [
         settings.s3_access_key_id.get_secret_value(),
         settings.s3_secret_access_key.get_secret_value(),
+        settings.webhook_secret,
     ]
     for endpoint in endpoints:
         found.append(endpoint.api_key)

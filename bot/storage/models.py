@@ -308,3 +308,16 @@ class PendingStyle(Base):
     thread_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
     template: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class WebhookUpdate(Base):
+    """An update Telegram POSTed in webhook mode, recorded before it is acknowledged: its
+    update_id dedupes a redelivery; `started_at` is set once it is handed to the handlers, so
+    one recorded but never started (the process died) is processed at the next start."""
+
+    __tablename__ = "webhook_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    payload: Mapped[str] = mapped_column(Text)  # the JSON Telegram sent
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

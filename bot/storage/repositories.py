@@ -2,7 +2,7 @@
 
 Services get a `Repo` from `Database.read()` or `Database.write()` (bot/storage/database.py)
 and call its methods; each returns plain values (bot/storage/rows.py). Add a query to the
-module of its table (chats.py, images.py, jobs.py, ledger.py, rules.py, styles.py).
+module of its table (chats.py, images.py, inbox.py, jobs.py, ledger.py, rules.py, styles.py).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from sqlalchemy import text
 from bot.storage.chats import ChatQueries
 from bot.storage.daily import DailyQueries
 from bot.storage.images import IMAGE_COLUMNS, ImageQueries
+from bot.storage.inbox import InboxQueries
 from bot.storage.jobs import INTERRUPTED, JobQueries
 from bot.storage.ledger import LedgerQueries
 from bot.storage.locks import LockQueries
@@ -29,6 +30,7 @@ class Repo(
     ChatQueries,
     DailyQueries,
     ImageQueries,
+    InboxQueries,
     JobQueries,
     LedgerQueries,
     LockQueries,

@@ -229,3 +229,11 @@ class StyleRow:
     id: int
     name: str
     template: str
+
+
+@dataclass(frozen=True)
+class InboxUpdate:
+    """An update recorded from the webhook: its id and the JSON Telegram sent."""
+
+    update_id: int
+    payload: str

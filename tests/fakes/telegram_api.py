@@ -23,6 +23,12 @@ TDLib's parser (same error texts and byte offsets), so a bot that sends broken m
 it would in production. HTML is the only parse mode the bot uses, so it is the only one parsed:
 MarkdownV2 and Markdown are refused like an unknown mode, and a change that starts sending them
 fails here at once.
+
+Updates go out by ``getUpdates`` or, once ``setWebhook`` is called, by POST to the webhook
+(JSON, with ``X-Telegram-Bot-Api-Secret-Token``; up to ``max_connections`` at once; each sent
+again after ``webhook_retry_delay`` until it gets a 2xx; ``getUpdates`` then answers 409). Unlike
+Telegram, which wants HTTPS, the webhook may be ``http://127.0.0.1``. ``deliver_again`` sends a
+delivered update once more (a redelivery); ``webhook_attempts`` lists every POST.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import BodyPartReader, web
 from aiohttp.web_request import FileField
 from PIL import Image
@@ -201,6 +208,25 @@ class ApiError(Exception):
 
 def _bad(description: str) -> ApiError:
     return ApiError(400, f"Bad Request: {description}")
+
+
+#: Telegram's rule for setWebhook's secret_token.
+WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+#: How long the fake waits before it POSTs an update again after a failed delivery.
+WEBHOOK_RETRY_DELAY = 0.2
+WEBHOOK_CONFLICT = (
+    "Conflict: can't use getUpdates method while webhook is active; "
+    "use deleteWebhook to delete the webhook first"
+)
+
+
+@dataclass(frozen=True)
+class WebhookAttempt:
+    """One POST of an update to the webhook: its HTTP status, or None and the error."""
+
+    update_id: int
+    status: int | None
+    error: str | None = None
 
 
 @dataclass
@@ -819,6 +845,16 @@ class FakeTelegram:
         self._pre_checkouts: dict[str, tuple[dict[str, Any], float, int, bool]] = {}
         self._payment_updates: dict[str, dict[str, Any]] = {}
         self._flood = _Flood()
+        # Webhook mode (setWebhook): the webhook's settings, every POST made to it, the last
+        # failed delivery's words; updates being POSTed now (by id() of the queued dict).
+        self.webhook: dict[str, Any] | None = None
+        self.last_update_id = 0  # the update_id of the update queued last
+        self.webhook_attempts: list[WebhookAttempt] = []
+        self.webhook_last_error: str | None = None
+        self.webhook_retry_delay = WEBHOOK_RETRY_DELAY
+        self._delivered: dict[int, dict[str, Any]] = {}  # update_id -> update, once delivered
+        self._in_flight: set[int] = set()
+        self._webhook_task: asyncio.Task[None] | None = None
         self._closing = False
         self._runner: web.AppRunner | None = None
         self._methods: dict[str, tuple[str, Callable[..., Any]]] = {
@@ -826,6 +862,8 @@ class FakeTelegram:
             for name, fn in {
                 "getMe": self._get_me,
                 "deleteWebhook": self._delete_webhook,
+                "setWebhook": self._set_webhook,
+                "getWebhookInfo": self._get_webhook_info,
                 "getUpdates": self._get_updates,
                 "setMyCommands": self._set_my_commands,
                 "sendMessage": self._send_message,
@@ -870,6 +908,7 @@ class FakeTelegram:
     async def stop(self) -> None:
         self._closing = True
         self._kick_updates()
+        await self._stop_webhook()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -1222,7 +1261,7 @@ class FakeTelegram:
         """Deliver any update JSON as given (e.g. one recorded from the real server); its
         update_id is replaced by the next one in sequence, which is returned."""
         update = dict(update)
-        update["update_id"] = next(self._update_seq)
+        update["update_id"] = self.last_update_id = next(self._update_seq)
         self._pending.append(update)
         self._kick_updates()
         return int(update["update_id"])
@@ -1933,10 +1972,143 @@ class FakeTelegram:
             member["is_anonymous"] = False
         return member
 
-    def _delete_webhook(self, p: _Params, uploads: dict[str, _Upload]) -> bool:
+    async def _delete_webhook(self, p: _Params, uploads: dict[str, _Upload]) -> bool:
         if p.get_bool("drop_pending_updates"):
             self._pending.clear()
+        await self._stop_webhook()
+        self.webhook = None
+        self.webhook_last_error = None
         return True
+
+    async def _set_webhook(self, p: _Params, uploads: dict[str, _Upload]) -> bool:
+        url = p.get_str("url") or ""
+        if not url:
+            return await self._delete_webhook(p, uploads)  # an empty URL removes the webhook
+        parts = urllib.parse.urlsplit(url)
+        # Deviation: Telegram takes only HTTPS URLs (ports 443, 80, 88, 8443); the fake also
+        # takes http://127.0.0.1 so tests reach a bot on this machine without a certificate.
+        local = parts.scheme == "http" and parts.hostname == "127.0.0.1"
+        if parts.scheme != "https" and not local:
+            raise _bad("bad webhook: An HTTPS URL must be provided for webhook")
+        secret = p.get_str("secret_token")
+        if secret is not None and not WEBHOOK_SECRET_RE.fullmatch(secret):
+            raise _bad("secret token contains unallowed characters")
+        allowed = p.get_obj("allowed_updates")
+        if isinstance(allowed, list):
+            self._allowed_updates = [str(a) for a in allowed] or None
+        max_connections = max(1, min(100, p.get_int("max_connections", 40) or 40))
+        if p.get_bool("drop_pending_updates"):
+            self._pending.clear()
+        self.webhook = {"url": url, "secret_token": secret, "max_connections": max_connections}
+        self._poll_gen += 1  # a long poll running now ends with 409
+        self._kick_updates()
+        if self._webhook_task is None or self._webhook_task.done():
+            self._webhook_task = asyncio.create_task(self._webhook_loop())
+        return True
+
+    def _get_webhook_info(self, p: _Params, uploads: dict[str, _Upload]) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "url": self.webhook["url"] if self.webhook else "",
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._pending),
+        }
+        if self.webhook is not None:
+            info["max_connections"] = self.webhook["max_connections"]
+            if self._allowed_updates:
+                info["allowed_updates"] = list(self._allowed_updates)
+        if self.webhook_last_error is not None:
+            info["last_error_message"] = self.webhook_last_error
+            info["last_error_date"] = int(time.time())
+        return info
+
+    def take_queued_updates(self) -> list[dict[str, Any]]:
+        """Take the queued updates out of the queue, as if a bot had received them (and then
+        died before handling them): they are delivered to nobody else."""
+        taken, self._pending = self._pending, []
+        return taken
+
+    def deliver_again(self, update_id: int) -> None:
+        """Queue a delivered update once more, as Telegram does when it did not hear the
+        webhook's answer: the webhook gets the same update (same update_id) a second time."""
+        self._pending.append(copy.deepcopy(self._delivered[update_id]))
+        self._kick_updates()
+
+    def webhook_attempts_of(self, update_id: int) -> list[WebhookAttempt]:
+        """Every POST of that update to the webhook so far, in order."""
+        return [a for a in self.webhook_attempts if a.update_id == update_id]
+
+    async def _stop_webhook(self) -> None:
+        task, self._webhook_task = self._webhook_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._in_flight.clear()
+
+    def _wanted(self, update: dict[str, Any]) -> bool:
+        kind = next((k for k in update if k != "update_id"), "")
+        if self._allowed_updates:
+            return kind in self._allowed_updates
+        return kind not in DEFAULT_UPDATE_TYPES_EXCLUDED
+
+    async def _webhook_loop(self) -> None:
+        """While the webhook is set: POST each queued update, up to max_connections at once,
+        each again after a short wait until the webhook answers it with a 2xx."""
+        deliveries: set[asyncio.Task[None]] = set()
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+            try:
+                while self.webhook is not None and not self._closing:
+                    event = self._updates_event
+                    room = self.webhook["max_connections"] - len(self._in_flight)
+                    for update in list(self._pending):
+                        if room <= 0:
+                            break
+                        if id(update) in self._in_flight or not self._wanted(update):
+                            continue
+                        room -= 1
+                        self._in_flight.add(id(update))
+                        task = asyncio.create_task(self._deliver(http, update))
+                        deliveries.add(task)
+                        task.add_done_callback(deliveries.discard)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(event.wait(), 0.5)
+            finally:
+                for task in list(deliveries):
+                    task.cancel()
+                await asyncio.gather(*deliveries, return_exceptions=True)
+
+    async def _deliver(self, http: aiohttp.ClientSession, update: dict[str, Any]) -> None:
+        """POST one queued update until a 2xx answer; then it leaves the queue."""
+        try:
+            while self.webhook is not None:
+                hook = self.webhook
+                headers = {"Content-Type": "application/json"}
+                if hook["secret_token"] is not None:
+                    headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
+                update_id = int(update["update_id"])
+                body = json.dumps(update)
+                try:
+                    async with http.post(hook["url"], data=body, headers=headers) as r:
+                        await r.read()
+                        status = r.status
+                        reason = r.reason
+                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    self.webhook_attempts.append(WebhookAttempt(update_id, None, repr(exc)))
+                    self.webhook_last_error = f"Connection failed: {type(exc).__name__}"
+                else:
+                    self.webhook_attempts.append(WebhookAttempt(update_id, status))
+                    if 200 <= status < 300:
+                        self._pending = [u for u in self._pending if u is not update]
+                        self._delivered[update_id] = copy.deepcopy(update)
+                        self._note_delivery([update])
+                        self._kick_calls()
+                        return
+                    self.webhook_last_error = f"Wrong response from the webhook: {status} {reason}"
+                self._kick_calls()
+                await asyncio.sleep(self.webhook_retry_delay)
+        finally:
+            self._in_flight.discard(id(update))
+            self._kick_updates()
 
     def _available_updates(self, limit: int) -> list[dict[str, Any]]:
         allowed = self._allowed_updates
@@ -1960,6 +2132,8 @@ class FakeTelegram:
         allowed = p.get_obj("allowed_updates")
         if isinstance(allowed, list):
             self._allowed_updates = [str(a) for a in allowed] or None
+        if self.webhook is not None:
+            raise ApiError(409, WEBHOOK_CONFLICT)
         self._poll_gen += 1
         generation = self._poll_gen
         self._kick_updates()  # an older long poll ends with 409, as on the real server
@@ -1973,6 +2147,8 @@ class FakeTelegram:
         while True:
             if self._closing:
                 return []
+            if self.webhook is not None:
+                raise ApiError(409, WEBHOOK_CONFLICT)
             if generation != self._poll_gen:
                 raise ApiError(
                     409,

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 from PIL import Image
 from telegram import (
     Bot,
@@ -39,6 +40,7 @@ from telegram.ext import (
     filters,
 )
 
+from tests.fakes.ports import free_port
 from tests.fakes.telegram_api import FakeTelegram, _parse_html
 
 CHAT = 1001
@@ -752,3 +754,186 @@ async def test_edit_message_media_of_an_inline_message_takes_a_file_id_not_an_up
     assert "text" not in shown and "reply_markup" not in shown
     with pytest.raises(BadRequest, match=ci("there is no text")):
         await bot.edit_message_text("again", inline_message_id=inline_id)
+
+
+# ---------------------------------------------------------------- webhook mode
+
+
+class Receiver:
+    """A webhook on 127.0.0.1: records each POST; answers with the statuses it is given."""
+
+    def __init__(self, statuses: list[int] | None = None) -> None:
+        self.posts: list[tuple[dict[str, Any], str | None]] = []
+        self.statuses = list(statuses or [])
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hook", self._take)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/hook"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _take(self, request: web.Request) -> web.Response:
+        self.posts.append(
+            (await request.json(), request.headers.get("X-Telegram-Bot-Api-Secret-Token"))
+        )
+        return web.Response(status=self.statuses.pop(0) if self.statuses else 200)
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = Receiver()
+    await r.start()
+    yield r
+    await r.stop()
+
+
+async def test_set_webhook_posts_updates_with_the_secret(
+    fake: FakeTelegram, bot: Bot, receiver: Receiver
+) -> None:
+    assert await bot.set_webhook(receiver.url, secret_token="s3cret_-X", allowed_updates=[])
+    info = await bot.get_webhook_info()
+    assert (info.url, info.pending_update_count) == (receiver.url, 0)
+    fake.send_text(CHAT, "one")
+    first = fake.last_update_id
+    fake.send_text(CHAT + 1, "two")
+    second = fake.last_update_id
+    await _until(lambda: len(receiver.posts) == 2)
+    assert sorted(p["update_id"] for p, _ in receiver.posts) == [first, second]
+    assert {secret for _, secret in receiver.posts} == {"s3cret_-X"}
+    assert {p["message"]["text"] for p, _ in receiver.posts} == {"one", "two"}
+    assert fake.webhook is not None and fake.webhook["secret_token"] == "s3cret_-X"
+    await _until(lambda: fake.unconfirmed_updates == 0)
+    assert [a.status for a in fake.webhook_attempts_of(first)] == [200]
+
+
+async def test_get_updates_conflicts_while_a_webhook_is_set(
+    fake: FakeTelegram, bot: Bot, receiver: Receiver
+) -> None:
+    await bot.set_webhook(receiver.url, secret_token="abc")
+    with pytest.raises(Exception, match="can't use getUpdates method while webhook is active"):
+        await bot.get_updates(timeout=0)
+    assert await bot.delete_webhook()
+    assert (await bot.get_webhook_info()).url == ""
+    fake.send_text(CHAT, "polled")
+    update_id = fake.last_update_id
+    [update] = await bot.get_updates(timeout=0)
+    assert update.update_id == update_id
+    assert receiver.posts == []
+
+
+@pytest.mark.parametrize("secret", ["has space", "x" * 257, "ünï", "a:b"])
+async def test_set_webhook_refuses_a_bad_secret(bot: Bot, receiver: Receiver, secret: str) -> None:
+    with pytest.raises(BadRequest, match=ci("secret token contains unallowed characters")):
+        await bot.set_webhook(receiver.url, secret_token=secret)
+
+
+async def test_set_webhook_wants_https_or_this_machine(bot: Bot) -> None:
+    with pytest.raises(BadRequest, match=ci("HTTPS URL must be provided")):
+        await bot.set_webhook("http://bot.example.org/hook", secret_token="abc")
+
+
+async def test_a_failed_delivery_is_retried_until_a_2xx(
+    fake: FakeTelegram, bot: Bot, receiver: Receiver
+) -> None:
+    fake.webhook_retry_delay = 0.05
+    receiver.statuses = [500, 403]
+    await bot.set_webhook(receiver.url, secret_token="abc")
+    fake.send_text(CHAT, "again")
+    update_id = fake.last_update_id
+    await _until(lambda: len(receiver.posts) == 3)
+    await _until(lambda: fake.unconfirmed_updates == 0)
+    assert [a.status for a in fake.webhook_attempts_of(update_id)] == [500, 403, 200]
+    info = await bot.get_webhook_info()
+    assert info.last_error_message == "Wrong response from the webhook: 403 Forbidden"
+    assert info.pending_update_count == 0
+
+
+async def test_a_webhook_that_is_down_gets_the_update_once_it_is_up(
+    fake: FakeTelegram, bot: Bot
+) -> None:
+    fake.webhook_retry_delay = 0.05
+    late = Receiver()
+    port = free_port()
+    await bot.set_webhook(f"http://127.0.0.1:{port}/hook", secret_token="abc")
+    fake.send_text(CHAT, "wait for me")
+    update_id = fake.last_update_id
+    await _until(lambda: len(fake.webhook_attempts_of(update_id)) >= 2)
+    assert all(a.status is None for a in fake.webhook_attempts_of(update_id))
+    info = await bot.get_webhook_info()
+    assert info.pending_update_count == 1
+    assert info.last_error_message is not None and "Connection" in info.last_error_message
+    app = web.Application()
+    app.router.add_post("/hook", late._take)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        await _until(lambda: len(late.posts) == 1)
+        assert late.posts[0][0]["update_id"] == update_id
+        await _until(lambda: fake.unconfirmed_updates == 0)
+    finally:
+        await runner.cleanup()
+
+
+async def test_deliver_again_posts_the_same_update_twice(
+    fake: FakeTelegram, bot: Bot, receiver: Receiver
+) -> None:
+    await bot.set_webhook(receiver.url, secret_token="abc")
+    fake.send_text(CHAT, "twice")
+    update_id = fake.last_update_id
+    await _until(lambda: len(receiver.posts) == 1)
+    await _until(lambda: fake.unconfirmed_updates == 0)
+    fake.deliver_again(update_id)
+    await _until(lambda: len(receiver.posts) == 2)
+    assert receiver.posts[0] == receiver.posts[1]
+    assert [a.status for a in fake.webhook_attempts_of(update_id)] == [200, 200]
+
+
+async def test_deliveries_run_a_few_at_once(fake: FakeTelegram, bot: Bot) -> None:
+    """Up to max_connections POSTs are open at the same time."""
+    open_now, most = 0, 0
+    release = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        nonlocal open_now, most
+        open_now += 1
+        most = max(most, open_now)
+        await release.wait()
+        open_now -= 1
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", slow)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+        await bot.set_webhook(url, secret_token="abc", max_connections=3)
+        for n in range(6):
+            fake.send_text(CHAT + n, f"text {n}")
+        await _until(lambda: open_now == 3)
+        await asyncio.sleep(0.1)
+        assert most == 3
+        release.set()
+        await _until(lambda: fake.unconfirmed_updates == 0)
+        assert most == 3
+    finally:
+        await runner.cleanup()

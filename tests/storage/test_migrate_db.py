@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from sqlalchemy import func, select
 from bot.providers.base import GeneratedImage, ImageResult
 from bot.services.generation import GenerationService
 from bot.services.images import ImageLibrary
+from bot.services.inbox import Inbox
 from bot.services.payments import Wallet
 from bot.services.prefs import PrefsService
 from bot.services.quotas import QuotaService
@@ -135,6 +137,10 @@ async def _fill(url: str, blobs: Path) -> dict[str, int]:
         await bot.styles.wait_for_text(BEN_GROUP, "watercolour of {prompt}")
         await bot.prefs.update(ANN, "private", None, aspect_ratio="16:9", refine=False)
         await bot.quotas.set_limit(SubjectKind.USER, BEN, 7, by=ANN)
+        inbox = Inbox(bot.database)  # webhook mode: one update handed over, one never started
+        for update_id in (800_000_001, 800_000_002):
+            await inbox.record(update_id, json.dumps({"update_id": update_id, "message": {}}))
+        await inbox.start(800_000_001)
         async with bot.database.read() as repo:
             return {
                 "job": (await repo.job(edit.job_id)).id,  # type: ignore[union-attr]

@@ -176,6 +176,59 @@ def test_bad_ops_and_blob_store_settings(
         load_settings(_env_file=None)
 
 
+def test_webhook_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("IMAGE_API_BASE_URL", "https://relay.example/v1")
+    s = load_settings(_env_file=None)
+    assert (s.telegram_webhook_url, s.webhook_secret) == ("", "")  # long polling
+    assert split_listen(s.webhook_listen) == ("0.0.0.0", 8080)
+    secret = "Ab_-9" + "x" * 251  # 256 characters, every kind allowed
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_URL", "https://bot.example.org/tg/hook")
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", secret)
+    monkeypatch.setenv("WEBHOOK_LISTEN", "127.0.0.1:8443")
+    s = load_settings(_env_file=None)
+    assert s.telegram_webhook_url == "https://bot.example.org/tg/hook"
+    assert s.webhook_secret == secret
+    assert split_listen(s.webhook_listen) == ("127.0.0.1", 8443)
+    assert secret not in repr(s)
+    assert secret in secrets_of(s, endpoints_from_settings(s))
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        (
+            {"TELEGRAM_WEBHOOK_URL": "https://bot.example.org/hook"},
+            "TELEGRAM_WEBHOOK_SECRET is required when TELEGRAM_WEBHOOK_URL is set",
+        ),
+        (
+            {"TELEGRAM_WEBHOOK_URL": "https://b.example/h", "TELEGRAM_WEBHOOK_SECRET": "a b"},
+            "TELEGRAM_WEBHOOK_SECRET is invalid: must be 1 to 256 characters",
+        ),
+        (
+            {"TELEGRAM_WEBHOOK_URL": "https://b.example/h", "TELEGRAM_WEBHOOK_SECRET": "s=cret"},
+            "TELEGRAM_WEBHOOK_SECRET is invalid",
+        ),
+        (
+            {"TELEGRAM_WEBHOOK_URL": "https://b.example/h", "TELEGRAM_WEBHOOK_SECRET": "x" * 257},
+            "TELEGRAM_WEBHOOK_SECRET is invalid",
+        ),
+        ({"TELEGRAM_WEBHOOK_URL": "bot.example.org/hook"}, "TELEGRAM_WEBHOOK_URL is invalid"),
+        ({"WEBHOOK_LISTEN": "8080"}, "WEBHOOK_LISTEN is invalid: must look like host:port"),
+    ],
+)
+def test_bad_webhook_settings(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], says: str
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("IMAGE_API_BASE_URL", "https://relay.example/v1")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=says) as caught:
+        load_settings(_env_file=None)
+    assert "s=cret" not in str(caught.value)
+
+
 def test_split_listen_takes_ipv6() -> None:
     assert split_listen("[::1]:8080") == ("::1", 8080)
 
