@@ -162,6 +162,7 @@ async def process_pending(bot_app: Application, inbox: Inbox) -> int:
     """Hand over the updates a previous process recorded and never started: claimed one by
     one in update_id order; one chat's updates processed one after the other in that order,
     different chats at once, in tasks `Application.stop` waits for. How many were claimed."""
+    await inbox.forget_old()
     chains: dict[object, list[Update]] = {}
     for recorded in await inbox.pending():
         if not await inbox.start(recorded.update_id):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select, update
+from datetime import datetime
+
+from sqlalchemy import bindparam, delete, select, update
 
 from bot.storage.models import WebhookUpdate, utcnow
 from bot.storage.queries import Queries, table_of
@@ -12,7 +14,11 @@ _INBOX = table_of(WebhookUpdate)
 _START = (
     update(_INBOX)
     .where((_INBOX.c.update_id == bindparam("_id")) & _INBOX.c.started_at.is_(None))
-    .values(started_at=bindparam("_at"))
+    # Once handed over the handlers hold the update: the user's words leave the table.
+    .values(started_at=bindparam("_at"), payload="")
+)
+_FORGET = delete(_INBOX).where(
+    _INBOX.c.started_at.is_not(None) & (_INBOX.c.received_at < bindparam("_before"))
 )
 _PENDING = (
     select(_INBOX.c.update_id, _INBOX.c.payload)
@@ -35,3 +41,7 @@ class InboxQueries(Queries):
     async def pending_updates(self) -> list[InboxUpdate]:
         """Updates recorded but never started, in update_id order."""
         return [from_row(InboxUpdate, row) for row in await self.core(_PENDING)]
+
+    async def forget_started_updates(self, before: datetime) -> int:
+        """Delete the started updates received before `before`; how many."""
+        return int((await self.core(_FORGET, {"_before": before})).rowcount or 0)

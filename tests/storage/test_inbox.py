@@ -49,3 +49,35 @@ async def test_concurrent_records_of_one_update_let_one_through(inbox: Inbox) ->
     starts = await asyncio.gather(*(inbox.start(7) for _ in range(8)))
     assert sorted(starts) == [False] * 7 + [True]
     assert await inbox.pending() == []
+
+
+async def test_a_started_update_keeps_its_id_not_its_words_and_old_ones_are_forgotten(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    import bot.services.inbox as inbox_module
+    from bot.storage.models import utcnow
+
+    for update_id in (1, 2, 3):
+        assert await inbox.record(update_id, _payload(update_id, "my secret idea"))
+    assert await inbox.start(1) and await inbox.start(2)
+    # Two days and a bit later: the started ones go, the one never started stays.
+    later = utcnow() + inbox_module.KEEP + timedelta(minutes=1)
+    monkeypatch.setattr(inbox_module, "utcnow", lambda: later)
+    assert await inbox.record(1, _payload(1)) is False  # still remembered before the pass
+    assert await inbox.forget_old() == 2
+    assert [u.update_id for u in await inbox.pending()] == [3]
+    assert await inbox.record(2, _payload(2)) is True  # forgotten: a new record
+
+
+async def test_the_payload_is_dropped_once_started(inbox: Inbox, db_url: str) -> None:
+    from sqlalchemy import text
+
+    assert await inbox.record(9, _payload(9, "my secret idea"))
+    assert await inbox.start(9)
+    engine = db.create_engine(db_url)
+    async with engine.connect() as conn:
+        payload = (await conn.execute(text("SELECT payload FROM webhook_updates"))).scalar_one()
+    await engine.dispose()
+    assert payload == ""
