@@ -117,12 +117,18 @@ async def left(tmp_path: Path, db_url: str) -> AsyncIterator[tuple[Dead, Process
     await dead.generation.mark_delivered(sent.job_id)
     unsent = await ask(dead.generation, who(10), "unsent", [], message_id=2)
     dead.provider.held = True
-    stuck = [
-        asyncio.create_task(ask(dead.generation, who(7), "reached", [], message_id=3)),
-        asyncio.create_task(ask(dead.generation, who(8, "zh"), "waiting", [], message_id=4)),
-    ]
-    for _ in range(1000):  # until one is held upstream and the other waits for its slot
-        if len(dead.provider.calls) == 3 and dead.generation._scheduler._waiting:
+    # One after the other, so that user 7's job is the one held upstream and has the lower id
+    # (started together, the two inserts and the slot race on PostgreSQL).
+    stuck = [asyncio.create_task(ask(dead.generation, who(7), "reached", [], message_id=3))]
+    for _ in range(1000):  # until it is held upstream
+        if len(dead.provider.calls) == 3:
+            break
+        await asyncio.sleep(0.01)
+    stuck.append(
+        asyncio.create_task(ask(dead.generation, who(8, "zh"), "waiting", [], message_id=4))
+    )
+    for _ in range(1000):  # until the other waits for its slot
+        if dead.generation._scheduler._waiting:
             break
         await asyncio.sleep(0.01)
     restarted = _process(db_url, blobs)
