@@ -99,13 +99,13 @@ class ListenError(Exception):
     """The ops server cannot take its address (in use, or not this machine's)."""
 
 
-class OpsServer:
-    """The ops routes alone on ``host:port`` (HTTP_LISTEN), for a bot that long-polls."""
+class Listener:
+    """An aiohttp application served on ``host:port``; the setting that named the address is
+    in the error when it cannot be taken."""
 
-    def __init__(self, bot_app: Application, listen: str) -> None:
+    def __init__(self, web_app: web.Application, listen: str, setting: str) -> None:
         self.host, self.port = split_listen(listen)
-        web_app = web.Application()
-        add_ops_routes(web_app, bot_app)
+        self._setting = setting
         self._runner = web.AppRunner(web_app, access_log=None)
 
     async def start(self) -> None:
@@ -116,9 +116,23 @@ class OpsServer:
         except OSError as exc:
             await self._runner.cleanup()
             raise ListenError(
-                f"cannot listen on {self.host}:{self.port} (HTTP_LISTEN): {exc.strerror or exc}"
+                f"cannot listen on {self.host}:{self.port} ({self._setting}): "
+                f"{exc.strerror or exc}"
             ) from None
-        log.info("ops endpoints on %s:%d: /healthz, /readyz, /metrics", self.host, self.port)
 
     async def stop(self) -> None:
+        """Stop taking requests (the ones being answered are answered first)."""
         await self._runner.cleanup()
+
+
+class OpsServer(Listener):
+    """The ops routes alone on ``host:port`` (HTTP_LISTEN), for a bot that long-polls."""
+
+    def __init__(self, bot_app: Application, listen: str) -> None:
+        web_app = web.Application()
+        add_ops_routes(web_app, bot_app)
+        super().__init__(web_app, listen, "HTTP_LISTEN")
+
+    async def start(self) -> None:
+        await super().start()
+        log.info("ops endpoints on %s:%d: /healthz, /readyz, /metrics", self.host, self.port)

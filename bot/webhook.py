@@ -21,8 +21,8 @@ from aiohttp import web
 from telegram import Update
 from telegram.ext import Application
 
-from bot.config import Settings, split_listen
-from bot.ops import ListenError, add_ops_routes
+from bot.config import Settings
+from bot.ops import Listener, add_ops_routes
 from bot.services.inbox import Inbox
 
 log = logging.getLogger(__name__)
@@ -67,35 +67,21 @@ def update_id_of(body: bytes) -> tuple[int, dict[str, Any]] | None:
     return update_id, payload
 
 
-class WebhookServer:
+class WebhookServer(Listener):
     """The webhook route and the ops routes on WEBHOOK_LISTEN."""
 
     def __init__(self, bot_app: Application, config: WebhookConfig) -> None:
         self._app = bot_app
         self._config = config
         self._secret = config.secret.encode()
-        self.host, self.port = split_listen(config.listen)
         web_app = web.Application()
         web_app.router.add_post(config.path, self._take)
         add_ops_routes(web_app, bot_app)
-        self._runner = web.AppRunner(web_app, access_log=None)
+        super().__init__(web_app, config.listen, "WEBHOOK_LISTEN")
 
     async def start(self) -> None:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            raise ListenError(
-                f"cannot listen on {self.host}:{self.port} (WEBHOOK_LISTEN): "
-                f"{exc.strerror or exc}"
-            ) from None
+        await super().start()
         log.info("webhook on %s:%d%s", self.host, self.port, self._config.path)
-
-    async def stop(self) -> None:
-        """Stop taking requests (the ones being answered are answered first)."""
-        await self._runner.cleanup()
 
     async def _take(self, request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "").encode()

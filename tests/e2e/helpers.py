@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from sqlalchemy import text
 
 from bot.config import Settings
+from bot.storage import db
 from tests import postgres
 
 
@@ -80,3 +82,13 @@ def pillow_bomb(fmt: str, size: tuple[int, int] = (6000, 5000), **params: object
     buf = io.BytesIO()
     Image.new("RGB", size, (200, 30, 30)).save(buf, fmt, **params)
     return buf.getvalue()
+
+
+async def rename_table(database_url: str, old: str, new: str) -> None:
+    """Rename a table behind the bot's back, on SQLite or PostgreSQL alike."""
+    engine = db.create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+    finally:
+        await engine.dispose()

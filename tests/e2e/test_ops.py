@@ -11,10 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import text
 
-from bot.storage import db
 from tests.e2e.conftest import RunningBot
+from tests.e2e.helpers import rename_table
 from tests.fakes.image_api import FakeImageAPI
 from tests.fakes.ports import free_port
 from tests.fakes.telegram_api import FakeTelegram
@@ -59,16 +58,6 @@ async def _metrics_once(
     return after
 
 
-async def _rename_table(database_url: str, old: str, new: str) -> None:
-    """Rename a table behind the bot's back, on SQLite or PostgreSQL alike."""
-    engine = db.create_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
-    finally:
-        await engine.dispose()
-
-
 async def _start(start_bot: Callable[..., Awaitable[RunningBot]]) -> tuple[RunningBot, str]:
     port = free_port()
     bot = await start_bot(http_listen=f"127.0.0.1:{port}")
@@ -84,12 +73,12 @@ async def test_health_and_readiness_follow_the_database_and_the_bot_api(
     assert await _get(root, "/readyz") == (200, {"status": "ready"})
 
     # The database stops answering the readiness query (its schema table gone), then is back.
-    await _rename_table(bot.settings.database_url, "alembic_version", "alembic_version_away")
+    await rename_table(bot.settings.database_url, "alembic_version", "alembic_version_away")
     status, body = await _get(root, "/readyz")
     assert status == 503 and body["status"] == "not ready"
     assert body["reason"].startswith("database: ")
     assert await _get(root, "/healthz") == (200, {"status": "ok"})  # alive all the same
-    await _rename_table(bot.settings.database_url, "alembic_version_away", "alembic_version")
+    await rename_table(bot.settings.database_url, "alembic_version_away", "alembic_version")
     assert await _get(root, "/readyz") == (200, {"status": "ready"})
 
     # The Bot API goes away: its long poll fails, and the getMe probe gets no answer.

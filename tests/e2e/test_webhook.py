@@ -18,6 +18,7 @@ from bot.services.inbox import Inbox
 from bot.storage import db
 from bot.storage.database import Database
 from tests.e2e.conftest import RunningBot
+from tests.e2e.helpers import rename_table
 from tests.fakes.image_api import FakeImageAPI
 from tests.fakes.ports import free_port
 from tests.fakes.telegram_api import FakeTelegram
@@ -205,16 +206,6 @@ async def test_an_update_recorded_but_never_started_is_processed_at_start(
     assert len(_photos_to(tg, ALICE)) == 1
 
 
-async def _rename_table(database_url: str, old: str, new: str) -> None:
-    """Rename a table behind the bot's back, on SQLite or PostgreSQL alike."""
-    engine = db.create_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
-    finally:
-        await engine.dispose()
-
-
 async def test_an_update_the_database_cannot_record_gets_500_and_comes_again(
     tg: FakeTelegram, upstream: FakeImageAPI, start_bot: Callable[..., Awaitable[RunningBot]]
 ) -> None:
@@ -222,7 +213,7 @@ async def test_an_update_the_database_cannot_record_gets_500_and_comes_again(
     await _wait_webhook(tg)
     tg.webhook_retry_delay = 0.1
     url = bot.settings.database_url
-    await _rename_table(url, "webhook_updates", "webhook_updates_away")
+    await rename_table(url, "webhook_updates", "webhook_updates_away")
     tg.send_text(ALICE, "a grey heron", user=tg.user(ALICE))
     update_id = tg.last_update_id
     for _ in range(200):
@@ -232,7 +223,7 @@ async def test_an_update_the_database_cannot_record_gets_500_and_comes_again(
     assert {a.status for a in tg.webhook_attempts_of(update_id)} == {500}
     assert tg.webhook_last_error == "Wrong response from the webhook: 500 Internal Server Error"
     assert upstream.requests == []
-    await _rename_table(url, "webhook_updates_away", "webhook_updates")
+    await rename_table(url, "webhook_updates_away", "webhook_updates")
     await tg.wait_for("sendPhoto", lambda c: str(c.params.get("chat_id")) == str(ALICE))
     assert tg.webhook_attempts_of(update_id)[-1].status == 200
     assert len(upstream.requests) == 1
