@@ -30,6 +30,7 @@ from telegram.ext import (
 
 from bot.config import Settings
 from bot.diagnostics import LoopMonitor
+from bot.dispatch import Dispatcher
 from bot.i18n import LANGS, t
 from bot.metrics import METRICS
 from bot.ops import DATABASE_KEY, OpsServer
@@ -47,6 +48,7 @@ from bot.services.personal import PersonalData
 from bot.services.prefs import PrefsService
 from bot.services.quotas import QuotaService
 from bot.services.recovery import RecoveryService
+from bot.services.replicas import Replicas
 from bot.services.stats import StatsService
 from bot.services.storage_limit import StorageLimit
 from bot.services.styles import StyleService
@@ -69,10 +71,11 @@ from bot.telegram.handlers import (
 )
 from bot.telegram.progress import ProgressBudget, ProgressTimings
 from bot.telegram.ratelimit import MessageRateLimiter
-from bot.telegram.recovery import RECOVERY_KEY, finish_recovery, start_recovery
+from bot.telegram.recovery import RECOVERY_KEY, REPLICAS_KEY, finish_recovery, start_recovery
+from bot.telegram.sharing import Sharing
 from bot.telegram.transport import AiohttpRequest
 from bot.telegram.updates import TolerantBot
-from bot.webhook import INBOX_KEY, WebhookConfig, WebhookServer, process_pending
+from bot.webhook import DISPATCHER_KEY, INBOX_KEY, WebhookConfig, WebhookServer
 
 log = logging.getLogger(__name__)
 DIAGNOSTICS_KEY = "_diagnostics_file"
@@ -148,6 +151,8 @@ async def serve(
         monitor.start()
     await app.initialize()
     recovering: list[asyncio.Task[None]] = []
+    sharing: Sharing | None = None
+    dispatcher: Dispatcher | None = None
     webhook: WebhookConfig | None = app.bot_data.get(WEBHOOK_KEY)
     listen = app.bot_data.get(HTTP_LISTEN_KEY)
     # Webhook mode: the webhook server answers the ops routes too; no server on HTTP_LISTEN.
@@ -174,9 +179,13 @@ async def serve(
             await app.bot.set_webhook(
                 webhook.url, secret_token=webhook.secret, allowed_updates=Update.ALL_TYPES
             )
-            # What a process that died recorded and never handed over, before anything new
-            # (the updates arriving meanwhile are claimed once each, see bot.webhook).
-            await process_pending(app, app.bot_data[INBOX_KEY])
+            dispatcher = _dispatcher(app)
+            app.bot_data[DISPATCHER_KEY] = dispatcher
+            dispatcher.start()
+        # The first beat's sweep takes the updates a dead process recorded and never handed
+        # over (the updates arriving meanwhile are taken once each, see bot.dispatch).
+        sharing = Sharing(app, app.bot_data[REPLICAS_KEY], recovering, dispatcher)
+        await sharing.start()
         if on_started is not None:
             on_started()
         log.info("polling for updates" if hook is None else "taking updates by webhook")
@@ -184,11 +193,16 @@ async def serve(
         log.info("stopping")
         if hook is not None:
             await hook.stop()  # no new updates; the webhook stays set for the next start
+        if dispatcher is not None:
+            await dispatcher.stop()  # what was not handed over waits for the next taker
+        sharing.stop_taking()
         if app.updater.running:
             await app.updater.stop()
         if app.running:
             await app.stop()
         await finish_recovery(recovering)
+        await sharing.stop()  # beats until its jobs are done, then leaves
+        sharing = None
     finally:
         if hook is not None:
             await hook.stop()
@@ -197,11 +211,26 @@ async def serve(
         for task in recovering:
             task.cancel()  # only on an error: finish_recovery has waited for them otherwise
         await asyncio.gather(*recovering, return_exceptions=True)
+        if dispatcher is not None:
+            await dispatcher.stop()
+        if sharing is not None:
+            await sharing.stop()
         if app.post_shutdown is not None:
             await app.post_shutdown(app)
         await app.shutdown()
         if monitor is not None:
             await monitor.stop()
+
+
+def _dispatcher(app: Application) -> Dispatcher:
+    svc: Services = app.bot_data[SERVICES_KEY]
+    albums: AlbumCollector = app.bot_data[private.ALBUMS_KEY]
+    return Dispatcher(
+        app,
+        app.bot_data[INBOX_KEY],
+        app.bot_data[REPLICAS_KEY],
+        lambda chat_id: svc.queue.busy(chat_id) or albums.holds(chat_id),
+    )
 
 
 def add_handlers(app: Application) -> None:
@@ -313,6 +342,8 @@ def _open_services(
         wallet = _wallet(settings, database, endpoints)
         images = ImageLibrary(database, blobs, storage, wallet)
         prefs = PrefsService(database)
+        replicas = Replicas(database, settings.replica_lease_seconds, exclusive=not database.shared)
+        await replicas.join()
         pool = build_provider(settings, http, on_endpoint_fault=notifier)
         scheduler = FairScheduler(settings.max_concurrent_jobs, settings.max_jobs_per_user)
         METRICS.watch_queue("jobs", lambda: scheduler.waiting)
@@ -335,6 +366,7 @@ def _open_services(
             images=images,
             prefs=prefs,
             wallet=wallet,
+            owner=replicas.id,
         )
         models = tuple(
             dict.fromkeys([settings.image_model, *(m for e in endpoints for m in e.models)])
@@ -356,6 +388,7 @@ def _open_services(
             personal=PersonalData(database, blobs, prefs),
         )
         app.bot_data[RECOVERY_KEY] = RecoveryService(database, wallet)
+        app.bot_data[REPLICAS_KEY] = replicas
         app.bot_data[private.ALBUMS_KEY] = AlbumCollector(progress.album_quiet, private.on_album)
         app.bot_data["_closables"] = (engine, http, blobs)
         await _set_commands(app)
@@ -430,6 +463,7 @@ async def _set_commands(app: Application) -> None:
 async def _close_services(app: Application) -> None:
     app.bot_data.pop(DATABASE_KEY, None)
     app.bot_data.pop(INBOX_KEY, None)
+    app.bot_data.pop(DISPATCHER_KEY, None)
     engine, http, blobs = app.bot_data.pop("_closables", (None, None, None))
     if http is not None:
         await http.aclose()

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr = SecretStr("")
     # host:port the webhook server (and /healthz, /readyz, /metrics) listens on
     webhook_listen: str = "0.0.0.0:8080"
+    # seconds without a heartbeat after which a replica counts as dead and what it held
+    # (jobs, chats) is taken over by another (several replicas on one PostgreSQL)
+    replica_lease_seconds: float = Field(default=15.0, ge=1.0, le=600.0)
     bot_diagnostics_file: Path | None = None
 
     @field_validator("allowed_user_ids", "allowed_chat_ids", "admin_user_ids", mode="before")

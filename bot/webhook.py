@@ -2,10 +2,9 @@
 
 An update is recorded in the inbox (bot/services/inbox.py, on disk) before it is answered, so
 an acknowledged update is never lost; a redelivery (same update_id) is answered and not
-processed again. Once answered, the update is marked started and processed by the PTB
-`Application` as polling's updates are (same concurrency bound, awaited by `Application.stop`).
-The same server answers /healthz, /readyz and /metrics (bot/ops.py). One replica at a time:
-several replicas sharing one bot's updates are not built.
+processed again. Once answered, the update goes to the dispatcher (bot/dispatch.py), which
+hands each chat's updates to the PTB `Application` in order, from whichever replica of the
+bot recorded them. The same server answers /healthz, /readyz and /metrics (bot/ops.py).
 """
 
 from __future__ import annotations
@@ -18,10 +17,10 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from telegram import Update
 from telegram.ext import Application
 
 from bot.config import Settings
+from bot.dispatch import Dispatcher, chat_of
 from bot.ops import Listener, add_ops_routes
 from bot.services.inbox import Inbox
 
@@ -29,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: Where the running bot keeps its inbox once the database is open (`bot.app` puts it there).
 INBOX_KEY: Final = "_webhook_inbox"
+#: ... and its dispatcher once it takes updates (bot/dispatch.py).
+DISPATCHER_KEY: Final = "_webhook_dispatcher"
 SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"
 
 
@@ -43,9 +44,7 @@ class WebhookConfig:
         """Webhook mode's settings; None in long-polling mode (no TELEGRAM_WEBHOOK_URL)."""
         if not settings.telegram_webhook_url:
             return None
-        return cls(
-            settings.telegram_webhook_url, settings.webhook_secret, settings.webhook_listen
-        )
+        return cls(settings.telegram_webhook_url, settings.webhook_secret, settings.webhook_listen)
 
     @property
     def path(self) -> str:
@@ -94,79 +93,21 @@ class WebhookServer(Listener):
         inbox = self._app.bot_data.get(INBOX_KEY)
         if not isinstance(inbox, Inbox):
             return web.Response(status=503, text="starting")  # Telegram sends it again
+        chat_id = chat_of(self._app, payload)
         try:
-            fresh = await inbox.record(update_id, json.dumps(payload, ensure_ascii=False))
+            fresh = await inbox.record(
+                update_id, json.dumps(payload, ensure_ascii=False), chat_id=chat_id
+            )
         except Exception:
             log.exception("update %d could not be recorded", update_id)
             return web.Response(status=500, text="not recorded")  # Telegram sends it again
         if not fresh:
             log.info("update %d was delivered again; already recorded", update_id)
-        # Not running yet: the start's pass over pending updates takes it (see `bot.app`).
-        # A redelivery whose first delivery was recorded but never started is claimed here.
-        if self._app.running:
-            self.hand_over(inbox, update_id, payload)
+        # Not running yet: the start's sweep takes it (see `bot.app`). A redelivery whose first
+        # delivery was recorded but never started is taken here.
+        dispatcher = self._app.bot_data.get(DISPATCHER_KEY)
+        if self._app.running and isinstance(dispatcher, Dispatcher):
+            self._app.create_task(
+                dispatcher.arrived(update_id, chat_id, payload), name=f"webhook:{update_id}"
+            )
         return web.Response(status=200)
-
-    def hand_over(self, inbox: Inbox, update_id: int, payload: dict[str, Any]) -> None:
-        """Process the update in a task `Application.stop` waits for, unless it was started."""
-        self._app.create_task(
-            process_recorded(self._app, inbox, update_id, payload),
-            name=f"webhook:update:{update_id}",
-        )
-
-
-async def process_recorded(
-    bot_app: Application, inbox: Inbox, update_id: int, payload: dict[str, Any]
-) -> None:
-    """Mark the update started (once, whoever claims it) and process it as polling would."""
-    if not await inbox.start(update_id):
-        return  # started already: a redelivery, or the pass at start took it
-    await process_started(bot_app, update_id, payload)
-
-
-async def process_started(bot_app: Application, update_id: int, payload: dict[str, Any]) -> None:
-    """Process a claimed update within polling's bound of updates at once."""
-    update = _read(bot_app, update_id, payload)
-    if update is not None:
-        await _process(bot_app, update)
-
-
-def _read(bot_app: Application, update_id: int, payload: dict[str, Any]) -> Update | None:
-    try:
-        return Update.de_json(payload, bot_app.bot)
-    except Exception:
-        log.exception("update %d could not be read; skipped", update_id)
-        return None
-
-
-async def _process(bot_app: Application, update: Update) -> None:
-    processor = bot_app.update_processor
-    await processor.process_update(update, bot_app.process_update(update))
-
-
-async def process_pending(bot_app: Application, inbox: Inbox) -> int:
-    """Hand over the updates a previous process recorded and never started: claimed one by
-    one in update_id order; one chat's updates processed one after the other in that order,
-    different chats at once, in tasks `Application.stop` waits for. How many were claimed."""
-    await inbox.forget_old()
-    chains: dict[object, list[Update]] = {}
-    for recorded in await inbox.pending():
-        if not await inbox.start(recorded.update_id):
-            continue  # a redelivery that arrived meanwhile took it
-        update = _read(bot_app, recorded.update_id, json.loads(recorded.payload))
-        if update is None:
-            continue
-        chat = update.effective_chat
-        key: object = chat.id if chat is not None else ("update", update.update_id)
-        chains.setdefault(key, []).append(update)
-
-    async def run(chain: list[Update]) -> None:
-        for update in chain:
-            await _process(bot_app, update)
-
-    for key, chain in chains.items():
-        bot_app.create_task(run(chain), name=f"webhook:pending:{key}")
-    claimed = sum(len(chain) for chain in chains.values())
-    if claimed:
-        log.info("%d recorded update(s) from before the start handed over", claimed)
-    return claimed

@@ -80,7 +80,9 @@ class GenerationService:
         images: ImageLibrary | None = None,
         prefs: PrefsService | None = None,
         wallet: Wallet | None = None,
+        owner: str | None = None,
     ) -> None:
+        self.owner = owner  # the replica whose jobs these are (bot/services/replicas.py)
         # The app passes its own ImageLibrary and PrefsService (one prefs cache per process).
         self._images = images or ImageLibrary(database, blobs)
         self._prefs = prefs or PrefsService(database)
@@ -435,6 +437,7 @@ class GenerationService:
                 status=JobStatus.RUNNING,
                 started_at=utcnow(),
                 attempts=1,
+                owner=self.owner,
             )
             if self.wallet is not None:  # refused: the whole write, job row too, rolls back
                 await self.wallet.reserve(repo, job_id, who, options)

@@ -28,11 +28,11 @@ class Inbox:
         self._db = database
         self._recorded = 0
 
-    async def record(self, update_id: int, payload: str) -> bool:
-        """Record the update, committed and on disk; False if it was recorded before (a
-        redelivery: it must not be processed again)."""
+    async def record(self, update_id: int, payload: str, chat_id: int | None = None) -> bool:
+        """Record the update (of this chat), committed and on disk; False if it was recorded
+        before (a redelivery: it must not be processed again)."""
         async with self._db.write() as repo:
-            fresh = await repo.record_update(update_id, payload)
+            fresh = await repo.record_update(update_id, payload, chat_id)
         if fresh:
             await self._db.to_disk()  # acknowledged only once it survives a power loss
             self._recorded += 1

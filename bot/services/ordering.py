@@ -5,12 +5,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+
+#: Set by whoever hands updates over one at a time (bot/dispatch.py): told when the update's
+#: request has its place in its chat's queue, so the next update may be handed over.
+QUEUED: ContextVar[asyncio.Event | None] = ContextVar("queued", default=None)
 
 
 class ChatQueue:
     def __init__(self) -> None:
         self._locks: dict[Hashable, asyncio.Lock] = {}
         self._count: dict[Hashable, int] = {}
+        self._chats: dict[object, int] = {}  # chat id -> requests of its topics here
+
+    def busy(self, chat_id: int) -> bool:
+        """Whether a request of this chat (any topic) runs or waits here."""
+        return chat_id in self._chats
 
     def ahead(self, key: Hashable) -> int:
         """How many requests of this chat are running or waiting now."""
@@ -20,6 +30,11 @@ class ChatQueue:
     async def turn(self, key: Hashable) -> AsyncIterator[None]:
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._count[key] = self._count.get(key, 0) + 1
+        chat = key[0] if isinstance(key, tuple) else key
+        self._chats[chat] = self._chats.get(chat, 0) + 1
+        queued = QUEUED.get()
+        if queued is not None:
+            queued.set()
         try:
             async with lock:
                 yield
@@ -28,6 +43,9 @@ class ChatQueue:
             if self._count[key] == 0:
                 del self._count[key]
                 self._locks.pop(key, None)
+            self._chats[chat] -= 1
+            if not self._chats[chat]:
+                del self._chats[chat]
 
 
 WaitCallback = Callable[[int], Awaitable[None]]

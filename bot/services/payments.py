@@ -19,7 +19,7 @@ within the sponsorship's daily limit and balance; otherwise the person who asks 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -209,11 +209,14 @@ class Wallet:
         async with self._db.write() as repo:
             await self.settle(repo, job_id, delivered=False)
 
-    async def settle_leftovers(self, repo: Repo) -> None:
-        """After a crash: every reservation whose job is over is settled (a job still running
-        runs again; a result stored but not sent is charged when it is delivered)."""
+    async def settle_leftovers(self, repo: Repo, job_ids: Collection[int] | None = None) -> None:
+        """After a crash: every reservation (of these jobs, when given: those a dead replica
+        left) whose job is over is settled (a job still running runs again; a result stored
+        but not sent is charged when it is delivered)."""
         for held in await repo.open_reservations():
             assert held.job_id is not None
+            if job_ids is not None and held.job_id not in job_ids:
+                continue
             job = await repo.job(held.job_id)
             if job is None or job.status == JobStatus.RUNNING:
                 continue

@@ -1,7 +1,8 @@
 """At start: find what a dead process (kill -9, OOM, power loss) left unfinished and settle it.
 
-One process only: every job still running at start belongs to a dead process. Each is
-settled by whether its request reached the upstream (`jobs.upstream_at`):
+The jobs are those this replica claimed from dead ones (bot/services/replicas.py: at start,
+and whenever a replica's heartbeat lapses). Each is settled by whether its request reached
+the upstream (`jobs.upstream_at`):
 
 - never went upstream: it runs again (RERUN), on the same row; nothing was billed;
 - went upstream: it may have been made and billed, and a second paid call needs the user's
@@ -17,6 +18,7 @@ in bot/telegram/recovery.py.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -58,18 +60,22 @@ class RecoveryService:
         self._db = database
         self._wallet = wallet
 
-    async def settle(self) -> list[Leftover]:
-        """Fail the running jobs that went upstream (one commit), then list every job whose
-        user still has to hear back, oldest first."""
+    async def settle(self, job_ids: Sequence[int], *, every_hold: bool = False) -> list[Leftover]:
+        """Of these jobs (claimed from dead replicas): fail the running ones that went
+        upstream (one commit), then list every one whose user still has to hear back, oldest
+        first. `every_hold`: the process is the database's only one, so every Stars hold of a
+        job that is over is settled, not only these jobs'."""
+        if not job_ids:
+            return []
         async with self._db.write() as repo:
-            running = await repo.running_jobs()
+            running = await repo.running_jobs(job_ids)
             rerun = [j for j in running if j.upstream_at is None and j.attempts < MAX_ATTEMPTS]
             stopped = [j.id for j in running if j not in rerun]
             await repo.interrupt_jobs(stopped, INTERRUPTED_DETAIL)
             if self._wallet is not None:  # Stars held by jobs that ended with the process
-                await self._wallet.settle_leftovers(repo)
+                await self._wallet.settle_leftovers(repo, None if every_hold else set(job_ids))
         async with self._db.read() as repo:
-            unanswered = await repo.unanswered_jobs()
+            unanswered = await repo.unanswered_jobs(job_ids)
             actions = {j.id: Action.RERUN for j in rerun}
             for job in unanswered:
                 failed = job.status == JobStatus.FAILED or job.id in stopped

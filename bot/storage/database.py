@@ -56,6 +56,12 @@ class Database:
             with self._inline.begin() as conn:
                 yield Repo(conn)
 
+    @property
+    def shared(self) -> bool:
+        """Whether other processes may use this database at once (PostgreSQL; a SQLite file
+        is one process's)."""
+        return db.is_shared(self._sessions)
+
     async def ping(self) -> str | None:
         """The schema revision, read through a real connection: raises when the database
         cannot answer."""

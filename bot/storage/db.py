@@ -130,6 +130,11 @@ def inline_engine(sessions: async_sessionmaker[AsyncSession]) -> Engine | None:
     return inline
 
 
+def is_shared(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    """Whether these sessions' database may have other processes writing (not SQLite)."""
+    return not isinstance(sessions, _SerialWrites)
+
+
 def write_turn(
     sessions: async_sessionmaker[AsyncSession],
 ) -> contextlib.AbstractAsyncContextManager[None]:

@@ -21,16 +21,22 @@ _FORGET = delete(_INBOX).where(
     _INBOX.c.started_at.is_not(None) & (_INBOX.c.received_at < bindparam("_before"))
 )
 _PENDING = (
-    select(_INBOX.c.update_id, _INBOX.c.payload)
+    select(_INBOX.c.update_id, _INBOX.c.payload, _INBOX.c.chat_id)
     .where(_INBOX.c.started_at.is_(None))
     .order_by(_INBOX.c.update_id)
 )
 
 
 class InboxQueries(Queries):
-    async def record_update(self, update_id: int, payload: str) -> bool:
-        """Record an update; False (nothing written) if this update_id is recorded already."""
-        values = {"update_id": update_id, "payload": payload, "received_at": utcnow()}
+    async def record_update(self, update_id: int, payload: str, chat_id: int | None = None) -> bool:
+        """Record an update (of this chat); False (nothing written) if this update_id is
+        recorded already."""
+        values = {
+            "update_id": update_id,
+            "payload": payload,
+            "received_at": utcnow(),
+            "chat_id": chat_id,
+        }
         return bool((await self._insert_ignore(_INBOX, **values)).rowcount)
 
     async def start_update(self, update_id: int) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, func, insert, or_, select, update
 
 from bot.storage.images import IMAGE_COLUMNS
 from bot.storage.models import Image, ImageMessage, Job, JobInput, JobStatus, SubjectKind, utcnow
@@ -64,11 +64,10 @@ _UNSENT = (
     & ~_SHOWN
 )
 _UNTOLD = (_JOBS.c.status == JobStatus.FAILED) & (_JOBS.c.error_code == INTERRUPTED)
-_UNANSWERED = (
-    select(*_JOB_COLUMNS)
-    .where(_JOBS.c.delivered_at.is_(None), or_(_UNSENT, _UNTOLD))
-    .order_by(_JOBS.c.id)
-)
+#: A finished job whose user never heard back (see JobQueries.unanswered_jobs).
+UNANSWERED = _JOBS.c.delivered_at.is_(None) & or_(_UNSENT, _UNTOLD)
+_OF_IDS = _JOBS.c.id.in_(bindparam("_ids", expanding=True))
+_UNANSWERED = select(*_JOB_COLUMNS).where(UNANSWERED).order_by(_JOBS.c.id)
 #: What /stats groups successful jobs by.
 _STAT_KEYS: dict[str, Any] = {
     "day": func.date(_JOBS.c.created_at),
@@ -136,8 +135,15 @@ class JobQueries(Queries):
         await self.core(_RESTART, {"_id": job_id, "_at": utcnow()})
 
     # -- settling what a dead process left (bot/services/recovery.py) ----------------------
-    async def running_jobs(self) -> list[JobRow]:
-        return [from_row(JobRow, r) for r in await self.core(_RUNNING)]
+    async def running_jobs(self, job_ids: Sequence[int] | None = None) -> list[JobRow]:
+        """The running jobs (of these ids, when given)."""
+        return await self._jobs(_RUNNING, job_ids)
+
+    async def _jobs(self, stmt: Select[Any], job_ids: Sequence[int] | None) -> list[JobRow]:
+        if job_ids is not None:
+            stmt = stmt.where(_OF_IDS)
+        rows = await self.core(stmt, None if job_ids is None else {"_ids": list(job_ids)})
+        return [from_row(JobRow, r) for r in rows]
 
     async def interrupt_jobs(self, job_ids: Sequence[int], detail: str) -> None:
         """Running jobs that went upstream and whose process died: failed, to be told about."""
@@ -155,11 +161,11 @@ class JobQueries(Queries):
         )
         await self.core(stmt)
 
-    async def unanswered_jobs(self) -> list[JobRow]:
+    async def unanswered_jobs(self, job_ids: Sequence[int] | None = None) -> list[JobRow]:
         """Finished jobs whose answer never reached the chat: interruptions not yet told, and
         results stored but not sent -- neither shown anywhere (an image_messages row) nor made
         by code older than upstream_at (NULL there: such jobs never recorded their delivery)."""
-        return [from_row(JobRow, r) for r in await self.core(_UNANSWERED)]
+        return await self._jobs(_UNANSWERED, job_ids)
 
     # -- counting --------------------------------------------------------------------------
     async def images_used(self, kind: str, subject_id: int, since: datetime) -> int:

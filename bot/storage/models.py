@@ -167,6 +167,8 @@ class Job(Base):
     # result reached the chat: a restart settles running jobs and undelivered results by these.
     upstream_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The replica running the job (bot/services/replicas.py): a dead owner's jobs are taken over.
+    owner: Mapped[str | None] = mapped_column(String(36))
 
     inputs: Mapped[list[JobInput]] = relationship(
         back_populates="job", order_by="JobInput.position", lazy="raise"
@@ -321,3 +323,29 @@ class WebhookUpdate(Base):
     payload: Mapped[str] = mapped_column(Text)  # the JSON Telegram sent
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Whose update it is (None: no chat, e.g. an inline query): one replica at a time takes a
+    # chat's updates.
+    chat_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+
+
+class Replica(Base):
+    """A running `python -m bot` process: alive while its heartbeat (`seen_at`) is fresh.
+    `flood_until` is the end of a Telegram flood pause it was told, which every replica keeps."""
+
+    __tablename__ = "replicas"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    flood_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ChatLease(Base):
+    """The replica that handles a chat's webhook updates now, one after the other in update_id
+    order; the lease lapses with its owner's heartbeat."""
+
+    __tablename__ = "chat_leases"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    owner: Mapped[str] = mapped_column(String(36), index=True)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

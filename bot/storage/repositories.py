@@ -2,7 +2,8 @@
 
 Services get a `Repo` from `Database.read()` or `Database.write()` (bot/storage/database.py)
 and call its methods; each returns plain values (bot/storage/rows.py). Add a query to the
-module of its table (chats.py, images.py, inbox.py, jobs.py, ledger.py, rules.py, styles.py).
+module of its table (chats.py, images.py, inbox.py, jobs.py, ledger.py, replicas.py, rules.py,
+styles.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from bot.storage.ledger import LedgerQueries
 from bot.storage.locks import LockQueries
 from bot.storage.personal import PersonalQueries
 from bot.storage.queries import table_of
+from bot.storage.replicas import ReplicaQueries
 from bot.storage.rules import RuleQueries
 from bot.storage.styles import StyleQueries
 
@@ -35,6 +37,7 @@ class Repo(
     LedgerQueries,
     LockQueries,
     PersonalQueries,
+    ReplicaQueries,
     RuleQueries,
     StyleQueries,
 ):

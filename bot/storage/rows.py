@@ -233,7 +233,8 @@ class StyleRow:
 
 @dataclass(frozen=True)
 class InboxUpdate:
-    """An update recorded from the webhook: its id and the JSON Telegram sent."""
+    """An update recorded from the webhook: its id, the JSON Telegram sent, and its chat."""
 
     update_id: int
     payload: str
+    chat_id: int | None = None

@@ -25,6 +25,11 @@ class AlbumCollector:
         self._quiet = quiet
         self._handler = handler
         self._pending: dict[AlbumKey, _Pending] = {}
+        self._handing: dict[int, int] = {}  # chat id -> albums being handed to the handler
+
+    def holds(self, chat_id: int) -> bool:
+        """Whether an album of this chat is still being gathered."""
+        return chat_id in self._handing or any(key[0] == chat_id for key in self._pending)
 
     def add(self, key: AlbumKey, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         pending = self._pending.setdefault(key, _Pending())
@@ -39,7 +44,13 @@ class AlbumCollector:
         if pending is None:
             return
         updates = sorted(pending.updates, key=lambda u: u.update_id)
+        chat = key[0]
+        self._handing[chat] = self._handing.get(chat, 0) + 1
         try:
             await self._handler(updates, context)
         except Exception as exc:  # outside PTB's dispatch: handed to its error handler by hand
             await context.application.process_error(updates[0], exc)
+        finally:
+            self._handing[chat] -= 1
+            if not self._handing[chat]:
+                del self._handing[chat]

@@ -17,7 +17,9 @@ per group (core.telegram.org/bots/faq). Here:
   `progress_patience` seconds;
 * other calls (chat actions, deletions, getFile, callback answers) are not paced;
 * a 429 is retried after its retry_after, up to `max_retries` times; a 429 on a message
-  also holds back all messages for that long.
+  also holds back all messages for that long;
+* replicas of one bot split its budget evenly (`share`) and hold back together after a 429
+  one of them saw (`on_flood`, `hold`; bot/telegram/sharing.py carries it between them).
 """
 
 from __future__ import annotations
@@ -77,6 +79,9 @@ class MessageRateLimiter(BaseRateLimiter[str]):
         max_retries: int = 3,
     ) -> None:
         self.per_second, self.window = per_second, window
+        self._bot_per_second = per_second  # the bot's whole budget, shared by its replicas
+        #: Told the seconds of every 429 on a message (the other replicas hold back too).
+        self.on_flood: Callable[[float], None] | None = None
         self.progress_patience = progress_patience
         self.max_retries = max_retries
         self._sent: deque[float] = deque()  # when recent messages were answered
@@ -132,8 +137,9 @@ class MessageRateLimiter(BaseRateLimiter[str]):
                     self._answered(count)
                 seconds = _seconds(exc)
                 if message:  # also after the last attempt: Telegram refuses messages as long
-                    self._held_until = max(self._held_until, time.monotonic() + seconds)
-                    self._kick()
+                    self.hold(seconds)
+                    if self.on_flood is not None:
+                        self.on_flood(seconds)
                 if attempt == self.max_retries:
                     raise
                 log.info("429 on %s: retrying in %.1f s", endpoint, seconds)
@@ -147,6 +153,17 @@ class MessageRateLimiter(BaseRateLimiter[str]):
                 self._answered(count)
             return result
         raise AssertionError("unreachable")
+
+    def share(self, replicas: int) -> None:
+        """This process is one of `replicas` sending as the bot: it takes an even part of the
+        bot's messages a second (at least one)."""
+        self.per_second = max(1, self._bot_per_second // max(1, replicas))
+        self._kick()
+
+    def hold(self, seconds: float) -> None:
+        """No message goes for `seconds` (Telegram said so, to this process or another)."""
+        self._held_until = max(self._held_until, time.monotonic() + seconds)
+        self._kick()
 
     def _answered(self, count: int) -> None:
         self._in_flight -= count

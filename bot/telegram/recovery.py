@@ -1,4 +1,5 @@
-"""At start, before polling: every user whose job a dead process left hears back.
+"""Every user whose job a dead process left hears back: at start, before polling, and when
+another replica dies.
 
 A stored but unsent result is sent; a job interrupted after it went upstream gets a short
 notice with a 🔁 Retry button (`regen:<job>`, the Regenerate callback); a job that never went
@@ -18,6 +19,7 @@ from telegram.ext import Application
 
 from bot.i18n import lang_of, t
 from bot.services.recovery import Action, Leftover, RecoveryService
+from bot.services.replicas import Replicas
 from bot.telegram.context import SERVICES_KEY, Services
 from bot.telegram.errors import tell_user
 from bot.telegram.flow import deliver
@@ -27,17 +29,31 @@ from bot.telegram.replies import VARIATIONS, ResultSender
 log = logging.getLogger(__name__)
 
 RECOVERY_KEY = "recovery"
+REPLICAS_KEY = "replicas"
 
 
 async def start_recovery(app: Application) -> list[asyncio.Task[None]]:
-    """Settle the dead process's jobs and start answering them, one task per chat; returns
-    once each task holds its chat's turn (the caller starts polling after this)."""
+    """Claim and settle the jobs dead processes left and start answering them, one task per
+    chat; returns once each task holds its chat's turn (the caller starts polling after
+    this). Later deaths of other replicas are swept by bot.telegram.sharing."""
+    replicas: Replicas | None = app.bot_data.get(REPLICAS_KEY)
+    if replicas is None:
+        return []
+    claimed = await replicas.claim_left_jobs()
+    return await answer_left_jobs(app, claimed, every_hold=replicas.exclusive)
+
+
+async def answer_left_jobs(
+    app: Application, job_ids: list[int], *, every_hold: bool = False
+) -> list[asyncio.Task[None]]:
+    """Settle these claimed jobs and start answering them, one task per chat; returns once
+    each task holds its chat's turn."""
     service: RecoveryService | None = app.bot_data.get(RECOVERY_KEY)
-    if service is None:
+    if service is None or not job_ids:
         return []
     svc: Services = app.bot_data[SERVICES_KEY]
     by_chat: dict[tuple[int, int], list[Leftover]] = {}
-    for leftover in await service.settle():
+    for leftover in await service.settle(job_ids, every_hold=every_hold):
         by_chat.setdefault(leftover.chat_key, []).append(leftover)
     tasks = []
     for key, leftovers in by_chat.items():

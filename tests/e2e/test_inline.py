@@ -4,6 +4,7 @@ words" chosen runs a normal job whose picture fills the inline message by file_i
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +39,20 @@ async def _draw(tg: FakeTelegram, chat: int, user: dict[str, Any], prompt: str) 
 async def _answer(tg: FakeTelegram, query_id: str) -> dict[str, Any]:
     await tg.wait_for("answerInlineQuery", lambda c: c.params["inline_query_id"] == query_id)
     return tg.inline_answers[query_id]
+
+
+async def _answer_once_recorded(
+    tg: FakeTelegram, words: str, user: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """A query's answer once it lists a picture: the photo's file_id is recorded just after
+    the photo is sent, so a query at once may find nothing yet."""
+    for _ in range(50):
+        query_id = tg.send_inline_query(words, user=user)
+        answer = await _answer(tg, query_id)
+        if len(answer["results"]) > 1:
+            return query_id, answer
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no picture for {words!r}")
 
 
 async def test_a_query_lists_only_the_persons_own_matching_pictures_newest_first_and_paged(
@@ -137,8 +152,7 @@ async def test_a_refused_person_gets_no_results_and_choosing_a_picture_runs_noth
     fox = await _draw(tg, ANN, _ann(), "a red fox")
     refused = await _answer(tg, tg.send_inline_query("red", user=_ben()))
     assert refused["results"] == [] and refused["is_personal"] is True
-    mine = tg.send_inline_query("fox", user=_ann())
-    answer = await _answer(tg, mine)
+    mine, answer = await _answer_once_recorded(tg, "fox", _ann())
     picture = answer["results"][1]
     assert picture["photo_file_id"] == fox
     assert tg.choose_inline_result(mine, picture["id"]) is None  # no keyboard, no message id

@@ -26,7 +26,8 @@ fails here at once.
 
 Updates go out by ``getUpdates`` or, once ``setWebhook`` is called, by POST to the webhook
 (JSON, with ``X-Telegram-Bot-Api-Secret-Token``; up to ``max_connections`` at once; each sent
-again after ``webhook_retry_delay`` until it gets a 2xx; ``getUpdates`` then answers 409). Unlike
+again after ``webhook_retry_delay`` until it gets a 2xx; one chat's updates one at a time, in
+order, as Telegram does; ``getUpdates`` then answers 409). Unlike
 Telegram, which wants HTTPS, the webhook may be ``http://127.0.0.1``. ``deliver_again`` sends a
 delivered update once more (a redelivery); ``webhook_attempts`` lists every POST.
 """
@@ -204,6 +205,18 @@ class ApiError(Exception):
         if self.retry_after is not None:
             out["parameters"] = {"retry_after": self.retry_after}
         return out
+
+
+def _chat_of(update: dict[str, Any]) -> int | None:
+    """The chat an update is about (None: none, e.g. an inline query)."""
+    for kind, value in update.items():
+        if kind == "update_id" or not isinstance(value, dict):
+            continue
+        holder = value.get("message") if kind == "callback_query" else value
+        chat = (holder or {}).get("chat") if isinstance(holder, dict) else None
+        if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+            return int(chat["id"])
+    return None
 
 
 def _bad(description: str) -> ApiError:
@@ -1963,11 +1976,20 @@ class FakeTelegram:
             status = "administrator"
         member: dict[str, Any] = {"status": status, "user": self.user(user_id)}
         if status == "administrator":
-            member.update(can_be_edited=False, is_anonymous=False, can_manage_chat=True,
-                          can_delete_messages=True, can_manage_video_chats=True,
-                          can_restrict_members=True, can_promote_members=False,
-                          can_change_info=True, can_invite_users=True, can_post_stories=False,
-                          can_edit_stories=False, can_delete_stories=False)
+            member.update(
+                can_be_edited=False,
+                is_anonymous=False,
+                can_manage_chat=True,
+                can_delete_messages=True,
+                can_manage_video_chats=True,
+                can_restrict_members=True,
+                can_promote_members=False,
+                can_change_info=True,
+                can_invite_users=True,
+                can_post_stories=False,
+                can_edit_stories=False,
+                can_delete_stories=False,
+            )
         elif status == "creator":
             member["is_anonymous"] = False
         return member
@@ -2060,10 +2082,18 @@ class FakeTelegram:
                 while self.webhook is not None and not self._closing:
                     event = self._updates_event
                     room = self.webhook["max_connections"] - len(self._in_flight)
+                    busy: set[int] = set()  # chats with an earlier update unacknowledged
                     for update in list(self._pending):
                         if room <= 0:
                             break
-                        if id(update) in self._in_flight or not self._wanted(update):
+                        if not self._wanted(update):
+                            continue
+                        chat = _chat_of(update)
+                        if chat is not None and chat in busy:
+                            continue  # Telegram sends one chat's updates in sequence
+                        if chat is not None:
+                            busy.add(chat)
+                        if id(update) in self._in_flight:
                             continue
                         room -= 1
                         self._in_flight.add(id(update))
@@ -2102,6 +2132,7 @@ class FakeTelegram:
                         self._delivered[update_id] = copy.deepcopy(update)
                         self._note_delivery([update])
                         self._kick_calls()
+                        self._kick_updates()  # the chat's next update may go now
                         return
                     self.webhook_last_error = f"Wrong response from the webhook: {status} {reason}"
                 self._kick_calls()
@@ -2637,7 +2668,8 @@ class FakeTelegram:
             (
                 tx
                 for tx in self.star_transactions
-                if tx["id"] == charge_id and "source" in tx
+                if tx["id"] == charge_id
+                and "source" in tx
                 and tx["source"]["user"]["id"] == user_id
             ),
             None,

@@ -711,9 +711,7 @@ async def test_answer_inline_query_is_checked_like_telegrams(fake: FakeTelegram,
         await bot.answer_inline_query(query_id, [_article("a")])
 
 
-async def test_a_chosen_result_has_a_message_id_only_with_a_keyboard(
-    fake: FakeTelegram, bot: Bot
-):
+async def test_a_chosen_result_has_a_message_id_only_with_a_keyboard(fake: FakeTelegram, bot: Bot):
     file_id = await _photo_file_id(fake, bot)
     query_id = fake.send_inline_query("cats")
     results = [_article("draw"), _article("plain", keyboard=False)]
@@ -937,3 +935,23 @@ async def test_deliveries_run_a_few_at_once(fake: FakeTelegram, bot: Bot) -> Non
         assert most == 3
     finally:
         await runner.cleanup()
+
+
+async def test_one_chats_updates_go_one_at_a_time_other_chats_meanwhile(
+    fake: FakeTelegram, bot: Bot, receiver: Receiver
+) -> None:
+    """As Telegram: the next update of a chat is POSTed once the previous one got its 2xx."""
+    fake.webhook_retry_delay = 0.3
+    receiver.statuses = [500]  # the chat's first update is refused once
+    await bot.set_webhook(receiver.url, secret_token="abc")
+    fake.send_text(CHAT, "first")
+    first = fake.last_update_id
+    await _until(lambda: len(receiver.posts) == 1)
+    fake.send_text(CHAT, "second")
+    fake.send_text(CHAT + 1, "other chat")
+    await _until(lambda: len(receiver.posts) == 2)
+    assert receiver.posts[1][0]["message"]["text"] == "other chat"  # not the chat's second
+    await _until(lambda: len(receiver.posts) == 4)
+    texts = [p["message"]["text"] for p, _ in receiver.posts]
+    assert texts[2:] == ["first", "second"]  # redelivered first, then the second
+    assert [a.status for a in fake.webhook_attempts_of(first)] == [500, 200]

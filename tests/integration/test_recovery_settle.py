@@ -25,7 +25,8 @@ from bot.providers.pool import ProviderPool
 from bot.services.generation import GenerationService
 from bot.services.ordering import FairScheduler
 from bot.services.quotas import QuotaService
-from bot.services.recovery import Action, RecoveryService
+from bot.services.recovery import Action, Leftover, RecoveryService
+from bot.services.replicas import Replicas
 from bot.services.types import Who
 from bot.storage import db
 from bot.storage.blobs import LocalBlobStore
@@ -70,6 +71,14 @@ class Process:
     generation: GenerationService
     recovery: RecoveryService
     quotas: QuotaService
+    database: Database
+
+    async def settle(self) -> list[Leftover]:
+        """What a start does: this process, the database's only one, claims what the dead one
+        left and settles it."""
+        replicas = Replicas(self.database, 15.0, exclusive=True)
+        await replicas.join()
+        return await self.recovery.settle(await replicas.claim_left_jobs(), every_hold=True)
 
 
 def _process(
@@ -91,7 +100,9 @@ def _process(
         quotas=quotas,
         scheduler=FairScheduler(total=slots, per_user=1),
     )
-    return Process(engine, sessions, provider, generation, RecoveryService(database), quotas)
+    return Process(
+        engine, sessions, provider, generation, RecoveryService(database), quotas, database
+    )
 
 
 def who(user: int, lang: str = "en") -> Who:
@@ -158,7 +169,7 @@ async def test_each_left_job_is_settled_by_whether_it_reached_the_upstream(
     assert (await _job(p, dead.waiting)).upstream_at is None
     assert await p.quotas.used(SubjectKind.USER, 7) == 1  # held: counted while it runs
 
-    leftovers = await p.recovery.settle()
+    leftovers = await p.settle()
 
     assert [(x.job_id, x.action) for x in leftovers] == [
         (dead.unsent, Action.DELIVER),
@@ -181,12 +192,12 @@ async def test_each_job_is_answered_once_and_a_rerun_keeps_its_row(
     left: tuple[Dead, Process],
 ) -> None:
     dead, p = left
-    await p.recovery.settle()
+    await p.settle()
     await p.recovery.mark_told(dead.reached)
     outcome = await p.recovery.outcome(dead.unsent)
     assert outcome.prompt == "unsent" and len(outcome.images) == 1
     await p.generation.mark_delivered(dead.unsent)
-    assert [(x.job_id, x.action) for x in await p.recovery.settle()] == [
+    assert [(x.job_id, x.action) for x in await p.settle()] == [
         (dead.waiting, Action.RERUN)  # not run yet: still to do
     ]
 
@@ -196,7 +207,7 @@ async def test_each_job_is_answered_once_and_a_rerun_keeps_its_row(
     assert (job.status, job.attempts) == (JobStatus.SUCCEEDED, 2)
     assert job.upstream_at is not None
     await p.generation.mark_delivered(dead.waiting)
-    assert await p.recovery.settle() == []
+    assert await p.settle() == []
     assert await p.quotas.used(SubjectKind.USER, 8) == 1  # the one image it made
 
 
@@ -208,7 +219,7 @@ async def test_a_job_that_keeps_dying_before_the_upstream_is_no_longer_run_by_it
         job = await s.get(Job, dead.waiting)
         assert job is not None
         job.attempts = 3
-    actions = {x.job_id: x.action for x in await p.recovery.settle()}
+    actions = {x.job_id: x.action for x in await p.settle()}
     assert actions[dead.waiting] == Action.NOTIFY
     assert (await _job(p, dead.waiting)).error_code == "interrupted"
 
@@ -262,7 +273,7 @@ async def test_a_job_waiting_for_the_endpoints_slot_has_not_reached_the_upstream
     assert marks[0][1] is not None and marks[1][1] is None
     assert {user for user, _ in marks} == {7, 8}
     restarted = _process(db_url, LocalBlobStore(tmp_path / "images"))
-    actions = [x.action for x in await restarted.recovery.settle()]
+    actions = [x.action for x in await restarted.settle()]
     assert actions == [Action.NOTIFY, Action.RERUN]
     await restarted.engine.dispose()
     for job in jobs:

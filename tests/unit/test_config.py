@@ -150,7 +150,9 @@ def test_ops_and_blob_store_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings(_env_file=None)
     assert split_listen(s.http_listen) == ("0.0.0.0", 9100)
     assert (s.log_format, s.blob_store_url, s.s3_endpoint_url) == (
-        "json", "s3://bucket/images", "http://minio:9000",
+        "json",
+        "s3://bucket/images",
+        "http://minio:9000",
     )
     assert "minio-secret-key-value" not in repr(s)
     assert "minio-secret-key-value" in secrets_of(s, endpoints_from_settings(s))
