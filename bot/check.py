@@ -108,8 +108,7 @@ async def list_configured(settings: Settings, say: Say) -> bool:
         for endpoint in endpoints:
             family = "gemini" if endpoint.dialect == "gemini" else "openai"
             base = gemini_root(endpoint.base_url) if family == "gemini" else endpoint.base_url
-            listing = await list_models(http, family, base, endpoint.api_key,
-                                        endpoint.auth_style)
+            listing = await list_models(http, family, base, endpoint.api_key, endpoint.auth_style)
             say(f"{endpoint.name} ({endpoint.dialect}, {endpoint.auth_style}): {listing.said}")
             if listing.models is not None:
                 found = True
@@ -167,8 +166,14 @@ def _names(family: str, raw: bytes | bytearray) -> list[str]:
 def _probe_endpoint(
     dialect: DialectName, base_url: str, key: str, auth: AuthStyle, timeout: float
 ) -> Endpoint:
-    return Endpoint(name=f"{dialect}/{auth}", dialect=dialect, base_url=base_url, api_key=key,
-                    auth_style=auth, timeout=timeout)
+    return Endpoint(
+        name=f"{dialect}/{auth}",
+        dialect=dialect,
+        base_url=base_url,
+        api_key=key,
+        auth_style=auth,
+        timeout=timeout,
+    )
 
 
 async def list_models(
@@ -190,8 +195,10 @@ async def list_models(
 
 
 def _why(exc: ProviderError) -> str:
-    words = {ProviderErrorKind.AUTH: "key refused in this style",
-             ProviderErrorKind.NOT_FOUND: "not found here"}
+    words = {
+        ProviderErrorKind.AUTH: "key refused in this style",
+        ProviderErrorKind.NOT_FOUND: "not found here",
+    }
     said = words.get(exc.kind, exc.kind.value)
     return f"{said} ({exc.detail[:80]})"
 
@@ -289,9 +296,7 @@ async def discover(
     redaction.register([key])
     found = Discovery(gemini_base=gemini_root(base_url), openai_base=openai_base(base_url))
     async with contextlib.AsyncExitStack() as stack:
-        client = http if http is not None else await stack.enter_async_context(
-            make_http_client()
-        )
+        client = http if http is not None else await stack.enter_async_context(make_http_client())
         say("Listing models (free):")
         for family, base in (("gemini", found.gemini_base), ("openai", found.openai_base)):
             for auth in AUTH_ORDER[family]:
@@ -363,16 +368,23 @@ def env_lines(found: Discovery, *, dry_run: bool) -> list[str]:
 def report(found: Discovery, *, dry_run: bool) -> str:
     lines = ["", "Models the endpoint lists: " + shown_models(found.listed())]
     if found.probes:
-        rows = [(p.dialect, p.auth, p.model, "works" if p.works else p.outcome)
-                for p in found.probes]
+        rows = [
+            (p.dialect, p.auth, p.model, "works" if p.works else p.outcome) for p in found.probes
+        ]
         lines += ["", format_table(rows, ("dialect", "auth", "model", "result"))]
     elif not dry_run:
         lines.append("No dialect answered a generation.")
     paste = env_lines(found, dry_run=dry_run)
     if paste:
-        title = "Paste into .env" + (" (from the model lists alone: run without --dry-run "
-                                     "to try a generation)" if dry_run and not found.probes
-                                     else "") + ":"
+        title = (
+            "Paste into .env"
+            + (
+                " (from the model lists alone: run without --dry-run to try a generation)"
+                if dry_run and not found.probes
+                else ""
+            )
+            + ":"
+        )
         lines += ["", title, *paste]
     else:
         lines += ["", "Nothing worked with this URL and key: check both."]

@@ -678,4 +678,3 @@ async def atelegram_photo(data: bytes, info: ImageInfo) -> bytes | None:
     if _sendable_as_is(data, info):  # the usual case: no pixels to touch, no thread to wait for
         return None
     return await _in_image_lane(telegram_photo, data, info)
-

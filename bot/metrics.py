@@ -136,7 +136,9 @@ class _Collector:
             waiting.add_metric([name], depth())
         yield waiting
         yield _counter(
-            "telegram_429", "429 Too Many Requests answers from the Bot API", [],
+            "telegram_429",
+            "429 Too Many Requests answers from the Bot API",
+            [],
             {(): m.telegram_429},
         )
         images = {(model,): n for model, n in m.images.items()}
@@ -151,9 +153,7 @@ class _Collector:
             )
 
 
-def _counter(
-    name: str, doc: str, labels: list[str], values: Mapping[Any, float]
-) -> Any:
+def _counter(name: str, doc: str, labels: list[str], values: Mapping[Any, float]) -> Any:
     """A counter family of `values`, keyed by their label values (a tuple as long as `labels`)."""
     from prometheus_client.core import CounterMetricFamily
 

@@ -116,8 +116,7 @@ class Listener:
         except OSError as exc:
             await self._runner.cleanup()
             raise ListenError(
-                f"cannot listen on {self.host}:{self.port} ({self._setting}): "
-                f"{exc.strerror or exc}"
+                f"cannot listen on {self.host}:{self.port} ({self._setting}): {exc.strerror or exc}"
             ) from None
 
     async def stop(self) -> None:

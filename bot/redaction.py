@@ -38,7 +38,10 @@ _runs: frozenset[str] = frozenset()  # every PARTIAL_RUN-long piece of every lon
 def _forms(secret: str) -> set[str]:
     """The ways a relay may write the secret back: as is, URL-encoded, JSON-escaped."""
     return {
-        secret, quote(secret), quote(secret, safe=""), quote_plus(secret),
+        secret,
+        quote(secret),
+        quote(secret, safe=""),
+        quote_plus(secret),
         secret.replace("/", "\\/"),
     }
 

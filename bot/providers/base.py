@@ -45,6 +45,7 @@ class Endpoint:
         if self.stream is not None:
             return self.stream
         return urlsplit(self.base_url).hostname == GOOGLE_HOST
+
     # A relay may bill every 200 answer, image or not: such an answer is never resent unless
     # the endpoint says its 200s without an image cost nothing.
     resend_after_200: bool = False

@@ -254,7 +254,8 @@ def _texts(content: Any) -> list[str]:
         return [
             p["text"]
             for p in content
-            if isinstance(p, Mapping) and p.get("type") in ("text", "output_text")
+            if isinstance(p, Mapping)
+            and p.get("type") in ("text", "output_text")
             and isinstance(p.get("text"), str)
         ]
     return []
@@ -331,7 +332,8 @@ def _details(err: Mapping[str, Any], type_suffix: str) -> list[Mapping[str, Any]
     if not isinstance(details, list):
         return []
     return [
-        d for d in details
+        d
+        for d in details
         if isinstance(d, Mapping) and str(d.get("@type", "")).endswith(type_suffix)
     ]
 

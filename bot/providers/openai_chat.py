@@ -64,8 +64,10 @@ _OPENROUTER_SIZES = {"512": "0.5K"}
 def openrouter_style(endpoint: Endpoint) -> bool:
     """OpenRouter's request shape: its host, or `modalities` in the endpoint's extra body."""
     host = urlsplit(endpoint.base_url).hostname or ""
-    return "modalities" in endpoint.extra_body or host == "openrouter.ai" or host.endswith(
-        ".openrouter.ai"
+    return (
+        "modalities" in endpoint.extra_body
+        or host == "openrouter.ai"
+        or host.endswith(".openrouter.ai")
     )
 
 

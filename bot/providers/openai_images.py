@@ -60,15 +60,24 @@ POLL_ATTEMPTS = 4  # consecutive failed polls (5xx, connection, 429) before givi
 _RESERVED = frozenset({"model", "prompt", "image", "mask", "n"})
 # Words relays use for a task's state, mapped to the four of S2.
 _STATUS_WORDS: dict[str, TaskStatus] = {
-    "submitted": "submitted", "queued": "submitted", "pending": "submitted",
-    "processing": "processing", "running": "processing", "in_progress": "processing",
-    "succeed": "succeed", "succeeded": "succeed", "success": "succeed", "completed": "succeed",
-    "failed": "failed", "failure": "failed", "error": "failed", "cancelled": "failed",
+    "submitted": "submitted",
+    "queued": "submitted",
+    "pending": "submitted",
+    "processing": "processing",
+    "running": "processing",
+    "in_progress": "processing",
+    "succeed": "succeed",
+    "succeeded": "succeed",
+    "success": "succeed",
+    "completed": "succeed",
+    "failed": "failed",
+    "failure": "failed",
+    "error": "failed",
+    "cancelled": "failed",
     "canceled": "failed",
 }
 _BLOCKED_WORDS = ("审核", "违规", "敏感", "moderation", "safety", "sensitive", "inappropriate")
 _INVALID_WORDS = ("参数", "invalid", "parameter", "not support", "不支持", "尺寸", "宽高", "size")
-
 
 
 # --- request ------------------------------------------------------------------------------

@@ -167,7 +167,10 @@ class UrlPolicy:
             if why is not None:
                 log.warning(
                     "refused an image link to %s: %s is %s (list the host in "
-                    "IMAGE_URL_ALLOWED_HOSTS if it is yours)", url.host, ip, why,
+                    "IMAGE_URL_ALLOWED_HOSTS if it is yours)",
+                    url.host,
+                    ip,
+                    why,
                 )
                 raise bad_response(f"image link to {url.host} refused: {ip} is {why}")
         if url.scheme == "https" and not _is_ip(url.host) and _tunnelled(url):
@@ -178,9 +181,7 @@ class UrlPolicy:
         name = url.netloc.decode("ascii")
         tls_name = url.scheme == "https" and not _is_ip(url.host)
         extensions = {"sni_hostname": url.host} if tls_name else {}
-        return [
-            Pinned(url.copy_with(host=str(ip)), {"Host": name}, extensions) for ip in addresses
-        ]
+        return [Pinned(url.copy_with(host=str(ip)), {"Host": name}, extensions) for ip in addresses]
 
     async def _resolve(self, url: httpx.URL) -> list[IPAddress]:
         if _is_ip(url.host):

@@ -62,6 +62,8 @@ def _provider_message(exc: ProviderError, lang_code: str) -> str:
 
 
 DOMAIN_ERRORS = (UserInputError, ImageInputError, ProviderError)
+
+
 async def tell_user(
     bot: Bot, who: Who, lang_code: str, reply_to: int | None, exc: BaseException
 ) -> None:

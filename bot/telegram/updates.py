@@ -34,9 +34,7 @@ ERROR_TEXT_MAX = 300
 
 # We call getUpdates through the public do_api_request on purpose (to get the raw JSON), so
 # PTB's hint to use Bot.get_updates instead is noise.
-warnings.filterwarnings(
-    "ignore", message=r"Please use 'Bot\.getUpdates'", category=PTBUserWarning
-)
+warnings.filterwarnings("ignore", message=r"Please use 'Bot\.getUpdates'", category=PTBUserWarning)
 
 
 def parse_update(data: Any, bot: Bot | None) -> Update | None:

@@ -40,7 +40,9 @@ def echoing(upstream: FakeImageAPI) -> FakeImageAPI:
 
 
 async def test_an_echoed_key_is_masked_in_the_job_row_the_admin_message_and_the_logs(
-    tg: FakeTelegram, echoing: FakeImageAPI, start_bot: StartBot,
+    tg: FakeTelegram,
+    echoing: FakeImageAPI,
+    start_bot: StartBot,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -50,8 +52,9 @@ async def test_an_echoed_key_is_masked_in_the_job_row_the_admin_message_and_the_
         tg.send_text(chat, "a lantern", user={"id": chat, "is_bot": False, "first_name": "u"})
         await tg.wait_for(
             "sendMessage",
-            lambda c, chat=chat, words=words: c.params.get("chat_id") == chat
-            and words in c.params.get("text", ""),
+            lambda c, chat=chat, words=words: (
+                c.params.get("chat_id") == chat and words in c.params.get("text", "")
+            ),
             timeout=20,
         )
     rows = db_rows(running.settings, "select error_code, error_detail from jobs order by id")
@@ -78,8 +81,14 @@ async def test_the_check_table_and_the_bot_logs_mask_an_echoed_key(
     )
     echoing.fail_next("401-echo-key")
     check = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "check", env=env, cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        "check",
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(check.communicate(), 60)
     table = out.decode()

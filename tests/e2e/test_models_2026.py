@@ -133,9 +133,9 @@ async def test_each_model_in_settings_offers_exactly_its_options_and_sends_them_
     for ratio, size in pairs:
         tg.send_text(CHAT, f"a lighthouse --ar {ratio}" + (f" --size {size}" if size else ""))
     await tg.wait_for("sendPhoto", count=len(pairs), timeout=120)
-    assert [r.path for r in upstream.requests] == [
-        f"/v1beta/models/{model}:generateContent"
-    ] * len(pairs)
+    assert [r.path for r in upstream.requests] == [f"/v1beta/models/{model}:generateContent"] * len(
+        pairs
+    )
     sent = [_image_config(r) for r in upstream.requests]
     expected = [
         {"aspectRatio": ratio, **({"imageSize": size} if size else {})} for ratio, size in pairs
@@ -157,7 +157,8 @@ async def test_options_a_model_does_not_take_are_refused_in_the_users_language(
     [ratio_no] = await tg.wait_for("sendMessage", _says("doesn't make"), timeout=20)
     assert ratio_no.params["text"] == (
         "gemini-2.5-flash-image doesn't make 8:1 pictures. It takes: "
-        + ", ".join(CLASSIC_RATIOS) + "."
+        + ", ".join(CLASSIC_RATIOS)
+        + "."
     )
     [search_no] = await tg.wait_for("sendMessage", _says("不支持 Google 搜索"), timeout=20)
     assert search_no.params["chat_id"] == OTHER
@@ -261,8 +262,11 @@ async def test_search_kept_on_in_settings_for_one_chat_only_and_overflow_follows
         "sendMessage", lambda c: "More sources" in c.params.get("text", ""), timeout=20
     )
     assert more.params["reply_parameters"]["message_id"] == album.result[0]["message_id"]
-    links = [f'href="https://vertexaisearch.cloud.google.com/r/{i}-{n}"'
-             for n in (1, 2) for i in range(10)]
+    links = [
+        f'href="https://vertexaisearch.cloud.google.com/r/{i}-{n}"'
+        for n in (1, 2)
+        for i in range(10)
+    ]
     assert all((link in caption) != (link in more.params["text"]) for link in links)
     assert db_rows(running.settings, "select search from jobs order by id") == [(1,), (0,)]
 
@@ -301,9 +305,10 @@ async def test_a_retired_model_is_told_plainly_and_the_admins_hear_once_with_its
     tg.send_text(CHAT, "a red bicycle")
     await tg.wait_for("sendPhoto", timeout=30)
     assert upstream.requests[-1].path == "/v1beta/models/gemini-3.1-flash-image:generateContent"
-    assert len(tg.calls_of("sendMessage")) == len(
-        [c for c in tg.calls_of("sendMessage") if c.params["chat_id"] != ADMIN]
-    ) + 1
+    assert (
+        len(tg.calls_of("sendMessage"))
+        == len([c for c in tg.calls_of("sendMessage") if c.params["chat_id"] != ADMIN]) + 1
+    )
 
 
 async def test_a_relay_that_withdrew_a_model_is_a_retired_model_too(

@@ -47,7 +47,10 @@ def _delta(before: dict, after: dict, name: str, **labels: str) -> float:  # typ
 
 
 async def _metrics_once(
-    root: str, before: dict, name: str, **labels: str  # type: ignore[type-arg]
+    root: str,
+    before: dict,
+    name: str,
+    **labels: str,  # type: ignore[type-arg]
 ) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """The metrics as soon as `name` with `labels` has grown since `before` (10 s at most)."""
     for _ in range(200):
@@ -122,9 +125,16 @@ async def test_metrics_count_a_delivered_job_a_failed_one_and_an_upstream_429(
         before, after, "nanobanana_upstream_requests_total", dialect=dialect, result="bad_request"
     )
     assert (ok, limited, refused) == (1, 1, 1)
-    assert _delta(
-        before, after, "nanobanana_upstream_retries_total", dialect=dialect, reason="rate_limited"
-    ) == 1
+    assert (
+        _delta(
+            before,
+            after,
+            "nanobanana_upstream_retries_total",
+            dialect=dialect,
+            reason="rate_limited",
+        )
+        == 1
+    )
     assert _delta(before, after, "nanobanana_upstream_seconds_count", dialect=dialect) == 3
     assert _delta(before, after, "nanobanana_upstream_cost_usd_total", model=model) > 0
     assert after[("nanobanana_jobs_waiting", frozenset({("queue", "jobs")}))] == 0

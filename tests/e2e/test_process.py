@@ -111,8 +111,13 @@ async def test_json_logs_and_ops_endpoints_of_the_process(
     relay echoes the key in an error; HTTP_LISTEN serves the ops endpoints of the process."""
     port = free_port()
     env = bot_env(
-        tmp_path, tg, upstream, LOG_LEVEL="DEBUG", LOG_FORMAT="json",
-        HTTP_LISTEN=f"127.0.0.1:{port}", IMAGE_RETRY_BASE_DELAY="0.05",
+        tmp_path,
+        tg,
+        upstream,
+        LOG_LEVEL="DEBUG",
+        LOG_FORMAT="json",
+        HTTP_LISTEN=f"127.0.0.1:{port}",
+        IMAGE_RETRY_BASE_DELAY="0.05",
     )
     proc = await _spawn(env, tmp_path)
     output = asyncio.create_task(proc.communicate())

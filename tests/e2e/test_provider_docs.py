@@ -42,8 +42,12 @@ def _gemini_parts(req: Any) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("relay", [("sk-aicore", "bearer")], indirect=True)
 async def test_aicore_seed_000_001(tg: FakeTelegram, relay: FakeImageAPI, start_bot: StartBot):
-    await start_bot(image_api_dialect="openai-chat", image_api_base_url=f"{relay.root}/v1",
-                    image_api_key="sk-aicore", image_model="gemini-3.1-flash-image")
+    await start_bot(
+        image_api_dialect="openai-chat",
+        image_api_base_url=f"{relay.root}/v1",
+        image_api_key="sk-aicore",
+        image_model="gemini-3.1-flash-image",
+    )
     await _generate_and_edit(tg, relay)
     assert relay.requests[0].path == "/v1/chat/completions"
     assert relay.requests[0].headers["authorization"] == "Bearer sk-aicore"
@@ -52,10 +56,14 @@ async def test_aicore_seed_000_001(tg: FakeTelegram, relay: FakeImageAPI, start_
 @pytest.mark.parametrize("relay", [("sk-rainboxs", "raw")], indirect=True)
 async def test_rainboxs_seed_004_hd(tg: FakeTelegram, relay: FakeImageAPI, start_bot: StartBot):
     relay.answer_shape = "markdown-url"
-    await start_bot(image_api_dialect="openai-chat", image_api_base_url=f"{relay.root}/v1",
-                    image_api_key="sk-rainboxs", image_api_auth="raw",
-                    image_api_extra_body='{"group":"default"}',
-                    image_model="gemini-2.5-flash-image-hd")
+    await start_bot(
+        image_api_dialect="openai-chat",
+        image_api_base_url=f"{relay.root}/v1",
+        image_api_key="sk-rainboxs",
+        image_api_auth="raw",
+        image_api_extra_body='{"group":"default"}',
+        image_model="gemini-2.5-flash-image-hd",
+    )
     await _generate_and_edit(tg, relay)
     body = relay.requests[0].json
     assert body["group"] == "default" and body["stream"] is False
@@ -71,8 +79,12 @@ async def test_rainboxs_seed_004_hd(tg: FakeTelegram, relay: FakeImageAPI, start
 async def test_qiniu_seed_002_images_api(
     tg: FakeTelegram, relay: FakeImageAPI, start_bot: StartBot
 ):
-    await start_bot(image_api_dialect="openai-images", image_api_base_url=f"{relay.root}/v1",
-                    image_api_key="sk-qiniu", image_model="gemini-3.1-flash-image")
+    await start_bot(
+        image_api_dialect="openai-images",
+        image_api_base_url=f"{relay.root}/v1",
+        image_api_key="sk-qiniu",
+        image_model="gemini-3.1-flash-image",
+    )
     await _generate_and_edit(tg, relay)
     assert [r.path for r in relay.requests] == ["/v1/images/generations", "/v1/images/edits"]
     assert relay.requests[1].json["image"].startswith("data:image/jpeg;base64,")
@@ -84,8 +96,12 @@ async def test_qiniu_async_task_shows_progress(
 ):
     relay.images_answer = "task"
     relay.latency = 0.3
-    await start_bot(image_api_dialect="openai-images", image_api_base_url=f"{relay.root}/v1",
-                    image_api_key="sk-qiniu", image_model="kling-v2")
+    await start_bot(
+        image_api_dialect="openai-images",
+        image_api_base_url=f"{relay.root}/v1",
+        image_api_key="sk-qiniu",
+        image_model="kling-v2",
+    )
     tg.send_text(CHAT, "a comic of two cats")
     await tg.wait_for("sendPhoto", timeout=40)
     assert any(r.path.startswith("/v1/images/tasks/") for r in relay.requests)
@@ -97,8 +113,12 @@ async def test_qiniu_async_task_shows_progress(
 async def test_aaigc_seed_003_gemini_native(
     tg: FakeTelegram, relay: FakeImageAPI, start_bot: StartBot
 ):
-    await start_bot(image_api_dialect="gemini", image_api_base_url=relay.root,
-                    image_api_key="sk-aaigc", image_model="gemini-3.1-flash-image")
+    await start_bot(
+        image_api_dialect="gemini",
+        image_api_base_url=relay.root,
+        image_api_key="sk-aaigc",
+        image_model="gemini-3.1-flash-image",
+    )
     await _generate_and_edit(tg, relay)
     req = relay.requests[0]
     assert req.path == "/v1beta/models/gemini-3.1-flash-image:generateContent"
@@ -111,9 +131,13 @@ async def test_google_direct_multi_turn_history(
     tg: FakeTelegram, relay: FakeImageAPI, start_bot: StartBot
 ):
     relay.gemini_answer = "thinking"
-    await start_bot(image_api_dialect="gemini", image_api_base_url=relay.root,
-                    image_api_key="AIza-google", image_api_auth="x-goog-api-key",
-                    image_model="gemini-3-pro-image-preview")
+    await start_bot(
+        image_api_dialect="gemini",
+        image_api_base_url=relay.root,
+        image_api_key="AIza-google",
+        image_api_auth="x-goog-api-key",
+        image_model="gemini-3-pro-image-preview",
+    )
     await _generate_and_edit(tg, relay)
     assert relay.requests[0].headers["x-goog-api-key"] == "AIza-google"
     tg.send_text(CHAT, "now make it blue")
@@ -133,9 +157,13 @@ async def test_a_job_row_in_the_old_gemini_shape_still_continues(
 ):
     """Jobs kept before turns were neutral hold Gemini parts, images as {"blob": sha256}."""
     relay.gemini_answer = "thinking"
-    bot = await start_bot(image_api_dialect="gemini", image_api_base_url=relay.root,
-                          image_api_key="AIza-google", image_api_auth="x-goog-api-key",
-                          image_model="gemini-3-pro-image-preview")
+    bot = await start_bot(
+        image_api_dialect="gemini",
+        image_api_base_url=relay.root,
+        image_api_key="AIza-google",
+        image_api_auth="x-goog-api-key",
+        image_model="gemini-3-pro-image-preview",
+    )
     tg.send_text(CHAT, "a red panda, watercolor")
     await tg.wait_for("sendPhoto", timeout=30)
     sql = "select jobs.id, sha256, mime from jobs join images on images.job_id = jobs.id"
@@ -160,8 +188,12 @@ async def test_a_job_row_in_the_old_gemini_shape_still_continues(
 async def test_gemini_safety_block_is_explained(
     tg: FakeTelegram, relay: FakeImageAPI, start_bot: StartBot
 ):
-    await start_bot(image_api_dialect="gemini", image_api_base_url=relay.root,
-                    image_api_key="AIza-google", image_api_auth="x-goog-api-key")
+    await start_bot(
+        image_api_dialect="gemini",
+        image_api_base_url=relay.root,
+        image_api_key="AIza-google",
+        image_api_auth="x-goog-api-key",
+    )
     relay.fail_next("safety-block")
     tg.send_text(CHAT, "something unsafe")
     await tg.wait_for("sendMessage", lambda c: "safety filters" in c.params.get("text", ""))
@@ -172,14 +204,22 @@ async def test_gemini_safety_block_is_explained(
 @pytest.mark.parametrize("relay", [("AIza-google", "x-goog-api-key")], indirect=True)
 @pytest.mark.parametrize(
     ("fault", "words"),
-    [("finish-IMAGE_SAFETY", "safety filters"), ("finish-NO_IMAGE", "didn't produce a picture"),
-     ("finish-RECITATION", "existing (copyrighted) content"), ("quota-per-day", "quota")],
+    [
+        ("finish-IMAGE_SAFETY", "safety filters"),
+        ("finish-NO_IMAGE", "didn't produce a picture"),
+        ("finish-RECITATION", "existing (copyrighted) content"),
+        ("quota-per-day", "quota"),
+    ],
 )
 async def test_gemini_refusals_are_explained(
     fault: str, words: str, tg: FakeTelegram, relay: FakeImageAPI, start_bot: StartBot
 ):
-    await start_bot(image_api_dialect="gemini", image_api_base_url=relay.root,
-                    image_api_key="AIza-google", image_api_auth="x-goog-api-key")
+    await start_bot(
+        image_api_dialect="gemini",
+        image_api_base_url=relay.root,
+        image_api_key="AIza-google",
+        image_api_auth="x-goog-api-key",
+    )
     relay.fail_next(fault)
     tg.send_text(CHAT, "a picture")
     await tg.wait_for("sendMessage", lambda c: words in c.params.get("text", ""))

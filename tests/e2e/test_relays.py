@@ -167,13 +167,21 @@ async def test_new_api_empty_500_is_retried_like_a_busy_upstream(
     ],
 )
 async def test_a_200_without_an_image_is_never_resent(
-    dialect: str, fault: str, words: str,
-    tg: FakeTelegram, relay: FakeImageAPI, start_bot: StartBot,
+    dialect: str,
+    fault: str,
+    words: str,
+    tg: FakeTelegram,
+    relay: FakeImageAPI,
+    start_bot: StartBot,
 ):
     relay.bills_every_200 = True
     base = relay.root if dialect == "gemini" else f"{relay.root}/v1"
-    await start_bot(image_api_dialect=dialect, image_api_base_url=base, image_api_key="sk-bills",
-                    image_model="gemini-3.1-flash-image")
+    await start_bot(
+        image_api_dialect=dialect,
+        image_api_base_url=base,
+        image_api_key="sk-bills",
+        image_model="gemini-3.1-flash-image",
+    )
     relay.fail_next(fault)
     tg.send_text(CHAT, "a lighthouse")
     [told] = await tg.wait_for("sendMessage", lambda c: words in c.params["text"], timeout=30)
@@ -204,8 +212,12 @@ async def test_the_models_words_come_with_a_retry_and_no_resend(
 async def test_a_retry_info_of_34_s_is_told_at_once_on_the_only_endpoint(
     tg: FakeTelegram, relay: FakeImageAPI, start_bot: StartBot
 ):
-    await start_bot(image_api_dialect="gemini", image_api_base_url=relay.root,
-                    image_api_key="AIza-google", image_api_auth="x-goog-api-key")
+    await start_bot(
+        image_api_dialect="gemini",
+        image_api_base_url=relay.root,
+        image_api_key="AIza-google",
+        image_api_auth="x-goog-api-key",
+    )
     relay.fail_next("429", retry_after=34.4)
     tg.send_text(CHAT, "a red panda")
     [told] = await tg.wait_for("sendMessage", lambda c: "35 s" in c.params["text"], timeout=10)
@@ -218,7 +230,10 @@ async def test_a_retry_info_of_34_s_is_told_at_once_on_the_only_endpoint(
 
 @pytest.mark.parametrize("relay", [("AIza-google", "x-goog-api-key")], indirect=True)
 async def test_a_retry_info_of_34_s_moves_to_the_next_endpoint_at_once(
-    tg: FakeTelegram, relay: FakeImageAPI, upstream: FakeImageAPI, start_bot: StartBot,
+    tg: FakeTelegram,
+    relay: FakeImageAPI,
+    upstream: FakeImageAPI,
+    start_bot: StartBot,
     tmp_path: Path,
 ):
     path = tmp_path / "providers.toml"

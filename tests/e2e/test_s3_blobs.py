@@ -56,9 +56,7 @@ async def test_images_edits_and_export_go_through_the_bucket(
     tg.send_text(ALICE, "/export", user=tg.user(ALICE))
     [doc] = await tg.wait_for("sendDocument", to(ALICE))
     with zipfile.ZipFile(io.BytesIO(doc.files["document"])) as archive:
-        pictures = {
-            n: archive.read(n) for n in archive.namelist() if n.startswith("images/")
-        }
+        pictures = {n: archive.read(n) for n in archive.namelist() if n.startswith("images/")}
         document = json.loads(archive.read("data.json"))
     alice = {
         sha

@@ -51,8 +51,12 @@ def user(uid: int) -> dict[str, object]:
 
 @pytest.mark.parametrize("attempt", sorted(ATTEMPTS))
 async def test_an_image_link_into_the_local_network_is_refused(
-    attempt: str, tg: FakeTelegram, upstream: FakeImageAPI, host: ImageHost,
-    start_bot: StartBot, monkeypatch: pytest.MonkeyPatch,
+    attempt: str,
+    tg: FakeTelegram,
+    upstream: FakeImageAPI,
+    host: ImageHost,
+    start_bot: StartBot,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     dialect, link, redirect = ATTEMPTS[attempt]
     # Anything not on 127.0.0.1 goes to the second server: no test leaves the machine.

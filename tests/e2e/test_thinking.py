@@ -30,7 +30,7 @@ def _streaming_google(tmp_path: Path, upstream: FakeImageAPI, stream: str = "tru
         "[[endpoint]]\n"
         'name = "google"\ndialect = "gemini"\n'
         f'base_url = "{upstream.root}"\napi_key = "sk-test"\n'
-        f"models = [\"{PRO}\"]\nstream = {stream}\n"
+        f'models = ["{PRO}"]\nstream = {stream}\n'
     )
     return str(path)
 

@@ -47,9 +47,12 @@ async def _wait_webhook(tg: FakeTelegram) -> None:
 
 
 async def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
-    async with aiohttp.ClientSession() as session, session.post(
-        url, data=body, headers={"Content-Type": "application/json", **headers}
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url, data=body, headers={"Content-Type": "application/json", **headers}
+        ) as response,
+    ):
         await response.read()
         return response.status
 

@@ -117,11 +117,21 @@ FAIL_KINDS = (
     "no-content",
     "200-error-500",
 )
-ANSWER_TIME_FAULTS = ("truncated-base64", "content-filter", "task-failed", "mid-stream",
-                      "new-api-filter", "no-content")
+ANSWER_TIME_FAULTS = (
+    "truncated-base64",
+    "content-filter",
+    "task-failed",
+    "mid-stream",
+    "new-api-filter",
+    "no-content",
+)
 DIALECTS = ("openai-chat", "openai-images", "gemini")
-DEFAULT_MODELS = ("gemini-3.1-flash-image", "gemini-3-pro-image", "gemini-2.5-flash-image",
-                  "gemini-2.5-flash")
+DEFAULT_MODELS = (
+    "gemini-3.1-flash-image",
+    "gemini-3-pro-image",
+    "gemini-2.5-flash-image",
+    "gemini-2.5-flash",
+)
 NEW_API_REQUEST_ID = "20261202053700123456789"
 POLL_FAIL_KINDS = ("500", "503-html", "429", "hang", "malformed-json", "401")
 LEADING_TEXT = "这是修改后的图片:"
@@ -466,9 +476,7 @@ class FakeImageAPI:
             headers={"Retry-After": f"{seconds:g}"},
         )
 
-    def _record(
-        self, request: web.Request, body: Any, seen: list[SeenImage], turns: int
-    ) -> None:
+    def _record(self, request: web.Request, body: Any, seen: list[SeenImage], turns: int) -> None:
         self.requests.append(
             Recorded(
                 path=request.path,
@@ -594,12 +602,15 @@ class FakeImageAPI:
         if kind == "401":
             return self._auth_error(dialect)
         if kind == "401-echo-key":  # one-api/new-api style: the refused token in the message
-            return self._error(
-                dialect, 401, self._echoed_key(), "new_api_error", "invalid_api_key"
-            )
+            return self._error(dialect, 401, self._echoed_key(), "new_api_error", "invalid_api_key")
         if kind == "200-error-echo-key":  # an error object sent with 200, key echoed
-            body = {"error": {"message": self._echoed_key(), "type": "upstream_error",
-                              "code": "upstream_error"}}
+            body = {
+                "error": {
+                    "message": self._echoed_key(),
+                    "type": "upstream_error",
+                    "code": "upstream_error",
+                }
+            }
             return web.json_response(body, status=200)
         if kind == "new-api-blocked":  # new-api: a Gemini prompt block, as HTTP 400
             reason = kw.get("reason", "PROHIBITED_CONTENT")
@@ -607,8 +618,13 @@ class FakeImageAPI:
         if kind == "new-api-empty":  # new-api: Gemini answered no candidates, as HTTP 500
             return new_api_error(500, "empty response from Gemini API", "empty_response")
         if kind == "200-error-500":
-            body = {"error": {"message": "upstream error: do request failed",
-                              "type": "server_error", "code": 500}}
+            body = {
+                "error": {
+                    "message": "upstream error: do request failed",
+                    "type": "server_error",
+                    "code": 500,
+                }
+            }
             return web.json_response(body, status=200)
         if kind == "400":
             return self._error(
@@ -883,8 +899,10 @@ class FakeImageAPI:
             text = part.get("text")
             if isinstance(text, str) and len(text) > 1:  # words come in pieces
                 half = len(text) // 2
-                chunks += [gemini_chunk([{**part, "text": text[:half]}]),
-                           gemini_chunk([{"text": text[half:]}])]
+                chunks += [
+                    gemini_chunk([{**part, "text": text[:half]}]),
+                    gemini_chunk([{"text": text[half:]}]),
+                ]
             else:
                 chunks.append(gemini_chunk([part]))
         last = gemini_payload([{"text": ""}], grounding=self._grounding(body))
@@ -938,8 +956,10 @@ class FakeImageAPI:
     ) -> web.StreamResponse:
         """A chat answer of `stream_answer_bytes` bytes: one endless data URI, in 1 MB chunks."""
         total = self.stream_answer_bytes or 0
-        head = b'{"choices":[{"index":0,"message":{"role":"assistant","content":"![image]' \
-            b'(data:image/png;base64,iVBORw0KGgo'
+        head = (
+            b'{"choices":[{"index":0,"message":{"role":"assistant","content":"![image]'
+            b"(data:image/png;base64,iVBORw0KGgo"
+        )
         tail = b')"},"finish_reason":"stop"}]}'
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         resp.enable_chunked_encoding()
@@ -997,7 +1017,6 @@ class FakeImageAPI:
             body=await asyncio.to_thread(_dumps, payload), content_type="application/json"
         )
 
-
     async def _openrouter_answer(self, body: dict[str, Any], model: str) -> web.Response:
         """OpenRouter: images in `message.images[]` only when the request asks for them."""
         modalities = body.get("modalities")
@@ -1008,8 +1027,9 @@ class FakeImageAPI:
             {"type": "image_url", "image_url": {"url": t}, "index": i}
             for i, t in enumerate(targets)
         ]
-        payload = chat_payload(model, "", extra={"refusal": None, "reasoning": None,
-                                                 "images": images})
+        payload = chat_payload(
+            model, "", extra={"refusal": None, "reasoning": None, "images": images}
+        )
         payload["id"] = f"gen-{uuid.uuid4().hex[:20]}"
         payload["provider"] = "Google"
         payload["choices"][0]["native_finish_reason"] = "STOP"
@@ -1042,15 +1062,28 @@ class FakeImageAPI:
         if not self._authorized(request):
             return self._auth_error(dialect)
         if dialect == "gemini":
-            return _json({"models": [
-                {"name": f"models/{m}", "displayName": m, "version": "001",
-                 "supportedGenerationMethods": ["generateContent", "countTokens"]}
-                for m in self.models
-            ]})
-        return _json({"object": "list", "data": [
-            {"id": m, "object": "model", "created": 1764653820, "owned_by": "google"}
-            for m in self.models
-        ]})
+            return _json(
+                {
+                    "models": [
+                        {
+                            "name": f"models/{m}",
+                            "displayName": m,
+                            "version": "001",
+                            "supportedGenerationMethods": ["generateContent", "countTokens"],
+                        }
+                        for m in self.models
+                    ]
+                }
+            )
+        return _json(
+            {
+                "object": "list",
+                "data": [
+                    {"id": m, "object": "model", "created": 1764653820, "owned_by": "google"}
+                    for m in self.models
+                ],
+            }
+        )
 
     async def _openai_models(self, request: web.Request) -> web.Response:
         if not self.serves & {"openai-chat", "openai-images"}:
@@ -1067,8 +1100,12 @@ class FakeImageAPI:
 
 def new_api_error(status: int, message: str, code: str) -> web.Response:
     """new-api's error object: its code doubles as the type, a request id ends the message."""
-    error = {"message": f"{message} (request id: {NEW_API_REQUEST_ID})", "type": code,
-             "param": "", "code": code}
+    error = {
+        "message": f"{message} (request id: {NEW_API_REQUEST_ID})",
+        "type": code,
+        "param": "",
+        "code": code,
+    }
     return web.json_response({"error": error}, status=status)
 
 
@@ -1213,11 +1250,15 @@ def image_config_problem(model: str, body: Any) -> str | None:
     config = (body.get("generationConfig") or {}).get("imageConfig") or {}
     ratio, size = config.get("aspectRatio"), config.get("imageSize")
     if ratio is not None and ratio not in ratios:
-        return f"* GenerateContentRequest.generation_config.image_config.aspect_ratio: " \
+        return (
+            f"* GenerateContentRequest.generation_config.image_config.aspect_ratio: "
             f"aspect ratio {ratio} is not supported by {model}."
+        )
     if size is not None and size not in sizes:
-        return f"* GenerateContentRequest.generation_config.image_config.image_size: " \
+        return (
+            f"* GenerateContentRequest.generation_config.image_config.image_size: "
             f"image size {size} is not supported by {model}."
+        )
     tools = body.get("tools") or []
     if not grounding and any(isinstance(t, dict) and "googleSearch" in t for t in tools):
         return f"Search as tool is not enabled for {model}."

@@ -29,8 +29,13 @@ async def api() -> AsyncIterator[FakeImageAPI]:
 
 def _provider(api: FakeImageAPI, http: httpx.AsyncClient, dialect: str):  # type: ignore[no-untyped-def]
     base = api.root if dialect == "gemini" else api.openai_base
-    endpoint = Endpoint(name="fake", dialect=dialect, base_url=base, api_key="sk-test",  # type: ignore[arg-type]
-                        timeout=10.0)
+    endpoint = Endpoint(
+        name="fake",
+        dialect=dialect,
+        base_url=base,
+        api_key="sk-test",  # type: ignore[arg-type]
+        timeout=10.0,
+    )
     policy = UrlPolicy(allowed_hosts=parse_allowed_hosts("127.0.0.1"))
     return provider_for(endpoint, http, policy)
 
@@ -91,8 +96,14 @@ async def test_a_task_whose_polls_fail_is_answered(
 async def test_a_stream_that_breaks_off_after_its_200_is_answered(
     api: FakeImageAPI, http: httpx.AsyncClient
 ) -> None:
-    endpoint = Endpoint(name="fake", dialect="gemini", base_url=api.root, api_key="sk-test",
-                        timeout=10.0, stream=True)
+    endpoint = Endpoint(
+        name="fake",
+        dialect="gemini",
+        base_url=api.root,
+        api_key="sk-test",
+        timeout=10.0,
+        stream=True,
+    )
     api.fail_next("mid-stream")
     with pytest.raises(ProviderError) as info:
         await provider_for(endpoint, http).generate(
@@ -102,8 +113,14 @@ async def test_a_stream_that_breaks_off_after_its_200_is_answered(
 
 
 async def test_a_streamed_error_status_is_not(api: FakeImageAPI, http: httpx.AsyncClient) -> None:
-    endpoint = Endpoint(name="fake", dialect="gemini", base_url=api.root, api_key="sk-test",
-                        timeout=10.0, stream=True)
+    endpoint = Endpoint(
+        name="fake",
+        dialect="gemini",
+        base_url=api.root,
+        api_key="sk-test",
+        timeout=10.0,
+        stream=True,
+    )
     api.fail_next("429")
     with pytest.raises(ProviderError) as info:
         await provider_for(endpoint, http).generate(REQ)

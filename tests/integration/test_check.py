@@ -30,8 +30,9 @@ async def fakes() -> AsyncIterator[list[FakeImageAPI]]:
         await fake.stop()
 
 
-async def _fake(made: list[FakeImageAPI], serves: set[str], auth: str, key: str = KEY,
-                **knobs: object) -> FakeImageAPI:
+async def _fake(
+    made: list[FakeImageAPI], serves: set[str], auth: str, key: str = KEY, **knobs: object
+) -> FakeImageAPI:
     fake = FakeImageAPI(api_key=key, auth_style=auth)
     fake.serves = serves
     fake.output_size = (32, 32)
@@ -126,8 +127,12 @@ async def test_a_relay_without_model_lists_is_still_found_by_a_generation(
 
 
 async def test_openrouter_style_base_url_keeps_its_path(fakes: list[FakeImageAPI]) -> None:
-    fake = await _fake(fakes, {"openai-chat"}, "bearer",
-                       models=["openai/gpt-5", "google/gemini-3-pro-image-preview"])
+    fake = await _fake(
+        fakes,
+        {"openai-chat"},
+        "bearer",
+        models=["openai/gpt-5", "google/gemini-3-pro-image-preview"],
+    )
     found, said = await _discover(f"{fake.root}/api/v1", KEY)
     paste = env_lines(found, dry_run=False)
     assert f"IMAGE_API_BASE_URL={fake.root}/api/v1" in paste
@@ -155,12 +160,22 @@ def test_every_auth_style_is_tried() -> None:
 
 
 async def _run(args: list[str], key: str, tmp_path: Path) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TELEGRAM_", "IMAGE_", "ALLOWED_", "ADMIN_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TELEGRAM_", "IMAGE_", "ALLOWED_", "ADMIN_"))
+    }
     env["IMAGE_API_KEY"] = key
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "check", *args, env=env, cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "bot",
+        "check",
+        *args,
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode or 0, out.decode()
@@ -185,8 +200,9 @@ async def test_python_m_bot_check_dry_run_sends_nothing_billable(
     assert code == 0, out
     assert all(r.path.endswith("/models") for r in fake.requests) and fake.answers_200 == 0
     assert "IMAGE_API_AUTH=query-key" in out and GOOGLE_KEY not in out
-    assert all(GOOGLE_KEY not in str(r.query) or r.query.get("key") == GOOGLE_KEY
-               for r in fake.requests)
+    assert all(
+        GOOGLE_KEY not in str(r.query) or r.query.get("key") == GOOGLE_KEY for r in fake.requests
+    )
 
 
 async def test_dry_run_of_the_configured_endpoints_lists_their_models(
@@ -196,9 +212,13 @@ async def test_dry_run_of_the_configured_endpoints_lists_their_models(
     from bot.config import load_settings
 
     fake = await _fake(fakes, {"gemini"}, "query-key", key=GOOGLE_KEY)
-    for name, value in {"TELEGRAM_BOT_TOKEN": "123456:ABCdefGHIjklMNOpqrSTUvwxYZ012345678",
-                        "IMAGE_API_DIALECT": "gemini", "IMAGE_API_BASE_URL": fake.root,
-                        "IMAGE_API_KEY": GOOGLE_KEY, "IMAGE_API_AUTH": "query-key"}.items():
+    for name, value in {
+        "TELEGRAM_BOT_TOKEN": "123456:ABCdefGHIjklMNOpqrSTUvwxYZ012345678",
+        "IMAGE_API_DIALECT": "gemini",
+        "IMAGE_API_BASE_URL": fake.root,
+        "IMAGE_API_KEY": GOOGLE_KEY,
+        "IMAGE_API_AUTH": "query-key",
+    }.items():
         monkeypatch.setenv(name, value)
     said: list[str] = []
     assert await list_configured(load_settings(_env_file=None), said.append)

@@ -90,11 +90,22 @@ async def test_gemini_image_answer_and_recorded_history(
     api: FakeImageAPI, http: httpx.AsyncClient
 ) -> None:
     contents = [
-        {"role": "user", "parts": [{"text": "draw"}, {"inlineData": {"mimeType": "image/png",
-                                                                     "data": b64png((9, 9, 9))}}]},
-        {"role": "model", "parts": [{"inline_data": {"mime_type": "image/png",
-                                                     "data": b64png((50, 60, 70))},
-                                     "thoughtSignature": "sig-old"}]},
+        {
+            "role": "user",
+            "parts": [
+                {"text": "draw"},
+                {"inlineData": {"mimeType": "image/png", "data": b64png((9, 9, 9))}},
+            ],
+        },
+        {
+            "role": "model",
+            "parts": [
+                {
+                    "inline_data": {"mime_type": "image/png", "data": b64png((50, 60, 70))},
+                    "thoughtSignature": "sig-old",
+                }
+            ],
+        },
         text_turn("now blue"),
     ]
     body = (await gen(http, contents)).json()
@@ -129,8 +140,10 @@ async def test_gemini_snake_thinking_and_text_only(
 @pytest.mark.parametrize(
     ("fault", "check"),
     [
-        ("safety-block", lambda b: b["promptFeedback"]["blockReason"] == "SAFETY"
-         and "candidates" not in b),
+        (
+            "safety-block",
+            lambda b: b["promptFeedback"]["blockReason"] == "SAFETY" and "candidates" not in b,
+        ),
         ("finish-IMAGE_SAFETY", lambda b: b["candidates"][0]["finishReason"] == "IMAGE_SAFETY"),
         ("finish-NO_IMAGE", lambda b: b["candidates"][0]["finishReason"] == "NO_IMAGE"),
         ("finish-RECITATION", lambda b: b["candidates"][0]["finishReason"] == "RECITATION"),
@@ -146,8 +159,13 @@ async def test_gemini_refusals_are_200s(
 
 @pytest.mark.parametrize(
     ("fault", "status", "google_status"),
-    [("429", 429, "RESOURCE_EXHAUSTED"), ("quota-per-day", 429, "RESOURCE_EXHAUSTED"),
-     ("404-model", 404, "NOT_FOUND"), ("500", 500, "INTERNAL"), ("400", 400, "INVALID_ARGUMENT")],
+    [
+        ("429", 429, "RESOURCE_EXHAUSTED"),
+        ("quota-per-day", 429, "RESOURCE_EXHAUSTED"),
+        ("404-model", 404, "NOT_FOUND"),
+        ("500", 500, "INTERNAL"),
+        ("400", 400, "INVALID_ARGUMENT"),
+    ],
 )
 async def test_gemini_http_errors_in_googles_shape(
     api: FakeImageAPI, http: httpx.AsyncClient, fault: str, status: int, google_status: str
@@ -181,8 +199,13 @@ STREAM = f"/v1beta/models/{MODEL}:streamGenerateContent"
 
 async def sse_events(http: httpx.AsyncClient, **kw: Any) -> tuple[int, list[dict[str, Any]]]:
     """The status and the JSON of each event of a streamed call (`data: {json}` CRLF CRLF)."""
-    resp = await http.post(STREAM, params={"alt": "sse"}, headers={"x-goog-api-key": "AIza-test"},
-                           json={"contents": [text_turn("x")]}, **kw)
+    resp = await http.post(
+        STREAM,
+        params={"alt": "sse"},
+        headers={"x-goog-api-key": "AIza-test"},
+        json={"contents": [text_turn("x")]},
+        **kw,
+    )
     if resp.status_code != 200:
         return resp.status_code, [resp.json()]
     assert resp.headers["content-type"].startswith("text/event-stream")
@@ -259,15 +282,17 @@ async def test_gemini_stream_can_break_off_with_an_error_event(
 async def test_gemini_stream_without_sse_is_one_json_array(
     api: FakeImageAPI, http: httpx.AsyncClient
 ) -> None:
-    resp = await http.post(STREAM, headers={"x-goog-api-key": "AIza-test"},
-                           json={"contents": [text_turn("x")]})
+    resp = await http.post(
+        STREAM, headers={"x-goog-api-key": "AIza-test"}, json={"contents": [text_turn("x")]}
+    )
     chunks = resp.json()
     assert isinstance(chunks, list) and chunks[-1]["candidates"][0]["finishReason"] == "STOP"
 
 
 async def test_gemini_unknown_method_is_not_found(http: httpx.AsyncClient) -> None:
-    resp = await http.post(f"/v1beta/models/{MODEL}:countTokens",
-                           headers={"x-goog-api-key": "AIza-test"}, json={})
+    resp = await http.post(
+        f"/v1beta/models/{MODEL}:countTokens", headers={"x-goog-api-key": "AIza-test"}, json={}
+    )
     assert resp.status_code == 404 and resp.json()["error"]["status"] == "NOT_FOUND"
 
 
@@ -278,16 +303,26 @@ async def test_images_edit_records_images_then_mask_and_answers_n(
     api: FakeImageAPI, http: httpx.AsyncClient
 ) -> None:
     api.auth_style = "bearer"
-    body = {"model": MODEL, "prompt": "p", "n": 2,
-            "image": [f"data:image/png;base64,{b64png((1, 2, 3))}",
-                      f"data:image/png;base64,{b64png((4, 5, 6))}"],
-            "mask": f"data:image/png;base64,{b64png((255, 255, 255))}"}
-    resp = await http.post("/v1/images/edits", json=body,
-                           headers={"Authorization": "Bearer AIza-test"})
+    body = {
+        "model": MODEL,
+        "prompt": "p",
+        "n": 2,
+        "image": [
+            f"data:image/png;base64,{b64png((1, 2, 3))}",
+            f"data:image/png;base64,{b64png((4, 5, 6))}",
+        ],
+        "mask": f"data:image/png;base64,{b64png((255, 255, 255))}",
+    }
+    resp = await http.post(
+        "/v1/images/edits", json=body, headers={"Authorization": "Bearer AIza-test"}
+    )
     data = resp.json()["data"]
     assert [color_of(d["b64_json"]) for d in data] == api.outputs and len(data) == 2
-    assert [i.color for i in api.requests[0].input_images] == [(1, 2, 3), (4, 5, 6),
-                                                               (255, 255, 255)]
+    assert [i.color for i in api.requests[0].input_images] == [
+        (1, 2, 3),
+        (4, 5, 6),
+        (255, 255, 255),
+    ]
     assert api.requests[0].turns == 1
 
 
@@ -296,8 +331,11 @@ async def test_images_errors_are_openai_shaped(api: FakeImageAPI, http: httpx.As
     resp = await http.post("/v1/images/generations", json={"model": MODEL, "prompt": "p"})
     assert resp.status_code == 401 and resp.json()["error"]["code"] == "invalid_api_key"
     api.fail_next("404-model")
-    resp = await http.post("/v1/images/generations", json={"model": MODEL, "prompt": "p"},
-                           headers={"Authorization": "Bearer AIza-test"})
+    resp = await http.post(
+        "/v1/images/generations",
+        json={"model": MODEL, "prompt": "p"},
+        headers={"Authorization": "Bearer AIza-test"},
+    )
     assert resp.status_code == 404 and MODEL in resp.json()["error"]["message"]
 
 
@@ -354,9 +392,7 @@ async def test_over_capacity_the_openai_routes_answer_429_with_retry_after() -> 
 # --- Google's checks of imageConfig, grounding and retired models ------------------------------
 
 
-async def _gen_as(
-    http: httpx.AsyncClient, model: str, body: dict[str, Any]
-) -> httpx.Response:
+async def _gen_as(http: httpx.AsyncClient, model: str, body: dict[str, Any]) -> httpx.Response:
     return await http.post(
         f"/v1beta/models/{model}:generateContent",
         json={"contents": [text_turn("a cat")], **body},

@@ -39,8 +39,14 @@ Make = Callable[..., GeminiProvider]
 def make(api: FakeImageAPI, http: httpx.AsyncClient) -> Make:
     def build(stream: bool, **kw: Any) -> GeminiProvider:
         fields: dict[str, Any] = {
-            "name": "google", "dialect": "gemini", "base_url": api.root, "api_key": KEY,
-            "auth_style": "x-goog-api-key", "timeout": 20.0, "stream": stream, **kw,
+            "name": "google",
+            "dialect": "gemini",
+            "base_url": api.root,
+            "api_key": KEY,
+            "auth_style": "x-goog-api-key",
+            "timeout": 20.0,
+            "stream": stream,
+            **kw,
         }
         return GeminiProvider(Endpoint(**fields), http)
 
@@ -81,8 +87,11 @@ async def test_the_streamed_result_is_the_unstreamed_one(
     assert streamed == whole
     if answer != "text-only":
         assert [i.data for i in streamed.images] == [RESULT]
-    assert streamed.usage == {"promptTokenCount": 10, "candidatesTokenCount": 1290,
-                              "totalTokenCount": 1300}
+    assert streamed.usage == {
+        "promptTokenCount": 10,
+        "candidatesTokenCount": 1290,
+        "totalTokenCount": 1300,
+    }
 
 
 async def test_thoughts_are_told_in_order_and_never_the_result(

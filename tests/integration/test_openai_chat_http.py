@@ -40,8 +40,12 @@ def provider(api: FakeImageAPI, http: httpx.AsyncClient) -> ProviderFactory:
     def make(**kw: Any) -> OpenAIChatProvider:
         max_download = kw.pop("max_download_bytes", 50_000_000)
         fields: dict[str, Any] = {
-            "name": "fake", "dialect": "openai-chat", "base_url": api.openai_base,
-            "api_key": "sk-test", "timeout": 10.0, **kw,
+            "name": "fake",
+            "dialect": "openai-chat",
+            "base_url": api.openai_base,
+            "api_key": "sk-test",
+            "timeout": 10.0,
+            **kw,
         }
         return OpenAIChatProvider(Endpoint(**fields), http, max_download_bytes=max_download)
 
@@ -119,7 +123,9 @@ async def test_jpeg_output_and_several_images_in_one_answer(
 
 async def test_the_request_on_the_wire(api: FakeImageAPI, provider: ProviderFactory) -> None:
     request = ImageRequest(
-        prompt="make it green", model=MODEL, images=[InputImage(png((10, 200, 30)), "image/png")],
+        prompt="make it green",
+        model=MODEL,
+        images=[InputImage(png((10, 200, 30)), "image/png")],
         aspect_ratio="16:9",
     )
     await provider(extra_body={"group": "default"}).generate(request)
@@ -132,8 +138,12 @@ async def test_the_request_on_the_wire(api: FakeImageAPI, provider: ProviderFact
     assert seen.json["extra_body"] == {"google": {"image_config": {"aspect_ratio": "16:9"}}}
     assert seen.json["messages"][0]["content"][0] == {"type": "text", "text": "make it green"}
     [image] = seen.input_images
-    assert (image.mime, image.width, image.height, image.color) == ("image/png", 16, 16,
-                                                                    (10, 200, 30))
+    assert (image.mime, image.width, image.height, image.color) == (
+        "image/png",
+        16,
+        16,
+        (10, 200, 30),
+    )
 
 
 async def test_a_later_request_carries_the_earlier_output_by_pixels(
@@ -203,8 +213,9 @@ async def test_download_helpers_refuse_other_schemes_and_check_bytes(
         )
     assert info.value.kind is K.BAD_RESPONSE and "HTTP 405" in info.value.detail
     with pytest.raises(ProviderError) as info:
-        await resolve_images(http, [ImageRef(data=b"<html>", mime="image/png")], max_bytes=99,
-                             timeout=1)
+        await resolve_images(
+            http, [ImageRef(data=b"<html>", mime="image/png")], max_bytes=99, timeout=1
+        )
     assert info.value.kind is K.BAD_RESPONSE and "not an image" in info.value.detail
 
 
@@ -226,7 +237,10 @@ async def test_download_helpers_refuse_other_schemes_and_check_bytes(
     ],
 )
 async def test_each_failure_kind_maps_to_its_error(
-    api: FakeImageAPI, provider: ProviderFactory, kind: str, expected: ProviderErrorKind,
+    api: FakeImageAPI,
+    provider: ProviderFactory,
+    kind: str,
+    expected: ProviderErrorKind,
     status: int | None,
 ) -> None:
     api.fail_next(kind)
@@ -285,8 +299,13 @@ async def test_refused_connection_is_connection_error(http: httpx.AsyncClient) -
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    endpoint = Endpoint(name="gone", dialect="openai-chat", base_url=f"http://127.0.0.1:{port}/v1",
-                        api_key="sk-test", timeout=5.0)
+    endpoint = Endpoint(
+        name="gone",
+        dialect="openai-chat",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        api_key="sk-test",
+        timeout=5.0,
+    )
     with pytest.raises(ProviderError) as info:
         await OpenAIChatProvider(endpoint, http).generate(ImageRequest(prompt="x", model=MODEL))
     assert info.value.kind is K.CONNECTION

@@ -50,8 +50,12 @@ def make(api: FakeImageAPI, http: httpx.AsyncClient) -> Make:
         options = {k: kw.pop(k) for k in names if k in kw}
         options.setdefault("poll_interval", 0.01)
         fields: dict[str, Any] = {
-            "name": "qiniu", "dialect": "openai-images", "base_url": api.openai_base,
-            "api_key": "sk-qiniu", "timeout": 10.0, **kw,
+            "name": "qiniu",
+            "dialect": "openai-images",
+            "base_url": api.openai_base,
+            "api_key": "sk-qiniu",
+            "timeout": 10.0,
+            **kw,
         }
         return OpenAIImagesProvider(Endpoint(**fields), http, **options)
 

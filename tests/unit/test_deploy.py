@@ -117,7 +117,9 @@ def test_the_bucket_the_bots_use_is_the_one_created(compose: dict[str, Any]) -> 
         database = urlsplit(env["DATABASE_URL"])
         postgres = environment(services["postgres"])
         assert (database.username, database.password, database.path) == (
-            postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], "/" + postgres["POSTGRES_DB"]
+            postgres["POSTGRES_USER"],
+            postgres["POSTGRES_PASSWORD"],
+            "/" + postgres["POSTGRES_DB"],
         )
 
 

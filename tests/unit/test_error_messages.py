@@ -10,8 +10,9 @@ from bot.services.errors import note_failed_job
 from bot.telegram.errors import _keyboard_for, message_for
 
 
-def _err(kind: K, *, reason: str | None = None, retry_after: float | None = None,
-         job_id: int | None = 7) -> ProviderError:
+def _err(
+    kind: K, *, reason: str | None = None, retry_after: float | None = None, job_id: int | None = 7
+) -> ProviderError:
     exc = ProviderError(kind, "detail", reason=reason, retry_after=retry_after)
     if job_id is not None:
         note_failed_job(exc, job_id)

@@ -127,7 +127,8 @@ def test_text_without_images() -> None:
 def test_markdown_with_title_and_angle_brackets() -> None:
     message = {"content": '![a](<https://h/1.png>) ![b](https://h/2.png "title")'}
     assert images_from_chat_message(message) == [
-        ImageRef(url="https://h/1.png"), ImageRef(url="https://h/2.png"),
+        ImageRef(url="https://h/1.png"),
+        ImageRef(url="https://h/2.png"),
     ]
 
 
@@ -145,8 +146,10 @@ def test_content_array_variants_are_understood() -> None:
             {"type": "text", "text": "two images"},
             {"type": "image_url", "image_url": "https://h/plain-string.png"},
             {"type": "output_image", "url": "https://h/output.png"},
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                         "data": PNG_B64}},
+            {
+                "type": "image",
+                "source": {"type": "base64", "media_type": "image/png", "data": PNG_B64},
+            },
             {"type": "image", "b64_json": PNG_B64},
         ]
     }
@@ -179,8 +182,9 @@ def test_message_without_anything() -> None:
 # --- error_from_http --------------------------------------------------------------------------
 
 
-def openai_error(message: str = "请求失败", type_: str = "invalid_request_error",
-                 code: str | None = None) -> bytes:
+def openai_error(
+    message: str = "请求失败", type_: str = "invalid_request_error", code: str | None = None
+) -> bytes:
     return json.dumps(
         {"error": {"message": message, "type": type_, "param": None, "code": code}}
     ).encode()
@@ -195,10 +199,19 @@ def gemini_error(code: int, status: str, message: str, details: list[Any]) -> by
 @pytest.mark.parametrize(
     ("status", "kind"),
     [
-        (400, K.BAD_REQUEST), (422, K.BAD_REQUEST), (413, K.BAD_REQUEST),
-        (401, K.AUTH), (403, K.AUTH), (404, K.NOT_FOUND),
-        (408, K.TIMEOUT), (504, K.TIMEOUT), (429, K.RATE_LIMITED),
-        (500, K.SERVER), (502, K.SERVER), (503, K.SERVER), (409, K.SERVER),
+        (400, K.BAD_REQUEST),
+        (422, K.BAD_REQUEST),
+        (413, K.BAD_REQUEST),
+        (401, K.AUTH),
+        (403, K.AUTH),
+        (404, K.NOT_FOUND),
+        (408, K.TIMEOUT),
+        (504, K.TIMEOUT),
+        (429, K.RATE_LIMITED),
+        (500, K.SERVER),
+        (502, K.SERVER),
+        (503, K.SERVER),
+        (409, K.SERVER),
     ],
 )
 def test_status_mapping(status: int, kind: ProviderErrorKind) -> None:
@@ -248,7 +261,8 @@ def test_retry_after_from_httpx_headers() -> None:
 
 
 RETRY_27S: dict[str, object] = {
-    "@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "27s"
+    "@type": "type.googleapis.com/google.rpc.RetryInfo",
+    "retryDelay": "27s",
 }
 
 
@@ -256,15 +270,21 @@ def quota(quota_id: str) -> dict[str, object]:
     return {
         "@type": "type.googleapis.com/google.rpc.QuotaFailure",
         "violations": [
-            {"quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
-             "quotaId": quota_id}
+            {
+                "quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
+                "quotaId": quota_id,
+            }
         ],
     }
 
 
 def test_gemini_per_minute_quota_is_rate_limited_with_retry_info() -> None:
-    body = gemini_error(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota.",
-                        [quota("GenerateRequestsPerMinutePerProjectPerModel"), RETRY_27S])
+    body = gemini_error(
+        429,
+        "RESOURCE_EXHAUSTED",
+        "You exceeded your current quota.",
+        [quota("GenerateRequestsPerMinutePerProjectPerModel"), RETRY_27S],
+    )
     err = error_from_http(429, body, {}, "google")
     assert err.kind is K.RATE_LIMITED
     assert err.transient
@@ -275,9 +295,13 @@ def test_gemini_per_minute_quota_is_rate_limited_with_retry_info() -> None:
 
 def test_gemini_per_day_quota_is_exhausted_not_transient() -> None:
     body = gemini_error(
-        429, "RESOURCE_EXHAUSTED", "Quota exceeded",
-        [quota("GenerateRequestsPerDayPerProjectPerModel-FreeTier"),
-         {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "52758s"}],
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Quota exceeded",
+        [
+            quota("GenerateRequestsPerDayPerProjectPerModel-FreeTier"),
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "52758s"},
+        ],
     )
     err = error_from_http(429, body, {}, "google")
     assert err.kind is K.QUOTA_EXHAUSTED
@@ -296,19 +320,29 @@ def unavailable(info: dict[str, object]) -> bytes:
 
 def test_retry_delay_with_fraction_and_as_object() -> None:
     info: dict[str, object] = {
-        "@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1.5s"
+        "@type": "type.googleapis.com/google.rpc.RetryInfo",
+        "retryDelay": "1.5s",
     }
     assert error_from_http(503, unavailable(info), {}, "g").retry_after == 1.5
-    info = {"@type": "type.googleapis.com/google.rpc.RetryInfo",
-            "retryDelay": {"seconds": 3, "nanos": 500_000_000}}
+    info = {
+        "@type": "type.googleapis.com/google.rpc.RetryInfo",
+        "retryDelay": {"seconds": 3, "nanos": 500_000_000},
+    }
     assert error_from_http(503, unavailable(info), {}, "g").retry_after == 3.5
 
 
 def test_gemini_invalid_key_400_is_auth() -> None:
     body = gemini_error(
-        400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
-        [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-          "domain": "googleapis.com"}],
+        400,
+        "INVALID_ARGUMENT",
+        "API key not valid. Please pass a valid API key.",
+        [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+            }
+        ],
     )
     err = error_from_http(400, body, {}, "google")
     assert err.kind is K.AUTH
@@ -333,8 +367,12 @@ def test_model_not_found_code_is_a_retired_model_even_with_503() -> None:
     [
         (503, "model gemini-2.5-flash-image has been withdrawn", "upstream_error", K.MODEL_RETIRED),
         (503, "当前分组 vip 下对于模型 gemini-2.5-flash-image 无可用渠道", None, K.MODEL_RETIRED),
-        (404, "The model `gemini-9` does not exist or you do not have access to it.",
-         "invalid_request_error", K.MODEL_RETIRED),
+        (
+            404,
+            "The model `gemini-9` does not exist or you do not have access to it.",
+            "invalid_request_error",
+            K.MODEL_RETIRED,
+        ),
         (404, "model not found", None, K.MODEL_RETIRED),
         (404, "Invalid URL (POST /v1/chat/completionz)", None, K.NOT_FOUND),  # a wrong path
         (503, "Service temporarily unavailable", None, K.SERVER),
@@ -356,8 +394,10 @@ def test_out_of_credit_is_quota_exhausted(status: int, code: str | None) -> None
 
 
 def test_html_error_page_uses_its_title() -> None:
-    page = (b"<!DOCTYPE html><html><head><title>api.x | 502: Bad gateway</title>"
-            b"<style>p{}</style></head><body><h1>Bad gateway</h1></body></html>")
+    page = (
+        b"<!DOCTYPE html><html><head><title>api.x | 502: Bad gateway</title>"
+        b"<style>p{}</style></head><body><h1>Bad gateway</h1></body></html>"
+    )
     err = error_from_http(502, page, {"Content-Type": "text/html"}, "relay")
     assert err.kind is K.SERVER
     assert err.detail == "HTTP 502: api.x | 502: Bad gateway"
@@ -388,15 +428,20 @@ def test_detail_is_truncated() -> None:
 )
 def test_keys_are_redacted_from_detail(leak: str) -> None:
     err = error_from_http(401, openai_error(leak), {}, "r")
-    for secret in ("sk-proj-abcdefghijklmnop1234", "abc.def-ghi_123", "AIzaSyA1234567890abcdefgh",
-                   "secretvalue123"):
+    for secret in (
+        "sk-proj-abcdefghijklmnop1234",
+        "abc.def-ghi_123",
+        "AIzaSyA1234567890abcdefgh",
+        "secretvalue123",
+    ):
         assert secret not in err.detail
         assert secret not in str(err)
 
 
 def test_the_endpoint_key_itself_is_redacted_whatever_it_looks_like() -> None:
-    err = error_from_http(401, openai_error("token 2SiNPJ-custom is invalid"), {}, "r",
-                          secrets=["2SiNPJ-custom"])
+    err = error_from_http(
+        401, openai_error("token 2SiNPJ-custom is invalid"), {}, "r", secrets=["2SiNPJ-custom"]
+    )
     assert "2SiNPJ-custom" not in err.detail
 
 
@@ -426,8 +471,15 @@ def test_other_json_error_shapes() -> None:
 
 
 def test_failed_precondition_is_an_endpoint_fault() -> None:
-    body = json.dumps({"error": {"code": 400, "status": "FAILED_PRECONDITION",
-                                 "message": "User location is not supported for the API use."}})
+    body = json.dumps(
+        {
+            "error": {
+                "code": 400,
+                "status": "FAILED_PRECONDITION",
+                "message": "User location is not supported for the API use.",
+            }
+        }
+    )
     err = error_from_http(400, body.encode(), {}, "google")
     assert err.kind == ProviderErrorKind.AUTH
 

@@ -32,39 +32,104 @@ PRO = "gemini-3-pro-image"
 GOOGLE = Endpoint("google", "gemini", "https://generativelanguage.googleapis.com", "AIza-x")
 THOUGHT_1 = "**Planning the layout**\n\nI'm placing the fox left of centre."
 THOUGHT_2 = "**Choosing the light**\n\nLow sun, long shadows."
-USAGE = {"promptTokenCount": 7, "candidatesTokenCount": 1290, "thoughtsTokenCount": 180,
-         "totalTokenCount": 1477}
+USAGE = {
+    "promptTokenCount": 7,
+    "candidatesTokenCount": 1290,
+    "thoughtsTokenCount": 180,
+    "totalTokenCount": 1477,
+}
 
 # What Google streams for one 3 Pro Image answer, event by event (CRLF CRLF between events).
 STREAM_EVENTS: list[dict[str, Any]] = [
-    {"candidates": [{"content": {"role": "model", "parts": [
-        {"text": THOUGHT_1, "thought": True}]}, "index": 0}],
-     "usageMetadata": {"promptTokenCount": 7, "totalTokenCount": 7}},
-    {"candidates": [{"content": {"role": "model", "parts": [
-        {"inlineData": {"mimeType": "image/png", "data": DRAFT_B64}, "thought": True}]}}],
-     "usageMetadata": {"promptTokenCount": 7, "totalTokenCount": 7}},
-    {"candidates": [{"content": {"role": "model", "parts": [
-        {"text": THOUGHT_2, "thought": True}]}}]},
-    {"candidates": [{"content": {"role": "model", "parts": [
-        {"inlineData": {"mimeType": "image/png", "data": PNG_B64},
-         "thoughtSignature": "Cq0BAXLI2n=="}]}}]},
-    {"candidates": [{"content": {"role": "model", "parts": [
-        {"text": "Here is your ", "thoughtSignature": "sig-text"}]}}]},
+    {
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"text": THOUGHT_1, "thought": True}]},
+                "index": 0,
+            }
+        ],
+        "usageMetadata": {"promptTokenCount": 7, "totalTokenCount": 7},
+    },
+    {
+        "candidates": [
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [
+                        {
+                            "inlineData": {"mimeType": "image/png", "data": DRAFT_B64},
+                            "thought": True,
+                        }
+                    ],
+                }
+            }
+        ],
+        "usageMetadata": {"promptTokenCount": 7, "totalTokenCount": 7},
+    },
+    {
+        "candidates": [
+            {"content": {"role": "model", "parts": [{"text": THOUGHT_2, "thought": True}]}}
+        ]
+    },
+    {
+        "candidates": [
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [
+                        {
+                            "inlineData": {"mimeType": "image/png", "data": PNG_B64},
+                            "thoughtSignature": "Cq0BAXLI2n==",
+                        }
+                    ],
+                }
+            }
+        ]
+    },
+    {
+        "candidates": [
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [{"text": "Here is your ", "thoughtSignature": "sig-text"}],
+                }
+            }
+        ]
+    },
     {"candidates": [{"content": {"role": "model", "parts": [{"text": "fox at sunset."}]}}]},
-    {"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]},
-                     "finishReason": "STOP", "index": 0}],
-     "usageMetadata": USAGE, "modelVersion": "gemini-3-pro-image"},
+    {
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": [{"text": ""}]},
+                "finishReason": "STOP",
+                "index": 0,
+            }
+        ],
+        "usageMetadata": USAGE,
+        "modelVersion": "gemini-3-pro-image",
+    },
 ]
 # The same answer as generateContent gives it in one body.
 WHOLE = {
-    "candidates": [{"content": {"role": "model", "parts": [
-        {"text": THOUGHT_1, "thought": True},
-        {"inlineData": {"mimeType": "image/png", "data": DRAFT_B64}, "thought": True},
-        {"text": THOUGHT_2, "thought": True},
-        {"inlineData": {"mimeType": "image/png", "data": PNG_B64},
-         "thoughtSignature": "Cq0BAXLI2n=="},
-        {"text": "Here is your fox at sunset.", "thoughtSignature": "sig-text"},
-    ]}, "finishReason": "STOP", "index": 0}],
+    "candidates": [
+        {
+            "content": {
+                "role": "model",
+                "parts": [
+                    {"text": THOUGHT_1, "thought": True},
+                    {"inlineData": {"mimeType": "image/png", "data": DRAFT_B64}, "thought": True},
+                    {"text": THOUGHT_2, "thought": True},
+                    {
+                        "inlineData": {"mimeType": "image/png", "data": PNG_B64},
+                        "thoughtSignature": "Cq0BAXLI2n==",
+                    },
+                    {"text": "Here is your fox at sunset.", "thoughtSignature": "sig-text"},
+                ],
+            },
+            "finishReason": "STOP",
+            "index": 0,
+        }
+    ],
     "usageMetadata": USAGE,
     "modelVersion": "gemini-3-pro-image",
 }
@@ -117,7 +182,7 @@ def test_thoughts_are_never_the_words_nor_the_history() -> None:
     words = [p.text for p in streamed.model_turn.parts if isinstance(p, TextPart)]
     assert words == ["Here is your fox at sunset."]
     kept = json.dumps([getattr(p, "token", None) for p in streamed.model_turn.parts])
-    assert "Planning" not in kept and "thought\"" not in kept
+    assert "Planning" not in kept and 'thought"' not in kept
     # the signatures stay beside their parts, to be sent back in the next edit
     assert '"Cq0BAXLI2n=="' in kept and '"sig-text"' in kept
 
@@ -125,13 +190,22 @@ def test_thoughts_are_never_the_words_nor_the_history() -> None:
 def test_snake_case_words_only_and_a_relays_done_marker() -> None:
     events: list[dict[str, Any] | bytes] = [
         {"candidates": [{"content": {"parts": [{"text": "I can only describe it: "}]}}]},
-        {"candidates": [{"content": {"parts": [{"text": "a fox."}]}, "finish_reason": "STOP"}],
-         "usage_metadata": {"totalTokenCount": 9}},
+        {
+            "candidates": [{"content": {"parts": [{"text": "a fox."}]}, "finish_reason": "STOP"}],
+            "usage_metadata": {"totalTokenCount": 9},
+        },
         b"[DONE]",
     ]
     streamed, thoughts = read_stream(sse(events))
-    whole = {"candidates": [{"content": {"parts": [{"text": "I can only describe it: a fox."}]},
-                             "finish_reason": "STOP"}], "usage_metadata": {"totalTokenCount": 9}}
+    whole = {
+        "candidates": [
+            {
+                "content": {"parts": [{"text": "I can only describe it: a fox."}]},
+                "finish_reason": "STOP",
+            }
+        ],
+        "usage_metadata": {"totalTokenCount": 9},
+    }
     assert streamed == parse_response(json.dumps(whole).encode()) and thoughts == []
     assert streamed.images == [] and streamed.text == "I can only describe it: a fox."
 
@@ -142,8 +216,14 @@ def test_snake_case_words_only_and_a_relays_done_marker() -> None:
         {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {}},
         {"candidates": [{"finishReason": "IMAGE_SAFETY", "finishMessage": "Unable to show."}]},
         {"candidates": [{"finishReason": "NO_IMAGE"}]},
-        {"candidates": [{"content": {"parts": [{"text": "no", "thought": True}]},
-                         "finishReason": "IMAGE_RECITATION"}]},
+        {
+            "candidates": [
+                {
+                    "content": {"parts": [{"text": "no", "thought": True}]},
+                    "finishReason": "IMAGE_RECITATION",
+                }
+            ]
+        },
         {"usageMetadata": {"promptTokenCount": 3}},
     ],
     ids=["blocked-prompt", "image-safety", "no-image", "recitation", "no-candidates"],
@@ -151,7 +231,9 @@ def test_snake_case_words_only_and_a_relays_done_marker() -> None:
 def test_a_refusal_in_one_event_is_the_same_error(whole: dict[str, Any]) -> None:
     streamed, unstreamed = stream_error(sse([whole])), whole_error(whole)
     assert (streamed.kind, streamed.reason, streamed.detail) == (
-        unstreamed.kind, unstreamed.reason, unstreamed.detail
+        unstreamed.kind,
+        unstreamed.reason,
+        unstreamed.detail,
     )
 
 
@@ -165,8 +247,9 @@ def test_a_refusal_after_thoughts_is_the_same_error() -> None:
     ("code", "status"), [(500, "INTERNAL"), (503, "UNAVAILABLE"), (429, "RESOURCE_EXHAUSTED")]
 )
 def test_an_error_event_mid_stream_is_the_error_its_status_would_be(code: int, status: str) -> None:
-    error = {"error": {"code": code, "message": "An internal error has occurred.",
-                       "status": status}}
+    error = {
+        "error": {"code": code, "message": "An internal error has occurred.", "status": status}
+    }
     thought = {"candidates": [{"content": {"parts": [{"text": THOUGHT_1, "thought": True}]}}]}
     got = stream_error(sse([thought, error]))
     expected = error_from_http(code, json.dumps(error).encode(), {}, "")
@@ -212,9 +295,14 @@ def test_the_streaming_url() -> None:
 
 @pytest.mark.parametrize(
     ("model", "asks"),
-    [(PRO, True), ("gemini-3-pro-image-preview", True), ("nano-banana-pro", True),
-     ("gemini-2.5-flash-image", False), ("gemini-3.1-flash-image", False),
-     ("some-unknown-model", False)],
+    [
+        (PRO, True),
+        ("gemini-3-pro-image-preview", True),
+        ("nano-banana-pro", True),
+        ("gemini-2.5-flash-image", False),
+        ("gemini-3.1-flash-image", False),
+        ("some-unknown-model", False),
+    ],
 )
 def test_only_models_that_think_are_asked_for_thought_summaries(model: str, asks: bool) -> None:
     config = build_request(ImageRequest(prompt="a fox", model=model), GOOGLE)["generationConfig"]
@@ -224,8 +312,9 @@ def test_only_models_that_think_are_asked_for_thought_summaries(model: str, asks
 
 
 def test_an_operators_thinking_config_is_kept_beside_include_thoughts() -> None:
-    extra = {"generationConfig": {"thinkingConfig": {"thinkingLevel": "high",
-                                                     "includeThoughts": False}}}
+    extra = {
+        "generationConfig": {"thinkingConfig": {"thinkingLevel": "high", "includeThoughts": False}}
+    }
     endpoint = Endpoint("g", "gemini", GOOGLE.base_url, "k", extra_body=extra)
     config = build_request(ImageRequest(prompt="a fox", model=PRO), endpoint)["generationConfig"]
     assert config["thinkingConfig"] == {"thinkingLevel": "high", "includeThoughts": True}

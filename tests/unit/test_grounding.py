@@ -34,14 +34,26 @@ GROUNDED = {
             "finishReason": "STOP",
             "groundingMetadata": {
                 "webSearchQueries": ["london weather today"],
-                "searchEntryPoint": {"renderedContent": "<div class=\"chip\">london</div>"},
+                "searchEntryPoint": {"renderedContent": '<div class="chip">london</div>'},
                 "groundingChunks": [
-                    {"web": {"uri": "https://vertexaisearch.cloud.google.com/r/1",
-                             "title": "bbc.co.uk"}},
-                    {"web": {"uri": "https://vertexaisearch.cloud.google.com/r/2",
-                             "title": "metoffice.gov.uk"}},
-                    {"web": {"uri": "https://vertexaisearch.cloud.google.com/r/1",
-                             "title": "bbc.co.uk"}},  # the same page twice: shown once
+                    {
+                        "web": {
+                            "uri": "https://vertexaisearch.cloud.google.com/r/1",
+                            "title": "bbc.co.uk",
+                        }
+                    },
+                    {
+                        "web": {
+                            "uri": "https://vertexaisearch.cloud.google.com/r/2",
+                            "title": "metoffice.gov.uk",
+                        }
+                    },
+                    {
+                        "web": {
+                            "uri": "https://vertexaisearch.cloud.google.com/r/1",
+                            "title": "bbc.co.uk",
+                        }
+                    },  # the same page twice: shown once
                     {"retrievedContext": {"uri": "gs://bucket/doc"}},  # not a web page
                     {"web": {"uri": "javascript:alert(1)", "title": "x"}},  # not a link
                 ],
@@ -55,8 +67,13 @@ GROUNDED = {
 
 
 def test_search_adds_googles_tool_and_nothing_else() -> None:
-    req = ImageRequest(prompt="today's weather in London as a poster", model=FLASH_31,
-                       aspect_ratio="4:1", image_size="512", search=True)
+    req = ImageRequest(
+        prompt="today's weather in London as a poster",
+        model=FLASH_31,
+        aspect_ratio="4:1",
+        image_size="512",
+        search=True,
+    )
     assert build_request(req, EP) == {
         "contents": [
             {"role": "user", "parts": [{"text": "today's weather in London as a poster"}]}
@@ -84,8 +101,14 @@ def test_grounding_metadata_becomes_sources_once_each_in_order() -> None:
 
 def test_snake_case_grounding_and_a_cap_on_sources() -> None:
     chunks = [{"web": {"uri": f"https://s.test/{i}", "title": f"page {i}"}} for i in range(30)]
-    body = {"candidates": [{"content": {"parts": [{"text": "words only"}]},
-                            "grounding_metadata": {"grounding_chunks": chunks}}]}
+    body = {
+        "candidates": [
+            {
+                "content": {"parts": [{"text": "words only"}]},
+                "grounding_metadata": {"grounding_chunks": chunks},
+            }
+        ]
+    }
     parsed = parse_response(json.dumps(body).encode())
     assert [s.uri for s in parsed.sources] == [f"https://s.test/{i}" for i in range(MAX_SOURCES)]
 
@@ -102,7 +125,7 @@ def outcome(prompt: str, sources: list[Source]) -> JobOutcome:
 
 def test_sources_under_the_picture_are_escaped_links() -> None:
     sources = [
-        Source("https://a.test/x?a=1&b=\"2\"", "Tom & Jerry <live>"),
+        Source('https://a.test/x?a=1&b="2"', "Tom & Jerry <live>"),
         Source("https://b.test/very/long/path", ""),  # no title: its host is shown
     ]
     caption = caption_for(outcome("a poster", sources), "en")

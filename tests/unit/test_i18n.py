@@ -26,8 +26,10 @@ def _used_keys() -> set[str]:
         keys |= set(re.findall(r"\bt\(\s*\w+\s*,\s*\"([a-z_]+)\"", text))
         keys |= {f"err_{c}" for c in re.findall(r"UserInputError\(\s*\"([a-z_]+)\"", text)}
     keys |= {f"err_{k.value}" for k in ProviderErrorKind}
-    keys |= {f"err_image_{c}" for c in ("empty", "not_image", "animated", "too_large_pixels",
-                                         "unsupported")}
+    keys |= {
+        f"err_image_{c}"
+        for c in ("empty", "not_image", "animated", "too_large_pixels", "unsupported")
+    }
     keys |= {"err_quota_user", "err_quota_chat"}
     return keys
 
@@ -51,5 +53,11 @@ def test_languages_have_the_same_keys_and_placeholders() -> None:
 
 def test_language_codes_and_escaping() -> None:
     assert [lang_of(c) for c in ("zh", "zh-hans", "zh_CN", "en-US", "de", None)] == [
-        "zh", "zh", "zh", "en", "en", "en"]
+        "zh",
+        "zh",
+        "zh",
+        "en",
+        "en",
+        "en",
+    ]
     assert "&lt;b&gt;" in t("en", "text_only", text="<b>")

@@ -30,7 +30,12 @@ def test_upstream_latency_buckets_are_cumulative_per_dialect() -> None:
         return got["nanobanana_upstream_seconds_bucket", (("dialect", dialect), ("le", le))]
 
     assert [bucket("gemini", le) for le in ("0.5", "1.0", "5.0", "10.0", "240.0", "+Inf")] == [
-        2, 2, 2, 3, 3, 4
+        2,
+        2,
+        2,
+        3,
+        3,
+        4,
     ]
     assert got["nanobanana_upstream_seconds_count", (("dialect", "gemini"),)] == 4
     assert got["nanobanana_upstream_seconds_sum", (("dialect", "gemini"),)] == 507.8

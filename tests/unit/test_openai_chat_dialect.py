@@ -25,8 +25,9 @@ S4_URL = (
 
 
 def endpoint(**kw: object) -> Endpoint:
-    return Endpoint(name="relay", dialect="openai-chat", base_url="https://r/v1", api_key="sk-x",
-                    **kw)  # type: ignore[arg-type]
+    return Endpoint(
+        name="relay", dialect="openai-chat", base_url="https://r/v1", api_key="sk-x", **kw
+    )  # type: ignore[arg-type]
 
 
 def request(**kw: object) -> ImageRequest:
@@ -134,8 +135,9 @@ def test_extra_body_is_deep_merged_with_the_image_config_and_not_mutated() -> No
 def test_openrouter_golden_request_has_modalities_and_a_top_level_image_config() -> None:
     ep = endpoint(extra_body={"modalities": ["image", "text"]})
     body = build_request(
-        ImageRequest(prompt="a fox", model="gemini-3-pro-image-preview", aspect_ratio="16:9",
-                     image_size="2K"),
+        ImageRequest(
+            prompt="a fox", model="gemini-3-pro-image-preview", aspect_ratio="16:9", image_size="2K"
+        ),
         ep,
     )
     assert body == {
@@ -148,8 +150,9 @@ def test_openrouter_golden_request_has_modalities_and_a_top_level_image_config()
 
 
 def test_openrouter_host_alone_asks_for_images_and_has_no_google_extra_body() -> None:
-    ep = Endpoint(name="or", dialect="openai-chat", base_url="https://openrouter.ai/api/v1",
-                  api_key="sk-or-x")
+    ep = Endpoint(
+        name="or", dialect="openai-chat", base_url="https://openrouter.ai/api/v1", api_key="sk-or-x"
+    )
     body = build_request(request(aspect_ratio="3:4"), ep)
     assert body["modalities"] == ["image", "text"]
     assert body["image_config"] == {"aspect_ratio": "3:4"}
@@ -172,9 +175,11 @@ def test_openrouter_golden_answer_images_field_and_reasoning_are_read() -> None:
         '"object":"chat.completion","choices":[{"logprobs":null,"finish_reason":"stop",'
         '"native_finish_reason":"STOP","index":0,"message":{"role":"assistant",'
         '"content":"Here is a fox.","refusal":null,"reasoning":"**Planning** a fox",'
-        '"images":[{"type":"image_url","image_url":{"url":"data:image/png;base64,' + PNG_B64
+        '"images":[{"type":"image_url","image_url":{"url":"data:image/png;base64,'
+        + PNG_B64
         + '"},"index":0},{"type":"image_url","image_url":{"url":"data:image/png;base64,'
-        + PNG_B64 + '"},"index":1}]}}],"usage":{"prompt_tokens":5,"completion_tokens":1290}}'
+        + PNG_B64
+        + '"},"index":1}]}}],"usage":{"prompt_tokens":5,"completion_tokens":1290}}'
     ).encode()
     parsed = parse_response(body)
     assert [r.data for r in parsed.images] == [PNG, PNG]
@@ -217,11 +222,11 @@ def test_history_turns_become_earlier_messages() -> None:
     ]
 
 
-
 def test_a_history_picture_without_its_bytes_is_not_sent() -> None:
     history = [Turn(role="model", parts=[base.ImagePart("image/png", sha256="ab" * 32)])]
     with pytest.raises(ValueError, match="no bytes"):
         build_request(request(history=history), endpoint())
+
 
 # --- parse_response: answers with images ----------------------------------------------------
 
@@ -232,8 +237,13 @@ def answer(message: str, finish: str = "stop", usage: str = "") -> bytes:
     message = message.replace("$PNG", PNG_B64).replace("$URL", S4_URL)
     return (
         '{"id":"gemini-1704067200000","object":"chat.completion","created":1704067200,'
-        '"model":"gemini-2.5-flash-image","choices":[{"index":0,"finish_reason":"' + finish
-        + '","message":' + message + '}],"usage":' + usage + "}"
+        '"model":"gemini-2.5-flash-image","choices":[{"index":0,"finish_reason":"'
+        + finish
+        + '","message":'
+        + message
+        + '}],"usage":'
+        + usage
+        + "}"
     ).encode()
 
 
@@ -386,7 +396,9 @@ def test_invalid_base64_characters_are_bad_response() -> None:
 
 
 def test_openrouter_names_googles_512_tier_0_5k() -> None:
-    ep = endpoint(extra_body={"modalities": ["image", "text"]},
-                  profile=ProfileOverride(image_sizes=("512", "1K")))
+    ep = endpoint(
+        extra_body={"modalities": ["image", "text"]},
+        profile=ProfileOverride(image_sizes=("512", "1K")),
+    )
     body = build_request(request(image_size="512"), ep)
     assert body["image_config"] == {"image_size": "0.5K"}

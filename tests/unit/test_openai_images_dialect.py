@@ -115,8 +115,9 @@ def test_aspect_ratio_only_for_kling_models_and_size_never() -> None:
 
 def test_extra_body_is_merged_but_cannot_replace_the_request() -> None:
     extra = {"group": "default", "model": "x", "prompt": "x", "image": "x", "mask": "x", "n": 9}
-    ep = Endpoint(name="r", dialect="openai-images", base_url="https://r/v1", api_key="k",
-                  extra_body=extra)
+    ep = Endpoint(
+        name="r", dialect="openai-images", base_url="https://r/v1", api_key="k", extra_body=extra
+    )
     _, body = build_request(req(images=[InputImage(RED, "image/png")]), ep)
     assert body == {"group": "default", "model": MODEL, "prompt": "画一只猪", "image": uri(RED)}
     assert ep.extra_body["model"] == "x"  # the endpoint's own dict is not changed
@@ -126,8 +127,12 @@ def test_extra_body_is_merged_but_cannot_replace_the_request() -> None:
 
 
 def test_qiniu_b64_json_list_with_usage() -> None:
-    usage = {"total_tokens": 6234, "input_tokens": 1234, "output_tokens": 5000,
-             "input_tokens_details": {"text_tokens": 234, "image_tokens": 1000}}
+    usage = {
+        "total_tokens": 6234,
+        "input_tokens": 1234,
+        "output_tokens": 5000,
+        "input_tokens_details": {"text_tokens": 234, "image_tokens": 1000},
+    }
     data = [{"b64_json": b64(RED)}, {"b64_json": b64(BLUE)}]
     parsed = parse({"created": 1234567890, "data": data, "output_format": "png", "usage": usage})
     assert [(i.data, i.mime) for i in parsed.images] == [(RED, "image/png"), (BLUE, "image/png")]
@@ -140,17 +145,25 @@ def test_b64_json_of_any_image_type_and_data_uris_in_it() -> None:
 
 
 def test_rainboxs_url_answer_literal_s4_example() -> None:
-    url = ("https://google.datas.systems/fileSystem/response_images/287/2025/09/21/"
-           "1758420613207028663_155.png")
+    url = (
+        "https://google.datas.systems/fileSystem/response_images/287/2025/09/21/"
+        "1758420613207028663_155.png"
+    )
     answer = {
         "created": 1758420613,
-        "data": [{
-            "revised_prompt": "Draw a pig, I only want the picture, no other information.: "
-                              f"![image]({url})",
-            "url": url,
-        }],
-        "usage": {"total_tokens": 4189, "input_tokens": 14, "output_tokens": 4175,
-                  "input_tokens_details": {"text_tokens": 14}},
+        "data": [
+            {
+                "revised_prompt": "Draw a pig, I only want the picture, no other information.: "
+                f"![image]({url})",
+                "url": url,
+            }
+        ],
+        "usage": {
+            "total_tokens": 4189,
+            "input_tokens": 14,
+            "output_tokens": 4175,
+            "input_tokens_details": {"text_tokens": 14},
+        },
     }
     parsed = parse(answer)
     assert [(i.url, i.data) for i in parsed.images] == [(url, None)]
@@ -195,8 +208,15 @@ def test_error_object_in_a_200_without_a_status_is_a_bad_response_with_its_code(
 
 @pytest.mark.parametrize(
     "body",
-    [b"{oops", b"", b"<html>502</html>", b"[1,2]", b'"text"', b"\xff\xfe{}",
-     b'{"created":1758420613,"data":[{"b64_json":"iVBORw0KGgoAAAANSUhEU'],
+    [
+        b"{oops",
+        b"",
+        b"<html>502</html>",
+        b"[1,2]",
+        b'"text"',
+        b"\xff\xfe{}",
+        b'{"created":1758420613,"data":[{"b64_json":"iVBORw0KGgoAAAANSUhEU',
+    ],
 )
 def test_malformed_answers_are_bad_responses(body: bytes) -> None:
     assert failure_of(body).kind is K.BAD_RESPONSE
@@ -218,9 +238,11 @@ def test_non_base64_b64_json_is_a_bad_response() -> None:
 
 # --- tasks ------------------------------------------------------------------------------------
 
-TASK_URL = ("https://aitoken-image.qnaigc.com/1383010xxx/image-1761793032508597404-1383010xxx/"
-            "0.png?e=1763089082&token=IDB69r4gicDbMfrecarthgw1btTTWEFNg9i5_yasXqhp:"
-            "JapC2EihLvSADMficht3pZVn5Xc=")
+TASK_URL = (
+    "https://aitoken-image.qnaigc.com/1383010xxx/image-1761793032508597404-1383010xxx/"
+    "0.png?e=1763089082&token=IDB69r4gicDbMfrecarthgw1btTTWEFNg9i5_yasXqhp:"
+    "JapC2EihLvSADMficht3pZVn5Xc="
+)
 S2_TASK_DONE = f"""{{
 "task_id": "image-1762159125266058362-1383010xxx",
 "created": 1761793032,
@@ -249,15 +271,25 @@ def test_task_still_running(status: str) -> None:
 
 
 def test_task_failed_keeps_the_status_message() -> None:
-    state = parse_task('{"task_id":"t","status":"failed","status_message":"图片内容审核未通过"}'
-                       .encode())
+    state = parse_task(
+        '{"task_id":"t","status":"failed","status_message":"图片内容审核未通过"}'.encode()
+    )
     assert (state.status, state.images, state.message) == ("failed", [], "图片内容审核未通过")
 
 
 @pytest.mark.parametrize(
     ("progress", "percent"),
-    [(40, 40), ("75%", 75), (" 5 % ", 5), (99.5, 99), (None, None), ("half", None),
-     (150, None), (True, None), (-1, None)],
+    [
+        (40, 40),
+        ("75%", 75),
+        (" 5 % ", 5),
+        (99.5, 99),
+        (None, None),
+        ("half", None),
+        (150, None),
+        (True, None),
+        (-1, None),
+    ],
 )
 def test_a_task_progress_percent_is_read_when_the_relay_sends_one(
     progress: object, percent: int | None
@@ -273,10 +305,19 @@ def test_images_are_only_taken_from_a_succeeded_task() -> None:
 
 @pytest.mark.parametrize(
     ("word", "status"),
-    [("SUCCEED", "succeed"), ("success", "succeed"), ("completed", "succeed"),
-     ("queued", "submitted"), ("pending", "submitted"), ("running", "processing"),
-     ("error", "failed"), ("cancelled", "failed"), ("", "processing"), (None, "processing"),
-     ("something-new", "processing")],
+    [
+        ("SUCCEED", "succeed"),
+        ("success", "succeed"),
+        ("completed", "succeed"),
+        ("queued", "submitted"),
+        ("pending", "submitted"),
+        ("running", "processing"),
+        ("error", "failed"),
+        ("cancelled", "failed"),
+        ("", "processing"),
+        (None, "processing"),
+        ("something-new", "processing"),
+    ],
 )
 def test_task_status_synonyms(word: str | None, status: str) -> None:
     assert task_status(word) == status
@@ -293,9 +334,14 @@ def test_task_poll_errors_and_garbage() -> None:
 
 @pytest.mark.parametrize(
     ("message", "kind"),
-    [("图片内容审核未通过", K.BLOCKED), ("Prompt flagged by moderation", K.BLOCKED),
-     ("图片宽高尺寸不小于300px", K.BAD_REQUEST), ("invalid aspect_ratio", K.BAD_REQUEST),
-     ("内部错误", K.NO_IMAGE), (None, K.NO_IMAGE)],
+    [
+        ("图片内容审核未通过", K.BLOCKED),
+        ("Prompt flagged by moderation", K.BLOCKED),
+        ("图片宽高尺寸不小于300px", K.BAD_REQUEST),
+        ("invalid aspect_ratio", K.BAD_REQUEST),
+        ("内部错误", K.NO_IMAGE),
+        (None, K.NO_IMAGE),
+    ],
 )
 def test_failed_task_errors(message: str | None, kind: K) -> None:
     err = task_failure(TaskState("failed", [], message))

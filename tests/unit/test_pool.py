@@ -295,12 +295,20 @@ class Told(Scripted):
     """A provider whose failures carry a given Retry-After and whether a 2xx came first."""
 
     def __init__(
-        self, name: str, script: Sequence[K | str], *, retry_after: float | None = None,
-        answered: bool = False, resend_after_200: bool = False,
+        self,
+        name: str,
+        script: Sequence[K | str],
+        *,
+        retry_after: float | None = None,
+        answered: bool = False,
+        resend_after_200: bool = False,
     ) -> None:
         super().__init__(name, script)
         self.endpoint = Endpoint(
-            name=name, dialect="gemini", base_url="http://x", api_key="k",
+            name=name,
+            dialect="gemini",
+            base_url="http://x",
+            api_key="k",
             resend_after_200=resend_after_200,
         )
         self.retry_after = retry_after

@@ -219,7 +219,11 @@ FAMILIES = {
     # family: (input images, ratios, sizes, grounding on gemini, {size: list price})
     "gemini-2.5-flash-image": (3, CLASSIC_RATIOS, (), False, {None: 0.039, "1K": 0.039}),
     "gemini-3-pro-image": (
-        14, CLASSIC_RATIOS, PRO_SIZES, True, {None: 0.134, "1K": 0.134, "2K": 0.134, "4K": 0.24}
+        14,
+        CLASSIC_RATIOS,
+        PRO_SIZES,
+        True,
+        {None: 0.134, "1K": 0.134, "2K": 0.134, "4K": 0.24},
     ),
     "gemini-3.1-flash-image": (
         14,
@@ -238,7 +242,9 @@ def test_each_family_takes_exactly_what_googles_docs_list(family: str) -> None:
         profile = profile_for(name)
         assert profile.family == family, name
         assert (profile.max_input_images, profile.aspect_ratios, profile.image_sizes) == (
-            inputs, ratios, sizes
+            inputs,
+            ratios,
+            sizes,
         ), name
         assert profile.grounding("gemini") is grounding, name
         assert not profile.grounding("openai-chat") and not profile.grounding("openai-images")

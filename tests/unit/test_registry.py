@@ -107,6 +107,8 @@ def test_stream_is_on_for_google_unless_said_and_off_for_relays_unless_said(
     )
     streams = {e.name: e.streams() for e in load_providers_file(path)}
     assert streams == {"google": True, "google-whole": False, "relay": False, "relay-sse": True}
-    path.write_text("[[endpoint]]\nname='x'\ndialect='gemini'\nbase_url='https://x'\nstream='maybe'\n")
+    path.write_text(
+        "[[endpoint]]\nname='x'\ndialect='gemini'\nbase_url='https://x'\nstream='maybe'\n"
+    )
     with pytest.raises(ProvidersFileError, match="stream"):
         load_providers_file(path)

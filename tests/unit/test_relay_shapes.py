@@ -49,23 +49,37 @@ def _answer(message: dict[str, object], finish: str = "stop") -> bytes:
 
 def test_markdown_data_uris_of_every_image_type_joined_by_newlines() -> None:
     content = "\n".join(
-        ["Here you go.", f"![image]({_uri(PNG, 'image/png')})",
-         f"![image]({_uri(JPEG, 'image/jpeg')})", f"![image]({_uri(WEBP, 'image/webp')})"]
+        [
+            "Here you go.",
+            f"![image]({_uri(PNG, 'image/png')})",
+            f"![image]({_uri(JPEG, 'image/jpeg')})",
+            f"![image]({_uri(WEBP, 'image/webp')})",
+        ]
     )
     parsed = parse_response(
-        _answer({"role": "assistant", "content": content,
-                 "reasoning_content": "**Composing** three swatches"})
+        _answer(
+            {
+                "role": "assistant",
+                "content": content,
+                "reasoning_content": "**Composing** three swatches",
+            }
+        )
     )
     assert [(r.data, r.mime) for r in parsed.images] == [
-        (PNG, "image/png"), (JPEG, "image/jpeg"), (WEBP, "image/webp")
+        (PNG, "image/png"),
+        (JPEG, "image/jpeg"),
+        (WEBP, "image/webp"),
     ]
     assert parsed.text == "Here you go."  # the thoughts are no part of the answer
 
 
 def test_reasoning_content_alone_is_no_answer() -> None:
     with pytest.raises(ProviderError) as info:
-        parse_response(_answer({"role": "assistant", "content": "",
-                                "reasoning_content": "Thinking about a cat"}))
+        parse_response(
+            _answer(
+                {"role": "assistant", "content": "", "reasoning_content": "Thinking about a cat"}
+            )
+        )
     assert info.value.kind is K.NO_IMAGE
 
 
@@ -84,8 +98,14 @@ def test_a_message_without_content_is_no_image() -> None:
 
 def _new_api_error(message: str, code: str) -> bytes:
     return json.dumps(
-        {"error": {"message": f"{message} (request id: 20261202053700123456789)",
-                   "type": code, "param": "", "code": code}}
+        {
+            "error": {
+                "message": f"{message} (request id: 20261202053700123456789)",
+                "type": code,
+                "param": "",
+                "code": code,
+            }
+        }
     ).encode()
 
 
@@ -102,16 +122,28 @@ def test_a_blocked_recitation_keeps_its_reason() -> None:
 
 
 def test_empty_candidates_as_http_500_are_a_busy_upstream_retried() -> None:
-    err = error_from_http(500, _new_api_error("empty response from Gemini API", EMPTY_RESPONSE),
-                          {}, "relay")
+    err = error_from_http(
+        500, _new_api_error("empty response from Gemini API", EMPTY_RESPONSE), {}, "relay"
+    )
     assert err.kind is K.SERVER and err.reason == EMPTY_RESPONSE and err.transient
 
 
 def test_googles_retry_info_gives_the_seconds() -> None:
-    body = json.dumps({"error": {"code": 429, "message": "Resource has been exhausted",
-                                 "status": "RESOURCE_EXHAUSTED", "details": [
-        {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
-         "violations": [{"quotaId": "GenerateRequestsPerMinutePerProjectPerModel"}]},
-        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "34.4s"}]}}).encode()
+    body = json.dumps(
+        {
+            "error": {
+                "code": 429,
+                "message": "Resource has been exhausted",
+                "status": "RESOURCE_EXHAUSTED",
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                        "violations": [{"quotaId": "GenerateRequestsPerMinutePerProjectPerModel"}],
+                    },
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "34.4s"},
+                ],
+            }
+        }
+    ).encode()
     err = error_from_http(429, body, {}, "google")
     assert err.kind is K.RATE_LIMITED and err.retry_after == pytest.approx(34.4)

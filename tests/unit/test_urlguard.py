@@ -62,7 +62,10 @@ def test_public_addresses_pass(address: str) -> None:
 
 def test_allowed_hosts_setting() -> None:
     assert parse_allowed_hosts(" nas.lan, 10.0.0.5:8080,[fd00::2]:443 ,,CDN.Example ") == {
-        ("nas.lan", None), ("10.0.0.5", 8080), ("fd00::2", 443), ("cdn.example", None),
+        ("nas.lan", None),
+        ("10.0.0.5", 8080),
+        ("fd00::2", 443),
+        ("cdn.example", None),
     }
     for bad in ("http://x/path", "a b:c", ":80"):
         with pytest.raises(ValueError):
@@ -79,11 +82,13 @@ def resolver_of(table: dict[str, list[str]], calls: list[str]) -> Resolver:
 
 async def test_a_public_name_is_pinned_to_its_checked_address() -> None:
     calls: list[str] = []
-    policy = UrlPolicy(resolver=resolver_of({"cdn.example": ["93.184.216.34", "2606:2800::1"]},
-                                            calls))
+    policy = UrlPolicy(
+        resolver=resolver_of({"cdn.example": ["93.184.216.34", "2606:2800::1"]}, calls)
+    )
     pins = await policy.pin(httpx.URL("https://cdn.example:8443/a/b.png?sig=1"))
     assert [str(p.url) for p in pins] == [
-        "https://93.184.216.34:8443/a/b.png?sig=1", "https://[2606:2800::1]:8443/a/b.png?sig=1",
+        "https://93.184.216.34:8443/a/b.png?sig=1",
+        "https://[2606:2800::1]:8443/a/b.png?sig=1",
     ]
     assert all(p.headers == {"Host": "cdn.example:8443"} for p in pins)
     assert all(p.extensions == {"sni_hostname": "cdn.example"} for p in pins)  # TLS checks it
@@ -187,8 +192,12 @@ async def test_redirects_are_bounded(http: httpx.AsyncClient, origin: str) -> No
 
 @pytest.mark.parametrize(
     "target",
-    ["{host}/img.png", "http://localhost:{port}/img.png", "file:///etc/passwd",
-     "http://[::ffff:127.0.0.1]:{port}/img.png"],
+    [
+        "{host}/img.png",
+        "http://localhost:{port}/img.png",
+        "file:///etc/passwd",
+        "http://[::ffff:127.0.0.1]:{port}/img.png",
+    ],
 )
 async def test_each_hop_is_checked(
     http: httpx.AsyncClient, origin: str, host: ImageHost, target: str
@@ -227,7 +236,9 @@ async def test_through_an_https_proxy_the_name_is_kept_but_still_checked(
 def test_a_malformed_allowed_hosts_setting_is_named() -> None:
     with pytest.raises(SettingsError) as info:
         load_settings(
-            _env_file=None, telegram_bot_token="1:a", image_api_base_url="https://x/v1",
+            _env_file=None,
+            telegram_bot_token="1:a",
+            image_api_base_url="https://x/v1",
             image_url_allowed_hosts="nas.lan,http://x/path",
         )
     assert "IMAGE_URL_ALLOWED_HOSTS" in str(info.value) and "http://x/path" in str(info.value)
