@@ -76,6 +76,9 @@ async def test_a_killed_bot_answers_every_job_it_left_once_restarted(
         DAILY_IMAGES_PER_USER="1",
         ADMIN_USER_IDS=str(BOB),  # Bob makes two images; admins have no daily limit
         IMAGE_RETRY_BASE_DELAY="0.05",
+        # On PostgreSQL the restarted process takes the dead one's jobs once its heartbeat
+        # lapses (on SQLite at once: the file has one process).
+        REPLICA_LEASE_SECONDS="2",
         **process_db.env,
     )
     db = process_db.where
