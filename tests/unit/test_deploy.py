@@ -1,6 +1,6 @@
 """docker-compose.yml and its Caddyfile, read as Docker Compose and Caddy would: the services
 are there and wired to each other, every bot setting is one the bot knows and validates, and
-the proxy spreads requests over exactly the bot replicas, the path passed through."""
+the proxy spreads requests over exactly the bot replicas (two), the path passed through."""
 
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
 
 def test_services_and_their_dependencies(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert {"postgres", "minio", "minio-bucket", "migrate", "bot", "proxy"} <= set(services)
+    assert {"postgres", "minio", "minio-bucket", "migrate", "bot-1", "bot-2", "proxy"} <= set(
+        services
+    )
     for name, service in services.items():
         for needed in service.get("depends_on", {}):
             assert needed in services, f"{name} depends on unknown {needed}"
@@ -130,10 +132,12 @@ def test_bot_healthchecks_ask_healthz_where_the_bot_listens(compose: dict[str, A
         assert f"http://127.0.0.1:{port}/healthz" in probe, name
 
 
-def test_one_replica_runs_until_replicas_share_the_work(compose: dict[str, Any]) -> None:
-    # At its start a process settles every running job as a dead process's (services/recovery):
-    # a second replica would fail the first one's jobs.
-    assert list(bots(compose)) == ["bot"]
+def test_two_replicas_share_the_work(compose: dict[str, Any]) -> None:
+    assert sorted(bots(compose)) == ["bot-1", "bot-2"]
+    lease = {
+        environment(service).get("REPLICA_LEASE_SECONDS") for service in bots(compose).values()
+    }
+    assert len(lease) == 1  # replicas judge each other's heartbeats alike
 
 
 def test_the_proxy_spreads_over_every_replica_and_passes_the_path(compose: dict[str, Any]) -> None:
