@@ -342,7 +342,16 @@ def _open_services(
         wallet = _wallet(settings, database, endpoints)
         images = ImageLibrary(database, blobs, storage, wallet)
         prefs = PrefsService(database)
-        replicas = Replicas(database, settings.replica_lease_seconds, exclusive=not database.shared)
+        # A server's heartbeats have a connection of their own (a SQLite file has one writer).
+        heart_engine = (
+            create_engine(settings.database_url, connections=1) if database.shared else None
+        )
+        replicas = Replicas(
+            database,
+            settings.replica_lease_seconds,
+            exclusive=not database.shared,
+            heartbeat=Database(create_sessionmaker(heart_engine)) if heart_engine else None,
+        )
         await replicas.join()
         pool = build_provider(settings, http, on_endpoint_fault=notifier)
         scheduler = FairScheduler(settings.max_concurrent_jobs, settings.max_jobs_per_user)
@@ -390,7 +399,7 @@ def _open_services(
         app.bot_data[RECOVERY_KEY] = RecoveryService(database, wallet)
         app.bot_data[REPLICAS_KEY] = replicas
         app.bot_data[private.ALBUMS_KEY] = AlbumCollector(progress.album_quiet, private.on_album)
-        app.bot_data["_closables"] = (engine, http, blobs)
+        app.bot_data["_closables"] = (engine, http, blobs, heart_engine)
         await _set_commands(app)
         app.bot_data[DATABASE_KEY] = database  # from now on /readyz asks it
         app.bot_data[INBOX_KEY] = Inbox(database)  # from now on the webhook records updates
@@ -464,10 +473,12 @@ async def _close_services(app: Application) -> None:
     app.bot_data.pop(DATABASE_KEY, None)
     app.bot_data.pop(INBOX_KEY, None)
     app.bot_data.pop(DISPATCHER_KEY, None)
-    engine, http, blobs = app.bot_data.pop("_closables", (None, None, None))
+    engine, http, blobs, heart_engine = app.bot_data.pop("_closables", (None,) * 4)
     if http is not None:
         await http.aclose()
     if blobs is not None:
         await blobs.close()
     if engine is not None:
         await engine.dispose()
+    if heart_engine is not None:
+        await heart_engine.dispose()

@@ -37,6 +37,11 @@ def failed_job(exc: BaseException) -> int | None:
     return value if type(value) is int else None
 
 
+class JobTakenOver(Exception):
+    """This replica's job was taken over by another (this one's heartbeat had lapsed): the
+    other answers its user, so this one stops before the request goes upstream."""
+
+
 class UserInputError(Exception):
     """Something about the user's message we cannot work with. `code` names a catalog entry."""
 

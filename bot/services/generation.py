@@ -27,7 +27,7 @@ from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.profiles import Capabilities, Catalog
 from bot.services import styles
 from bot.services.conversation import history_for, pack_model_turn
-from bot.services.errors import UserInputError, note_failed_job
+from bot.services.errors import JobTakenOver, UserInputError, note_failed_job
 from bot.services.images import ImageLibrary
 from bot.services.ordering import FairScheduler
 from bot.services.payments import Wallet
@@ -321,6 +321,9 @@ class GenerationService:
             stored = await self._store_outputs(result)
             await self._finish_job(job_id, job.who, job.options, result, stored, upstream_ms)
             await self._db.to_disk()  # the result is on disk before the user can have it
+        except JobTakenOver:
+            log.info("job %s was taken over by another replica; left to it", job_id)
+            raise
         except BaseException as exc:
             await self._fail_job(job_id, exc, started)
             note_failed_job(exc, job_id)
@@ -345,7 +348,8 @@ class GenerationService:
 
         async def mark() -> None:
             async with self._db.write() as repo:
-                await repo.mark_upstream(job_id)
+                if not await repo.mark_upstream(job_id, self.owner):
+                    raise JobTakenOver(job_id)
             await self._db.to_disk()
 
         async def once() -> None:

@@ -33,8 +33,18 @@ class Pulse:
 
 
 class Replicas:
-    def __init__(self, database: Database, lease: float, *, exclusive: bool) -> None:
+    def __init__(
+        self,
+        database: Database,
+        lease: float,
+        *,
+        exclusive: bool,
+        heartbeat: Database | None = None,
+    ) -> None:
         self._db = database
+        # Beats on a connection of their own: behind a busy pool's queue a live replica's beat
+        # would come late, and the others would take its jobs for a dead one's.
+        self._heart = heartbeat or database
         self.lease = lease
         self.exclusive = exclusive
         self.id = uuid.uuid4().hex
@@ -56,21 +66,21 @@ class Replicas:
 
     async def leave(self) -> None:
         """A clean stop: what this replica still owns is free for the others at once."""
-        async with self._db.write() as repo:
+        async with self._heart.write() as repo:
             await repo.remove_replica(self.id)
 
     async def beat(self) -> Pulse:
-        async with self._db.write() as repo:
+        async with self._heart.write() as repo:
             if not await repo.beat(self.id):  # taken for dead (a long pause): alive again
                 await repo.add_replica(self.id)
-        async with self._db.read() as repo:
+        async with self._heart.read() as repo:
             live = await repo.live_replicas(self._alive_since())
         now = utcnow()
         pauses = [(until - now).total_seconds() for _, until in live if until is not None]
         return Pulse(max(1, len(live)), max([0.0, *pauses]))
 
     async def pause_flood(self, seconds: float) -> None:
-        async with self._db.write() as repo:
+        async with self._heart.write() as repo:
             await repo.pause_flood(self.id, utcnow() + timedelta(seconds=seconds))
 
     # -- jobs ------------------------------------------------------------------------------

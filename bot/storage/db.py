@@ -92,13 +92,20 @@ SERVER_POOL = {
 }
 
 
-def create_engine(database_url: str) -> AsyncEngine:
+def create_engine(database_url: str, *, connections: int | None = None) -> AsyncEngine:
+    """The engine of DATABASE_URL; on a server, `connections` caps its pool (default:
+    SERVER_POOL's)."""
     _ensure_sqlite_dir(database_url)
     if make_url(database_url).get_backend_name() == "sqlite":
         engine = create_async_engine(database_url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(database_url, **SERVER_POOL)
+    pool = (
+        SERVER_POOL
+        if connections is None
+        else {**SERVER_POOL, "pool_size": connections, "max_overflow": 0}
+    )
+    return create_async_engine(database_url, **pool)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

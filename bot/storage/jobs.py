@@ -40,11 +40,17 @@ _INPUT_IMAGES = (
     .where(_INPUTS.c.job_id == bindparam("_id"))
     .order_by(_INPUTS.c.position)
 )
+_STILL_RUNNING = _THIS_JOB & (_JOBS.c.status == JobStatus.RUNNING)
 _MARK_UPSTREAM = (
     update(_JOBS)
-    .where(_THIS_JOB, _JOBS.c.upstream_at.is_(None))
-    .values(upstream_at=bindparam("_at"))
+    .where(_STILL_RUNNING)
+    .values(
+        upstream_at=func.coalesce(
+            _JOBS.c.upstream_at, bindparam("_at", type_=_JOBS.c.upstream_at.type)
+        )
+    )
 )
+_MARK_OWN_UPSTREAM = _MARK_UPSTREAM.where(_JOBS.c.owner == bindparam("_owner"))
 _MARK_DELIVERED = update(_JOBS).where(_THIS_JOB).values(delivered_at=bindparam("_at"))
 _RESTART = (
     update(_JOBS)
@@ -122,9 +128,13 @@ class JobQueries(Queries):
         rows = await self.core(_INPUT_IMAGES, {"_id": job_id})
         return [from_row(StoredImage, r) for r in rows]
 
-    async def mark_upstream(self, job_id: int) -> None:
-        """The job's request goes upstream now (kept if an earlier attempt already went)."""
-        await self.core(_MARK_UPSTREAM, {"_id": job_id, "_at": utcnow()})
+    async def mark_upstream(self, job_id: int, owner: str | None = None) -> bool:
+        """The job's request goes upstream now (kept if an earlier attempt already went);
+        False if the job is no longer running (as `owner`'s, when given): another replica
+        took it over."""
+        params = {"_id": job_id, "_at": utcnow(), "_owner": owner}
+        stmt = _MARK_UPSTREAM if owner is None else _MARK_OWN_UPSTREAM
+        return bool((await self.core(stmt, params)).rowcount)
 
     async def mark_delivered(self, job_id: int) -> None:
         """The job's answer (result, or the notice of its interruption) reached the chat."""

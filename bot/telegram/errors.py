@@ -17,6 +17,7 @@ from bot.i18n import t
 from bot.services.errors import (
     EMPTY_RESPONSE,
     ImageInputError,
+    JobTakenOver,
     NotEnoughStarsError,
     ProviderError,
     ProviderErrorKind,
@@ -140,6 +141,8 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """PTB's error handler, the one place an update's error becomes words: what a handler
     raised (a domain error, or anything unexpected, logged once with its traceback)."""
     error = context.error
+    if isinstance(error, JobTakenOver):
+        return  # the replica that took the job over answers its user
     if isinstance(error, BadRequest) and _STALE_QUERY in error.message.lower():
         # A press Telegram no longer takes an answer for (the bot was down when it was made):
         # nobody waits for that answer any more.

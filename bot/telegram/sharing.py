@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from telegram.ext import Application
 
@@ -35,7 +36,7 @@ class Sharing:
         self._recovering = recovering  # the start's answers, and every sweep's after them
         limiter = getattr(app.bot, "rate_limiter", None)
         self._limiter = limiter if isinstance(limiter, MessageRateLimiter) else None
-        self._loop: asyncio.Task[None] | None = None
+        self._loops: list[asyncio.Task[None]] = []
         self._pauses: set[asyncio.Task[None]] = set()
         self._taking = True
 
@@ -43,7 +44,12 @@ class Sharing:
         if self._limiter is not None:
             self._limiter.on_flood = self._flooded
         await self.beat()
-        self._loop = asyncio.create_task(self._beating(), name="replica-heartbeat")
+        await self.sweep()
+        self._loops = [
+            asyncio.create_task(self._every(self.beat, "heartbeat"), name="replica-heartbeat"),
+            # apart from the beats, which must not wait behind a busy pool's claims
+            asyncio.create_task(self._every(self.sweep, "sweep"), name="replica-sweep"),
+        ]
 
     def stop_taking(self) -> None:
         """Stopping: keep beating (this replica's running jobs are still its own) but take
@@ -55,30 +61,40 @@ class Sharing:
         is free for the others at once."""
         self._taking = False
         await finish_recovery(self._recovering)
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops = []
         await asyncio.gather(*self._pauses, return_exceptions=True)
         if self._limiter is not None:
             self._limiter.on_flood = None
         with contextlib.suppress(Exception):
             await self._replicas.leave()
 
-    async def _beating(self) -> None:
+    async def _every(self, step: Callable[[], Awaitable[None]], what: str) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
             await asyncio.sleep(self._replicas.beat_every)
+            took = loop.time() - last
+            if what == "heartbeat" and took > self._replicas.lease / 2:
+                log.warning("heartbeat %.1f s after the last one: the loop is late", took)
+            last = loop.time()
             try:
-                await self.beat()
-            except Exception as exc:  # the database is away for a moment: the next beat tries
-                log.warning("heartbeat failed: %s", exc)
+                await step()
+            except Exception as exc:  # the database is away for a moment: the next one tries
+                log.warning("%s failed: %s", what, exc)
 
     async def beat(self) -> None:
+        """Say this replica is alive; take its part of the flood budget and any pause."""
         pulse = await self._replicas.beat()
         if self._limiter is not None:
             self._limiter.share(pulse.replicas)
             if pulse.flood_seconds > 0:
                 self._limiter.hold(pulse.flood_seconds)
+
+    async def sweep(self) -> None:
+        """Take over what dead replicas left: their jobs, and their chats' waiting updates."""
         if not self._taking:
             return
         claimed = await self._replicas.claim_left_jobs()

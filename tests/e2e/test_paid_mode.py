@@ -464,6 +464,7 @@ async def test_a_crash_mid_job_is_settled_at_the_next_start(
         PAID_MODE="stars",
         STAR_PACKS="10",
         IMAGE_MODEL=MODEL,
+        REPLICA_LEASE_SECONDS="2",  # on PostgreSQL the dead one's jobs wait for its lease
         **process_db.env,
     )
     database = process_db.where

@@ -2,7 +2,8 @@
 balancer, share one bot: 200 chats at once each get their two images, every job runs once,
 each chat's in the order it was asked; then one replica is killed (SIGKILL) while it holds
 jobs, and the other takes them over: each is answered (its image, or a notice with a Retry
-button for one whose request had already reached the upstream) and nothing is paid twice."""
+button for one whose request had already reached the upstream) and nothing is paid twice.
+Albums whose photos reach both replicas are gathered into one request."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 
 from tests import postgres
 from tests.e2e.conftest import ProcessDb
+from tests.e2e.helpers import jpeg
 from tests.e2e.test_crash_recovery import _prompt, _retry_button
 from tests.e2e.test_process import _spawn, bot_env
 from tests.fakes.balancer import FakeBalancer
@@ -78,7 +80,7 @@ async def test_two_replicas_share_the_chats_and_take_over_a_killed_ones_jobs(
                 TELEGRAM_WEBHOOK_URL=f"{balancer.url}/hook",
                 TELEGRAM_WEBHOOK_SECRET=SECRET,
                 WEBHOOK_LISTEN=f"127.0.0.1:{port}",
-                REPLICA_LEASE_SECONDS="3",
+                REPLICA_LEASE_SECONDS="5",
                 TELEGRAM_RATE_LIMITER="false",  # the flood budget is not what this measures
                 **process_db.env,
             )
@@ -110,6 +112,24 @@ async def test_two_replicas_share_the_chats_and_take_over_a_killed_ones_jobs(
         owners = postgres.fetch(url, "SELECT owner, count(*) FROM jobs GROUP BY owner")
         assert len(owners) == 2 and all(n > CHATS // 4 for _, n in owners), owners
         assert min(balancer.forwarded.values()) > CHATS // 2
+
+        # -- albums whose photos reach both replicas ----------------------------------------------
+        before = len(upstream.requests)
+        albums = range(6001, 6011)
+        for chat in albums:
+            user = tg.user(chat, f"A{chat}")
+            for n in range(3):
+                tg.send_photo(
+                    chat,
+                    jpeg((40 * n, 90, 200)),
+                    caption=f"album {chat}" if n == 0 else None,
+                    user=user,
+                    media_group_id=f"g{chat}",
+                )
+        await tg.wait_for("sendPhoto", count=2 * CHATS + len(albums), timeout=60)
+        gathered = upstream.requests[before:]
+        assert sorted(_prompt(r) for r in gathered) == sorted(f"album {c}" for c in albums)
+        assert all(len(r.input_images) == 3 for r in gathered)  # one request of three photos
 
         # -- one replica dies holding jobs -------------------------------------------------------
         upstream.latency = 0.0
@@ -169,4 +189,7 @@ async def test_two_replicas_share_the_chats_and_take_over_a_killed_ones_jobs(
                 proc.send_signal(signal.SIGTERM)
         done = await asyncio.wait_for(asyncio.gather(*outputs, return_exceptions=True), 60)
         await balancer.stop()
+        for n, output in enumerate(done):  # each replica's log, for when this fails
+            if isinstance(output, tuple):
+                (tmp_path / f"replica-{n}.log").write_bytes(output[0] + output[1])
     assert procs[1].returncode == 0, done[1]

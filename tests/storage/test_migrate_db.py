@@ -26,6 +26,7 @@ from bot.services.inbox import Inbox
 from bot.services.payments import Wallet
 from bot.services.prefs import PrefsService
 from bot.services.quotas import QuotaService
+from bot.services.replicas import Replicas
 from bot.services.styles import StyleService
 from bot.services.types import Who
 from bot.storage import db
@@ -141,6 +142,9 @@ async def _fill(url: str, blobs: Path) -> dict[str, int]:
         for update_id in (800_000_001, 800_000_002):
             await inbox.record(update_id, json.dumps({"update_id": update_id, "message": {}}))
         await inbox.start(800_000_001)
+        replica = Replicas(bot.database, 15.0, exclusive=True)  # a process that died holding
+        await replica.join()  # a chat: its rows move too (the next start sees it dead)
+        await replica.take_chat(ANN)
         async with bot.database.read() as repo:
             return {
                 "job": (await repo.job(edit.job_id)).id,  # type: ignore[union-attr]

@@ -136,6 +136,12 @@ async def test_the_jobs_a_dead_replica_left_are_claimed_once(
     assert taken == sorted([ids["a-running-1"], ids["a-running-2"], ids["a-untold"]])
     assert not set(claims[0]) & set(claims[1])
     assert await c.claim_left_jobs() == [] and await b.claim_left_jobs() == []
+    # a, back from a long pause, finds the job is no longer its own before it sends anything
+    job = ids["a-running-1"]
+    taker = b.id if job in claims[0] else c.id
+    async with one.write() as repo:
+        assert await repo.mark_upstream(job, a.id) is False
+        assert await repo.mark_upstream(job, taker) is True
 
 
 def _job(
@@ -151,7 +157,7 @@ def _job(
         "model": "gemini-3.1-flash-image",
         "status": status,
         "owner": owner,
-        "upstream_at": utcnow(),
+        "upstream_at": None,
         "delivered_at": utcnow() if delivered else None,
     }
 

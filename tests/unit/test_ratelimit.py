@@ -554,3 +554,32 @@ async def test_a_progress_message_its_chat_cannot_take_in_time_is_skipped(
     with pytest.raises(ProgressSkipped):
         await done(edit)
     assert h.started == ["photo0", "photo1", "photo2"]
+
+
+async def test_replicas_share_the_bots_budget_evenly(clock: Clock, limiter: Any) -> None:
+    h = await limiter(per_second=30, window=1.0)
+    h.limiter.share(2)  # two replicas send as the bot: 15 a second each
+    [h.call(f"m{i}", chat=100 + i) for i in range(20)]
+    await until(lambda: len(h.started) == 15)
+    await quiet()
+    assert len(h.started) == 15
+    h.limiter.share(1)  # the other one left: the whole budget again
+    await until(lambda: len(h.started) == 20)
+    h.limiter.share(100)
+    assert h.limiter.per_second == 1  # never nothing at all
+
+
+async def test_a_flood_pause_seen_by_one_replica_holds_them_all(
+    clock: Clock, limiter: Any, fast_sleep: _Asyncio
+) -> None:
+    seen, other = await limiter(), await limiter()
+    told: list[float] = []
+    seen.limiter.on_flood = told.append
+    seen.call("flooded", failures=iter([RetryAfter(12)]))
+    await until(lambda: told == [12.0])
+    other.limiter.hold(told[0])  # what the heartbeat carries to the other replica
+    other.call("held", chat=2)
+    await quiet()
+    assert other.started == []
+    other.advance(clock, 12.5)
+    await until(lambda: other.started == ["held"])
