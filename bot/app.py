@@ -84,6 +84,8 @@ WEBHOOK_KEY = "_webhook"
 # Updates handled at once. Most of them wait for the upstream (seconds) and hold little, so
 # this is far above PTB's default of 256: chat 257 must not wait for chat 1's image.
 MAX_CONCURRENT_UPDATES = 4096
+# On a shared database, seconds before another replica's /allow or /deny holds here too.
+ACCESS_RULES_MAX_AGE = 1.0
 
 PRIVATE_COMMANDS = (
     "start",
@@ -230,6 +232,8 @@ def _dispatcher(app: Application) -> Dispatcher:
         app.bot_data[INBOX_KEY],
         app.bot_data[REPLICAS_KEY],
         lambda chat_id: svc.queue.busy(chat_id) or albums.holds(chat_id),
+        # its settings may have changed on the replica that held it before
+        on_take=svc.prefs.forget,
     )
 
 
@@ -325,6 +329,7 @@ def _open_services(
             AccessLists(
                 settings.allowed_user_ids, settings.allowed_chat_ids, settings.admin_user_ids
             ),
+            max_age=ACCESS_RULES_MAX_AGE if database.shared else None,
         )
         storage = StorageLimit(
             database,
@@ -354,7 +359,11 @@ def _open_services(
         )
         await replicas.join()
         pool = build_provider(settings, http, on_endpoint_fault=notifier)
-        scheduler = FairScheduler(settings.max_concurrent_jobs, settings.max_jobs_per_user)
+        scheduler = FairScheduler(
+            settings.max_concurrent_jobs,
+            settings.max_jobs_per_user,
+            elsewhere=replicas.upstream_elsewhere if database.shared else None,
+        )
         METRICS.watch_queue("jobs", lambda: scheduler.waiting)
         METRICS.watch_queue("endpoints", lambda: pool.slots.waiting)
         generation = GenerationService(

@@ -76,11 +76,14 @@ class Dispatcher:
         replicas: Replicas,
         busy: Callable[[int], bool],
         *,
+        on_take: Callable[[int], None] | None = None,
         poll: float = POLL,
         linger: float = LINGER,
     ) -> None:
         self._app, self._inbox, self._replicas = bot_app, inbox, replicas
         self._busy = busy  # whether a chat has requests running, waiting or being gathered
+        # Told of each chat taken: what this process remembers of it may be another's past.
+        self._on_take = on_take
         self._poll, self._linger = poll, linger
         self._held: dict[int, _Chat] = {}
         self._wake = asyncio.Event()
@@ -137,6 +140,8 @@ class Dispatcher:
     async def _take(self, chat_id: int) -> bool:
         if not await self._replicas.take_chat(chat_id):
             return False  # a live replica holds it and will find the update in the inbox
+        if chat_id not in self._held and self._on_take is not None:
+            self._on_take(chat_id)
         self._held.setdefault(chat_id, _Chat())
         return True
 

@@ -6,6 +6,7 @@ empty the bot is open; otherwise the user or the chat must be allowed (by settin
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from bot.storage.database import Database
@@ -24,18 +25,27 @@ class AccessLists:
 
 
 class AccessService:
-    def __init__(self, database: Database, lists: AccessLists) -> None:
+    def __init__(
+        self, database: Database, lists: AccessLists, *, max_age: float | None = None
+    ) -> None:
         self._db = database
         self.lists = lists
         self._rules: dict[tuple[str, int], bool] | None = None
+        # Several replicas: another one's /deny reaches this one within `max_age` seconds
+        # (None: this process writes every rule, so what it read stays true).
+        self._max_age = max_age
+        self._loaded = 0.0
 
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.lists.admins
 
     async def _load(self) -> dict[tuple[str, int], bool]:
-        if self._rules is None:
+        stale = self._max_age is not None and time.monotonic() - self._loaded > self._max_age
+        if self._rules is None or stale:
+            loaded = time.monotonic()
             async with self._db.read() as repo:
                 self._rules = await repo.access_rules()
+            self._loaded = loaded
         return self._rules
 
     async def allowed(self, user_id: int, chat_id: int) -> bool:

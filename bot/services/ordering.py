@@ -49,6 +49,8 @@ class ChatQueue:
 
 
 WaitCallback = Callable[[int], Awaitable[None]]
+#: How many of a user's requests are upstream in other replicas of the bot now.
+Elsewhere = Callable[[int], Awaitable[int]]
 
 
 class FairScheduler:
@@ -60,8 +62,18 @@ class FairScheduler:
 
     # The total is a safety net above what the endpoints' adaptive limits let through, so
     # normal load never queues here; the per-user cap is fair use and stays small.
-    def __init__(self, total: int = 256, per_user: int = 2) -> None:
+    def __init__(
+        self,
+        total: int = 256,
+        per_user: int = 2,
+        *,
+        elsewhere: Elsewhere | None = None,
+        recheck: float = 1.0,
+    ) -> None:
         self._total, self._per_user = total, per_user
+        # Several replicas: a user's requests upstream in the others count against the cap too
+        # (read from the database, again every `recheck` seconds while it is full).
+        self._elsewhere, self._recheck = elsewhere, recheck
         self._running = 0
         self._by_user: dict[int, int] = {}
         self._waiting: list[tuple[object, int]] = []
@@ -86,9 +98,20 @@ class FairScheduler:
     def _position(self, me: object) -> int:
         return next(i for i, (token, _) in enumerate(self._waiting) if token is me) + 1
 
+    async def _room_elsewhere(self, user_id: int, on_wait: WaitCallback | None) -> None:
+        assert self._elsewhere is not None
+        told = False
+        while await self._elsewhere(user_id) + self._by_user.get(user_id, 0) >= self._per_user:
+            if on_wait is not None and not told:
+                told = True
+                await on_wait(1)
+            await asyncio.sleep(self._recheck)
+
     @asynccontextmanager
     async def slot(self, user_id: int, on_wait: WaitCallback | None = None) -> AsyncIterator[None]:
         me = object()
+        if self._elsewhere is not None:
+            await self._room_elsewhere(user_id, on_wait)
         async with self._cond:
             self._waiting.append((me, user_id))
             try:

@@ -84,6 +84,11 @@ class Replicas:
             await repo.pause_flood(self.id, utcnow() + timedelta(seconds=seconds))
 
     # -- jobs ------------------------------------------------------------------------------
+    async def upstream_elsewhere(self, user_id: int) -> int:
+        """How many of the user's requests other replicas have upstream now."""
+        async with self._db.read() as repo:
+            return await repo.upstream_jobs_elsewhere(user_id, self.id)
+
     async def claim_left_jobs(self) -> list[int]:
         """Jobs dead replicas left running or unanswered, now this one's; their ids."""
         async with self._db.write() as repo:

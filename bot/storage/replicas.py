@@ -155,6 +155,17 @@ class ReplicaQueries(Queries):
         rows = await self.core(_ORPHANED_CHATLESS, {"_before": before})
         return [from_row(InboxUpdate, r) for r in rows]
 
+    # -- jobs ------------------------------------------------------------------------------
+    async def upstream_jobs_elsewhere(self, user_id: int, me: str) -> int:
+        """The user's running jobs whose request is upstream in another replica."""
+        stmt = select(func.count(_JOBS.c.id)).where(
+            _JOBS.c.user_id == user_id,
+            _JOBS.c.status == JobStatus.RUNNING,
+            _JOBS.c.upstream_at.is_not(None),
+            _JOBS.c.owner != me,
+        )
+        return int((await self.core(stmt)).scalar_one())
+
     # -- jobs of dead replicas -------------------------------------------------------------
     async def claim_left_jobs(self, me: str, alive_since: datetime) -> list[int]:
         """Make this replica the owner of every job a dead replica left running or unanswered

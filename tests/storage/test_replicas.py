@@ -13,12 +13,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from bot.services.access import AccessLists, AccessService
 from bot.services.inbox import Inbox
 from bot.services.replicas import Replicas
 from bot.services.types import Who
 from bot.storage import db
 from bot.storage.database import Database
-from bot.storage.models import JobStatus, Replica, utcnow
+from bot.storage.models import JobStatus, Replica, SubjectKind, utcnow
 from bot.storage.queries import table_of
 
 ANN, BEN = 501, 502
@@ -186,3 +187,33 @@ async def test_heartbeats_count_the_replicas_and_share_a_flood_pause(
     await b.leave()
     assert (await a.beat()).replicas == 1
     assert (await b.beat()).replicas == 2  # a beat after its row went brings it back
+
+
+async def test_a_deny_on_one_replica_holds_on_the_other_within_max_age(
+    databases: Callable[[], Database],
+) -> None:
+    lists = AccessLists(frozenset(), frozenset(), frozenset())  # open bot
+    one = AccessService(databases(), lists, max_age=0.2)
+    two = AccessService(databases(), lists, max_age=0.2)
+    assert await two.allowed(BEN, BEN)  # read once, remembered
+    await one.set_allowed(SubjectKind.USER, BEN, False, by=ANN)
+    assert await one.allowed(BEN, BEN) is False
+    await asyncio.sleep(0.3)
+    assert await two.allowed(BEN, BEN) is False  # read again: refused there too
+    assert await two.allowed(ANN, ANN) is True
+
+
+async def test_a_users_requests_upstream_in_other_replicas_are_counted(
+    databases: Callable[[], Database],
+) -> None:
+    one, two = databases(), databases()
+    a, b = await _replica(one), await _replica(two)
+    ann = Who(ANN, "Ann", None, "en", ANN, "private")
+    async with one.write(ann) as repo:
+        for owner, upstream in ((a.id, True), (a.id, True), (a.id, False), (b.id, True)):
+            values = _job(ann, "x", JobStatus.RUNNING, owner)
+            await repo.insert_job([], **{**values, "upstream_at": utcnow() if upstream else None})
+        await repo.insert_job([], **{**_job(ann, "done", JobStatus.SUCCEEDED, a.id)})
+    assert await b.upstream_elsewhere(ANN) == 2  # a's two upstream, not the waiting or done
+    assert await a.upstream_elsewhere(ANN) == 1
+    assert await a.upstream_elsewhere(BEN) == 0

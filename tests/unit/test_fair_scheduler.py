@@ -68,3 +68,30 @@ async def test_chat_queue_counts_and_cleans_up() -> None:
     leave.set()
     await task
     assert queue.ahead("c") == 0
+
+
+async def test_a_users_requests_upstream_in_other_replicas_count_against_the_cap() -> None:
+    elsewhere = {7: 2, 8: 1}  # user -> requests upstream in the other replicas now
+
+    async def count(user_id: int) -> int:
+        return elsewhere.get(user_id, 0)
+
+    scheduler = FairScheduler(total=10, per_user=2, elsewhere=count, recheck=0.01)
+    told: list[int] = []
+
+    async def on_wait(position: int) -> None:
+        told.append(position)
+
+    entered: list[int] = []
+
+    async def ask(user_id: int) -> None:
+        async with scheduler.slot(user_id, on_wait):
+            entered.append(user_id)
+            await asyncio.sleep(0.05)
+
+    seven = asyncio.create_task(ask(7))
+    await asyncio.gather(ask(8), ask(9))  # 8 has room for one more; 9 has nothing elsewhere
+    assert sorted(entered) == [8, 9] and told == [1]  # 7 waits, and hears it once
+    elsewhere[7] = 1  # one of them finished over there
+    await asyncio.wait_for(seven, 1.0)
+    assert entered[-1] == 7 and told == [1]
