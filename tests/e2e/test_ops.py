@@ -64,7 +64,13 @@ async def _metrics_once(
 async def _start(start_bot: Callable[..., Awaitable[RunningBot]]) -> tuple[RunningBot, str]:
     port = free_port()
     bot = await start_bot(http_listen=f"127.0.0.1:{port}")
-    return bot, f"http://127.0.0.1:{port}"
+    root = f"http://127.0.0.1:{port}"
+    for _ in range(200):  # until its services are open (on PostgreSQL that takes longer)
+        _, body = await _get(root, "/readyz")
+        if body.get("status") != "starting":
+            break
+        await asyncio.sleep(0.05)
+    return bot, root
 
 
 async def test_health_and_readiness_follow_the_database_and_the_bot_api(
