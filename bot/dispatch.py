@@ -90,11 +90,6 @@ class Dispatcher:
         self._looker: asyncio.Task[None] | None = None
         self._stopping = False
 
-    @property
-    def held(self) -> int:
-        """Chats this replica holds now."""
-        return len(self._held)
-
     def start(self) -> None:
         self._looker = asyncio.create_task(self._look(), name="webhook-chats")
 
@@ -146,11 +141,16 @@ class Dispatcher:
         return True
 
     async def _start_and_process(self, update_id: int, payload: dict[str, Any]) -> None:
-        if not await self._inbox.start(update_id):
-            return  # started already (a redelivery, or another replica took it)
-        update = read(self._app, payload)
+        update = await self._claim(update_id, payload)
         if update is not None:
             await process(self._app, update)
+
+    async def _claim(self, update_id: int, payload: dict[str, Any]) -> Update | None:
+        """Mark the update started here and read it; None if it was started already (a
+        redelivery, or another replica took it) or cannot be read."""
+        if not await self._inbox.start(update_id):
+            return None
+        return read(self._app, payload)
 
     # -- the chats held here ---------------------------------------------------------------
     async def _look(self) -> None:
@@ -221,9 +221,7 @@ class Dispatcher:
 
     async def _hand_over(self, recorded: InboxUpdate) -> None:
         """Start the update and process it; return once its request queued, or it is done."""
-        if not await self._inbox.start(recorded.update_id):
-            return
-        update = read(self._app, json.loads(recorded.payload))
+        update = await self._claim(recorded.update_id, json.loads(recorded.payload))
         if update is None:
             return
         queued = asyncio.Event()

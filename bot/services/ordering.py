@@ -16,11 +16,10 @@ class ChatQueue:
     def __init__(self) -> None:
         self._locks: dict[Hashable, asyncio.Lock] = {}
         self._count: dict[Hashable, int] = {}
-        self._chats: dict[object, int] = {}  # chat id -> requests of its topics here
 
     def busy(self, chat_id: int) -> bool:
         """Whether a request of this chat (any topic) runs or waits here."""
-        return chat_id in self._chats
+        return any(_chat_of(key) == chat_id for key in self._count)
 
     def ahead(self, key: Hashable) -> int:
         """How many requests of this chat are running or waiting now."""
@@ -30,8 +29,6 @@ class ChatQueue:
     async def turn(self, key: Hashable) -> AsyncIterator[None]:
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._count[key] = self._count.get(key, 0) + 1
-        chat = key[0] if isinstance(key, tuple) else key
-        self._chats[chat] = self._chats.get(chat, 0) + 1
         queued = QUEUED.get()
         if queued is not None:
             queued.set()
@@ -43,9 +40,11 @@ class ChatQueue:
             if self._count[key] == 0:
                 del self._count[key]
                 self._locks.pop(key, None)
-            self._chats[chat] -= 1
-            if not self._chats[chat]:
-                del self._chats[chat]
+
+
+def _chat_of(key: Hashable) -> object:
+    """A queue key is (chat, topic), or a chat alone."""
+    return key[0] if isinstance(key, tuple) else key
 
 
 WaitCallback = Callable[[int], Awaitable[None]]

@@ -73,7 +73,6 @@ class Replicas:
         async with self._heart.write() as repo:
             if not await repo.beat(self.id):  # taken for dead (a long pause): alive again
                 await repo.add_replica(self.id)
-        async with self._heart.read() as repo:
             live = await repo.live_replicas(self._alive_since())
         now = utcnow()
         pauses = [(until - now).total_seconds() for _, until in live if until is not None]

@@ -62,13 +62,15 @@ def _provider_message(exc: ProviderError, lang_code: str) -> str:
     return t(lang_code, f"err_{kind.value}")
 
 
-DOMAIN_ERRORS = (UserInputError, ImageInputError, ProviderError)
+DOMAIN_ERRORS = (UserInputError, ImageInputError, ProviderError, JobTakenOver)
 
 
 async def tell_user(
     bot: Bot, who: Who, lang_code: str, reply_to: int | None, exc: BaseException
 ) -> None:
     """Say what went wrong in the user's language; a chat that cannot hear it is only logged."""
+    if isinstance(exc, JobTakenOver):
+        return  # the replica that took the job over answers its user
     try:
         await bot.send_message(
             who.chat_id,
@@ -141,8 +143,6 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """PTB's error handler, the one place an update's error becomes words: what a handler
     raised (a domain error, or anything unexpected, logged once with its traceback)."""
     error = context.error
-    if isinstance(error, JobTakenOver):
-        return  # the replica that took the job over answers its user
     if isinstance(error, BadRequest) and _STALE_QUERY in error.message.lower():
         # A press Telegram no longer takes an answer for (the bot was down when it was made):
         # nobody waits for that answer any more.

@@ -18,7 +18,6 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import Application
 
 from bot.i18n import lang_of, t
-from bot.services.errors import JobTakenOver
 from bot.services.recovery import Action, Leftover, RecoveryService
 from bot.services.replicas import Replicas
 from bot.telegram.context import SERVICES_KEY, Services
@@ -134,8 +133,6 @@ async def _answer(bot: Bot, svc: Services, service: RecoveryService, leftover: L
         run = partial(svc.generation.resume, leftover.job_id, who)
         try:
             await deliver(bot, svc, who, lng, reply_to, run)
-        except JobTakenOver:
-            pass  # the replica that took it over answers
         except Exception as exc:  # no update to hand to on_error: told here, the same way
             log.warning("job %s run again after a restart failed: %s", leftover.job_id, exc)
             await tell_user(bot, who, lng, reply_to, exc)

@@ -46,9 +46,9 @@ class Sharing:
         await self.beat()
         await self.sweep()
         self._loops = [
-            asyncio.create_task(self._every(self.beat, "heartbeat"), name="replica-heartbeat"),
+            asyncio.create_task(self._beating(), name="replica-heartbeat"),
             # apart from the beats, which must not wait behind a busy pool's claims
-            asyncio.create_task(self._every(self.sweep, "sweep"), name="replica-sweep"),
+            asyncio.create_task(self._sweeping(), name="replica-sweep"),
         ]
 
     def stop_taking(self) -> None:
@@ -71,19 +71,22 @@ class Sharing:
         with contextlib.suppress(Exception):
             await self._replicas.leave()
 
-    async def _every(self, step: Callable[[], Awaitable[None]], what: str) -> None:
+    async def _beating(self) -> None:
         loop = asyncio.get_running_loop()
         last = loop.time()
         while True:
             await asyncio.sleep(self._replicas.beat_every)
-            took = loop.time() - last
-            if what == "heartbeat" and took > self._replicas.lease / 2:
-                log.warning("heartbeat %.1f s after the last one: the loop is late", took)
+            if loop.time() - last > self._replicas.lease / 2:  # soon taken for dead
+                log.warning(
+                    "heartbeat %.1f s after the last one: the loop is late", loop.time() - last
+                )
             last = loop.time()
-            try:
-                await step()
-            except Exception as exc:  # the database is away for a moment: the next one tries
-                log.warning("%s failed: %s", what, exc)
+            await _tried(self.beat, "heartbeat")
+
+    async def _sweeping(self) -> None:
+        while True:
+            await asyncio.sleep(self._replicas.beat_every)
+            await _tried(self.sweep, "sweep")
 
     async def beat(self) -> None:
         """Say this replica is alive; take its part of the flood budget and any pause."""
@@ -109,3 +112,10 @@ class Sharing:
         task = asyncio.create_task(self._replicas.pause_flood(seconds))
         self._pauses.add(task)
         task.add_done_callback(self._pauses.discard)
+
+
+async def _tried(step: Callable[[], Awaitable[None]], what: str) -> None:
+    try:
+        await step()
+    except Exception as exc:  # the database is away for a moment: the next one tries
+        log.warning("%s failed: %s", what, exc)
