@@ -67,7 +67,7 @@ async def _start(start_bot: Callable[..., Awaitable[RunningBot]]) -> tuple[Runni
     root = f"http://127.0.0.1:{port}"
     for _ in range(200):  # until its services are open (on PostgreSQL that takes longer)
         _, body = await _get(root, "/readyz")
-        if body.get("status") != "starting":
+        if body.get("reason") != "starting":
             break
         await asyncio.sleep(0.05)
     return bot, root
