@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from bot import redaction
+from bot.providers.factory import make_http_client
 from tests import postgres
 
 if TYPE_CHECKING:
@@ -32,8 +33,9 @@ for _name in list(os.environ):
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client for provider tests; environment proxies ignored (every server is local)."""
-    async with httpx.AsyncClient(trust_env=False) as client:
+    """The app's upstream client for provider tests; environment proxies ignored (every server
+    is local)."""
+    async with make_http_client(trust_env=False) as client:
         yield client
 
 

@@ -14,6 +14,7 @@ from bot.providers.openai_chat import OpenAIChatProvider
 from bot.providers.openai_images import OpenAIImagesProvider
 from bot.providers.pool import EndpointFaultHook, ProviderPool, RetryPolicy
 from bot.providers.registry import load_providers_file
+from bot.providers.transport import AiohttpTransport
 from bot.providers.urlguard import UrlPolicy, parse_allowed_hosts
 
 
@@ -107,12 +108,12 @@ def build_provider(
     return ProviderPool(providers, policy, on_endpoint_fault=on_endpoint_fault)
 
 
-def make_http_client() -> httpx.AsyncClient:
-    """One shared client for every upstream call; per-request timeouts come from the endpoint."""
+def make_http_client(*, trust_env: bool = True) -> httpx.AsyncClient:
+    """One shared client for every upstream call; per-request timeouts come from the endpoint.
+    `trust_env`: proxies (and certificates) from the environment, as httpx reads them."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(180.0, connect=15.0),
-        # No cap of its own: the scheduler and each endpoint's adaptive limit bound the calls.
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
+        transport=AiohttpTransport(trust_env=trust_env),
         follow_redirects=True,
-        trust_env=True,
+        trust_env=trust_env,
     )

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from bot.config import SettingsError, load_settings
 from bot.providers.errors import ProviderError, ProviderErrorKind
+from bot.providers.factory import make_http_client
 from bot.providers.http import MAX_REDIRECTS, download_image
 from bot.providers.urlguard import (
     IPAddress,
@@ -167,7 +168,7 @@ async def origin(host: ImageHost) -> AsyncIterator[str]:
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     # follow_redirects=True as the app's client has: the download must not rely on it being off
-    async with httpx.AsyncClient(trust_env=False, follow_redirects=True) as client:
+    async with make_http_client(trust_env=False) as client:
         yield client
 
 
