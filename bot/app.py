@@ -55,6 +55,7 @@ from bot.services.styles import StyleService
 from bot.storage.blobs import BlobStore, LocalBlobStore
 from bot.storage.database import Database
 from bot.storage.db import create_engine, create_sessionmaker
+from bot.storage.recent import RecentBlobs
 from bot.telegram import gate
 from bot.telegram.albums import AlbumCollector
 from bot.telegram.context import SERVICES_KEY, Services
@@ -423,7 +424,12 @@ def _open_services(
 
 
 def blob_store(settings: Settings) -> BlobStore:
-    """The bucket BLOB_STORE_URL names, else the folder under DATA_DIR."""
+    """The bucket BLOB_STORE_URL names, else the folder under DATA_DIR; the blobs written
+    last kept in memory for the read that follows them."""
+    return RecentBlobs(_durable_blob_store(settings))
+
+
+def _durable_blob_store(settings: Settings) -> BlobStore:
     if not settings.blob_store_url:
         return LocalBlobStore(settings.blobs_dir)
     from bot.storage.s3blobs import S3BlobStore, S3Location

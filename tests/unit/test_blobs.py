@@ -11,16 +11,21 @@ from pathlib import Path
 import pytest
 
 from bot.storage.blobs import BlobMissingError, BlobStore, LocalBlobStore, PackEntry
+from bot.storage.recent import RecentBlobs
 from bot.storage.s3blobs import S3BlobStore, S3Location
 from tests.fakes.s3_server import S3Bucket
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "recent-local", "recent-s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
-    if request.param == "local":
-        return LocalBlobStore(tmp_path / "blobs")
-    bucket: S3Bucket = request.getfixturevalue("s3_bucket")
-    return s3_store(bucket)
+    """Each backend, and each behind the memory of recent blobs the app puts in front."""
+    backend: BlobStore
+    if request.param.endswith("local"):
+        backend = LocalBlobStore(tmp_path / "blobs")
+    else:
+        bucket: S3Bucket = request.getfixturevalue("s3_bucket")
+        backend = s3_store(bucket)
+    return RecentBlobs(backend) if request.param.startswith("recent") else backend
 
 
 def s3_store(bucket: S3Bucket) -> S3BlobStore:
