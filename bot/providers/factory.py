@@ -14,7 +14,6 @@ from bot.providers.openai_chat import OpenAIChatProvider
 from bot.providers.openai_images import OpenAIImagesProvider
 from bot.providers.pool import EndpointFaultHook, ProviderPool, RetryPolicy
 from bot.providers.registry import load_providers_file
-from bot.providers.transport import AiohttpTransport
 from bot.providers.urlguard import UrlPolicy, parse_allowed_hosts
 
 
@@ -113,7 +112,8 @@ def make_http_client(*, trust_env: bool = True) -> httpx.AsyncClient:
     `trust_env`: proxies (and certificates) from the environment, as httpx reads them."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(180.0, connect=15.0),
-        transport=AiohttpTransport(trust_env=trust_env),
+        # No cap of its own: the scheduler and each endpoint's adaptive limit bound the calls.
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
         follow_redirects=True,
         trust_env=trust_env,
     )

@@ -1,5 +1,6 @@
-"""The upstream client (httpx over the aiohttp transport) against servers on 127.0.0.1 that
-behave, and misbehave, as relays do: its errors must still say whether a request left."""
+"""The app's upstream client (make_http_client) against servers on 127.0.0.1 that behave, and
+misbehave, as relays do: its errors must say whether a request left, its connections are
+reused and freed, and the environment's proxies are honoured."""
 
 from __future__ import annotations
 
