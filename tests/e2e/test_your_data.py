@@ -145,8 +145,9 @@ async def test_forget_keeps_other_peoples_shared_pictures_and_the_next_message_w
     assert db_rows(bot.settings, "select aspect_ratio from chat_prefs") == [("16:9",)]
     tg.send_text(ALICE, "/style add mine {prompt}, as my grandmother drew", user=tg.user(ALICE))
     tg.send_text(BOB, "/style add his {prompt}, in chalk", user=tg.user(BOB))
-    await tg.wait_for("sendMessage", lambda c: "mine" in str(c.params))
-    await tg.wait_for("sendMessage", lambda c: "his" in str(c.params))
+    # each one's own answer ("his" alone also matched "this" in an earlier message)
+    await tg.wait_for("sendMessage", lambda c: _to(ALICE)(c) and "<b>mine</b>" in str(c.params))
+    await tg.wait_for("sendMessage", lambda c: _to(BOB)(c) and "<b>his</b>" in str(c.params))
     assert db_rows(bot.settings, "select count(*) from chat_styles") == [(2,)]
 
     tg.send_text(ALICE, "/forget", user=tg.user(ALICE))
