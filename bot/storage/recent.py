@@ -1,8 +1,8 @@
 """The blobs written last, kept in memory for the read that follows them.
 
 A result is written to the store and read back from it a moment later to be sent; an edit's
-photo is written, then read to go upstream. From the folder that read was a thread hop (at
-10 chats at once it waited ~4 ms for a worker), from S3 a download. The bytes are at hand when
+photo is written, then read to go upstream. From the folder that read was a thread hop that
+waits for a free worker under load, from S3 a download. The bytes are at hand when
 they are written, so the last few megabytes written are kept, in a byte budget that bounds the
 memory; a deleted blob leaves the memory with its file.
 """
@@ -38,7 +38,7 @@ class RecentBlobs(BlobStore):
         return sha256
 
     async def get(self, sha256: str) -> bytes:
-        kept = self._kept.get(self.check_key(sha256))
+        kept = self._kept.get(sha256)  # a malformed key misses, and the store refuses it
         return kept if kept is not None else await self.store.get(sha256)
 
     async def exists(self, sha256: str) -> bool:
