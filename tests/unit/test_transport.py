@@ -205,6 +205,35 @@ async def test_files_reach_the_server_intact(server: Server, request_: AiohttpRe
     assert files["b.bin"]["sha256"] == hashlib.sha256(doc).hexdigest()
 
 
+async def test_a_big_file_arrives_intact_and_goes_out_in_slices(
+    server: Server, request_: AiohttpRequest
+) -> None:
+    # a 4K original's size, not a multiple of the slice: the last slice is short
+    original = hashlib.sha256(b"4k").digest() * (16_500_007 // 32) + b"tail"
+    data = params(chat_id=7, document=InputFile(original, filename="image.png"))
+    status, body = await request_.do_request(f"{server.root}/echo", "POST", data)
+    assert status == 200
+    (seen,) = json.loads(body)["result"]["files"].values()
+    assert seen["filename"] == "image.png"
+    assert seen["content_type"] == "image/png"
+    assert seen["size"] == len(original)
+    assert seen["sha256"] == hashlib.sha256(original).hexdigest()
+
+    class Writer:
+        def __init__(self) -> None:
+            self.sizes: list[int] = []
+
+        async def write(self, chunk: memoryview) -> None:
+            self.sizes.append(len(chunk))
+
+    writer = Writer()
+    payload = transport._sliced(original, "image/png")
+    await payload.write(writer)  # type: ignore[arg-type]
+    assert sum(writer.sizes) == len(original)
+    assert max(writer.sizes) <= transport._UPLOAD_SLICE
+    assert transport._sliced(b"small", "image/png") == b"small"  # small files as they are
+
+
 @pytest.mark.parametrize("code", [400, 401, 403, 404, 409, 429, 500, 502])
 async def test_error_statuses_come_back_as_status_and_body(
     server: Server, request_: AiohttpRequest, code: int
