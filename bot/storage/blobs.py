@@ -125,6 +125,11 @@ class LocalBlobStore(BlobStore):
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)  # created lazily by the first put()
+        # Directories of the store this process has seen made durable: a put checks none of
+        # them again (each check is a system call that gives up the GIL and must win it back
+        # from the event loop). Directories are never removed; should one vanish anyway, the
+        # write fails and the put starts again from what is on disk.
+        self._dirs: set[Path] = set()
 
     def path_for(self, sha256: str) -> Path:
         """``root/ab/cd/<sha256>``. Raises ValueError unless ``sha256`` is 64 lowercase hex."""
@@ -208,14 +213,22 @@ class LocalBlobStore(BlobStore):
         path = self.path_for(sha256)
         if path.is_file():
             return sha256
-        created = [d for d in (self.root, path.parent.parent, path.parent) if not d.is_dir()]
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._write(path, data)
+        except FileNotFoundError:
+            self._dirs.clear()
+            self._write(path, data)
+        return sha256
+
+    def _write(self, path: Path, data: bytes) -> None:
+        chain = (self.root, path.parent.parent, path.parent)
+        created = [d for d in chain if d not in self._dirs and _made(d)]
         _write_atomic(path, data)
         # The rename and any new directory are entries of their parents: sync those too,
         # or a power loss could forget a file whose row is committed.
         for directory in dict.fromkeys([path.parent, *(d.parent for d in reversed(created))]):
             fsync_dir(directory)
-        return sha256
+        self._dirs.update(chain)
 
 
 @dataclass(frozen=True)
@@ -263,6 +276,17 @@ def _delete_sync(paths: list[Path]) -> int:
         with contextlib.suppress(FileNotFoundError):
             fsync_dir(directory)
     return removed
+
+
+def _made(directory: Path) -> bool:
+    """Make `directory` (and any missing parent); False if it was there already."""
+    try:
+        directory.mkdir(parents=True)
+    except FileExistsError:
+        if not directory.is_dir():
+            raise
+        return False
+    return True
 
 
 def fsync_dir(directory: Path) -> None:

@@ -4,12 +4,15 @@ moto's server), then what only the local store does."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from bot.storage import blobs
 from bot.storage.blobs import BlobMissingError, BlobStore, LocalBlobStore, PackEntry
 from bot.storage.recent import RecentBlobs
 from bot.storage.s3blobs import S3BlobStore, S3Location
@@ -141,6 +144,56 @@ async def test_root_is_created_lazily(tmp_path: Path) -> None:
     await store.put(b"x")
 
     assert root.is_dir()
+
+
+def _same_shard(prefix_len: int) -> tuple[bytes, bytes]:
+    """Two contents whose digests share their first `prefix_len` hex digits."""
+    seen: dict[str, bytes] = {}
+    for n in itertools.count():
+        data = f"blob {n}".encode()
+        key = hashlib.sha256(data).hexdigest()[:prefix_len]
+        if key in seen:
+            return seen[key], data
+        seen[key] = data
+    raise AssertionError("unreachable")
+
+
+async def test_new_directories_are_synced_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[Path] = []
+    real = blobs.fsync_dir
+    monkeypatch.setattr(blobs, "fsync_dir", lambda d: (synced.append(d), real(d)))
+    root = tmp_path / "blobs"
+    store = LocalBlobStore(root)
+    first, same_leaf = _same_shard(4)
+    leaf = store.path_for(await store.put(first)).parent
+    # the file's rename and each new directory in its parent, down from the root
+    assert synced == [leaf, leaf.parent, root, tmp_path]
+
+    synced.clear()
+    await store.put(same_leaf)
+    assert synced == [leaf]  # nothing new but the file
+
+    synced.clear()
+    one, other = _same_shard(2)
+    a = store.path_for(await store.put(one)).parent
+    synced.clear()
+    b = store.path_for(await store.put(other)).parent
+    assert a.parent == b.parent and a != b
+    assert synced == [b, b.parent]  # a new leaf in a known directory
+
+
+async def test_a_vanished_directory_is_made_again(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    first, second = _same_shard(4)
+    path = store.path_for(await store.put(first))
+    shutil.rmtree(path.parent.parent)  # someone cleaned up under the running bot
+
+    sha = await store.put(second)
+
+    assert await store.get(sha) == second
+    assert not await store.exists(path.name)
 
 
 def test_path_fan_out(tmp_path: Path) -> None:
