@@ -222,11 +222,15 @@ class LocalBlobStore(BlobStore):
 
     def _write(self, path: Path, data: bytes) -> None:
         chain = (self.root, path.parent.parent, path.parent)
-        created = [d for d in chain if d not in self._dirs and _made(d)]
+        # Made here or not, a directory not yet known durable has its entry synced: another
+        # put may have made it a moment ago and not synced it yet.
+        unsure = [d for d in chain if d not in self._dirs]
+        for directory in unsure:
+            _make(directory)
         _write_atomic(path, data)
         # The rename and any new directory are entries of their parents: sync those too,
         # or a power loss could forget a file whose row is committed.
-        for directory in dict.fromkeys([path.parent, *(d.parent for d in reversed(created))]):
+        for directory in dict.fromkeys([path.parent, *(d.parent for d in reversed(unsure))]):
             fsync_dir(directory)
         self._dirs.update(chain)
 
@@ -278,15 +282,13 @@ def _delete_sync(paths: list[Path]) -> int:
     return removed
 
 
-def _made(directory: Path) -> bool:
-    """Make `directory` (and any missing parent); False if it was there already."""
+def _make(directory: Path) -> None:
+    """Make `directory` (and any missing parent) unless it is there: one mkdir either way."""
     try:
         directory.mkdir(parents=True)
     except FileExistsError:
         if not directory.is_dir():
             raise
-        return False
-    return True
 
 
 def fsync_dir(directory: Path) -> None:

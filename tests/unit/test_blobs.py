@@ -184,6 +184,23 @@ async def test_new_directories_are_synced_once(
     assert synced == [b, b.parent]  # a new leaf in a known directory
 
 
+async def test_a_directory_found_made_is_synced_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # another put (or a previous run) made it; whether its entry is durable is not known
+    synced: list[Path] = []
+    real = blobs.fsync_dir
+    monkeypatch.setattr(blobs, "fsync_dir", lambda d: (synced.append(d), real(d)))
+    store = LocalBlobStore(tmp_path)
+    data = b"found"
+    leaf = store.path_for(hashlib.sha256(data).hexdigest()).parent
+    leaf.mkdir(parents=True)
+
+    await store.put(data)
+
+    assert synced == [leaf, leaf.parent, tmp_path, tmp_path.parent]
+
+
 async def test_a_vanished_directory_is_made_again(tmp_path: Path) -> None:
     store = LocalBlobStore(tmp_path)
     first, second = _same_shard(4)
