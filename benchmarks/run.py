@@ -90,7 +90,9 @@ class Scenario:
     flood: bool = False  # the fake enforces Telegram's flood limits; the bot's limiter is on
     floor: bool = False  # also run the floor on the same fakes
     timeout: float = 120.0
-    caps: bool = False  # keep the default fair-use caps (MAX_CONCURRENT_JOBS, ...) instead of lifting them
+    caps: bool = (
+        False  # keep the default fair-use caps (MAX_CONCURRENT_JOBS, ...) instead of lifting them
+    )
     capacity: int | None = None  # the upstream answers 429 beyond this many requests in flight
     spread: tuple[float, float] | None = None  # each upstream call takes a latency drawn from this
 
@@ -513,11 +515,15 @@ def scenarios(quick: bool, latency: float) -> list[Scenario]:
     for k in (10, 100):
         bound = 1.1 * latency + k / FLOOD_PER_SECOND
         out.append(
-            Scenario(f"chats-{k}-def", "flat", k, latency, flood=True, caps=True, timeout=10 * bound)
+            Scenario(
+                f"chats-{k}-def", "flat", k, latency, flood=True, caps=True, timeout=10 * bound
+            )
         )
     # the settings a user gets with real-looking upstreams: 5-15 s, answers of a 1K image's size
     out.append(
-        Scenario("real-100", "1k", 100, 10.0, flood=True, caps=True, spread=(5.0, 15.0), timeout=120)
+        Scenario(
+            "real-100", "1k", 100, 10.0, flood=True, caps=True, spread=(5.0, 15.0), timeout=120
+        )
     )
     # the adaptive limit's row: default settings always
     out.append(
@@ -780,7 +786,9 @@ def table(results: dict[str, Any], latency: float) -> list[tuple[str, str, str, 
                     ok(v <= 50 if v is not None else None),
                 )
             )
-    others = [(n, phase(n)) for n in ("overhead-1k", *(f"chats-{k}-off" for k in (1, 10, 100, 500)))]
+    others = [
+        (n, phase(n)) for n in ("overhead-1k", *(f"chats-{k}-off" for k in (1, 10, 100, 500)))
+    ]
     shown = [(n, p["loop_max_ms"]) for n, p in others if p and p["loop_max_ms"] is not None]
     if shown:
         rows.append(

@@ -25,7 +25,7 @@ from bot import imaging, redaction
 from bot.config import Settings
 from bot.providers.base import AuthStyle, DialectName, Endpoint, ImageRequest
 from bot.providers.errors import ProviderError, ProviderErrorKind
-from bot.providers.extract import answer_object
+from bot.providers.extract import Body, answer_object
 from bot.providers.factory import (
     endpoints_from_settings,
     make_http_client,
@@ -153,7 +153,7 @@ class Listing:
     failed: ProviderErrorKind | None = None
 
 
-def _names(family: str, raw: bytes | bytearray) -> list[str]:
+def _names(family: str, raw: Body) -> list[str]:
     answer = answer_object(raw)
     items = answer.get("models" if family == "gemini" else "data")
     if not isinstance(items, list):
@@ -184,7 +184,7 @@ async def list_models(
     url = f"{base}/v1beta/models" if family == "gemini" else f"{base}/models"
     endpoint = _probe_endpoint(dialect, base, key, auth, LIST_TIMEOUT)
 
-    async def read(raw: bytearray) -> list[str]:
+    async def read(raw: Body) -> list[str]:
         return _names(family, raw)
 
     try:

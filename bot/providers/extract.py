@@ -25,6 +25,8 @@ from bot.providers.base import ImageRef, InputImage
 from bot.providers.errors import ProviderError, ProviderErrorKind
 
 DETAIL_LIMIT = 300
+# An answer's bytes as read: a big one is a view of memory mapped for it (bot.providers.http).
+Body = bytes | bytearray | memoryview
 
 _DATA_URI_HEAD = re.compile(
     r"data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+(?:=[^;,]*)?)*),", re.ASCII | re.IGNORECASE
@@ -304,9 +306,9 @@ def clean_detail(text: str, secrets: Iterable[str] = (), limit: int = DETAIL_LIM
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _json_error(body: bytes | bytearray) -> dict[str, Any] | None:
+def _json_error(body: Body) -> dict[str, Any] | None:
     try:
-        data = json.loads(body)
+        data = json.loads(_loadable(body))
     except (ValueError, UnicodeDecodeError):
         return None
     if isinstance(data, list) and data:  # Google sometimes wraps the error in a list
@@ -319,8 +321,8 @@ def _json_error(body: bytes | bytearray) -> dict[str, Any] | None:
     return err if isinstance(err, dict) else None
 
 
-def _html_text(body: bytes | bytearray) -> str:
-    text = body[:65536].decode("utf-8", "replace")
+def _html_text(body: Body) -> str:
+    text = bytes(body[:65536]).decode("utf-8", "replace")
     title = _HTML_TITLE.search(text)
     if title:
         return html.unescape(title.group(1))
@@ -466,7 +468,7 @@ def _kind(status: int, err: Mapping[str, Any] | None, reason: str | None) -> Pro
 
 def error_from_http(
     status: int,
-    body: bytes | bytearray,
+    body: Body,
     headers: Mapping[str, str],
     endpoint: str,
     *,
@@ -503,14 +505,14 @@ def error_from_http(
 _ANSWER_JSON = msgspec.json.Decoder()
 
 
-def answer_object(body: bytes | bytearray) -> dict[str, Any]:
+def answer_object(body: Body) -> dict[str, Any]:
     """A 200 answer's JSON object. What msgspec refuses (a BOM, UTF-16, NaN, broken JSON) goes
     to json.loads, so every body reads as json.loads reads it and errors carry its message."""
     try:
         answer = _ANSWER_JSON.decode(body)
     except msgspec.DecodeError:
         try:
-            answer = json.loads(body)
+            answer = json.loads(_loadable(body))
         except (ValueError, UnicodeDecodeError) as exc:
             detail = f"answer is not JSON ({type(exc).__name__}: {exc})"[:300]
             raise bad_response(detail) from None
@@ -519,7 +521,12 @@ def answer_object(body: bytes | bytearray) -> dict[str, Any]:
     return answer
 
 
-def error_in_200(err: Any, body: bytes | bytearray) -> ProviderError:
+def _loadable(body: Body) -> bytes | bytearray:
+    """What json.loads takes (it refuses a memoryview)."""
+    return bytes(body) if isinstance(body, memoryview) else body
+
+
+def error_in_200(err: Any, body: Body) -> ProviderError:
     """A relay's error object in a 200 answer, classified like the HTTP status it names."""
     if isinstance(err, Mapping):
         status = err.get("code") if isinstance(err.get("code"), int) else err.get("status")

@@ -37,6 +37,7 @@ from bot.providers.base import (
 )
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import (
+    Body,
     answer_object,
     bad_response,
     checked_mime,
@@ -187,7 +188,7 @@ def _refusal(
     return ProviderError(kind, clean_detail(detail), reason=reason)
 
 
-def _no_candidates(answer: Mapping[str, Any], body: bytes | bytearray) -> ProviderError:
+def _no_candidates(answer: Mapping[str, Any], body: Body) -> ProviderError:
     """Why an answer has no candidates: a blocked prompt, an error object sent with 200, or -."""
     feedback = _field(answer, "promptFeedback", "prompt_feedback")
     if isinstance(feedback, Mapping):
@@ -203,7 +204,7 @@ def _no_candidates(answer: Mapping[str, Any], body: bytes | bytearray) -> Provid
     return ProviderError(ProviderErrorKind.NO_IMAGE, "answer has no candidates")
 
 
-def _first_candidate(answer: Mapping[str, Any], body: bytes | bytearray) -> Mapping[str, Any]:
+def _first_candidate(answer: Mapping[str, Any], body: Body) -> Mapping[str, Any]:
     candidates = answer.get("candidates")
     if not isinstance(candidates, list) or not candidates:
         raise _no_candidates(answer, body)
@@ -329,14 +330,14 @@ def read_sources(candidate: Mapping[str, Any]) -> list[Source]:
     return found
 
 
-def parse_response(body: bytes | bytearray) -> ParsedAnswer:
+def parse_response(body: Body) -> ParsedAnswer:
     """Images (decoded), words, usage and the model's turn of a 200 generateContent answer.
 
     CPU-heavy for big answers (JSON + base64 of 20+ MB at 4K): run it in a thread."""
     return parse_answer(answer_object(body), body)
 
 
-def parse_answer(answer: Mapping[str, Any], body: bytes | bytearray = b"") -> ParsedAnswer:
+def parse_answer(answer: Mapping[str, Any], body: Body = b"") -> ParsedAnswer:
     """parse_response on an answer already read as JSON (`body`: its bytes, for error text)."""
     candidate = _first_candidate(answer, body)
     images, model_turn = read_content(candidate)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import mmap
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,7 @@ from bot.providers.base import (
     ParsedAnswer,
 )
 from bot.providers.errors import ProviderError, ProviderErrorKind
-from bot.providers.extract import bad_response, checked_mime, clean_detail, error_from_http
+from bot.providers.extract import Body, bad_response, checked_mime, clean_detail, error_from_http
 from bot.providers.sse import SseFramer
 from bot.providers.urlguard import Pinned, UrlPolicy
 
@@ -41,6 +42,7 @@ JSON_IN_THREAD_CHARS = 256_000  # bodies with more string data than this are enc
 MAX_ANSWER_BYTES = 64 * 1024 * 1024  # the largest 4K answer (~22 MB of base64) three times over
 ERROR_BODY_BYTES = 65_536
 FIRST_READ_BYTES = 65_536  # room for a body of unknown length before it first doubles
+MAPPED_BODY_BYTES = 1 << 20  # from this size a body is read into memory mapped for it
 CONNECT_TIMEOUT = 15.0
 _EXPIRED_STATUSES = frozenset({403, 404, 410})
 DOWNLOAD_ATTEMPTS = 2  # an image link that fails to download is fetched once more
@@ -114,7 +116,7 @@ async def build_body(
     return build(request, endpoint)
 
 
-async def parse_answer(parse: Callable[[bytes | bytearray], T], raw: bytes | bytearray) -> T:
+async def parse_answer(parse: Callable[[Body], T], raw: Body) -> T:
     """A dialect's parse of an answer: in the GIL lane when the body is big (base64 images)."""
     if len(raw) > OFF_LOOP_BYTES:
         return await in_gil_lane(parse, raw)
@@ -159,7 +161,7 @@ def transport_error(
     return ProviderError(ProviderErrorKind.CONNECTION, detail, endpoint=endpoint)
 
 
-async def _read_capped(resp: httpx.Response, max_bytes: int, what: str) -> bytearray:
+async def _read_capped(resp: httpx.Response, max_bytes: int, what: str) -> Body:
     """The body, refused as soon as it passes `max_bytes`. One buffer, sized at once when the
     length is declared and else doubled as it fills: growing it chunk by chunk re-copied a
     22 MB answer dozens of times on the event loop, and a list of chunks joined at the end held
@@ -168,18 +170,41 @@ async def _read_capped(resp: httpx.Response, max_bytes: int, what: str) -> bytea
     size = int(declared) if declared.isdigit() else None
     if size is not None and size > max_bytes:
         raise bad_response(f"{what} too large ({declared} bytes > {max_bytes})")
-    buf = bytearray(size if size is not None else FIRST_READ_BYTES)
+    buf = _room(size if size is not None else FIRST_READ_BYTES)
     filled = 0
     async for chunk in resp.aiter_bytes():
         end = filled + len(chunk)
         if end > max_bytes:
             raise bad_response(f"{what} too large (> {max_bytes} bytes)")
         if end > len(buf):  # longer than declared, or no length: double the room
-            buf += bytes(max(len(buf), end - len(buf)))
+            buf = _grown(buf, filled, max(2 * len(buf), end))
         buf[filled:end] = chunk
         filled = end
-    del buf[filled:]
-    return buf
+    if isinstance(buf, bytearray):
+        del buf[filled:]
+        return buf
+    return memoryview(buf)[:filled]
+
+
+def _room(size: int) -> bytearray | mmap.mmap:
+    """Room for a body. A big one gets pages of its own, touched only as its bytes arrive and
+    given back whole when it is let go: a zeroed bytearray of 22 MB touches every page in one
+    call on the event loop, and on fresh memory that is one long stall."""
+    if size < MAPPED_BODY_BYTES:
+        return bytearray(size)
+    if hasattr(mmap, "MAP_PRIVATE"):  # private: a shared anonymous map cannot grow (SIGBUS)
+        return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE)
+    return mmap.mmap(-1, size)
+
+
+def _grown(buf: bytearray | mmap.mmap, filled: int, size: int) -> bytearray | mmap.mmap:
+    if isinstance(buf, mmap.mmap):
+        with contextlib.suppress(OSError, SystemError):  # no mremap (macOS): copied below
+            buf.resize(size)
+            return buf
+    bigger = _room(size)
+    bigger[:filled] = memoryview(buf)[:filled]
+    return bigger
 
 
 _answer_lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
@@ -226,7 +251,7 @@ async def post_and_read(
     endpoint: Endpoint,
     url: str,
     body: Any,
-    read: Callable[[bytearray], Awaitable[T]],
+    read: Callable[[Body], Awaitable[T]],
     *,
     max_bytes: int = MAX_ANSWER_BYTES,
 ) -> T:
@@ -246,7 +271,7 @@ async def get_and_read(
     http: httpx.AsyncClient,
     endpoint: Endpoint,
     url: str,
-    read: Callable[[bytearray], Awaitable[T]],
+    read: Callable[[Body], Awaitable[T]],
     *,
     max_bytes: int = 5_000_000,
     timeout: float | None = None,  # noqa: ASYNC109 - total budget, default endpoint.timeout
@@ -263,7 +288,7 @@ async def _call(
     url: str,
     content: bytes | None,
     max_bytes: int,
-    read: Callable[[bytearray], Awaitable[T]],
+    read: Callable[[Body], Awaitable[T]],
     total: float | None = None,
 ) -> T:
     headers = endpoint.auth_headers()
@@ -550,7 +575,7 @@ class EndpointClient:
         request: ImageRequest,
         url: str,
         build: Callable[[ImageRequest, Endpoint], Any],
-        parse: Callable[[bytes | bytearray], ParsedAnswer],
+        parse: Callable[[Body], ParsedAnswer],
     ) -> ImageResult:
         """One call of a dialect that answers at once: the body built and the answer parsed in
         the GIL lane (both CPU-heavy with big images), then the answer's links downloaded."""

@@ -19,6 +19,7 @@ from bot.providers.base import (
 )
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import (
+    Body,
     answer_object,
     bad_response,
     clean_detail,
@@ -107,16 +108,14 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> dict[str, Any]:
 # --- response -----------------------------------------------------------------------------
 
 
-def _no_choices(data: Mapping[str, Any], body: bytes | bytearray) -> ProviderError:
+def _no_choices(data: Mapping[str, Any], body: Body) -> ProviderError:
     """Why a 200 answer has no choices: a relay's error object, or nothing to go on."""
     if data.get("error"):
         return error_in_200(data["error"], body)
     return bad_response(clean_detail(f"answer has no choices: {bytes(body[:200])!r}"))
 
 
-def _first_message(
-    data: Mapping[str, Any], body: bytes | bytearray
-) -> tuple[Mapping[str, Any], str | None]:
+def _first_message(data: Mapping[str, Any], body: Body) -> tuple[Mapping[str, Any], str | None]:
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices:
         raise _no_choices(data, body)
@@ -128,7 +127,7 @@ def _first_message(
     return message, reason if isinstance(reason, str) else None
 
 
-def parse_response(body: bytes | bytearray) -> ParsedAnswer:
+def parse_response(body: Body) -> ParsedAnswer:
     """Images (decoded, or URLs still to fetch), words and usage of a 200 chat answer.
 
     CPU-heavy for big answers (JSON + base64 of 20+ MB): run it in a thread."""

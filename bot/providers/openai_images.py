@@ -32,6 +32,7 @@ from bot.providers.base import (
 )
 from bot.providers.errors import ProviderError, ProviderErrorKind
 from bot.providers.extract import (
+    Body,
     answer_object,
     clean_detail,
     data_uri,
@@ -106,7 +107,7 @@ def build_request(req: ImageRequest, endpoint: Endpoint) -> tuple[str, dict[str,
 # --- response -----------------------------------------------------------------------------
 
 
-def _load(body: bytes | bytearray) -> dict[str, Any]:
+def _load(body: Body) -> dict[str, Any]:
     answer = answer_object(body)
     if answer.get("error") and not answer.get("data"):
         raise error_in_200(answer["error"], body)
@@ -145,7 +146,7 @@ def _items(data: Any) -> tuple[list[ImageRef], str | None]:
     return refs, "\n".join(words) or None
 
 
-def parse_response(body: bytes | bytearray) -> ParsedAnswer:
+def parse_response(body: Body) -> ParsedAnswer:
     """Images (decoded, or URLs still to fetch), revised-prompt words and usage of a 200 answer,
     or the task id of an async (kling) answer. CPU-heavy for big answers: run it in a thread.
 
@@ -178,7 +179,7 @@ def task_status(word: Any) -> TaskStatus:
     return _STATUS_WORDS.get(str(word or "").strip().lower(), "processing")
 
 
-def parse_task(body: bytes | bytearray) -> TaskState:
+def parse_task(body: Body) -> TaskState:
     """A `GET /images/tasks/{id}` answer (S2): status, `data[].url` when it succeeded,
     `status_message`."""
     answer = _load(body)
